@@ -1,0 +1,43 @@
+//! credit-node: the exchange node every county, city and provincial public-credit-information
+//! platform runs (R-NODE-1).
+//!
+//! # Layout
+//!
+//! * `region`: GB/T 2260 region codes and their levels.
+//! * `record`: the domain model (records, subjects, drafts); no wire or storage types.
+//! * `policy`: the rules: catalog of categories, identifier checks (USCC, resident
+//!   identity numbers), prohibited personal data, and the role-to-RPC table.
+//! * `identity`: mutual TLS. Development PKI, the server's certificate verifier with
+//!   CRLs reread while running, the client connector that checks it reaches a node, and
+//!   `CallerId`, read once from the client certificate.
+//! * `store`: the sled store behind a small interface: records, subject index,
+//!   changelog (the future outbox), usage log. Nothing outside sees sled types.
+//! * `usage`: usage-log entries (使用记录, R-SEC-3).
+//! * `exchange`: the gRPC Exchange service (push, pull-by-subject) and the one place
+//!   where library errors become `tonic::Status`.
+//! * `config`: the node's TOML configuration, checked at start.
+//! * `server`: assembles a node: store, services, TLS, health and reflection;
+//!   `server::run(listener, config, shutdown)`.
+//! * `cli`: the `credit-node` commands (serve, pki, push, pull, demo, bench).
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod exchange;
+pub mod identity;
+pub mod policy;
+pub mod record;
+pub mod region;
+pub mod server;
+pub mod store;
+pub mod usage;
+
+/// Generated wire types and gRPC stubs for `proto/credit/v1`.
+pub mod pb {
+    #![allow(clippy::all, clippy::pedantic)]
+    tonic::include_proto!("credit.v1");
+
+    /// Encoded descriptor set of the wire contract, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/credit_descriptor.bin"));
+}

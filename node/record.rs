@@ -1,0 +1,169 @@
+//! The domain model: 信用记录 (credit records) and 信息主体 (their subjects).
+//!
+//! These types are what the store keeps and the policy checks; the wire types in
+//! `crate::pb` are converted at the edge (`exchange::convert`). Storage never sees
+//! protobuf types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::region::RegionCode;
+
+/// 信息主体 kind (R-DATA-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// 法人和其他组织: identified by a Unified Social Credit Code.
+    Legal,
+    /// 自然人: identified by a resident identity number.
+    Natural,
+}
+
+/// 信息主体: the legal or natural person a record is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub kind: SubjectKind,
+    /// Normalised (upper case) USCC or resident identity number.
+    pub id: String,
+    pub name: String,
+}
+
+/// How a record may be released (R-REL-1..5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disclosure {
+    /// 公开: publicly disclosed.
+    Public,
+    /// 查询: released on query with the subject's written consent (R-REL-4).
+    Consent,
+    /// 共享: shared with government bodies for their statutory duty only (R-REL-5).
+    Statutory,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Active,
+    Suspended,
+    Expired,
+    Deleted,
+}
+
+/// What a provider submits, before the node checks it. Text exactly as received.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Draft {
+    pub subject_kind: Option<SubjectKind>,
+    pub subject_id: String,
+    pub subject_name: String,
+    pub category: String,
+    pub provider_ref: String,
+    pub occurred_on: String,
+    pub ended_on: Option<String>,
+    pub period: String,
+    pub adverse: Option<bool>,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The checked content of one version of a record: everything the content hash covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Content {
+    pub subject: Subject,
+    pub category: String,
+    pub provider_id: String,
+    pub provider_ref: String,
+    /// YYYY-MM-DD.
+    pub occurred_on: String,
+    /// YYYY-MM-DD.
+    pub ended_on: Option<String>,
+    /// YYYY-MM.
+    pub period: String,
+    pub adverse: bool,
+    pub disclosure: Disclosure,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The bytes of a SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// One version of a credit record as a node holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// UUID v7 given by the origin node.
+    pub id: Uuid,
+    pub content: Content,
+    /// The node that first accepted the record; only it changes the record.
+    pub origin: RegionCode,
+    /// Regions the record passed through, origin first.
+    pub path: Vec<RegionCode>,
+    /// Unix milliseconds when the origin accepted this version.
+    pub reported_at_ms: i64,
+    pub version: u64,
+    pub status: Status,
+    pub status_reason: String,
+    pub content_hash: Hash,
+}
+
+impl Content {
+    /// SHA-256 over a canonical encoding of the content. Field order is fixed by the
+    /// struct and the `BTreeMap`, so equal content always hashes equal.
+    pub fn hash(&self) -> Hash {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        // postcard is deterministic for these types (no HashMap, no floats).
+        match postcard::to_stdvec(self) {
+            Ok(bytes) => ctx.update(&bytes),
+            // Serialising plain owned data into a Vec cannot fail; hash the debug form
+            // rather than panic should that ever change.
+            Err(_) => ctx.update(format!("{self:?}").as_bytes()),
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+}
+
+/// Masks an identifier for logs: keeps the first four and last four characters
+/// (`2113**********0134`). Personal identifiers never appear in logs unmasked.
+pub fn mask_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let mut out = String::with_capacity(chars.len());
+    out.extend(&chars[..4]);
+    out.extend(std::iter::repeat_n('*', chars.len() - 8));
+    out.extend(&chars[chars.len() - 4..]);
+    out
+}
+
+impl fmt::Display for SubjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubjectKind::Legal => "legal",
+            SubjectKind::Natural => "natural",
+        })
+    }
+}
+
+impl fmt::Display for Disclosure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Disclosure::Public => "public",
+            Disclosure::Consent => "consent",
+            Disclosure::Statutory => "statutory",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_only_the_ends() {
+        assert_eq!(mask_id("211382198002290134"), "2113**********0134");
+        assert_eq!(mask_id("1234"), "****");
+    }
+}
