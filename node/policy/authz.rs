@@ -1,0 +1,128 @@
+//! The role-to-RPC table: which kind of caller may call which RPC (R-NODE-3).
+//!
+//! One table, so a reader sees every permission in one place. Finer limits that need
+//! the node's configuration (a provider pushes only its registered categories) are
+//! checked by the service with `category_allowed`.
+
+use crate::identity::{CallerId, Role};
+use crate::region::RegionCode;
+
+/// The RPCs a caller can be refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rpc {
+    Push,
+    PullBySubject,
+}
+
+/// A refusal by the role table: the rule it cites and a message for the caller.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message} ({rule})")]
+pub struct Denial {
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl Denial {
+    fn new(rule: &'static str, message: impl Into<String>) -> Self {
+        Denial {
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether `caller` may call `rpc` on the node of region `node`.
+///
+/// | role     | Push                          | PullBySubject              |
+/// |----------|-------------------------------|----------------------------|
+/// | provider | yes, registered here (R-DATA-6) | no (R-REL-4)             |
+/// | operator | no (R-DATA-4)                 | this node's region only    |
+/// | node     | no: nodes sync upward (R-NODE-5) | yes                     |
+/// | agency   | no (R-REL-4)                  | no: query with consent (R-REL-4) |
+pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denial> {
+    match (caller.role, rpc) {
+        (Role::Provider, Rpc::Push) => Ok(()),
+        (Role::Provider, Rpc::PullBySubject) => Err(Denial::new(
+            "R-REL-4",
+            "a provider may push records but not pull another subject's records; \
+             shared data reaches providers through the exchange for their statutory duty",
+        )),
+        (Role::Operator, Rpc::Push) => Err(Denial::new(
+            "R-DATA-4",
+            "records are supplied by registered providers; an operator may not push them",
+        )),
+        (Role::Operator, Rpc::PullBySubject) if caller.region == *node => Ok(()),
+        (Role::Operator, Rpc::PullBySubject) => Err(Denial::new(
+            "R-NODE-3",
+            format!(
+                "an operator of region {} may not pull from the node of region {node}",
+                caller.region
+            ),
+        )),
+        (Role::Node, Rpc::Push) => Err(Denial::new(
+            "R-NODE-5",
+            "nodes send data upward through the uplink, not through Push",
+        )),
+        (Role::Node, Rpc::PullBySubject) => Ok(()),
+        (Role::Agency, Rpc::Push) => Err(Denial::new("R-REL-4", "an agency may not push records")),
+        (Role::Agency, Rpc::PullBySubject) => Err(Denial::new(
+            "R-REL-4",
+            "an agency reads another subject's records only through a consent-gated query",
+        )),
+    }
+}
+
+/// Whether a registered provider may push records of `category`: only the categories
+/// its config entry lists (R-DATA-2).
+pub fn category_allowed(allowed: &[String], category: &str) -> Result<(), Denial> {
+    if allowed.iter().any(|c| c == category) {
+        Ok(())
+    } else {
+        Err(Denial::new(
+            "R-DATA-2",
+            format!("this provider is not registered for category \"{category}\""),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(role: Role, region: &str) -> CallerId {
+        CallerId::new(role, RegionCode::parse(region).unwrap(), "x")
+    }
+
+    #[test]
+    fn the_table() {
+        let here = RegionCode::parse("211382").unwrap();
+        let cases = [
+            (Role::Provider, Rpc::Push, "211382", true),
+            (Role::Provider, Rpc::PullBySubject, "211382", false),
+            (Role::Operator, Rpc::Push, "211382", false),
+            (Role::Operator, Rpc::PullBySubject, "211382", true),
+            (Role::Operator, Rpc::PullBySubject, "211300", false),
+            (Role::Node, Rpc::Push, "211300", false),
+            (Role::Node, Rpc::PullBySubject, "211300", true),
+            (Role::Agency, Rpc::Push, "211382", false),
+            (Role::Agency, Rpc::PullBySubject, "211382", false),
+        ];
+        for (role, rpc, region, ok) in cases {
+            assert_eq!(
+                check(&caller(role, region), rpc, &here).is_ok(),
+                ok,
+                "{role} {rpc:?} {region}"
+            );
+        }
+    }
+
+    #[test]
+    fn categories_are_limited_to_the_registered_list() {
+        let allowed = vec!["tax".to_string()];
+        assert!(category_allowed(&allowed, "tax").is_ok());
+        assert_eq!(
+            category_allowed(&allowed, "power").unwrap_err().rule,
+            "R-DATA-2"
+        );
+    }
+}
