@@ -1,0 +1,518 @@
+//! The server side of R-NODE-3: mutual TLS 1.3 only, client certificates checked against
+//! the federation CA and its CRL, and the caller read from the certificate on every RPC.
+//!
+//! tonic's own `ServerTlsConfig` has no CRL support, so the node runs its own rustls
+//! acceptor (`incoming`) and hands tonic finished `TlsStream`s; `Request::peer_certs()`
+//! still works because tonic implements `Connected` for tokio-rustls' `TlsStream`.
+//!
+//! Revocation is enforced twice: at the handshake (rustls' WebPKI verifier with the CRL),
+//! and on every RPC (`authenticate` looks the serial up in the current revoked set), because
+//! an HTTP/2 connection opened before the revocation can stay up for days.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ServerConfig, WebPkiClientVerifier};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Status};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+
+use super::caller::CallerId;
+
+/// A peer that neither finishes nor abandons its handshake must not hold a task forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Back-off after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Where a node's TLS material lives on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA certificate(s) that client certificates must chain to.
+    pub ca: PathBuf,
+    /// The node's own certificate (chain), PEM.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA's CRL; reread by `reload_crl` and `spawn_crl_watcher`. When given, the file
+    /// must hold at least one CRL signed by the CA (`pki init` writes an empty one).
+    pub crl: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {reason}")]
+    Pem { what: String, reason: String },
+    #[error("{0}: no PEM certificate found")]
+    NoCertificates(String),
+    #[error("CRL refused: {0}")]
+    Crl(String),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The node's TLS state: a `ServerConfig` that is rebuilt whenever the CRL changes, and
+/// the revoked serials that `authenticate` checks on every RPC.
+pub struct ServerTls {
+    material: Material,
+    crl_path: Option<PathBuf>,
+    current: RwLock<Arc<Current>>,
+}
+
+/// What stays fixed for the life of a `ServerTls`; a new CRL is combined with it.
+struct Material {
+    provider: Arc<CryptoProvider>,
+    roots: Arc<RootCertStore>,
+    ca_certs: Vec<CertificateDer<'static>>,
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+/// One consistent generation: config and revoked set always come from the same CRL.
+struct Current {
+    config: Arc<ServerConfig>,
+    revoked: HashSet<Vec<u8>>,
+    /// The CRL text this generation was built from, to tell a real change from a touch.
+    crl_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("crl_path", &self.crl_path)
+            .field("revoked", &self.revoked_count())
+            .finish_non_exhaustive()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            what: what.into(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificates(what.into()));
+    }
+    Ok(certs)
+}
+
+impl ServerTls {
+    /// Loads CA, certificate, key and (optionally) CRL from disk. Only a `ServerTls` built
+    /// this way can `reload_crl`.
+    pub fn from_files(files: &TlsFiles) -> Result<ServerTls, TlsError> {
+        let crl = files.crl.as_deref().map(read).transpose()?;
+        let key_pem = read(&files.key)?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
+            what: files.key.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::build(
+            certs(&read(&files.ca)?, &files.ca.display().to_string())?,
+            certs(&read(&files.cert)?, &files.cert.display().to_string())?,
+            key,
+            crl.as_deref(),
+            files.crl.clone(),
+        )
+    }
+
+    /// The same from PEM text, for tests and the in-process demo and bench.
+    pub fn from_pem(
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        crl_pem: Option<&str>,
+    ) -> Result<ServerTls, TlsError> {
+        let ca_certs = certs(ca_pem.as_bytes(), "CA certificate")?;
+        let cert_chain = certs(cert_pem.as_bytes(), "server certificate")?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::Pem {
+            what: "server key".into(),
+            reason: e.to_string(),
+        })?;
+        Self::build(ca_certs, cert_chain, key, crl_pem.map(str::as_bytes), None)
+    }
+
+    fn build(
+        ca_certs: Vec<CertificateDer<'static>>,
+        cert_chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        crl_pem: Option<&[u8]>,
+        crl_path: Option<PathBuf>,
+    ) -> Result<ServerTls, TlsError> {
+        let mut roots = RootCertStore::empty();
+        for ca in &ca_certs {
+            roots.add(ca.clone())?;
+        }
+        let material = Material {
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            roots: Arc::new(roots),
+            ca_certs,
+            cert_chain,
+            key,
+        };
+        // Any error in CA, certificate, key or CRL fails construction here.
+        let first = material.generation(crl_pem)?;
+        Ok(ServerTls {
+            material,
+            crl_path,
+            current: RwLock::new(Arc::new(first)),
+        })
+    }
+
+    fn current(&self) -> Arc<Current> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Swaps in a new generation built from `crl_pem` unless the text is unchanged.
+    /// A bad CRL leaves the running generation in place.
+    fn apply_crl(&self, crl_pem: &[u8]) -> Result<bool, TlsError> {
+        if self.current().crl_pem.as_deref() == Some(crl_pem) {
+            return Ok(false);
+        }
+        let next = Arc::new(self.material.generation(Some(crl_pem))?);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(true)
+    }
+
+    /// The config new connections are accepted with.
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.current().config.clone()
+    }
+
+    /// Rereads the CRL file and returns whether its content changed. A `ServerTls` built
+    /// without a CRL file returns `Ok(false)`. On error the previous CRL stays in force.
+    pub fn reload_crl(&self) -> Result<bool, TlsError> {
+        match &self.crl_path {
+            Some(path) => self.apply_crl(&read(path)?),
+            None => Ok(false),
+        }
+    }
+
+    /// Replaces the CRL from PEM text (in-memory nodes: tests, demo, bench).
+    pub fn set_crl_pem(&self, crl_pem: &str) -> Result<(), TlsError> {
+        self.apply_crl(crl_pem.as_bytes()).map(drop)
+    }
+
+    /// Whether the current CRL lists `serial` (the certificate's raw DER serial bytes).
+    pub fn is_revoked(&self, serial: &[u8]) -> bool {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .revoked
+            .contains(serial)
+    }
+
+    pub fn revoked_count(&self) -> usize {
+        self.current().revoked.len()
+    }
+
+    /// Polls the CRL file every `every` and reloads it when its mtime or length changes,
+    /// so `pki revoke` takes effect without a restart. The task holds only a weak
+    /// reference and ends once the `ServerTls` is dropped; without a CRL file it ends at once.
+    pub fn spawn_crl_watcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let path = self.crl_path.clone();
+        tokio::spawn(async move {
+            let Some(path) = path else { return };
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut seen: Option<(Option<SystemTime>, u64)> = None;
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                let Some(tls) = weak.upgrade() else { return };
+                let stamp = match tokio::fs::metadata(&path).await {
+                    Ok(meta) => (meta.modified().ok(), meta.len()),
+                    Err(error) => {
+                        if !failing {
+                            tracing::warn!(crl = %path.display(), %error, "cannot stat CRL; keeping the current one");
+                        }
+                        failing = true;
+                        continue;
+                    }
+                };
+                if seen == Some(stamp) {
+                    continue;
+                }
+                seen = Some(stamp);
+                failing = false;
+                let result = match tokio::fs::read(&path).await {
+                    Ok(bytes) => tls.apply_crl(&bytes),
+                    Err(source) => Err(TlsError::Read {
+                        path: path.clone(),
+                        source,
+                    }),
+                };
+                match result {
+                    Ok(true) => tracing::info!(
+                        crl = %path.display(),
+                        revoked = tls.revoked_count(),
+                        "CRL reloaded"
+                    ),
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::warn!(crl = %path.display(), %error, "CRL reload failed; keeping the current one")
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Accepts TCP connections and completes mutual-TLS handshakes, yielding streams for
+/// `Server::serve_with_incoming_shutdown`. Each handshake runs in its own task with a
+/// timeout, using the config current at accept time, so a reloaded CRL applies to the
+/// next connection. Refused handshakes never reach tonic; they are logged at debug.
+/// The accept loop ends, closing the listener, when the returned stream is dropped.
+pub fn incoming(
+    listener: TcpListener,
+    tls: Arc<ServerTls>,
+) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = tx.closed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+            }
+            let acceptor = TlsAcceptor::from(tls.server_config());
+            let tx = tx.clone();
+            tokio::spawn(handshake(acceptor, tcp, peer, tx));
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+async fn handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Result<TlsStream<TcpStream>, std::io::Error>>,
+) {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => {
+            // A send error means the server stopped; the connection is simply dropped.
+            let _ = tx.send(Ok(stream)).await;
+        }
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "R-NODE-3: TLS handshake refused"),
+        Err(_) => tracing::debug!(%peer, "R-NODE-3: TLS handshake timed out"),
+    }
+}
+
+impl Material {
+    /// Builds a config and revoked set from the CRL text, if the node has a CRL.
+    fn generation(&self, crl_pem: Option<&[u8]>) -> Result<Current, TlsError> {
+        let (crls, revoked) = match crl_pem {
+            Some(pem) => self.parse_crls(pem)?,
+            None => (Vec::new(), HashSet::new()),
+        };
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(self.roots.clone(), self.provider.clone())
+                .with_crls(crls)
+                .build()?;
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.cert_chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Current {
+            config: Arc::new(config),
+            revoked,
+            crl_pem: crl_pem.map(<[u8]>::to_vec),
+        })
+    }
+
+    /// Parses every CRL in `pem` and checks it is signed by one of our CAs: rustls would
+    /// only find a bad signature at the next handshake, and refuse every client then.
+    /// Text without any CRL is refused too: a truncated or mistyped file must not quietly
+    /// un-revoke everything (`pki init` writes a signed CRL that lists nothing).
+    fn parse_crls(
+        &self,
+        pem: &[u8],
+    ) -> Result<(Vec<CertificateRevocationListDer<'static>>, HashSet<Vec<u8>>), TlsError> {
+        let crls = CertificateRevocationListDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::Crl(e.to_string()))?;
+        if crls.is_empty() {
+            return Err(TlsError::Crl("no X509 CRL section found".into()));
+        }
+        let cas = self
+            .ca_certs
+            .iter()
+            .filter_map(|der| x509_parser::parse_x509_certificate(der).ok())
+            .map(|(_, cert)| cert)
+            .collect::<Vec<_>>();
+        let mut revoked = HashSet::new();
+        for der in &crls {
+            let (_, crl) =
+                x509_parser::parse_x509_crl(der).map_err(|e| TlsError::Crl(e.to_string()))?;
+            let signed = cas.iter().any(|ca| {
+                ca.subject().as_raw() == crl.issuer().as_raw()
+                    && crl.verify_signature(ca.public_key()).is_ok()
+            });
+            if !signed {
+                return Err(TlsError::Crl(format!(
+                    "issued by {}, which is not a trusted CA or did not sign it",
+                    crl.issuer()
+                )));
+            }
+            revoked.extend(
+                crl.iter_revoked_certificates()
+                    .map(|r| r.raw_serial().to_vec()),
+            );
+        }
+        Ok((crls, revoked))
+    }
+}
+
+/// The first `credit://` style URI among the certificate's subject alternative names.
+pub(crate) fn identity_uri<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a str> {
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|name| match name {
+        GeneralName::URI(uri) => Some(*uri),
+        _ => None,
+    })
+}
+
+fn refuse(reason: impl std::fmt::Display) -> Status {
+    Status::unauthenticated(format!("R-NODE-3: {reason}"))
+}
+
+/// Who is calling, from the client certificate of the connection the request came on.
+///
+/// Runs on every RPC, so it parses only the leaf. The serial check catches certificates
+/// revoked after their connection was established; the handshake caught the rest.
+pub fn authenticate<T>(req: &Request<T>, tls: &ServerTls) -> Result<CallerId, Status> {
+    let certs = req
+        .peer_certs()
+        .ok_or_else(|| refuse("no client certificate"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| refuse("no client certificate"))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| refuse(format_args!("client certificate unreadable: {e}")))?;
+    if tls.is_revoked(cert.raw_serial()) {
+        return Err(refuse("certificate revoked"));
+    }
+    let uri = identity_uri(&cert).ok_or_else(|| {
+        refuse("certificate has no identity URI (SAN credit://<role>/<region>/<id>)")
+    })?;
+    CallerId::parse_uri(uri).map_err(|e| refuse(format_args!("identity URI {uri:?}: {e}")))
+}
+
+/// A tonic interceptor that authenticates every request and leaves the `CallerId` in its
+/// extensions for handlers (`caller(&req)`), so the certificate is parsed once per RPC.
+#[derive(Clone, Debug)]
+pub struct Authenticator(pub Arc<ServerTls>);
+
+impl tonic::service::Interceptor for Authenticator {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let caller = authenticate(&req, &self.0)?;
+        req.extensions_mut().insert(caller);
+        Ok(req)
+    }
+}
+
+/// The caller the `Authenticator` established for this request.
+pub fn caller<T>(req: &Request<T>) -> Result<&CallerId, Status> {
+    req.extensions()
+        .get::<CallerId>()
+        .ok_or_else(|| refuse("request was not authenticated"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::caller::Role;
+    use crate::identity::pki::DevCa;
+    use crate::region::RegionCode;
+
+    fn node_tls(ca: &DevCa, crl: Option<&str>) -> Result<ServerTls, TlsError> {
+        let node = CallerId::new(Role::Node, RegionCode::parse("211300").unwrap(), "n");
+        let issued = ca.issue(&node, &[]).unwrap();
+        ServerTls::from_pem(ca.cert_pem(), &issued.cert_pem, &issued.key_pem, crl)
+    }
+
+    #[test]
+    fn a_request_without_tls_is_unauthenticated() {
+        let ca = DevCa::generate("test CA").unwrap();
+        let tls = node_tls(&ca, None).unwrap();
+        let status = authenticate(&Request::new(()), &tls).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert_eq!(status.message(), "R-NODE-3: no client certificate");
+        let status = caller(&Request::new(())).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn a_crl_from_another_ca_is_refused_and_the_old_one_kept() {
+        let ca = DevCa::generate("test CA").unwrap();
+        let tls = node_tls(&ca, Some(&ca.crl_pem(&[vec![0x42]], 1).unwrap())).unwrap();
+        assert!(tls.is_revoked(&[0x42]));
+        let other = DevCa::generate("other CA").unwrap();
+        let err = tls
+            .set_crl_pem(&other.crl_pem(&[], 2).unwrap())
+            .unwrap_err();
+        assert!(matches!(err, TlsError::Crl(_)), "{err}");
+        assert!(tls.is_revoked(&[0x42]));
+        assert!(node_tls(&ca, Some(&other.crl_pem(&[], 1).unwrap())).is_err());
+        tls.set_crl_pem(&ca.crl_pem(&[], 2).unwrap()).unwrap();
+        assert!(!tls.is_revoked(&[0x42]));
+        // Built from PEM: there is no file to reread.
+        assert!(!tls.reload_crl().unwrap());
+    }
+
+    #[test]
+    fn garbage_material_is_refused() {
+        let ca = DevCa::generate("test CA").unwrap();
+        let err = ServerTls::from_pem("not pem", ca.cert_pem(), "", None).unwrap_err();
+        assert!(matches!(err, TlsError::NoCertificates(_)), "{err}");
+        assert!(
+            node_tls(
+                &ca,
+                Some("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")
+            )
+            .is_err()
+        );
+    }
+}
