@@ -18,11 +18,14 @@
 //! * `config`: the node's TOML configuration, checked at start.
 //! * `server`: assembles a node: store, services, TLS, health and reflection;
 //!   `server::run(listener, config, shutdown)`.
+//! * `devnet`: a development federation in one folder (CA, identities, node configs)
+//!   for the demo, benchmarks and integration tests.
 //! * `cli`: the `credit-node` commands (serve, pki, push, pull, demo, bench).
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+pub mod devnet;
 pub mod exchange;
 pub mod identity;
 pub mod policy;

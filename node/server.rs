@@ -1,1 +1,280 @@
-//! placeholder
+//! Assembles a node: store, catalog and validator, TLS, the gRPC services, health and
+//! reflection. `Node::serve` takes an already-bound listener and a shutdown future, so
+//! tests run whole federations in one process on `127.0.0.1:0`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic::{Code, Request, Status};
+
+use crate::config::Config;
+use crate::exchange::ExchangeService;
+use crate::exchange::status::Refusal;
+use crate::identity::CallerId;
+use crate::identity::tls::{ServerTls, authenticate, incoming};
+use crate::pb;
+use crate::policy::authz::{self, Rpc};
+use crate::policy::{Catalog, Validator};
+use crate::region::RegionCode;
+use crate::store::{Store, StoreError};
+use crate::usage::{self, Action, UsageEntry};
+
+/// Largest gRPC message a node accepts (a full `PushBatch` of long records fits).
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("catalog: {0}")]
+    Catalog(#[from] crate::policy::CatalogError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::identity::tls::TlsError),
+    #[error("store at {dir}: {source}")]
+    Store { dir: String, source: StoreError },
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection service: {0}")]
+    Reflection(String),
+}
+
+/// The result of authenticating a call, put in the request's extensions by the
+/// interceptor and read once by `Gate::admit`, which logs refusals.
+#[derive(Clone)]
+pub struct Authn(pub Result<CallerId, Status>);
+
+/// Reads the caller from the client certificate on every call (R-NODE-3). It never
+/// refuses by itself: the refusal is written to the usage log by `Gate::admit`, which
+/// can wait for the disk.
+#[derive(Clone)]
+pub struct Authenticate(Arc<ServerTls>);
+
+impl Interceptor for Authenticate {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let authn = authenticate(&req, &self.0);
+        req.extensions_mut().insert(Authn(authn));
+        Ok(req)
+    }
+}
+
+/// Admission to every RPC: who is calling, may they call this, and a usage-log entry
+/// for every refusal.
+#[derive(Clone)]
+pub struct Gate {
+    region: RegionCode,
+    store: Store,
+}
+
+impl Gate {
+    pub fn new(region: RegionCode, store: Store) -> Self {
+        Gate { region, store }
+    }
+
+    /// The caller of `req`, if authenticated and allowed `rpc` by the role table.
+    pub async fn admit<T>(
+        &self,
+        req: &Request<T>,
+        rpc: Rpc,
+        action: Action,
+    ) -> Result<CallerId, Status> {
+        let name = rpc_name(rpc);
+        let authn = match req.extensions().get::<Authn>() {
+            Some(Authn(result)) => result.clone(),
+            None => Err(Status::unauthenticated("no client identity (R-NODE-3)")),
+        };
+        let caller = match authn {
+            Ok(caller) => caller,
+            Err(status) => {
+                let refusal = Refusal {
+                    code: Code::Unauthenticated,
+                    field: String::new(),
+                    rule: "R-NODE-3".into(),
+                    message: status.message().to_string(),
+                };
+                self.log_refusal(None, name, action, &refusal).await;
+                return Err(status);
+            }
+        };
+        match authz::check(&caller, rpc, &self.region) {
+            Ok(()) => Ok(caller),
+            Err(denial) => Err(self
+                .refuse(Some(&caller), name, action, denial.into())
+                .await),
+        }
+    }
+
+    /// Writes the refusal to the usage log and returns the status for the caller.
+    pub async fn refuse(
+        &self,
+        caller: Option<&CallerId>,
+        rpc: &str,
+        action: Action,
+        refusal: Refusal,
+    ) -> Status {
+        self.log_refusal(caller, rpc, action, &refusal).await;
+        refusal.status()
+    }
+
+    async fn log_refusal(&self, caller: Option<&CallerId>, rpc: &str, action: Action, r: &Refusal) {
+        let who = caller.map_or_else(|| "unauthenticated".to_string(), CallerId::uri);
+        tracing::info!(caller = %who, rpc, rule = %r.rule, code = ?r.code, "refused");
+        let entry = UsageEntry::new(who, action, rpc, usage::now_ms())
+            .refused(r.code, &r.field, &r.rule, &r.message);
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.append_usage(vec![entry])).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "could not log a refusal"),
+            Err(e) => tracing::error!(error = %e, "could not log a refusal"),
+        }
+    }
+}
+
+fn rpc_name(rpc: Rpc) -> &'static str {
+    match rpc {
+        Rpc::Push => "Push",
+        Rpc::PullBySubject => "PullBySubject",
+    }
+}
+
+/// A node's parts, ready to serve.
+pub struct Node {
+    pub config: Config,
+    pub store: Store,
+    pub tls: Arc<ServerTls>,
+    pub validator: Arc<Validator>,
+}
+
+impl Node {
+    /// Loads the catalog and TLS files and opens (recovering if need be) the store.
+    pub fn open(config: Config) -> Result<Node, NodeError> {
+        let catalog = Arc::new(Catalog::load(config.catalog.as_deref())?);
+        let validator = Arc::new(Validator::new(catalog, config.legacy_codes.iter().cloned()));
+        let tls = Arc::new(ServerTls::from_files(&config.tls)?);
+        let store =
+            Store::open(&config.data_dir, &config.store).map_err(|source| NodeError::Store {
+                dir: config.data_dir.display().to_string(),
+                source,
+            })?;
+        Ok(Node {
+            config,
+            store,
+            tls,
+            validator,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then makes the store durable.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), NodeError> {
+        let config = &self.config;
+        let gate = Gate::new(config.region, self.store.clone());
+        let exchange = ExchangeService::new(
+            config.region,
+            self.store.clone(),
+            self.validator.clone(),
+            &config.providers,
+            gate,
+        );
+        let authenticate = Authenticate(self.tls.clone());
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<pb::exchange_server::ExchangeServer<ExchangeService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| NodeError::Reflection(e.to_string()))?;
+
+        let crl_watch = self.tls.spawn_crl_watcher(config.crl_reload);
+        let exchange = InterceptedService::new(
+            pb::exchange_server::ExchangeServer::new(exchange)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            authenticate,
+        );
+        tracing::info!(region = %config.region, level = %config.region.level(), name = %config.name,
+            addr = ?listener.local_addr().ok(), "node serving");
+        let served = Server::builder()
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(exchange)
+            .serve_with_incoming_shutdown(incoming(listener, self.tls.clone()), shutdown)
+            .await;
+        crl_watch.abort();
+        let synced = self.store.sync();
+        served?;
+        synced.map_err(|source| NodeError::Store {
+            dir: config.data_dir.display().to_string(),
+            source,
+        })?;
+        tracing::info!(region = %config.region, "node stopped");
+        Ok(())
+    }
+}
+
+/// A node started in the background, for tests, the demo and benchmarks.
+pub struct NodeHandle {
+    pub addr: SocketAddr,
+    pub node: Arc<Node>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), NodeError>>,
+}
+
+impl NodeHandle {
+    /// `https://127.0.0.1:<port>`, for clients.
+    pub fn endpoint(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.node.store
+    }
+
+    /// Stops serving, waits for the server to finish, and syncs the store.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(e) => Err(NodeError::Reflection(format!("server task failed: {e}"))),
+        }
+    }
+}
+
+/// Opens a node and serves it on `config.listen` (port 0 picks a free port).
+pub async fn start(config: Config) -> Result<NodeHandle, NodeError> {
+    let addr = config.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Listen { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| NodeError::Listen { addr, source })?;
+    let node = Arc::new(Node::open(config)?);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(node.clone().serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok(NodeHandle {
+        addr,
+        node,
+        stop: Some(stop),
+        task,
+    })
+}

@@ -1,1 +1,346 @@
-//! placeholder
+//! The `credit-node` command line. `main.rs` only parses and calls `run`.
+//!
+//! * `records`: record files (JSON Lines, CSV) in, JSON Lines out.
+//! * `client`: push and pull over mutual TLS.
+//! * `demo`: a development node with a generated PKI and sample records.
+//! * `bench`: throughput benchmarks.
+
+pub mod bench;
+pub mod client;
+pub mod demo;
+pub mod records;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::identity::{CallerId, Role, pki};
+use crate::region::RegionCode;
+
+/// Errors at the edge of the program, where they are only printed.
+pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How a command ended, as its exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything done (0).
+    Ok,
+    /// `push`: some records were refused, the others stored (3).
+    SomeRejected,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::SomeRejected => 3,
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "credit-node",
+    version,
+    about = "Exchange node for county, city and provincial public-credit-information platforms",
+    long_about = "Exchange node for county, city and provincial public-credit-information platforms.\n\n\
+        Providers push records to their local node over mutual TLS; operators and nodes pull a \
+        subject's records. Every use is written to the node's usage log.\n\n\
+        Exit status: 0 success; 3 `push` stored some records and refused others; 1 any other failure."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node from its TOML config file until interrupted (Ctrl-C or SIGTERM).
+    Serve {
+        /// The node's config file (keys: region, name, listen, data_dir, [tls], [[providers]] ...).
+        #[arg(long, env = "CREDIT_NODE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Development PKI: a CA, certificates naming their holder, revocation.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Push a record file (JSON Lines, or CSV by the .csv extension) as a provider.
+    ///
+    /// Prints each refused record with its line number, field and rule, then
+    /// `accepted N, rejected M`. Exits 0 when all were accepted, 3 when some were refused.
+    Push {
+        /// The record file.
+        file: PathBuf,
+        /// The reporting period the records are submitted for (YYYY-MM).
+        #[arg(long)]
+        period: String,
+        /// Records per batch sent to the node.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Print a subject's records held by the node, as JSON Lines (operators and nodes).
+    Pull {
+        /// The subject's Unified Social Credit Code or resident identity number.
+        subject_id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Start a development node (Lingyuan, 211382) with a generated PKI, push the sample
+    /// records, print what happened and how to call it, and serve until Ctrl-C.
+    Demo {
+        /// End after the account instead of serving (for scripts).
+        #[arg(long)]
+        exit: bool,
+        /// Keep the PKI, config and data here instead of a temporary folder.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Measure throughput on this machine (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PkiCommand {
+    /// Make a development CA: DIR/ca.pem, DIR/ca.key (keep it secret), DIR/crl.pem.
+    Init {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue a certificate naming credit://ROLE/REGION/ID: writes OUT/cert.pem, OUT/key.pem, OUT/ca.pem.
+    Issue {
+        /// The CA folder made by `pki init`.
+        #[arg(long)]
+        ca: PathBuf,
+        /// node, provider, agency or operator.
+        #[arg(long)]
+        role: String,
+        /// The holder's six-digit region code, e.g. 211382.
+        #[arg(long)]
+        region: String,
+        /// The holder's id within its role and region, e.g. lingyuan-tax.
+        #[arg(long)]
+        id: String,
+        /// A DNS name or IP address for a node's certificate (repeatable; default localhost and 127.0.0.1).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Revoke a certificate: adds it to CA/crl.pem, which running nodes reread.
+    Revoke {
+        #[arg(long)]
+        ca: PathBuf,
+        /// The certificate to revoke (PEM).
+        cert: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Push generated valid records over mutual TLS to an in-process node, then write the
+    /// same records straight into a store (the ceiling); print records/s, batch latency and the ratio.
+    Push(bench::PushBenchArgs),
+}
+
+/// Where a client command connects, and as whom.
+#[derive(Args, Debug)]
+pub struct TargetArgs {
+    /// The node, e.g. https://127.0.0.1:7443.
+    #[arg(long, env = "CREDIT_NODE_ENDPOINT")]
+    pub endpoint: String,
+    /// A folder with ca.pem, cert.pem and key.pem.
+    #[arg(long, env = "CREDIT_NODE_IDENTITY")]
+    pub identity: PathBuf,
+}
+
+impl TargetArgs {
+    fn target(&self) -> client::Target {
+        client::Target {
+            endpoint: self.endpoint.clone(),
+            identity: self.identity.clone(),
+        }
+    }
+}
+
+/// The previous calendar month, YYYY-MM: what providers report by the 23rd (R-DATA-5),
+/// and a period for which generated records are never dated in the future.
+pub fn previous_month() -> String {
+    use chrono::Datelike;
+    let today = chrono::Local::now().date_naive();
+    let first = today.with_day(1).unwrap_or(today);
+    first
+        .pred_opt()
+        .unwrap_or(first)
+        .format("%Y-%m")
+        .to_string()
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<Exit, CliError> {
+    match cli.command {
+        Command::Serve { config } => serve(&config).await,
+        Command::Pki { command } => pki_command(command),
+        Command::Push {
+            file,
+            period,
+            batch_size,
+            target,
+        } => push(&file, &period, batch_size, &target).await,
+        Command::Pull { subject_id, target } => {
+            let channel = target.target().connect().await?;
+            let records = client::pull(channel, &subject_id).await?;
+            let mut out = std::io::stdout().lock();
+            for r in &records {
+                writeln!(out, "{}", records::record_json(r))?;
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Demo { exit, dir } => demo::run(dir, exit).await,
+        Command::Bench {
+            command: BenchCommand::Push(args),
+        } => bench::push(args).await,
+    }
+}
+
+async fn serve(path: &std::path::Path) -> Result<Exit, CliError> {
+    let config = Config::load(path)?;
+    let addr = config.listen;
+    let node = std::sync::Arc::new(crate::server::Node::open(config)?);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    // One plain line on stdout, for operators and scripts that asked for port 0.
+    println!(
+        "credit-node: region {} ({}) listening on {bound}",
+        node.config.region,
+        node.config.region.level()
+    );
+    std::io::stdout().flush()?;
+    node.serve(listener, shutdown_signal()).await?;
+    Ok(Exit::Ok)
+}
+
+/// Ctrl-C, or SIGTERM on Unix (systemd, Kubernetes).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn pki_command(command: PkiCommand) -> Result<Exit, CliError> {
+    match command {
+        PkiCommand::Init { out } => {
+            pki::init(&out)?;
+            println!(
+                "CA written to {} (ca.pem, ca.key, crl.pem); keep ca.key secret",
+                out.display()
+            );
+        }
+        PkiCommand::Issue {
+            ca,
+            role,
+            region,
+            id,
+            hosts,
+            out,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                format!("--role must be node, provider, agency or operator, got {role:?}")
+            })?;
+            let region = RegionCode::parse(&region).map_err(|e| format!("--region: {e}"))?;
+            let caller = CallerId::parse_uri(&CallerId::new(role, region, id).uri())
+                .map_err(|e| format!("--id: {e}"))?;
+            pki::issue(&ca, &caller, &hosts, &out)?;
+            println!(
+                "{} issued to {} (cert.pem, key.pem, ca.pem)",
+                caller.uri(),
+                out.display()
+            );
+        }
+        PkiCommand::Revoke { ca, cert } => {
+            let outcome = pki::revoke(&ca, &cert)?;
+            println!("{outcome}");
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+async fn push(
+    file: &std::path::Path,
+    period: &str,
+    batch_size: usize,
+    target: &TargetArgs,
+) -> Result<Exit, CliError> {
+    let period_ok = period.len() == 7
+        && period.as_bytes()[4] == b'-'
+        && period
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| i == 4 || b.is_ascii_digit());
+    if !period_ok {
+        return Err(format!("--period must be YYYY-MM, got {period:?} (R-DATA-5)").into());
+    }
+    let (lines, len) = client::open_records(file, period)?;
+    let channel = target.target().connect().await?;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:30}] {eta}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress_bar = bar.clone();
+    let report = client::push_lines(channel, lines, batch_size, move |n| progress_bar.inc(n)).await;
+    bar.finish_and_clear();
+    let report = report?;
+    let mut out = std::io::stdout().lock();
+    for r in &report.rejections {
+        writeln!(
+            out,
+            "line {}: {}: {} ({})",
+            r.line, r.field, r.message, r.rule
+        )?;
+    }
+    writeln!(
+        out,
+        "accepted {}, rejected {}",
+        report.accepted(),
+        report.rejected()
+    )?;
+    Ok(if report.rejected() > 0 {
+        Exit::SomeRejected
+    } else {
+        Exit::Ok
+    })
+}

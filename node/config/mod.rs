@@ -1,1 +1,257 @@
-//! placeholder
+//! The node's configuration: one TOML file, checked at start. A bad config is refused
+//! with the key and the reason; nothing starts half-configured.
+//!
+//! Relative paths in the file are read relative to the file's own folder, so a
+//! deployment folder can be moved as a whole.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::identity::tls::TlsFiles;
+use crate::policy::Catalog;
+use crate::region::RegionCode;
+use crate::store::StoreOptions;
+
+/// A refused configuration: the key (as a TOML path) and why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("config key `{key}`: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// A checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This platform's region code; its level follows from it (R-NODE-1).
+    pub region: RegionCode,
+    /// The platform's name, e.g. 凌源市公共信用信息平台.
+    pub name: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls: TlsFiles,
+    /// How often the CRL file is checked for changes.
+    pub crl_reload: Duration,
+    /// An operator's catalog file that adds to or replaces built-in categories.
+    pub catalog: Option<PathBuf>,
+    /// Known legacy codes that pass without the check-character test (pilot-region
+    /// USCCs issued before GB 32100, for example).
+    pub legacy_codes: Vec<String>,
+    pub providers: Vec<Provider>,
+    pub store: StoreOptions,
+}
+
+/// 信息提供主体: a unit registered to push records to this node (R-DATA-6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provider {
+    /// The id in the provider's certificate, `credit://provider/<region>/<id>`.
+    pub id: String,
+    pub name: String,
+    /// The catalog categories it may push.
+    pub categories: Vec<String>,
+    /// The unit's Unified Social Credit Code, when registered.
+    pub uscc: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    region: String,
+    name: String,
+    listen: String,
+    data_dir: PathBuf,
+    tls: RawTls,
+    catalog: Option<PathBuf>,
+    #[serde(default)]
+    legacy_codes: Vec<String>,
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+    #[serde(default)]
+    store: RawStore,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    crl: Option<PathBuf>,
+    crl_reload_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    id: String,
+    name: String,
+    categories: Vec<String>,
+    uscc: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    cache_mb: Option<u64>,
+}
+
+impl Config {
+    /// Reads and checks a config file, including that the catalog loads and every
+    /// provider's categories exist in it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("(file)", format!("cannot read {}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_toml(&text, base)
+    }
+
+    /// Parses and checks config text; relative paths are taken relative to `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let key = e
+                .message()
+                .split('`')
+                .nth(1)
+                .unwrap_or("(syntax)")
+                .to_string();
+            err(key, e.to_string().trim().replace('\n', " "))
+        })?;
+        let region =
+            RegionCode::parse(raw.region.trim()).map_err(|e| err("region", e.to_string()))?;
+        if raw.name.trim().is_empty() {
+            return Err(err("name", "must not be empty"));
+        }
+        let listen: SocketAddr = raw.listen.parse().map_err(|e| {
+            err(
+                "listen",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:7443: {e}",
+                    raw.listen
+                ),
+            )
+        })?;
+        if raw.data_dir.as_os_str().is_empty() {
+            return Err(err("data_dir", "must not be empty"));
+        }
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let tls = TlsFiles {
+            ca: resolve(&raw.tls.ca),
+            cert: resolve(&raw.tls.cert),
+            key: resolve(&raw.tls.key),
+            crl: raw.tls.crl.as_deref().map(resolve),
+        };
+        for (key, path) in [
+            ("tls.ca", Some(&tls.ca)),
+            ("tls.cert", Some(&tls.cert)),
+            ("tls.key", Some(&tls.key)),
+            ("tls.crl", tls.crl.as_ref()),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return Err(err(key, format!("no file at {}", path.display())));
+            }
+        }
+        let crl_reload = Duration::from_secs(raw.tls.crl_reload_secs.unwrap_or(5));
+        if crl_reload.is_zero() {
+            return Err(err("tls.crl_reload_secs", "must be at least 1"));
+        }
+        let catalog_path = raw.catalog.as_deref().map(resolve);
+        let catalog =
+            Catalog::load(catalog_path.as_deref()).map_err(|e| err("catalog", e.to_string()))?;
+
+        let mut seen = HashSet::new();
+        let mut providers = Vec::with_capacity(raw.providers.len());
+        for (i, p) in raw.providers.into_iter().enumerate() {
+            let key = |field: &str| format!("providers[{i}].{field}");
+            let id_ok = !p.id.is_empty()
+                && p.id.len() <= 64
+                && p.id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !id_ok {
+                return Err(err(
+                    key("id"),
+                    format!("{:?} must be 1-64 of A-Z a-z 0-9 - _ .", p.id),
+                ));
+            }
+            if !seen.insert(p.id.clone()) {
+                return Err(err(
+                    key("id"),
+                    format!("provider {:?} is listed twice", p.id),
+                ));
+            }
+            if p.name.trim().is_empty() {
+                return Err(err(key("name"), "must not be empty"));
+            }
+            if p.categories.is_empty() {
+                return Err(err(key("categories"), "list at least one catalog category"));
+            }
+            for c in &p.categories {
+                if catalog.get(c).is_none() {
+                    return Err(err(
+                        key("categories"),
+                        format!("unknown catalog category {c:?}"),
+                    ));
+                }
+            }
+            let uscc = match p.uscc {
+                Some(code) => {
+                    let code = crate::policy::identifier::normalise_id(&code);
+                    crate::policy::identifier::check_uscc(&code)
+                        .map_err(|e| err(key("uscc"), e.to_string()))?;
+                    Some(code)
+                }
+                None => None,
+            };
+            providers.push(Provider {
+                id: p.id,
+                name: p.name,
+                categories: p.categories,
+                uscc,
+            });
+        }
+        let cache_mb = raw.store.cache_mb.unwrap_or(256);
+        if !(16..=65536).contains(&cache_mb) {
+            return Err(err("store.cache_mb", "must be between 16 and 65536"));
+        }
+        Ok(Config {
+            region,
+            name: raw.name,
+            listen,
+            data_dir: resolve(&raw.data_dir),
+            tls,
+            crl_reload,
+            catalog: catalog_path,
+            legacy_codes: raw.legacy_codes,
+            providers,
+            store: StoreOptions {
+                cache_bytes: cache_mb * 1024 * 1024,
+            },
+        })
+    }
+
+    pub fn provider(&self, id: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests;

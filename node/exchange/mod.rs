@@ -1,1 +1,339 @@
-//! placeholder
+//! The Exchange service (R-NODE-2): providers push records; operators and nodes pull a
+//! subject's records. Every call, accepted or refused, writes the usage log.
+//!
+//! * `convert`: wire <-> domain.
+//! * `status`: library errors -> `tonic::Status`, in one place.
+
+pub mod convert;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use crate::config::Provider;
+use crate::identity::CallerId;
+use crate::pb;
+use crate::policy::Validator;
+use crate::policy::authz::{self, Rpc};
+use crate::record::{Content, mask_id};
+use crate::region::RegionCode;
+use crate::server::Gate;
+use crate::store::{Applied, Store};
+use crate::usage::{self, Action, UsageEntry};
+
+use status::{Refusal, store_status};
+
+/// Most records one `PushBatch` may carry; larger batches are refused whole.
+pub const MAX_BATCH: usize = 10_000;
+/// Up to this many record ids are listed in one usage entry; beyond it, counts only.
+const MAX_IDS_PER_ENTRY: usize = 1_000;
+
+#[derive(Clone)]
+pub struct ExchangeService {
+    region: RegionCode,
+    store: Store,
+    validator: Arc<Validator>,
+    providers: Arc<HashMap<String, Provider>>,
+    gate: Gate,
+}
+
+impl ExchangeService {
+    pub fn new(
+        region: RegionCode,
+        store: Store,
+        validator: Arc<Validator>,
+        providers: &[Provider],
+        gate: Gate,
+    ) -> Self {
+        let providers = providers
+            .iter()
+            .map(|p| (p.id.clone(), p.clone()))
+            .collect();
+        ExchangeService {
+            region,
+            store,
+            validator,
+            providers: Arc::new(providers),
+            gate,
+        }
+    }
+
+    /// A provider pushes only if it is registered at this node, with a certificate of
+    /// this node's region (R-DATA-6).
+    async fn registered_provider(&self, caller: &CallerId) -> Result<Provider, Status> {
+        let refusal = match self.providers.get(&caller.id) {
+            Some(p) if caller.region == self.region => return Ok(p.clone()),
+            Some(_) => Refusal {
+                code: Code::PermissionDenied,
+                field: String::new(),
+                rule: "R-DATA-6".into(),
+                message: format!(
+                    "provider {} holds a certificate for region {}, not for this node's region {}",
+                    caller.id, caller.region, self.region
+                ),
+            },
+            None => Refusal {
+                code: Code::PermissionDenied,
+                field: String::new(),
+                rule: "R-DATA-6".into(),
+                message: format!("provider {} is not registered at this node", caller.id),
+            },
+        };
+        Err(self
+            .gate
+            .refuse(Some(caller), "Push", Action::Push, refusal)
+            .await)
+    }
+
+    /// Checks every record of a batch on its own, stores the accepted ones durably, and
+    /// reports one outcome per record.
+    async fn push_batch(
+        &self,
+        caller: &CallerId,
+        provider: &Provider,
+        batch: pb::PushBatch,
+    ) -> Result<pb::PushResult, Status> {
+        if batch.records.len() > MAX_BATCH {
+            let refusal = Refusal {
+                code: Code::InvalidArgument,
+                field: "records".into(),
+                rule: "R-NODE-2".into(),
+                message: format!(
+                    "a batch holds at most {MAX_BATCH} records, this one {}",
+                    batch.records.len()
+                ),
+            };
+            return Err(self
+                .gate
+                .refuse(Some(caller), "Push", Action::Push, refusal)
+                .await);
+        }
+        let today = chrono::Local::now().date_naive();
+        let total = batch.records.len();
+        let mut outcomes: Vec<Option<pb::RecordOutcome>> = vec![None; total];
+        let mut accepted: Vec<(usize, Content)> = Vec::with_capacity(total);
+        let mut refused: Vec<(String, Refusal)> = Vec::new();
+        for (index, wire) in batch.records.into_iter().enumerate() {
+            let subject = wire
+                .subject
+                .as_ref()
+                .map(|s| s.id.clone())
+                .unwrap_or_default();
+            // An unknown category is bad input (the validator says so); a known one the
+            // provider is not registered for is a denial.
+            let known = self.validator.catalog().get(&wire.category).is_some();
+            let checked = (if known {
+                authz::category_allowed(&provider.categories, &wire.category)
+            } else {
+                Ok(())
+            })
+            .map_err(|d| Refusal {
+                field: "category".into(),
+                ..Refusal::from(d)
+            })
+            .and_then(|()| convert::draft_from_wire(wire).map_err(Refusal::from))
+            .and_then(|draft| {
+                self.validator
+                    .check(&draft, &provider.id, today)
+                    .map_err(Refusal::from)
+            });
+            match checked {
+                Ok(content) => accepted.push((index, content)),
+                Err(refusal) => {
+                    outcomes[index] = Some(rejected_outcome(index, &refusal));
+                    refused.push((subject, refusal));
+                }
+            }
+        }
+
+        let (indices, contents): (Vec<usize>, Vec<Content>) = accepted.into_iter().unzip();
+        let store = self.store.clone();
+        let caller_uri = caller.uri();
+        let origin = self.region;
+        let rejected = refused.len();
+        let applied = tokio::task::spawn_blocking(move || {
+            let now = usage::now_ms();
+            store.accept(contents, origin, now, |applied| {
+                push_usage(&caller_uri, now, applied, &refused)
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("push task failed: {e}")))?
+        .map_err(|e| store_status(&e))?;
+
+        for (index, a) in indices.into_iter().zip(&applied) {
+            let outcome = match a {
+                Applied::Created { .. } => pb::Outcome::Created,
+                Applied::NewVersion { .. } => pb::Outcome::NewVersion,
+                Applied::Unchanged { .. } => pb::Outcome::Unchanged,
+            };
+            outcomes[index] = Some(pb::RecordOutcome {
+                index: index as u32,
+                outcome: outcome as i32,
+                record_id: a.id().to_string(),
+                version: a.version(),
+                refusal: None,
+            });
+        }
+        tracing::debug!(caller = %caller, accepted = applied.len(), rejected, "push batch stored");
+        Ok(pb::PushResult {
+            batch_ref: batch.batch_ref,
+            outcomes: outcomes.into_iter().flatten().collect(),
+            accepted: applied.len() as u32,
+            rejected: rejected as u32,
+        })
+    }
+}
+
+fn rejected_outcome(index: usize, r: &Refusal) -> pb::RecordOutcome {
+    pb::RecordOutcome {
+        index: index as u32,
+        outcome: pb::Outcome::Rejected as i32,
+        record_id: String::new(),
+        version: 0,
+        refusal: Some(pb::Refusal {
+            code: r.code as i32,
+            field: r.field.clone(),
+            rule: r.rule.clone(),
+            message: r.message.clone(),
+        }),
+    }
+}
+
+/// The usage entries of one push batch: one for the batch, one per refused record.
+fn push_usage(
+    caller: &str,
+    now: i64,
+    applied: &[Applied],
+    refused: &[(String, Refusal)],
+) -> Vec<UsageEntry> {
+    let (mut created, mut versions, mut unchanged) = (0, 0, 0);
+    for a in applied {
+        match a {
+            Applied::Created { .. } => created += 1,
+            Applied::NewVersion { .. } => versions += 1,
+            Applied::Unchanged { .. } => unchanged += 1,
+        }
+    }
+    let mut entries = Vec::with_capacity(1 + refused.len());
+    if !applied.is_empty() {
+        let mut e = UsageEntry::new(caller, Action::Push, "Push", now);
+        e.count = applied.len() as u64;
+        if applied.len() <= MAX_IDS_PER_ENTRY {
+            e.record_ids = applied
+                .iter()
+                .filter(|a| !matches!(a, Applied::Unchanged { .. }))
+                .map(Applied::id)
+                .collect();
+        }
+        e.detail = format!(
+            "accepted {}: created {created}, new versions {versions}, unchanged {unchanged}; rejected {}",
+            applied.len(),
+            refused.len()
+        );
+        entries.push(e);
+    }
+    for (subject, r) in refused {
+        let mut e = UsageEntry::new(caller, Action::Push, "Push", now)
+            .refused(r.code, &r.field, &r.rule, &r.message);
+        e.subject = (!subject.is_empty()).then(|| subject.clone());
+        entries.push(e);
+    }
+    entries
+}
+
+#[tonic::async_trait]
+impl pb::exchange_server::Exchange for ExchangeService {
+    type PushStream = ReceiverStream<Result<pb::PushResult, Status>>;
+    type PullBySubjectStream = ReceiverStream<Result<pb::Record, Status>>;
+
+    async fn push(
+        &self,
+        request: Request<Streaming<pb::PushBatch>>,
+    ) -> Result<Response<Self::PushStream>, Status> {
+        let caller = self.gate.admit(&request, Rpc::Push, Action::Push).await?;
+        let provider = self.registered_provider(&caller).await?;
+        let mut batches = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let service = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = match batches.message().await {
+                    Ok(Some(batch)) => batch,
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::debug!(caller = %caller, %status, "push stream ended by the client");
+                        break;
+                    }
+                };
+                let result = service.push_batch(&caller, &provider, batch).await;
+                let failed = result.is_err();
+                if tx.send(result).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn pull_by_subject(
+        &self,
+        request: Request<pb::PullRequest>,
+    ) -> Result<Response<Self::PullBySubjectStream>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::PullBySubject, Action::Pull)
+            .await?;
+        let subject = crate::policy::identifier::normalise_id(&request.get_ref().subject_id);
+        if subject.is_empty()
+            || subject.len() > 64
+            || !subject.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            let refusal = Refusal {
+                code: Code::InvalidArgument,
+                field: "subject_id".into(),
+                rule: "R-DATA-1".into(),
+                message: "must be a subject identifier (letters and digits, at most 64)".into(),
+            };
+            return Err(self
+                .gate
+                .refuse(Some(&caller), "PullBySubject", Action::Pull, refusal)
+                .await);
+        }
+        let store = self.store.clone();
+        let caller_uri = caller.uri();
+        let subject_for_log = subject.clone();
+        let records = tokio::task::spawn_blocking(move || {
+            let records = store.records_of(&subject)?;
+            let mut e = UsageEntry::new(caller_uri, Action::Pull, "PullBySubject", usage::now_ms());
+            e.subject = Some(subject);
+            e.count = records.len() as u64;
+            e.record_ids = records
+                .iter()
+                .take(MAX_IDS_PER_ENTRY)
+                .map(|r| r.id)
+                .collect();
+            e.detail = format!("returned {} records", records.len());
+            // The use is on record before any data leaves the node.
+            store.append_usage(vec![e])?;
+            Ok::<_, crate::store::StoreError>(records)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("pull task failed: {e}")))?
+        .map_err(|e| store_status(&e))?;
+        tracing::debug!(caller = %caller, subject = %mask_id(&subject_for_log), records = records.len(), "pull");
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            for r in &records {
+                if tx.send(Ok(convert::record_to_wire(r))).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,1 +1,613 @@
-//! placeholder
+//! The node's embedded store (R-NODE-4): sled 0.34.7 behind a small interface.
+//! Nothing outside this module sees a sled type.
+//!
+//! # Layout
+//!
+//! Three trees, one purpose each:
+//! * `changelog`: every version of every record, in sequence order: the source of truth
+//!   and the outbox the uplink will stream upward. Stored in chunks: key = the first
+//!   sequence of the chunk (u64, big-endian), value = the consecutive versions from there
+//!   (at most `CHUNK_BYTES` encoded, so chunks stay below sled's blob threshold). A push
+//!   batch writes one or a few chunks instead of one sled insert per record.
+//! * `records`: the current state, rebuilt from the changelog if need be:
+//!   `k` subject \0 category \0 provider \0 reference -> the current version (a
+//!   subject's records are one prefix scan); `a` -> the last changelog
+//!   sequence applied here. No id index: a record id carries the sequence of its first
+//!   version (see `ids`), which leads to the natural key.
+//! * `usage`: sequence -> hash-chained usage entry (R-SEC-3).
+//!
+//! # Writing and durability
+//!
+//! One writer at a time decides outcomes (created, new version, unchanged) and writes a
+//! batch as three `apply_batch` calls in a fixed order: changelog, records, usage. Each is
+//! atomic; sled recovers a prefix of its log, so after a crash the records tree is never
+//! ahead of the changelog, and `open` replays any changelog tail the records tree lacks.
+//! A batch is acknowledged only after `sync`: sled's `flush` (which on Linux ends in
+//! `sync_file_range`, sled issue #1452) followed by `fdatasync` of sled's `db` file and
+//! an fsync of any new blob files and their directory. See ARCHITECTURE.md, "Durability".
+
+mod codec;
+mod durability;
+mod ids;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use uuid::Uuid;
+
+use crate::record::{Content, Hash, Record, Status};
+use crate::region::RegionCode;
+use crate::usage::{Chained, UsageEntry};
+
+use codec::{decode, encode};
+use durability::Durability;
+
+const APPLIED_KEY: &[u8] = b"a";
+const RECORD_PREFIX: u8 = b'k';
+/// Largest encoded changelog chunk (one record larger than this gets a chunk of its own).
+const CHUNK_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage engine: {0}")]
+    Engine(String),
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored data does not decode ({what}): {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("the store refused further writes after an earlier write failed; restart the node")]
+    Poisoned,
+    #[error("the store's lock was poisoned by a panic; restart the node")]
+    Lock,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) => StoreError::Io(io),
+            other => StoreError::Engine(other.to_string()),
+        }
+    }
+}
+
+/// What happened to one accepted record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A new record, version 1.
+    Created { id: Uuid, version: u64 },
+    /// A known provider reference with different content: a new version.
+    NewVersion { id: Uuid, version: u64 },
+    /// An identical re-push: nothing was written.
+    Unchanged { id: Uuid, version: u64 },
+}
+
+impl Applied {
+    pub fn id(&self) -> Uuid {
+        match *self {
+            Applied::Created { id, .. }
+            | Applied::NewVersion { id, .. }
+            | Applied::Unchanged { id, .. } => id,
+        }
+    }
+    pub fn version(&self) -> u64 {
+        match *self {
+            Applied::Created { version, .. }
+            | Applied::NewVersion { version, .. }
+            | Applied::Unchanged { version, .. } => version,
+        }
+    }
+}
+
+/// Counts for status and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub records: u64,
+    pub last_change: u64,
+    pub usage_entries: u64,
+}
+
+/// Store tuning that operators may set.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes. RSS runs at about 1.3x this or more (sled #986).
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+struct Writer {
+    next_change: u64,
+    next_usage: u64,
+    usage_head: Hash,
+}
+
+/// A node's store. Clone it freely: clones share one open database (sled supports one
+/// open instance per process).
+#[derive(Clone)]
+pub struct Store {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    records: sled::Tree,
+    changelog: sled::Tree,
+    usage: sled::Tree,
+    writer: Mutex<Writer>,
+    durability: Durability,
+    poisoned: AtomicBool,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, then replays any changelog entries the
+    /// records tree has not yet applied.
+    pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let db = open_db(dir, options)?;
+        let records = db.open_tree("records")?;
+        let changelog = db.open_tree("changelog")?;
+        let usage = db.open_tree("usage")?;
+        let durability = Durability::new(dir)?;
+
+        let next_change = match changelog.last()? {
+            Some((k, v)) => {
+                seq_of(&k)? + decode::<Vec<Record>>(&v, "changelog chunk")?.len() as u64
+            }
+            None => 1,
+        };
+        let (next_usage, usage_head) = match usage.last()? {
+            Some((k, v)) => (seq_of(&k)? + 1, decode::<Chained>(&v, "usage entry")?.hash),
+            None => (1, [0u8; 32]),
+        };
+        let store = Store {
+            inner: std::sync::Arc::new(Inner {
+                db,
+                records,
+                changelog,
+                usage,
+                writer: Mutex::new(Writer {
+                    next_change,
+                    next_usage,
+                    usage_head,
+                }),
+                durability,
+                poisoned: AtomicBool::new(false),
+                dir: dir.to_path_buf(),
+            }),
+        };
+        store.replay()?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Applies changelog entries after the records tree's `applied` mark. Each entry holds
+    /// a full record version, so replay is idempotent: an entry never lowers a version.
+    fn replay(&self) -> Result<u64, StoreError> {
+        let inner = &self.inner;
+        let applied = match inner.records.get(APPLIED_KEY)? {
+            Some(v) => seq_of(&v)?,
+            None => 0,
+        };
+        let mut replayed = 0u64;
+        for (seq, record) in self.changes_since(applied, usize::MAX)? {
+            let key = natural_key(&record.content);
+            let newer = match inner.records.get(&key)? {
+                Some(cur) => decode::<Record>(&cur, "record")?.version < record.version,
+                None => true,
+            };
+            let mut batch = sled::Batch::default();
+            if newer {
+                batch.insert(key, encode(&record)?);
+            }
+            batch.insert(APPLIED_KEY, &seq.to_be_bytes());
+            inner.records.apply_batch(batch)?;
+            replayed += 1;
+        }
+        if replayed > 0 {
+            tracing::warn!(
+                replayed,
+                "replayed changelog entries missing from the records tree"
+            );
+            self.sync()?;
+        }
+        Ok(replayed)
+    }
+
+    /// Accepts checked records from this node's providers: each becomes a new record, a
+    /// new version, or nothing (an identical re-push). The usage entries `usage` returns,
+    /// given the outcomes, are written with the records. Returns after all is durable.
+    pub fn accept<F>(
+        &self,
+        batch: Vec<Content>,
+        origin: RegionCode,
+        now_ms: i64,
+        usage: F,
+    ) -> Result<Vec<Applied>, StoreError>
+    where
+        F: FnOnce(&[Applied]) -> Vec<UsageEntry>,
+    {
+        self.check_writable()?;
+        let applied = {
+            let mut w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+            let result = self.decide_and_write(&mut w, batch, origin, now_ms, usage);
+            if result.is_err() {
+                self.inner.poisoned.store(true, Ordering::SeqCst);
+            }
+            result?
+        };
+        self.sync()?;
+        Ok(applied)
+    }
+
+    fn decide_and_write<F>(
+        &self,
+        w: &mut Writer,
+        batch: Vec<Content>,
+        origin: RegionCode,
+        now_ms: i64,
+        usage: F,
+    ) -> Result<Vec<Applied>, StoreError>
+    where
+        F: FnOnce(&[Applied]) -> Vec<UsageEntry>,
+    {
+        let inner = &self.inner;
+        // Later records in the same batch must see earlier ones.
+        let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
+        let mut current = sled::Batch::default();
+        let mut written: Vec<(Record, usize)> = Vec::new();
+        let mut applied = Vec::with_capacity(batch.len());
+        let first_seq = w.next_change;
+        let mut next_change = first_seq;
+
+        for content in batch {
+            let key = natural_key(&content);
+            let existing = match overlay.get(&key) {
+                Some(r) => Some(r.clone()),
+                None => match inner.records.get(&key)? {
+                    Some(v) => Some(decode::<Record>(&v, "record")?),
+                    None => None,
+                },
+            };
+            let hash = content.hash();
+            let seq = next_change;
+            if seq > ids::MAX_SEQ {
+                return Err(StoreError::Engine(
+                    "changelog sequence space exhausted".into(),
+                ));
+            }
+            let record = match existing {
+                Some(cur) if cur.content_hash == hash => {
+                    applied.push(Applied::Unchanged {
+                        id: cur.id,
+                        version: cur.version,
+                    });
+                    continue;
+                }
+                Some(cur) => {
+                    let version = cur.version + 1;
+                    applied.push(Applied::NewVersion {
+                        id: cur.id,
+                        version,
+                    });
+                    Record {
+                        id: cur.id,
+                        content,
+                        origin: cur.origin,
+                        path: cur.path,
+                        reported_at_ms: now_ms,
+                        version,
+                        // A correction does not lift a suspension or undo an expiry;
+                        // those have their own procedures.
+                        status: cur.status,
+                        status_reason: cur.status_reason,
+                        content_hash: hash,
+                    }
+                }
+                None => {
+                    let id = ids::new_id(now_ms, &origin, seq);
+                    applied.push(Applied::Created { id, version: 1 });
+                    Record {
+                        id,
+                        content,
+                        origin,
+                        path: vec![origin],
+                        reported_at_ms: now_ms,
+                        version: 1,
+                        status: Status::Active,
+                        status_reason: String::new(),
+                        content_hash: hash,
+                    }
+                }
+            };
+            next_change += 1;
+            let value = encode(&record)?;
+            let size = value.len();
+            current.insert(key.clone(), value);
+            overlay.insert(key, record.clone());
+            written.push((record, size));
+        }
+
+        let changes = chunked(first_seq, written)?;
+        let entries = usage(&applied);
+        let (usage_batch, next_usage, usage_head) = self.chain_usage(w, entries)?;
+        if next_change != w.next_change {
+            current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
+            inner.changelog.apply_batch(changes)?;
+            inner.records.apply_batch(current)?;
+        }
+        inner.usage.apply_batch(usage_batch)?;
+        w.next_change = next_change;
+        w.next_usage = next_usage;
+        w.usage_head = usage_head;
+        Ok(applied)
+    }
+
+    fn chain_usage(
+        &self,
+        w: &Writer,
+        entries: Vec<UsageEntry>,
+    ) -> Result<(sled::Batch, u64, Hash), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut seq = w.next_usage;
+        let mut head = w.usage_head;
+        for entry in entries {
+            let chained = entry.chain(head);
+            head = chained.hash;
+            batch.insert(&seq.to_be_bytes(), encode(&chained)?);
+            seq += 1;
+        }
+        Ok((batch, seq, head))
+    }
+
+    /// Appends usage entries (refusals, pulls) and returns after they are durable.
+    pub fn append_usage(&self, entries: Vec<UsageEntry>) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.check_writable()?;
+        {
+            let mut w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+            let (batch, next, head) = self.chain_usage(&w, entries)?;
+            if let Err(e) = self.inner.usage.apply_batch(batch) {
+                self.inner.poisoned.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
+            w.next_usage = next;
+            w.usage_head = head;
+        }
+        self.sync()
+    }
+
+    /// Makes everything written so far durable. See the module doc.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        self.inner.durability.sync()
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            Err(StoreError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The current version of every record of one subject, in key order.
+    pub fn records_of(&self, subject_id: &str) -> Result<Vec<Record>, StoreError> {
+        let mut prefix = Vec::with_capacity(subject_id.len() + 2);
+        prefix.push(RECORD_PREFIX);
+        prefix.extend_from_slice(subject_id.as_bytes());
+        prefix.push(0);
+        self.inner
+            .records
+            .scan_prefix(prefix)
+            .map(|item| {
+                let (_, v) = item?;
+                decode::<Record>(&v, "record")
+            })
+            .collect()
+    }
+
+    /// The current version of a record this node originated, by id.
+    pub fn record(&self, id: &Uuid) -> Result<Option<Record>, StoreError> {
+        let Some((_, first)) = ids::locate(id) else {
+            return Ok(None);
+        };
+        let Some((_, first_version)) = self
+            .changes_since(first.saturating_sub(1), 1)?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        // A sequence from another origin's id points at some other record here.
+        if first_version.id != *id {
+            return Ok(None);
+        }
+        match self
+            .inner
+            .records
+            .get(natural_key(&first_version.content))?
+        {
+            Some(v) => Ok(Some(decode::<Record>(&v, "record")?)),
+            None => Err(StoreError::Corrupt {
+                what: "records",
+                detail: format!("record {id} is in the changelog only"),
+            }),
+        }
+    }
+
+    /// Changelog entries after `after`, at most `limit`, in sequence order.
+    pub fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Record)>, StoreError> {
+        let from = after.saturating_add(1);
+        // The chunk holding `from` starts at or before it.
+        let start = match self
+            .inner
+            .changelog
+            .range(..=from.to_be_bytes())
+            .next_back()
+        {
+            Some(item) => seq_of(&item?.0)?,
+            None => from,
+        };
+        let mut out = Vec::new();
+        for item in self.inner.changelog.range(start.to_be_bytes()..) {
+            let (k, v) = item?;
+            let first = seq_of(&k)?;
+            for (i, record) in decode::<Vec<Record>>(&v, "changelog chunk")?
+                .into_iter()
+                .enumerate()
+            {
+                let seq = first + i as u64;
+                if seq >= from {
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                    out.push((seq, record));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Usage entries after `after`, at most `limit`.
+    pub fn usage_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError> {
+        self.inner
+            .usage
+            .range((after + 1).to_be_bytes()..)
+            .take(limit)
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((seq_of(&k)?, decode(&v, "usage entry")?))
+            })
+            .collect()
+    }
+
+    /// Counts records by scanning; for status and tests, not for hot paths.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+        let records = self.inner.records.scan_prefix([RECORD_PREFIX]).count() as u64;
+        Ok(Stats {
+            records,
+            last_change: w.next_change - 1,
+            usage_entries: w.next_usage - 1,
+        })
+    }
+
+    /// SHA-256 over every record and changelog entry: equal before and after an
+    /// operation means the operation changed no data (the usage log is left out, since
+    /// every use, refusals included, appends to it).
+    pub fn fingerprint(&self) -> Result<Hash, StoreError> {
+        let _w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for tree in [&self.inner.records, &self.inner.changelog] {
+            for item in tree.iter() {
+                let (k, v) = item?;
+                ctx.update(&(k.len() as u64).to_be_bytes());
+                ctx.update(&k);
+                ctx.update(&(v.len() as u64).to_be_bytes());
+                ctx.update(&v);
+            }
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Ok(out)
+    }
+}
+
+/// `k` subject \0 category \0 provider \0 reference. None of the parts can hold a NUL:
+/// identifiers and codes are checked ASCII, and references refuse control characters.
+fn natural_key(c: &Content) -> Vec<u8> {
+    let mut key = Vec::with_capacity(
+        4 + c.subject.id.len() + c.category.len() + c.provider_id.len() + c.provider_ref.len(),
+    );
+    key.push(RECORD_PREFIX);
+    key.extend_from_slice(c.subject.id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(c.category.as_bytes());
+    key.push(0);
+    key.extend_from_slice(c.provider_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(c.provider_ref.as_bytes());
+    key
+}
+
+/// Opens sled, waiting up to two seconds for the file lock: after a `Store` in this
+/// process is dropped, sled's background flusher can hold the lock a moment longer.
+/// Another process holding it is reported as such.
+fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(dir)
+        .cache_capacity(options.cache_bytes)
+        .flush_every_ms(Some(5_000));
+    let mut waited = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if waited >= 20 {
+                    return Err(StoreError::Engine(format!(
+                        "{} is in use by another process (sled holds a lock on its db file)",
+                        dir.display()
+                    )));
+                }
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Splits the versions a batch wrote (with their encoded sizes) into changelog chunks of
+/// at most `CHUNK_BYTES`, keyed by their first sequence.
+fn chunked(first_seq: u64, written: Vec<(Record, usize)>) -> Result<sled::Batch, StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut chunk: Vec<Record> = Vec::new();
+    let mut chunk_start = first_seq;
+    let mut chunk_bytes = 0usize;
+    for (record, size) in written {
+        if !chunk.is_empty() && chunk_bytes + size > CHUNK_BYTES {
+            let len = chunk.len() as u64;
+            batch.insert(
+                &chunk_start.to_be_bytes(),
+                encode(&std::mem::take(&mut chunk))?,
+            );
+            chunk_start += len;
+            chunk_bytes = 0;
+        }
+        chunk_bytes += size;
+        chunk.push(record);
+    }
+    if !chunk.is_empty() {
+        batch.insert(&chunk_start.to_be_bytes(), encode(&chunk)?);
+    }
+    Ok(batch)
+}
+
+fn seq_of(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        what: "sequence key",
+        detail: format!("{} bytes", bytes.len()),
+    })?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! Client commands over mutual TLS: push a record file, pull a subject's records.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use super::CliError;
+use super::records::{Format, Lines, read_csv, read_json_lines};
+use crate::exchange::convert::draft_to_wire;
+use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
+use crate::pb;
+use crate::pb::exchange_client::ExchangeClient;
+
+/// Where a client connects and as whom.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub endpoint: String,
+    pub identity: std::path::PathBuf,
+}
+
+impl Target {
+    /// Connects to the node, checking its certificate names a node (R-NODE-3).
+    pub async fn connect(&self) -> Result<Channel, CliError> {
+        let identity = ClientIdentity::load(&self.identity)?;
+        Ok(connect(&self.endpoint, &identity, ExpectedServer::AnyNode).await?)
+    }
+}
+
+/// One refused record: where it was in the file and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub line: u64,
+    pub field: String,
+    pub rule: String,
+    pub message: String,
+}
+
+/// What a push did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushReport {
+    pub created: u64,
+    pub new_versions: u64,
+    pub unchanged: u64,
+    /// Refused by the node or, for lines that are not records at all, by the client;
+    /// in line order.
+    pub rejections: Vec<Rejection>,
+}
+
+impl PushReport {
+    pub fn accepted(&self) -> u64 {
+        self.created + self.new_versions + self.unchanged
+    }
+    pub fn rejected(&self) -> u64 {
+        self.rejections.len() as u64
+    }
+}
+
+/// Opens a record file by its extension (`.csv` or JSON Lines).
+pub fn open_records(path: &Path, period: &str) -> Result<(Lines, u64), CliError> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let lines = match Format::of_path(path) {
+        Format::Csv => read_csv(file, period)?,
+        Format::JsonLines => read_json_lines(std::io::BufReader::new(file), period),
+    };
+    Ok((lines, len))
+}
+
+/// Streams `lines` to the node in batches of `batch_size` and collects the outcomes.
+/// `progress` is told the bytes of each line as it is read.
+pub async fn push_lines(
+    channel: Channel,
+    lines: Lines,
+    batch_size: usize,
+    progress: impl Fn(u64) + Send + 'static,
+) -> Result<PushReport, CliError> {
+    let batch_size = batch_size.clamp(1, crate::exchange::MAX_BATCH);
+    // Which file line each record of each batch came from, by batch_ref.
+    let pending: Arc<Mutex<HashMap<String, Vec<u64>>>> = Arc::default();
+    let (tx, rx) = mpsc::channel::<pb::PushBatch>(4);
+    let reader_pending = pending.clone();
+    let reader = tokio::task::spawn_blocking(move || -> Result<Vec<Rejection>, CliError> {
+        let mut local = Vec::new();
+        let mut records = Vec::with_capacity(batch_size);
+        let mut numbers = Vec::with_capacity(batch_size);
+        let mut batch_no = 0u64;
+        let mut send = |records: Vec<pb::Record>, numbers: Vec<u64>| -> bool {
+            batch_no += 1;
+            let batch_ref = format!(
+                "batch {batch_no}, lines {}-{}",
+                numbers[0],
+                numbers[numbers.len() - 1]
+            );
+            if let Ok(mut p) = reader_pending.lock() {
+                p.insert(batch_ref.clone(), numbers);
+            }
+            tx.blocking_send(pb::PushBatch { batch_ref, records })
+                .is_ok()
+        };
+        for parsed in lines {
+            let parsed = parsed?;
+            progress(parsed.bytes);
+            match parsed.draft {
+                Ok(draft) => {
+                    records.push(draft_to_wire(&draft));
+                    numbers.push(parsed.line);
+                }
+                Err(e) => local.push(Rejection {
+                    line: parsed.line,
+                    field: e.field,
+                    rule: e.rule.to_string(),
+                    message: e.message,
+                }),
+            }
+            if records.len() == batch_size
+                && !send(std::mem::take(&mut records), std::mem::take(&mut numbers))
+            {
+                return Ok(local);
+            }
+        }
+        if !records.is_empty() {
+            send(records, numbers);
+        }
+        Ok(local)
+    });
+
+    let mut client = ExchangeClient::new(channel)
+        .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+    let mut report = PushReport::default();
+    let mut results = client
+        .push(ReceiverStream::new(rx))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    while let Some(result) = results.next().await {
+        let result = result.map_err(status_error)?;
+        let numbers = pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&result.batch_ref))
+            .unwrap_or_default();
+        for o in result.outcomes {
+            let line = numbers.get(o.index as usize).copied().unwrap_or(0);
+            match pb::Outcome::try_from(o.outcome) {
+                Ok(pb::Outcome::Created) => report.created += 1,
+                Ok(pb::Outcome::NewVersion) => report.new_versions += 1,
+                Ok(pb::Outcome::Unchanged) => report.unchanged += 1,
+                _ => {
+                    let r = o.refusal.unwrap_or_default();
+                    report.rejections.push(Rejection {
+                        line,
+                        field: r.field,
+                        rule: r.rule,
+                        message: r.message,
+                    });
+                }
+            }
+        }
+    }
+    let local = reader
+        .await
+        .map_err(|e| format!("reading the record file failed: {e}"))??;
+    report.rejections.extend(local);
+    report.rejections.sort_by_key(|r| r.line);
+    Ok(report)
+}
+
+/// All records of one subject that the node holds.
+pub async fn pull(channel: Channel, subject_id: &str) -> Result<Vec<pb::Record>, CliError> {
+    let mut client =
+        ExchangeClient::new(channel).max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+    let mut stream = client
+        .pull_by_subject(pb::PullRequest {
+            subject_id: subject_id.to_string(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(r) = stream.next().await {
+        out.push(r.map_err(status_error)?);
+    }
+    Ok(out)
+}
+
+/// A refusal as a person reads it: `PermissionDenied: ... (R-…)`.
+pub fn status_error(s: tonic::Status) -> CliError {
+    format!("the node refused: {:?}: {}", s.code(), s.message()).into()
+}

@@ -1,0 +1,89 @@
+use super::*;
+
+/// A folder with empty files where the TLS paths point; the config check only needs
+/// them to exist (the node reads them when it starts).
+fn folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["ca.pem", "cert.pem", "key.pem", "crl.pem"] {
+        std::fs::write(dir.path().join(f), "").unwrap();
+    }
+    dir
+}
+
+const GOOD: &str = r#"
+region = "211382"
+name = "凌源市公共信用信息平台"
+listen = "127.0.0.1:7443"
+data_dir = "data"
+
+[tls]
+ca = "ca.pem"
+cert = "cert.pem"
+key = "key.pem"
+crl = "crl.pem"
+
+[[providers]]
+id = "lingyuan-tax"
+name = "国家税务总局凌源市税务局"
+categories = ["tax"]
+"#;
+
+#[test]
+fn a_good_config_resolves_paths_against_its_folder() {
+    let dir = folder();
+    let c = Config::from_toml(GOOD, dir.path()).unwrap();
+    assert_eq!(c.region.as_str(), "211382");
+    assert_eq!(c.data_dir, dir.path().join("data"));
+    assert_eq!(c.tls.crl, Some(dir.path().join("crl.pem")));
+    assert_eq!(c.provider("lingyuan-tax").unwrap().categories, vec!["tax"]);
+}
+
+fn refused(text: &str) -> ConfigError {
+    let dir = folder();
+    Config::from_toml(text, dir.path()).unwrap_err()
+}
+
+#[test]
+fn each_bad_key_is_named() {
+    assert_eq!(refused(&GOOD.replace("211382", "2113")).key, "region");
+    assert_eq!(
+        refused(&GOOD.replace("127.0.0.1:7443", "nowhere")).key,
+        "listen"
+    );
+    assert_eq!(
+        refused(&GOOD.replace("\"ca.pem\"", "\"missing.pem\"")).key,
+        "tls.ca"
+    );
+    assert_eq!(
+        refused(&GOOD.replace("[\"tax\"]", "[\"taxes\"]")).key,
+        "providers[0].categories"
+    );
+    assert_eq!(
+        refused(&GOOD.replace("[\"tax\"]", "[]")).key,
+        "providers[0].categories"
+    );
+    assert_eq!(
+        refused(&GOOD.replace("lingyuan-tax", "lingyuan tax")).key,
+        "providers[0].id"
+    );
+    let twice = format!(
+        "{GOOD}\n[[providers]]\nid = \"lingyuan-tax\"\nname = \"x\"\ncategories = [\"tax\"]\n"
+    );
+    assert_eq!(refused(&twice).key, "providers[1].id");
+    let bad_uscc = GOOD.replace(
+        "categories = [\"tax\"]",
+        "categories = [\"tax\"]\nuscc = \"91110000600037341A\"",
+    );
+    assert_eq!(refused(&bad_uscc).key, "providers[0].uscc");
+}
+
+#[test]
+fn unknown_and_missing_keys_are_refused() {
+    let e = refused(&GOOD.replace(
+        "data_dir = \"data\"",
+        "data_dir = \"data\"\nlisten_port = 1",
+    ));
+    assert!(e.reason.contains("listen_port"), "{e}");
+    let e = refused(&GOOD.replace("data_dir = \"data\"\n", ""));
+    assert!(e.reason.contains("data_dir"), "{e}");
+}

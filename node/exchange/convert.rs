@@ -1,0 +1,123 @@
+//! Conversions between wire types (`crate::pb`) and the domain model. The only place
+//! that knows both.
+
+use crate::pb;
+use crate::policy::Violation;
+use crate::record::{Disclosure, Draft, Record, Status, SubjectKind};
+
+/// Turns a provider's wire record into a draft. Fields only the origin node sets
+/// (id, origin, path, version, status, hash, timestamps, disclosure, provider) must be
+/// empty: a provider cannot fabricate them (R-SEC-1).
+pub fn draft_from_wire(r: pb::Record) -> Result<Draft, Violation> {
+    let node_set: [(&str, bool); 9] = [
+        ("id", !r.id.is_empty()),
+        ("provider_id", !r.provider_id.is_empty()),
+        ("origin_region", !r.origin_region.is_empty()),
+        ("path", !r.path.is_empty()),
+        ("reported_at_ms", r.reported_at_ms != 0),
+        ("disclosure", r.disclosure != 0),
+        ("version", r.version != 0),
+        ("status", r.status != 0 || !r.status_reason.is_empty()),
+        ("content_hash", !r.content_hash.is_empty()),
+    ];
+    if let Some((field, _)) = node_set.iter().find(|(_, set)| *set) {
+        return Err(Violation {
+            field: (*field).to_string(),
+            rule: "R-SEC-1",
+            message: "is set by the origin node, not by a provider; leave it empty".into(),
+        });
+    }
+    let subject = r.subject.unwrap_or_default();
+    let subject_kind = match pb::SubjectKind::try_from(subject.kind) {
+        Ok(pb::SubjectKind::Legal) => Some(SubjectKind::Legal),
+        Ok(pb::SubjectKind::Natural) => Some(SubjectKind::Natural),
+        _ => None,
+    };
+    Ok(Draft {
+        subject_kind,
+        subject_id: subject.id,
+        subject_name: subject.name,
+        category: r.category,
+        provider_ref: r.provider_ref,
+        occurred_on: r.occurred_on,
+        ended_on: if r.ended_on.is_empty() {
+            None
+        } else {
+            Some(r.ended_on)
+        },
+        period: r.period,
+        adverse: r.adverse,
+        fields: r.fields.into_iter().collect(),
+    })
+}
+
+/// The wire form of a provider draft, as the CLI sends it.
+pub fn draft_to_wire(d: &Draft) -> pb::Record {
+    pb::Record {
+        subject: Some(pb::Subject {
+            kind: match d.subject_kind {
+                Some(SubjectKind::Legal) => pb::SubjectKind::Legal as i32,
+                Some(SubjectKind::Natural) => pb::SubjectKind::Natural as i32,
+                None => pb::SubjectKind::Unspecified as i32,
+            },
+            id: d.subject_id.clone(),
+            name: d.subject_name.clone(),
+        }),
+        category: d.category.clone(),
+        provider_ref: d.provider_ref.clone(),
+        occurred_on: d.occurred_on.clone(),
+        ended_on: d.ended_on.clone().unwrap_or_default(),
+        period: d.period.clone(),
+        adverse: d.adverse,
+        fields: d
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+pub fn record_to_wire(r: &Record) -> pb::Record {
+    let c = &r.content;
+    pb::Record {
+        id: r.id.to_string(),
+        subject: Some(pb::Subject {
+            kind: match c.subject.kind {
+                SubjectKind::Legal => pb::SubjectKind::Legal as i32,
+                SubjectKind::Natural => pb::SubjectKind::Natural as i32,
+            },
+            id: c.subject.id.clone(),
+            name: c.subject.name.clone(),
+        }),
+        category: c.category.clone(),
+        provider_id: c.provider_id.clone(),
+        provider_ref: c.provider_ref.clone(),
+        origin_region: r.origin.to_string(),
+        path: r.path.iter().map(|p| p.to_string()).collect(),
+        occurred_on: c.occurred_on.clone(),
+        ended_on: c.ended_on.clone().unwrap_or_default(),
+        reported_at_ms: r.reported_at_ms,
+        period: c.period.clone(),
+        adverse: Some(c.adverse),
+        disclosure: match c.disclosure {
+            Disclosure::Public => pb::DisclosureClass::Public as i32,
+            Disclosure::Consent => pb::DisclosureClass::Consent as i32,
+            Disclosure::Statutory => pb::DisclosureClass::Statutory as i32,
+        },
+        fields: c
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        version: r.version,
+        status: match r.status {
+            Status::Active => pb::RecordStatus::Active as i32,
+            Status::Suspended => pb::RecordStatus::Suspended as i32,
+            Status::Expired => pb::RecordStatus::Expired as i32,
+            Status::Deleted => pb::RecordStatus::Deleted as i32,
+        },
+        status_reason: r.status_reason.clone(),
+        content_hash: r.content_hash.to_vec(),
+    }
+}

@@ -1,0 +1,63 @@
+//! The one place where library errors become `tonic::Status`: the right code, and a
+//! message that names the field and the rule.
+
+use tonic::{Code, Status};
+
+use crate::policy::Violation;
+use crate::policy::authz::Denial;
+use crate::store::StoreError;
+
+/// A refusal as the caller and the usage log see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: Code,
+    pub field: String,
+    pub rule: String,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn status(&self) -> Status {
+        let text = if self.field.is_empty() {
+            format!("{} ({})", self.message, self.rule)
+        } else {
+            format!("{}: {} ({})", self.field, self.message, self.rule)
+        };
+        Status::new(self.code, text)
+    }
+}
+
+impl From<Violation> for Refusal {
+    fn from(v: Violation) -> Self {
+        Refusal {
+            code: Code::InvalidArgument,
+            field: v.field,
+            rule: v.rule.to_string(),
+            message: v.message,
+        }
+    }
+}
+
+impl From<Denial> for Refusal {
+    fn from(d: Denial) -> Self {
+        Refusal {
+            code: Code::PermissionDenied,
+            field: String::new(),
+            rule: d.rule.to_string(),
+            message: d.message,
+        }
+    }
+}
+
+/// Storage failures are the node's fault, never the caller's: `Unavailable` when the
+/// store has stopped taking writes (a restart recovers), `Internal` otherwise. The
+/// detail goes to the node's log, not to the caller.
+pub fn store_status(e: &StoreError) -> Status {
+    tracing::error!(error = %e, "store failure");
+    match e {
+        StoreError::Poisoned | StoreError::Lock => Status::unavailable(
+            "the node's store is not accepting writes; its operator must restart it",
+        ),
+        _ => Status::internal("the node's store failed; nothing from this call was acknowledged"),
+    }
+}

@@ -1,0 +1,241 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::record::{Disclosure, Subject, SubjectKind};
+use crate::usage::{Action, UsageEntry};
+
+fn content(subject: &str, reference: &str, amount: &str) -> Content {
+    Content {
+        subject: Subject {
+            kind: SubjectKind::Legal,
+            id: subject.into(),
+            name: "凌源市某建材有限公司".into(),
+        },
+        category: "admin_penalty".into(),
+        provider_id: "lingyuan-amr".into(),
+        provider_ref: reference.into(),
+        occurred_on: "2026-03-01".into(),
+        ended_on: None,
+        period: "2026-03".into(),
+        adverse: true,
+        disclosure: Disclosure::Public,
+        fields: BTreeMap::from([("fine_amount".to_string(), amount.to_string())]),
+    }
+}
+
+fn region() -> RegionCode {
+    RegionCode::parse("211382").unwrap()
+}
+
+fn push_usage(applied: &[Applied]) -> Vec<UsageEntry> {
+    let mut e = UsageEntry::new(
+        "credit://provider/211382/lingyuan-amr",
+        Action::Push,
+        "Push",
+        1,
+    );
+    e.count = applied.len() as u64;
+    vec![e]
+}
+
+#[test]
+fn create_then_identical_then_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let a = store
+        .accept(
+            vec![content("91211382MA0000000X", "R-1", "1.5")],
+            region(),
+            10,
+            push_usage,
+        )
+        .unwrap();
+    let Applied::Created { id, version: 1 } = a[0] else {
+        panic!("{a:?}")
+    };
+    let before = store.fingerprint().unwrap();
+    let b = store
+        .accept(
+            vec![content("91211382MA0000000X", "R-1", "1.5")],
+            region(),
+            11,
+            push_usage,
+        )
+        .unwrap();
+    assert_eq!(b[0], Applied::Unchanged { id, version: 1 });
+    assert_eq!(
+        store.fingerprint().unwrap(),
+        before,
+        "an identical re-push changes nothing"
+    );
+    let c = store
+        .accept(
+            vec![content("91211382MA0000000X", "R-1", "2.0")],
+            region(),
+            12,
+            push_usage,
+        )
+        .unwrap();
+    assert_eq!(c[0], Applied::NewVersion { id, version: 2 });
+    let records = store.records_of("91211382MA0000000X").unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].version, 2);
+    assert_eq!(records[0].content.fields["fine_amount"], "2.0");
+    let stats = store.stats().unwrap();
+    assert_eq!(
+        (stats.records, stats.last_change, stats.usage_entries),
+        (1, 2, 3)
+    );
+    assert_eq!(store.record(&id).unwrap().unwrap().version, 2);
+}
+
+#[test]
+fn the_same_reference_twice_in_one_batch_is_one_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let a = store
+        .accept(
+            vec![
+                content("S1", "R-1", "1"),
+                content("S1", "R-1", "1"),
+                content("S1", "R-1", "2"),
+            ],
+            region(),
+            1,
+            push_usage,
+        )
+        .unwrap();
+    assert!(matches!(a[0], Applied::Created { .. }));
+    assert!(matches!(a[1], Applied::Unchanged { .. }));
+    assert!(matches!(a[2], Applied::NewVersion { version: 2, .. }));
+    assert_eq!(store.stats().unwrap().records, 1);
+    assert_eq!(store.changes_since(0, 10).unwrap().len(), 2);
+}
+
+#[test]
+fn reopening_keeps_records_changelog_and_usage_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let fingerprint;
+    {
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let batch = (0..100)
+            .map(|i| content(&format!("S{}", i % 7), &format!("R-{i}"), "1"))
+            .collect();
+        store.accept(batch, region(), 1, push_usage).unwrap();
+        fingerprint = store.fingerprint().unwrap();
+    }
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(store.fingerprint().unwrap(), fingerprint);
+    assert_eq!(store.stats().unwrap().records, 100);
+    store.append_usage(push_usage(&[])).unwrap();
+    let usage = store.usage_since(0, 10).unwrap();
+    assert_eq!(usage.len(), 2);
+    assert_eq!(
+        usage[1].1.prev_hash, usage[0].1.hash,
+        "the chain continues across a reopen"
+    );
+}
+
+/// A crash between the changelog write and the records write leaves changelog entries
+/// the records tree lacks; opening replays them, once.
+#[test]
+fn open_replays_a_changelog_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let orphan;
+    {
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        store
+            .accept(vec![content("S1", "R-1", "1")], region(), 1, push_usage)
+            .unwrap();
+        // Simulate the crash: a changelog entry written without its records-tree write.
+        let record = Record {
+            id: ids::new_id(2, &region(), 2),
+            content: content("S2", "R-2", "1"),
+            origin: region(),
+            path: vec![region()],
+            reported_at_ms: 2,
+            version: 1,
+            status: Status::Active,
+            status_reason: String::new(),
+            content_hash: content("S2", "R-2", "1").hash(),
+        };
+        orphan = record.id;
+        store
+            .inner
+            .changelog
+            .insert(2u64.to_be_bytes(), encode(&vec![record]).unwrap())
+            .unwrap();
+        store.sync().unwrap();
+    }
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(
+        store.record(&orphan).unwrap().unwrap().content.subject.id,
+        "S2"
+    );
+    assert_eq!(store.stats().unwrap().records, 2);
+    // The next write continues after the replayed sequence.
+    store
+        .accept(vec![content("S3", "R-3", "1")], region(), 3, push_usage)
+        .unwrap();
+    assert_eq!(store.stats().unwrap().last_change, 3);
+    drop(store);
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(store.stats().unwrap().records, 3);
+}
+
+#[test]
+fn large_values_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let mut c = content("S1", "R-1", "1");
+    c.fields.insert("facts".into(), "x".repeat(200_000));
+    store.accept(vec![c], region(), 1, push_usage).unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(
+        store.records_of("S1").unwrap()[0].content.fields["facts"].len(),
+        200_000
+    );
+}
+
+/// Batches larger than one chunk are split, and every version can be read back by
+/// sequence and every record by id.
+#[test]
+fn chunks_split_and_ids_lead_back_to_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let mut batch: Vec<Content> = (0..600)
+        .map(|i| content(&format!("S{i}"), "R", "1"))
+        .collect();
+    batch[10].fields.insert("facts".into(), "x".repeat(100_000));
+    let applied = store.accept(batch, region(), 1, push_usage).unwrap();
+    assert!(
+        store.inner.changelog.len() > 2,
+        "600 records of ~250 bytes and one of 100 KB make several chunks"
+    );
+    let changes = store.changes_since(0, usize::MAX).unwrap();
+    assert_eq!(
+        changes.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=600).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store
+            .changes_since(299, 2)
+            .unwrap()
+            .iter()
+            .map(|(s, _)| *s)
+            .collect::<Vec<_>>(),
+        vec![300, 301]
+    );
+    for a in &applied {
+        assert_eq!(store.record(&a.id()).unwrap().unwrap().id, a.id());
+    }
+    assert_eq!(store.record(&Uuid::now_v7()).unwrap(), None);
+    drop(store);
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(
+        store.stats().unwrap().last_change,
+        600,
+        "the sequence continues after the last chunk"
+    );
+}

@@ -1,0 +1,134 @@
+//! The role table and provider registration (R-NODE-3, R-DATA-6, R-REL-4): every denial
+//! is PermissionDenied naming the rule, is written to the usage log, and changes no data.
+
+mod common;
+
+use common::*;
+use credit_node::identity::Role;
+use credit_node::usage::Outcome;
+use tonic::Code;
+
+fn assert_denied(t: &TestNode, status: &tonic::Status, rule: &str, usage_before: u64) {
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains(rule),
+        "{rule} not in {:?}",
+        status.message()
+    );
+    assert_eq!(
+        t.usage_entries(),
+        usage_before + 1,
+        "one usage entry per denial"
+    );
+    match t.last_usage().outcome {
+        Outcome::Refused {
+            code, rule: logged, ..
+        } => {
+            assert_eq!(
+                (code, logged.as_str()),
+                (Code::PermissionDenied as i32, rule)
+            );
+        }
+        other => panic!("logged {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_agency_may_neither_push_nor_pull() {
+    let t = TestNode::start().await;
+    let mut agency = t.client(Role::Agency, LINGYUAN, "procurement").await;
+    let before = t.fingerprint();
+    let n = t.usage_entries();
+    let status = push_one(&mut agency, wire(&drafts("admin_penalty", 1, 1)))
+        .await
+        .unwrap_err();
+    assert_denied(&t, &status, "R-REL-4", n);
+    let n = t.usage_entries();
+    let status = pull(&mut agency, "91211382MA0Y3K1050").await.unwrap_err();
+    assert_denied(&t, &status, "R-REL-4", n);
+    assert_eq!(t.fingerprint(), before);
+}
+
+#[tokio::test]
+async fn a_provider_may_not_pull() {
+    let t = TestNode::start().await;
+    let mut amr = t.provider("lingyuan-amr").await;
+    let n = t.usage_entries();
+    let status = pull(&mut amr, "91211382MA0Y3K1050").await.unwrap_err();
+    assert_denied(&t, &status, "R-REL-4", n);
+}
+
+#[tokio::test]
+async fn an_unregistered_provider_or_one_of_another_region_may_not_push() {
+    let t = TestNode::start().await;
+    let before = t.fingerprint();
+    let mut stranger = t.provider("lingyuan-water").await;
+    let n = t.usage_entries();
+    let status = push_one(&mut stranger, wire(&drafts("admin_penalty", 1, 2)))
+        .await
+        .unwrap_err();
+    assert_denied(&t, &status, "R-DATA-6", n);
+    // The registered id, but a certificate issued for Chaoyang.
+    let mut elsewhere = t.client(Role::Provider, "211300", "lingyuan-amr").await;
+    let n = t.usage_entries();
+    let status = push_one(&mut elsewhere, wire(&drafts("admin_penalty", 1, 2)))
+        .await
+        .unwrap_err();
+    assert_denied(&t, &status, "R-DATA-6", n);
+    assert_eq!(t.fingerprint(), before);
+}
+
+#[tokio::test]
+async fn operators_pull_only_from_their_own_node_and_never_push() {
+    let t = TestNode::start().await;
+    let mut other = t.client(Role::Operator, "211300", "chaoyang-ops").await;
+    let n = t.usage_entries();
+    let status = pull(&mut other, "91211382MA0Y3K1050").await.unwrap_err();
+    assert_denied(&t, &status, "R-NODE-3", n);
+    let mut ours = t.operator().await;
+    let n = t.usage_entries();
+    let status = push_one(&mut ours, wire(&drafts("admin_penalty", 1, 3)))
+        .await
+        .unwrap_err();
+    assert_denied(&t, &status, "R-DATA-4", n);
+    assert!(
+        pull(&mut ours, "91211382MA0Y3K1050")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn nodes_may_pull_but_not_push() {
+    let t = TestNode::start().await;
+    let mut city = t.client(Role::Node, "211300", "chaoyang").await;
+    let n = t.usage_entries();
+    let status = push_one(&mut city, wire(&drafts("admin_penalty", 1, 4)))
+        .await
+        .unwrap_err();
+    assert_denied(&t, &status, "R-NODE-5", n);
+    assert!(
+        pull(&mut city, "91211382MA0Y3K1050")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A provider pushes only the categories its config entry lists; the refusal is per
+/// record, with the PermissionDenied code, and the rest of the batch is stored.
+#[tokio::test]
+async fn a_provider_pushes_only_its_categories() {
+    let t = TestNode::start().await;
+    let mut power = t.provider("lingyuan-power").await;
+    let mut records = wire(&drafts("power", 2, 5));
+    records.extend(wire(&drafts("admin_penalty", 1, 5)));
+    let result = push_one(&mut power, records).await.unwrap();
+    assert_eq!((result.accepted, result.rejected), (2, 1));
+    let refusal = result.outcomes[2].refusal.as_ref().unwrap();
+    assert_eq!(
+        (refusal.code, refusal.field.as_str(), refusal.rule.as_str()),
+        (Code::PermissionDenied as i32, "category", "R-DATA-2")
+    );
+}

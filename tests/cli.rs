@@ -1,0 +1,278 @@
+//! The `credit-node` binary as a user meets it: pki, serve, push (exit 0, 3, 1), pull,
+//! and a bad config refused with its key.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_credit-node"))
+}
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    bin()
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CREDIT_NODE_ENDPOINT")
+        .env_remove("CREDIT_NODE_IDENTITY")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn previous_month() -> String {
+    credit_node::cli::previous_month()
+}
+
+/// Sets up a CA, a node and identities with the CLI alone, then serves the node.
+fn setup(dir: &Path) -> (Served, String) {
+    let ok = |args: &[&str]| {
+        let out = run(args, dir);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        out
+    };
+    ok(&["pki", "init", "--out", "ca"]);
+    ok(&[
+        "pki", "issue", "--ca", "ca", "--role", "node", "--region", "211382", "--id", "lingyuan",
+        "--out", "node",
+    ]);
+    ok(&[
+        "pki",
+        "issue",
+        "--ca",
+        "ca",
+        "--role",
+        "provider",
+        "--region",
+        "211382",
+        "--id",
+        "lingyuan-amr",
+        "--out",
+        "amr",
+    ]);
+    ok(&[
+        "pki", "issue", "--ca", "ca", "--role", "operator", "--region", "211382", "--id", "ops",
+        "--out", "ops",
+    ]);
+    std::fs::write(
+        dir.join("node.toml"),
+        r#"
+region = "211382"
+name = "凌源市公共信用信息平台"
+listen = "127.0.0.1:0"
+data_dir = "data"
+
+[tls]
+ca = "ca/ca.pem"
+cert = "node/cert.pem"
+key = "node/key.pem"
+crl = "ca/crl.pem"
+
+[[providers]]
+id = "lingyuan-amr"
+name = "凌源市市场监督管理局"
+categories = ["registration", "admin_license", "admin_penalty"]
+"#,
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(["serve", "--config", "node.toml"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    (Served(child), format!("https://{addr}"))
+}
+
+#[test]
+fn push_and_pull_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_served, endpoint) = setup(dir.path());
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/lingyuan-amr.jsonl");
+    let period = previous_month();
+
+    // Some refused: exit 3, each refusal with line, field and rule, then the totals.
+    let out = run(
+        &[
+            "push",
+            sample,
+            "--period",
+            &period,
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "amr",
+        ],
+        dir.path(),
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("line 26: fields.monthly_income:") && stdout.contains("(R-DATA-3)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 25: subject_id:") && stdout.contains("(R-DATA-1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("accepted 24, rejected 5"),
+        "{stdout}"
+    );
+
+    // Only good lines: exit 0.
+    let good: String = std::fs::read_to_string(sample)
+        .unwrap()
+        .lines()
+        .take(24)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("good.jsonl"), good).unwrap();
+    let out = run(
+        &[
+            "push",
+            "good.jsonl",
+            "--period",
+            &period,
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "amr",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("accepted 24, rejected 0"));
+
+    // Pull: JSON Lines, one record per line, with the record-file names.
+    let out = bin()
+        .args(["pull", "91211382MA0Y3K1050"])
+        .env("CREDIT_NODE_ENDPOINT", &endpoint)
+        .env("CREDIT_NODE_IDENTITY", "ops")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "its registration and its licence");
+    assert!(
+        lines
+            .iter()
+            .all(|r| r["subject_id"] == "91211382MA0Y3K1050" && r["origin_region"] == "211382")
+    );
+
+    // A provider may not pull: exit 1 with the rule.
+    let out = run(
+        &[
+            "pull",
+            "91211382MA0Y3K1050",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "amr",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("PermissionDenied") && text(&out.stderr).contains("R-REL-4"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Nothing listening: exit 1.
+    let out = run(
+        &[
+            "push",
+            "good.jsonl",
+            "--period",
+            &period,
+            "--endpoint",
+            "https://127.0.0.1:1",
+            "--identity",
+            "amr",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn pki_refuses_what_it_should() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run(&["pki", "init", "--out", "ca"], dir.path())
+            .status
+            .success()
+    );
+    let again = run(&["pki", "init", "--out", "ca"], dir.path());
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a second init must not overwrite the CA key"
+    );
+    let bad_role = run(
+        &[
+            "pki", "issue", "--ca", "ca", "--role", "auditor", "--region", "211382", "--id", "x",
+            "--out", "x",
+        ],
+        dir.path(),
+    );
+    assert_eq!(bad_role.status.code(), Some(1));
+    assert!(text(&bad_role.stderr).contains("--role"));
+    assert!(
+        run(
+            &[
+                "pki", "issue", "--ca", "ca", "--role", "agency", "--region", "211300", "--id",
+                "court", "--out", "court"
+            ],
+            dir.path()
+        )
+        .status
+        .success()
+    );
+    let revoked = run(
+        &["pki", "revoke", "--ca", "ca", "court/cert.pem"],
+        dir.path(),
+    );
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let twice = run(
+        &["pki", "revoke", "--ca", "ca", "court/cert.pem"],
+        dir.path(),
+    );
+    assert!(text(&twice.stdout).contains("already revoked"));
+}
+
+#[test]
+fn a_bad_config_is_refused_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("node.toml"), "region = \"211382\"\nname = \"x\"\nlisten = \"nowhere\"\ndata_dir = \"d\"\n[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n").unwrap();
+    let out = run(&["serve", "--config", "node.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("config key `listen`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,146 @@
+//! Mutual TLS against a real node (R-NODE-3): who cannot get in, and that a revocation
+//! written by `pki revoke` takes effect without a restart.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use credit_node::identity::Role;
+use credit_node::identity::client::{self, ClientIdentity, ExpectedServer};
+use credit_node::identity::pki::DevCa;
+use credit_node::pb::exchange_client::ExchangeClient;
+use credit_node::usage::Outcome;
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+
+/// A client identity whose certificate, signed by the federation CA, carries `uri`.
+fn identity_with_uri(t: &TestNode, uri: &str) -> ClientIdentity {
+    let ca_pem = std::fs::read_to_string(t.net.ca_dir().join("ca.pem")).unwrap();
+    let ca_key = std::fs::read_to_string(t.net.ca_dir().join("ca.key")).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key).unwrap()).unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::URI(uri.try_into().unwrap()));
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    ClientIdentity {
+        ca_pem,
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+async fn pull_as(
+    t: &TestNode,
+    identity: &ClientIdentity,
+) -> Result<Vec<credit_node::pb::Record>, tonic::Status> {
+    let channel = client::lazy(&t.endpoint(), identity, ExpectedServer::AnyNode).unwrap();
+    pull(&mut ExchangeClient::new(channel), "91211382MA0Y3K1050").await
+}
+
+#[tokio::test]
+async fn no_client_certificate_is_refused() {
+    let t = TestNode::start().await;
+    let ca_pem = std::fs::read_to_string(t.net.ca_dir().join("ca.pem")).unwrap();
+    let config = client::client_config(&ca_pem, None, ExpectedServer::AnyNode).unwrap();
+    let channel = client::lazy_with_config(&t.endpoint(), config).unwrap();
+    let status = pull(&mut ExchangeClient::new(channel), "91211382MA0Y3K1050")
+        .await
+        .unwrap_err();
+    assert_ne!(status.code(), tonic::Code::Ok);
+    assert_eq!(t.usage_entries(), 0, "nothing reached an RPC");
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused() {
+    let t = TestNode::start().await;
+    let other = DevCa::generate("someone else's CA").unwrap();
+    let caller =
+        credit_node::identity::CallerId::parse_uri("credit://operator/211382/ops").unwrap();
+    let foreign = other.issue(&caller, &[]).unwrap();
+    let ca_pem = std::fs::read_to_string(t.net.ca_dir().join("ca.pem")).unwrap();
+    let identity = ClientIdentity {
+        ca_pem,
+        ..ClientIdentity::from(&foreign)
+    };
+    assert!(pull_as(&t, &identity).await.is_err());
+    assert_eq!(t.usage_entries(), 0);
+}
+
+#[tokio::test]
+async fn unknown_roles_and_malformed_uris_are_unauthenticated_and_logged() {
+    let t = TestNode::start().await;
+    for uri in [
+        "credit://auditor/211382/x",
+        "credit://operator/211382",
+        "https://example.org/ops",
+    ] {
+        let n = t.usage_entries();
+        let status = pull_as(&t, &identity_with_uri(&t, uri)).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unauthenticated,
+            "{uri}: {status:?}"
+        );
+        assert!(
+            status.message().contains("R-NODE-3"),
+            "{uri}: {}",
+            status.message()
+        );
+        assert_eq!(t.usage_entries(), n + 1, "{uri}");
+        let entry = t.last_usage();
+        assert_eq!(entry.caller, "unauthenticated");
+        assert!(
+            matches!(entry.outcome, Outcome::Refused { code, .. } if code == tonic::Code::Unauthenticated as i32)
+        );
+    }
+}
+
+/// `pki revoke` rewrites crl.pem; the running node rereads it: an open connection is
+/// refused on its next RPC, and new connections fail at the handshake.
+#[tokio::test]
+async fn a_revocation_takes_effect_without_restart() {
+    let t = TestNode::start().await;
+    let ops = t.identity(Role::Operator, LINGYUAN, "ops");
+    let identity = ClientIdentity::load(&ops).unwrap();
+    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
+        .await
+        .unwrap();
+    let mut open = ExchangeClient::new(channel);
+    pull(&mut open, "91211382MA0Y3K1050").await.unwrap();
+
+    t.net.revoke(&ops).unwrap();
+    let refused = eventually(Duration::from_secs(20), || {
+        let mut open = open.clone();
+        async move { pull(&mut open, "91211382MA0Y3K1050").await.is_err() }
+    })
+    .await;
+    assert!(refused, "the revoked certificate was still served");
+    let status = pull(&mut open, "91211382MA0Y3K1050").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert!(
+        pull_as(&t, &identity).await.is_err(),
+        "a new connection must fail too"
+    );
+    // Other holders are unaffected.
+    pull(&mut t.operator().await, "91211382MA0Y3K1050")
+        .await
+        .unwrap();
+}
+
+/// A client checks that it reached a node: a provider's certificate does not pass.
+#[tokio::test]
+async fn a_client_refuses_a_server_that_is_not_a_node() {
+    let t = TestNode::start().await;
+    let ops = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
+    // Expecting Chaoyang but reaching Lingyuan.
+    let city = credit_node::region::RegionCode::parse("211300").unwrap();
+    assert!(
+        client::connect(&t.endpoint(), &ops, ExpectedServer::Node(city))
+            .await
+            .is_err()
+    );
+}
