@@ -31,6 +31,29 @@ pub struct DevProvider {
     pub uscc: Option<String>,
 }
 
+/// The two Lingyuan providers whose records the files in `samples/` are: the market
+/// regulator (registration, licences, penalties) and the power company.
+pub fn sample_providers() -> Vec<DevProvider> {
+    vec![
+        DevProvider {
+            id: "lingyuan-amr".into(),
+            name: "凌源市市场监督管理局".into(),
+            categories: vec![
+                "registration".into(),
+                "admin_license".into(),
+                "admin_penalty".into(),
+            ],
+            uscc: None,
+        },
+        DevProvider {
+            id: "lingyuan-power".into(),
+            name: "国网辽宁省电力有限公司凌源市供电分公司".into(),
+            categories: vec!["power".into()],
+            uscc: None,
+        },
+    ]
+}
+
 /// A folder holding a development CA (`ca/`), identities (`ids/`) and nodes' configs and
 /// data (`<region>/`).
 pub struct DevNet {

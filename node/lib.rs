@@ -10,14 +10,16 @@
 //! * `identity`: mutual TLS. Development PKI, the server's certificate verifier with
 //!   CRLs reread while running, the client connector that checks it reaches a node, and
 //!   `CallerId`, read once from the client certificate.
-//! * `store`: the sled store behind a small interface: records, subject index,
-//!   changelog (the future outbox), usage log. Nothing outside sees sled types.
+//! * `store`: the sled store behind a small interface: current records by subject and
+//!   natural key, the changelog of every version (the future outbox), the usage log.
+//!   Nothing outside sees sled types.
 //! * `usage`: usage-log entries (使用记录, R-SEC-3).
 //! * `exchange`: the gRPC Exchange service (push, pull-by-subject) and the one place
 //!   where library errors become `tonic::Status`.
 //! * `config`: the node's TOML configuration, checked at start.
 //! * `server`: assembles a node: store, services, TLS, health and reflection;
-//!   `server::run(listener, config, shutdown)`.
+//!   `Node::open(config)` then `Node::serve(listener, shutdown)`; `server::start` for
+//!   in-process nodes.
 //! * `devnet`: a development federation in one folder (CA, identities, node configs)
 //!   for the demo, benchmarks and integration tests.
 //! * `cli`: the `credit-node` commands (serve, pki, push, pull, demo, bench).

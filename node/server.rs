@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::exchange::ExchangeService;
 use crate::exchange::status::Refusal;
 use crate::identity::CallerId;
-use crate::identity::tls::{ServerTls, authenticate, incoming};
+use crate::identity::tls::{Authenticated, ServerTls, authenticate_peer, incoming};
 use crate::pb;
 use crate::policy::authz::{self, Rpc};
 use crate::policy::{Catalog, Validator};
@@ -50,7 +50,7 @@ pub enum NodeError {
 /// The result of authenticating a call, put in the request's extensions by the
 /// interceptor and read once by `Gate::admit`, which logs refusals.
 #[derive(Clone)]
-pub struct Authn(pub Result<CallerId, Status>);
+pub struct Authn(pub Result<Authenticated, Status>);
 
 /// Reads the caller from the client certificate on every call (R-NODE-3). It never
 /// refuses by itself: the refusal is written to the usage log by `Gate::admit`, which
@@ -60,7 +60,7 @@ pub struct Authenticate(Arc<ServerTls>);
 
 impl Interceptor for Authenticate {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let authn = authenticate(&req, &self.0);
+        let authn = authenticate_peer(&req, &self.0);
         req.extensions_mut().insert(Authn(authn));
         Ok(req)
     }
@@ -72,11 +72,41 @@ impl Interceptor for Authenticate {
 pub struct Gate {
     region: RegionCode,
     store: Store,
+    tls: Arc<ServerTls>,
 }
 
 impl Gate {
-    pub fn new(region: RegionCode, store: Store) -> Self {
-        Gate { region, store }
+    pub fn new(region: RegionCode, store: Store, tls: Arc<ServerTls>) -> Self {
+        Gate { region, store, tls }
+    }
+
+    /// The serial of the caller's certificate, when the call was authenticated.
+    pub fn serial<T>(req: &Request<T>) -> Option<Vec<u8>> {
+        match req.extensions().get::<Authn>() {
+            Some(Authn(Ok(a))) => Some(a.serial.clone()),
+            _ => None,
+        }
+    }
+
+    /// For long-lived streams: refuses (and logs) a caller whose certificate was revoked
+    /// after the stream began (R-NODE-3).
+    pub async fn still_valid(
+        &self,
+        caller: &CallerId,
+        serial: &[u8],
+        rpc: &str,
+        action: Action,
+    ) -> Result<(), Status> {
+        if !self.tls.is_revoked(serial) {
+            return Ok(());
+        }
+        let refusal = Refusal {
+            code: Code::Unauthenticated,
+            field: String::new(),
+            rule: "R-NODE-3".into(),
+            message: "certificate revoked while the stream was open".into(),
+        };
+        Err(self.refuse(Some(caller), rpc, action, refusal).await)
     }
 
     /// The caller of `req`, if authenticated and allowed `rpc` by the role table.
@@ -88,7 +118,7 @@ impl Gate {
     ) -> Result<CallerId, Status> {
         let name = rpc_name(rpc);
         let authn = match req.extensions().get::<Authn>() {
-            Some(Authn(result)) => result.clone(),
+            Some(Authn(result)) => result.clone().map(|a| a.caller),
             None => Err(Status::unauthenticated("no client identity (R-NODE-3)")),
         };
         let caller = match authn {
@@ -179,7 +209,7 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), NodeError> {
         let config = &self.config;
-        let gate = Gate::new(config.region, self.store.clone());
+        let gate = Gate::new(config.region, self.store.clone(), self.tls.clone());
         let exchange = ExchangeService::new(
             config.region,
             self.store.clone(),
@@ -193,10 +223,17 @@ impl Node {
         health
             .set_serving::<pb::exchange_server::ExchangeServer<ExchangeService>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Both reflection versions: grpcurl and other stock clients differ in which they ask.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection()
             .build_v1()
+            .map_err(|e| NodeError::Reflection(e.to_string()))?;
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
             .map_err(|e| NodeError::Reflection(e.to_string()))?;
 
         let crl_watch = self.tls.spawn_crl_watcher(config.crl_reload);
@@ -211,7 +248,8 @@ impl Node {
         let served = Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .add_service(health_service)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(exchange)
             .serve_with_incoming_shutdown(incoming(listener, self.tls.clone()), shutdown)
             .await;

@@ -202,6 +202,13 @@ async fn every_refusal_leaves_the_store_unchanged() {
             tonic::Code::PermissionDenied,
         ),
         (
+            "unregistered category behind a full-width space",
+            |d| d.category = "power\u{3000}".into(),
+            "category",
+            "R-DATA-2",
+            tonic::Code::PermissionDenied,
+        ),
+        (
             "subject kind the category does not allow",
             |d| d.category = "registration".into(),
             "category",
@@ -373,4 +380,50 @@ async fn restart_keeps_everything_acknowledged() {
         .await
         .unwrap();
     assert!(records.iter().any(|r| r.provider_ref == d[0].provider_ref));
+}
+
+/// A batch the node cannot read (here: over its message size limit) ends the stream with
+/// an error the client sees, not a quiet success, and the refusal is logged.
+#[tokio::test]
+async fn an_unreadable_batch_is_refused_out_loud() {
+    let t = TestNode::start().await;
+    let mut amr = t
+        .provider("lingyuan-amr")
+        .await
+        .max_encoding_message_size(usize::MAX);
+    let mut big = wire(&drafts("admin_penalty", 1, 10)).remove(0);
+    big.fields.insert(
+        "facts".into(),
+        "x".repeat(credit_node::server::MAX_MESSAGE_BYTES + 1),
+    );
+    let batches = vec![
+        pb::PushBatch {
+            batch_ref: "small".into(),
+            records: wire(&drafts("admin_penalty", 1, 11)),
+        },
+        pb::PushBatch {
+            batch_ref: "big".into(),
+            records: vec![big],
+        },
+    ];
+    let mut results = amr
+        .push(tokio_stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio_stream::StreamExt::next(&mut results)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.accepted, 1);
+    let second = tokio_stream::StreamExt::next(&mut results)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_ne!(second.code(), tonic::Code::Ok);
+    assert!(second.message().contains("R-NODE-2"), "{second:?}");
+    match t.last_usage().outcome {
+        Outcome::Refused { rule, .. } => assert_eq!(rule, "R-NODE-2"),
+        other => panic!("logged {other:?}"),
+    }
 }

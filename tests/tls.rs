@@ -12,6 +12,7 @@ use credit_node::identity::pki::DevCa;
 use credit_node::pb::exchange_client::ExchangeClient;
 use credit_node::usage::Outcome;
 use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+use rustls_pki_types::pem::PemObject;
 
 /// A client identity whose certificate, signed by the federation CA, carries `uri`.
 fn identity_with_uri(t: &TestNode, uri: &str) -> ClientIdentity {
@@ -126,9 +127,8 @@ async fn a_revocation_takes_effect_without_restart() {
         "a new connection must fail too"
     );
     // Other holders are unaffected.
-    pull(&mut t.operator().await, "91211382MA0Y3K1050")
-        .await
-        .unwrap();
+    let mut other = t.client(Role::Operator, LINGYUAN, "ops-2").await;
+    pull(&mut other, "91211382MA0Y3K1050").await.unwrap();
 }
 
 /// A client checks that it reached a node: a provider's certificate does not pass.
@@ -143,4 +143,71 @@ async fn a_client_refuses_a_server_that_is_not_a_node() {
             .await
             .is_err()
     );
+}
+
+/// A certificate revoked while its push stream is open is refused on the next batch,
+/// and the refusal is logged.
+#[tokio::test]
+async fn a_revocation_ends_an_open_push_stream() {
+    let t = TestNode::start().await;
+    let amr = t.identity(Role::Provider, LINGYUAN, "lingyuan-amr");
+    let identity = ClientIdentity::load(&amr).unwrap();
+    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
+        .await
+        .unwrap();
+    let mut client = ExchangeClient::new(channel);
+    let drafts = drafts("admin_penalty", 2, 21);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut results = client
+        .push(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(credit_node::pb::PushBatch {
+        batch_ref: "1".into(),
+        records: wire(&drafts[..1]),
+    })
+    .await
+    .unwrap();
+    let first = tokio_stream::StreamExt::next(&mut results)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.accepted, 1);
+
+    t.net.revoke(&amr).unwrap();
+    let serial = {
+        let der = rustls_pki_types::CertificateDer::from_pem_file(amr.join("cert.pem")).unwrap();
+        x509_parser::parse_x509_certificate(&der)
+            .unwrap()
+            .1
+            .raw_serial()
+            .to_vec()
+    };
+    let tls = t.node().node.tls.clone();
+    let reloaded = eventually(Duration::from_secs(20), || {
+        let (tls, serial) = (tls.clone(), serial.clone());
+        async move { tls.is_revoked(&serial) }
+    })
+    .await;
+    assert!(reloaded, "the node did not reread the CRL");
+    let before = t.fingerprint();
+    tx.send(credit_node::pb::PushBatch {
+        batch_ref: "2".into(),
+        records: wire(&drafts[1..]),
+    })
+    .await
+    .unwrap();
+    let second = tokio_stream::StreamExt::next(&mut results)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(second.code(), tonic::Code::Unauthenticated);
+    assert!(second.message().contains("R-NODE-3"), "{second:?}");
+    assert_eq!(
+        t.fingerprint(),
+        before,
+        "nothing from the revoked stream was stored"
+    );
+    assert!(matches!(t.last_usage().outcome, Outcome::Refused { .. }));
 }

@@ -134,6 +134,58 @@ pub async fn push_lines(
         .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(crate::server::MAX_MESSAGE_BYTES);
     let mut report = PushReport::default();
+    let outcome = receive(&mut client, rx, &pending, &mut report).await;
+    let local = reader
+        .await
+        .map_err(|e| format!("reading the record file failed: {e}"))?;
+    // Refusals seen so far are worth printing even when the push stopped early.
+    if let Ok(local) = &local {
+        report.rejections.extend(local.iter().cloned());
+    }
+    report.rejections.sort_by_key(|r| r.line);
+    let unanswered = pending.lock().map(|p| p.len()).unwrap_or(0);
+    let failure = match (outcome, local) {
+        (Err(e), _) | (Ok(()), Err(e)) => Some(e),
+        (Ok(()), Ok(_)) if unanswered > 0 => {
+            Some(format!("the node ended the stream with {unanswered} batches unanswered").into())
+        }
+        _ => None,
+    };
+    match failure {
+        None => Ok(report),
+        Some(cause) => Err(Box::new(PushFailed { report, cause })),
+    }
+}
+
+/// A push that stopped before the end, with what had been acknowledged by then.
+#[derive(Debug)]
+pub struct PushFailed {
+    pub report: PushReport,
+    pub cause: CliError,
+}
+
+impl std::fmt::Display for PushFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; before that the node stored {} records and refused {} (pushing the file again is safe: \
+             stored records come back unchanged)",
+            self.cause,
+            self.report.accepted(),
+            self.report.rejected()
+        )
+    }
+}
+
+impl std::error::Error for PushFailed {}
+
+/// Reads push results into `report`, matching outcomes to file lines.
+async fn receive(
+    client: &mut ExchangeClient<Channel>,
+    rx: mpsc::Receiver<pb::PushBatch>,
+    pending: &Mutex<HashMap<String, Vec<u64>>>,
+    report: &mut PushReport,
+) -> Result<(), CliError> {
     let mut results = client
         .push(ReceiverStream::new(rx))
         .await
@@ -164,12 +216,7 @@ pub async fn push_lines(
             }
         }
     }
-    let local = reader
-        .await
-        .map_err(|e| format!("reading the record file failed: {e}"))??;
-    report.rejections.extend(local);
-    report.rejections.sort_by_key(|r| r.line);
-    Ok(report)
+    Ok(())
 }
 
 /// All records of one subject that the node holds.
@@ -190,7 +237,15 @@ pub async fn pull(channel: Channel, subject_id: &str) -> Result<Vec<pb::Record>,
     Ok(out)
 }
 
-/// A refusal as a person reads it: `PermissionDenied: ... (R-…)`.
+/// A failed call as a person reads it: a refusal by the node (`PermissionDenied: ...
+/// (R-…)`) is told apart from a call that failed on the way (unreachable, TLS, transport).
 pub fn status_error(s: tonic::Status) -> CliError {
-    format!("the node refused: {:?}: {}", s.code(), s.message()).into()
+    use tonic::Code::*;
+    match s.code() {
+        InvalidArgument | PermissionDenied | Unauthenticated | FailedPrecondition | OutOfRange
+        | ResourceExhausted | NotFound | AlreadyExists => {
+            format!("the node refused: {:?}: {}", s.code(), s.message()).into()
+        }
+        _ => format!("the call failed: {:?}: {}", s.code(), s.message()).into(),
+    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::client::{PushReport, Target, open_records, push_lines};
 use super::{CliError, Exit};
-use crate::devnet::{DevNet, DevProvider};
+use crate::devnet::DevNet;
 use crate::identity::Role;
 
 const AMR_SAMPLE: &str = include_str!("../../samples/lingyuan-amr.jsonl");
@@ -28,24 +28,7 @@ pub async fn run(dir: Option<PathBuf>, exit: bool) -> Result<Exit, CliError> {
     };
     std::fs::create_dir_all(&dir)?;
     let net = DevNet::create(&dir)?;
-    let providers = [
-        DevProvider {
-            id: "lingyuan-amr".into(),
-            name: "凌源市市场监督管理局".into(),
-            categories: vec![
-                "registration".into(),
-                "admin_license".into(),
-                "admin_penalty".into(),
-            ],
-            uscc: None,
-        },
-        DevProvider {
-            id: "lingyuan-power".into(),
-            name: "国网辽宁省电力有限公司凌源市供电分公司".into(),
-            categories: vec!["power".into()],
-            uscc: None,
-        },
-    ];
+    let providers = crate::devnet::sample_providers();
     let config = net.node_config(REGION, "凌源市公共信用信息平台 (demo)", &providers)?;
     let node = crate::server::start(config).await?;
     let endpoint = node.endpoint();

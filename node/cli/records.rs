@@ -60,33 +60,57 @@ fn line_error(field: &str, rule: &'static str, message: impl Into<String>) -> Li
 /// Reads JSON Lines. Blank lines are skipped; each other line is a record or an error.
 pub fn read_json_lines<R: BufRead + Send + 'static>(reader: R, period: &str) -> Lines {
     let period = period.to_string();
-    Box::new(reader.lines().enumerate().filter_map(move |(i, line)| {
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => return Some(Err(e)),
-        };
-        if line.trim().is_empty() {
-            return None;
-        }
-        let draft = match serde_json::from_str::<Value>(&line) {
-            Ok(Value::Object(obj)) => draft_from_json(obj, &period),
-            Ok(_) => Err(line_error(
-                "(line)",
-                "R-DATA-2",
-                "each line must be one JSON object",
-            )),
-            Err(e) => Err(line_error(
-                "(line)",
-                "R-DATA-2",
-                format!("not valid JSON: {e}"),
-            )),
-        };
-        Some(Ok(Parsed {
-            line: i as u64 + 1,
-            bytes: line.len() as u64 + 1,
-            draft,
-        }))
-    }))
+    Box::new(
+        reader
+            .split(b'\n')
+            .enumerate()
+            .filter_map(move |(i, bytes)| {
+                let bytes = match bytes {
+                    Ok(bytes) => bytes,
+                    Err(e) => return Some(Err(e)),
+                };
+                let size = bytes.len() as u64 + 1;
+                // A line in another encoding (GBK exports are common) is refused on its own,
+                // not the whole file.
+                let line = match String::from_utf8(bytes) {
+                    Ok(line) => line,
+                    Err(_) => {
+                        let draft = Err(line_error(
+                            "(line)",
+                            "R-DATA-2",
+                            "not UTF-8 text; convert the file from GBK (or its encoding) to UTF-8",
+                        ));
+                        return Some(Ok(Parsed {
+                            line: i as u64 + 1,
+                            bytes: size,
+                            draft,
+                        }));
+                    }
+                };
+                let line = line.strip_suffix('\r').unwrap_or(&line).to_string();
+                if line.trim().is_empty() {
+                    return None;
+                }
+                let draft = match serde_json::from_str::<Value>(&line) {
+                    Ok(Value::Object(obj)) => draft_from_json(obj, &period),
+                    Ok(_) => Err(line_error(
+                        "(line)",
+                        "R-DATA-2",
+                        "each line must be one JSON object",
+                    )),
+                    Err(e) => Err(line_error(
+                        "(line)",
+                        "R-DATA-2",
+                        format!("not valid JSON: {e}"),
+                    )),
+                };
+                Some(Ok(Parsed {
+                    line: i as u64 + 1,
+                    bytes: size,
+                    draft,
+                }))
+            }),
+    )
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -138,24 +162,24 @@ fn draft_from_json(mut obj: Map<String, Value>, period: &str) -> Result<Draft, L
         period: period.to_string(),
         ..Draft::default()
     };
-    if let Some(Value::Object(fields)) = obj.remove("fields") {
-        for (k, v) in fields {
-            match v {
-                Value::Null => {}
-                ref other => {
-                    let t = text(other).ok_or_else(|| {
-                        line_error(
-                            &format!("fields.{k}"),
-                            "R-DATA-2",
-                            "must be a string, number or boolean",
-                        )
-                    })?;
-                    draft.fields.insert(k, t);
+    match obj.remove("fields") {
+        Some(Value::Object(fields)) => {
+            for (k, v) in fields {
+                if v.is_null() {
+                    continue;
                 }
+                let t = text(&v).ok_or_else(|| {
+                    line_error(
+                        &format!("fields.{k}"),
+                        "R-DATA-2",
+                        "must be a string, number or boolean",
+                    )
+                })?;
+                draft.fields.insert(k, t);
             }
         }
-    } else if obj.contains_key("fields") {
-        return Err(line_error("fields", "R-DATA-2", "must be a JSON object"));
+        Some(Value::Null) | None => {}
+        Some(_) => return Err(line_error("fields", "R-DATA-2", "must be a JSON object")),
     }
     for (k, v) in obj {
         if v.is_null() {
@@ -318,13 +342,26 @@ mod tests {
             r#"{"subject_kind":"company"}"#,
             "\n",
             r#"{"subject_kind":"legal","colour":"red"}"#,
-            "\n"
+            "\n",
+            r#"{"subject_kind":"legal","fields":"oops"}"#,
+            "\r\n",
         );
-        let parsed: Vec<Parsed> =
-            read_json_lines(std::io::Cursor::new(input.as_bytes().to_vec()), "2026-03")
-                .map(Result::unwrap)
-                .collect();
-        assert_eq!(parsed.len(), 4);
+        let mut bytes = input.as_bytes().to_vec();
+        bytes.extend_from_slice(b"{\"subject_name\":\"\xd5\xc5\xc8\xfd\"}\n"); // GBK for 张三
+        let parsed: Vec<Parsed> = read_json_lines(std::io::Cursor::new(bytes), "2026-03")
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(parsed.len(), 6);
+        assert_eq!(parsed[4].draft.as_ref().unwrap_err().field, "fields");
+        assert!(
+            parsed[5]
+                .draft
+                .as_ref()
+                .unwrap_err()
+                .message
+                .contains("UTF-8")
+        );
+        assert_eq!(parsed[5].line, 7);
         let Ok(d) = &parsed[0].draft else { panic!() };
         assert_eq!(parsed[0].line, 1);
         assert_eq!(d.fields["fine_amount"], "1.5");

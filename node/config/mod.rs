@@ -118,15 +118,7 @@ impl Config {
 
     /// Parses and checks config text; relative paths are taken relative to `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let key = e
-                .message()
-                .split('`')
-                .nth(1)
-                .unwrap_or("(syntax)")
-                .to_string();
-            err(key, e.to_string().trim().replace('\n', " "))
-        })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
         let region =
             RegionCode::parse(raw.region.trim()).map_err(|e| err("region", e.to_string()))?;
         if raw.name.trim().is_empty() {
@@ -228,6 +220,22 @@ impl Config {
                 uscc,
             });
         }
+        // Legacy codes become part of store keys and must be pullable: the same shape as
+        // any subject identifier.
+        let mut legacy_codes = Vec::with_capacity(raw.legacy_codes.len());
+        for (i, code) in raw.legacy_codes.iter().enumerate() {
+            let code = crate::policy::identifier::normalise_id(code);
+            if code.is_empty()
+                || code.len() > 64
+                || !code.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(err(
+                    format!("legacy_codes[{i}]"),
+                    format!("{code:?} must be 1-64 letters and digits"),
+                ));
+            }
+            legacy_codes.push(code);
+        }
         let cache_mb = raw.store.cache_mb.unwrap_or(256);
         if !(16..=65536).contains(&cache_mb) {
             return Err(err("store.cache_mb", "must be between 16 and 65536"));
@@ -240,7 +248,7 @@ impl Config {
             tls,
             crl_reload,
             catalog: catalog_path,
-            legacy_codes: raw.legacy_codes,
+            legacy_codes,
             providers,
             store: StoreOptions {
                 cache_bytes: cache_mb * 1024 * 1024,
@@ -251,6 +259,33 @@ impl Config {
     pub fn provider(&self, id: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.id == id)
     }
+}
+
+/// Names the key of a TOML or shape error: from "unknown field `x`" / "missing field `x`"
+/// when the message has it, else from the line the error points at.
+fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = e.message();
+    let named = ["unknown field `", "missing field `"].iter().find_map(|p| {
+        message
+            .split(p)
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+    });
+    let key = match (named, e.span()) {
+        (Some(k), _) => k.to_string(),
+        (None, Some(span)) => {
+            let start = text[..span.start.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let line = text[start..].lines().next().unwrap_or("");
+            match line.split_once('=') {
+                Some((k, _)) if !k.trim().is_empty() => k.trim().to_string(),
+                _ => format!("line {}", text[..start].lines().count() + 1),
+            }
+        }
+        (None, None) => "(syntax)".to_string(),
+    };
+    err(key, message.trim().replace('\n', " "))
 }
 
 #[cfg(test)]

@@ -78,6 +78,29 @@ fn each_bad_key_is_named() {
 }
 
 #[test]
+fn wrong_types_name_their_key_and_legacy_codes_are_checked() {
+    assert_eq!(refused(&GOOD.replace("\"211382\"", "211382")).key, "region");
+    assert_eq!(
+        refused(&GOOD.replace(
+            "crl = \"crl.pem\"",
+            "crl = \"crl.pem\"\ncrl_reload_secs = -1"
+        ))
+        .key,
+        "crl_reload_secs"
+    );
+    let with_legacy = |code: &str| {
+        GOOD.replace(
+            "data_dir = \"data\"",
+            &format!("data_dir = \"data\"\nlegacy_codes = [{code:?}]"),
+        )
+    };
+    assert_eq!(refused(&with_legacy("9135-0100")).key, "legacy_codes[0]");
+    let dir = folder();
+    let c = Config::from_toml(&with_legacy(" 91350100m0001tgqxm "), dir.path()).unwrap();
+    assert_eq!(c.legacy_codes, vec!["91350100M0001TGQXM"]);
+}
+
+#[test]
 fn unknown_and_missing_keys_are_refused() {
     let e = refused(&GOOD.replace(
         "data_dir = \"data\"",
@@ -86,4 +109,25 @@ fn unknown_and_missing_keys_are_refused() {
     assert!(e.reason.contains("listen_port"), "{e}");
     let e = refused(&GOOD.replace("data_dir = \"data\"\n", ""));
     assert!(e.reason.contains("data_dir"), "{e}");
+}
+
+/// The example configs in deploy/ stay valid as the config format moves.
+#[test]
+fn the_deploy_examples_load() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    for name in ["lingyuan.toml", "chaoyang.toml", "liaoning.toml"] {
+        let text = std::fs::read_to_string(deploy.join(name)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for node in ["lingyuan", "chaoyang", "liaoning"] {
+            std::fs::create_dir_all(dir.path().join("pki").join(node)).unwrap();
+            for f in ["cert.pem", "key.pem"] {
+                std::fs::write(dir.path().join("pki").join(node).join(f), "").unwrap();
+            }
+        }
+        for f in ["ca.pem", "crl.pem"] {
+            std::fs::write(dir.path().join("pki").join(f), "").unwrap();
+        }
+        let c = Config::from_toml(&text, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!c.providers.is_empty(), "{name}");
+    }
 }

@@ -37,7 +37,9 @@ pub fn draft_from_wire(r: pb::Record) -> Result<Draft, Violation> {
         subject_kind,
         subject_id: subject.id,
         subject_name: subject.name,
-        category: r.category,
+        // Trimmed here, once, so the registration check and the validator see the same
+        // category (a trailing space or U+3000 must not slip past either).
+        category: r.category.trim().to_string(),
         provider_ref: r.provider_ref,
         occurred_on: r.occurred_on,
         ended_on: if r.ended_on.is_empty() {

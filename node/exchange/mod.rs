@@ -1,5 +1,6 @@
 //! The Exchange service (R-NODE-2): providers push records; operators and nodes pull a
-//! subject's records. Every call, accepted or refused, writes the usage log.
+//! subject's records. Every pull, every batch that stores or refuses a record, and every
+//! refused call writes the usage log.
 //!
 //! * `convert`: wire <-> domain.
 //! * `status`: library errors -> `tonic::Status`, in one place.
@@ -125,22 +126,25 @@ impl ExchangeService {
                 .unwrap_or_default();
             // An unknown category is bad input (the validator says so); a known one the
             // provider is not registered for is a denial.
-            let known = self.validator.catalog().get(&wire.category).is_some();
-            let checked = (if known {
-                authz::category_allowed(&provider.categories, &wire.category)
-            } else {
-                Ok(())
-            })
-            .map_err(|d| Refusal {
-                field: "category".into(),
-                ..Refusal::from(d)
-            })
-            .and_then(|()| convert::draft_from_wire(wire).map_err(Refusal::from))
-            .and_then(|draft| {
-                self.validator
-                    .check(&draft, &provider.id, today)
-                    .map_err(Refusal::from)
-            });
+            let checked = convert::draft_from_wire(wire)
+                .map_err(Refusal::from)
+                .and_then(|draft| {
+                    let known = self.validator.catalog().get(&draft.category).is_some();
+                    if known {
+                        authz::category_allowed(&provider.categories, &draft.category).map_err(
+                            |d| Refusal {
+                                field: "category".into(),
+                                ..Refusal::from(d)
+                            },
+                        )?;
+                    }
+                    Ok(draft)
+                })
+                .and_then(|draft| {
+                    self.validator
+                        .check(&draft, &provider.id, today)
+                        .map_err(Refusal::from)
+                });
             match checked {
                 Ok(content) => accepted.push((index, content)),
                 Err(refusal) => {
@@ -240,10 +244,25 @@ fn push_usage(
     for (subject, r) in refused {
         let mut e = UsageEntry::new(caller, Action::Push, "Push", now)
             .refused(r.code, &r.field, &r.rule, &r.message);
-        e.subject = (!subject.is_empty()).then(|| subject.clone());
+        e.subject = loggable_subject(subject);
         entries.push(e);
     }
     entries
+}
+
+/// The subject of a refused record as the usage log keeps it: the log is permanent, so
+/// caller input goes in only when it has the shape of an identifier; anything else is
+/// kept as a short, marked prefix.
+fn loggable_subject(raw: &str) -> Option<String> {
+    let id = crate::policy::identifier::normalise_id(raw);
+    if id.is_empty() {
+        return None;
+    }
+    if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Some(id);
+    }
+    let prefix: String = id.chars().filter(|c| !c.is_control()).take(32).collect();
+    Some(format!("(not an identifier, {} bytes) {prefix}", raw.len()))
 }
 
 #[tonic::async_trait]
@@ -257,6 +276,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
     ) -> Result<Response<Self::PushStream>, Status> {
         let caller = self.gate.admit(&request, Rpc::Push, Action::Push).await?;
         let provider = self.registered_provider(&caller).await?;
+        let serial = Gate::serial(&request).unwrap_or_default();
         let mut batches = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
         let service = self.clone();
@@ -265,11 +285,36 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 let batch = match batches.message().await {
                     Ok(Some(batch)) => batch,
                     Ok(None) => break,
+                    Err(status) if status.code() == Code::Cancelled => {
+                        tracing::debug!(caller = %caller, "push stream cancelled by the client");
+                        break;
+                    }
                     Err(status) => {
-                        tracing::debug!(caller = %caller, %status, "push stream ended by the client");
+                        // A batch that cannot be read (too large, malformed) is refused
+                        // out loud: the client must not take a quiet end for success.
+                        let refusal = Refusal {
+                            code: status.code(),
+                            field: "batch".into(),
+                            rule: "R-NODE-2".into(),
+                            message: format!("the batch could not be read: {}", status.message()),
+                        };
+                        let status = service
+                            .gate
+                            .refuse(Some(&caller), "Push", Action::Push, refusal)
+                            .await;
+                        let _ = tx.send(Err(status)).await;
                         break;
                     }
                 };
+                // A push stream can outlive its certificate (R-NODE-3).
+                if let Err(status) = service
+                    .gate
+                    .still_valid(&caller, &serial, "Push", Action::Push)
+                    .await
+                {
+                    let _ = tx.send(Err(status)).await;
+                    break;
+                }
                 let result = service.push_batch(&caller, &provider, batch).await;
                 let failed = result.is_err();
                 if tx.send(result).await.is_err() || failed {

@@ -418,11 +418,24 @@ fn refuse(reason: impl std::fmt::Display) -> Status {
     Status::unauthenticated(format!("R-NODE-3: {reason}"))
 }
 
+/// A caller established from its certificate, with the certificate's serial so a
+/// long-lived stream can be checked against later revocations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    pub caller: CallerId,
+    pub serial: Vec<u8>,
+}
+
 /// Who is calling, from the client certificate of the connection the request came on.
 ///
 /// Runs on every RPC, so it parses only the leaf. The serial check catches certificates
 /// revoked after their connection was established; the handshake caught the rest.
 pub fn authenticate<T>(req: &Request<T>, tls: &ServerTls) -> Result<CallerId, Status> {
+    authenticate_peer(req, tls).map(|a| a.caller)
+}
+
+/// `authenticate`, keeping the certificate's serial.
+pub fn authenticate_peer<T>(req: &Request<T>, tls: &ServerTls) -> Result<Authenticated, Status> {
     let certs = req
         .peer_certs()
         .ok_or_else(|| refuse("no client certificate"))?;
@@ -437,7 +450,12 @@ pub fn authenticate<T>(req: &Request<T>, tls: &ServerTls) -> Result<CallerId, St
     let uri = identity_uri(&cert).ok_or_else(|| {
         refuse("certificate has no identity URI (SAN credit://<role>/<region>/<id>)")
     })?;
-    CallerId::parse_uri(uri).map_err(|e| refuse(format_args!("identity URI {uri:?}: {e}")))
+    let caller =
+        CallerId::parse_uri(uri).map_err(|e| refuse(format_args!("identity URI {uri:?}: {e}")))?;
+    Ok(Authenticated {
+        caller,
+        serial: cert.raw_serial().to_vec(),
+    })
 }
 
 /// A tonic interceptor that authenticates every request and leaves the `CallerId` in its

@@ -14,18 +14,24 @@
 //! it has not synced before and the `blobs/` directory, and, once at start, the data
 //! directory itself, so the file entries exist after a power cut.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::StoreError;
 
 pub(super) struct Durability {
     db_file: File,
     blobs: PathBuf,
-    synced_blobs: Mutex<HashSet<OsString>>,
+    /// Blob files synced so far, with the length they had. A blob is keyed by name and
+    /// length because `sync` runs outside the writer lock: another thread may list the
+    /// folder while sled is still writing a blob, and its length tells the two apart.
+    synced_blobs: Mutex<HashMap<OsString, u64>>,
+    /// How many times `sync` reached the disk; tests check the write paths call it.
+    syncs: AtomicU64,
 }
 
 impl Durability {
@@ -36,13 +42,20 @@ impl Durability {
         Ok(Durability {
             db_file,
             blobs: dir.join("blobs"),
-            synced_blobs: Mutex::new(HashSet::new()),
+            synced_blobs: Mutex::new(HashMap::new()),
+            syncs: AtomicU64::new(0),
         })
     }
 
     pub(super) fn sync(&self) -> Result<(), StoreError> {
         self.db_file.sync_data()?;
-        self.sync_blobs()
+        self.sync_blobs()?;
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub(super) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     fn sync_blobs(&self) -> Result<(), StoreError> {
@@ -53,20 +66,25 @@ impl Durability {
         };
         let mut synced = self.synced_blobs.lock().map_err(|_| StoreError::Lock)?;
         let mut any_new = false;
-        let mut present = HashSet::new();
+        let mut present = HashMap::new();
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();
-            if !synced.contains(&name) {
+            let len = match entry.metadata() {
+                Ok(m) => m.len(),
+                // sled removes blobs it has rewritten; a vanished file needs no sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if synced.get(&name) != Some(&len) {
                 match File::open(entry.path()) {
                     Ok(f) => f.sync_all()?,
-                    // sled removes blobs it has rewritten; a vanished file needs no sync.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e.into()),
                 }
                 any_new = true;
             }
-            present.insert(name);
+            present.insert(name, len);
         }
         if any_new {
             sync_dir(&self.blobs)?;

@@ -9,7 +9,7 @@
 //!
 //! Layout after the 48-bit millisecond timestamp and the version nibble:
 //! `rand_a` (12 bits) = region >> 8; after the variant bits, `rand_b` (62 bits) =
-//! region & 0xff (8 bits) | first sequence (48 bits) | 6 random bits.
+//! region & 0xff (8 bits) | first sequence (48 bits) | 6 zero bits.
 
 use uuid::Uuid;
 

@@ -19,9 +19,10 @@
 //! # Writing and durability
 //!
 //! One writer at a time decides outcomes (created, new version, unchanged) and writes a
-//! batch as three `apply_batch` calls in a fixed order: changelog, records, usage. Each is
-//! atomic; sled recovers a prefix of its log, so after a crash the records tree is never
-//! ahead of the changelog, and `open` replays any changelog tail the records tree lacks.
+//! batch as three `apply_batch` calls in a fixed order: usage, changelog, records. Each is
+//! atomic; sled recovers a prefix of its log, so after a crash stored records always have
+//! their usage entry, the records tree is never ahead of the changelog, and `open`
+//! replays any changelog tail the records tree lacks.
 //! A batch is acknowledged only after `sync`: sled's `flush` (which on Linux ends in
 //! `sync_file_range`, sled issue #1452) followed by `fdatasync` of sled's `db` file and
 //! an fsync of any new blob files and their directory. See ARCHITECTURE.md, "Durability".
@@ -238,17 +239,29 @@ impl Store {
     where
         F: FnOnce(&[Applied]) -> Vec<UsageEntry>,
     {
-        self.check_writable()?;
-        let applied = {
+        self.write(|w| self.decide_and_write(w, batch, origin, now_ms, usage))
+    }
+
+    /// Runs `f` as the one writer, then makes its writes durable. Any failure, of the
+    /// write or of the sync, stops further writes until a restart: after a failed fsync
+    /// the kernel may have dropped the dirty pages, so retrying could acknowledge data
+    /// that is not on disk; a restart recovers from what is.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            return Err(StoreError::Poisoned);
+        }
+        let result = {
             let mut w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-            let result = self.decide_and_write(&mut w, batch, origin, now_ms, usage);
-            if result.is_err() {
-                self.inner.poisoned.store(true, Ordering::SeqCst);
-            }
-            result?
-        };
-        self.sync()?;
-        Ok(applied)
+            f(&mut w)
+        }
+        .and_then(|value| self.sync().map(|()| value));
+        if result.is_err() {
+            self.inner.poisoned.store(true, Ordering::SeqCst);
+        }
+        result
     }
 
     fn decide_and_write<F>(
@@ -342,12 +355,14 @@ impl Store {
         let changes = chunked(first_seq, written)?;
         let entries = usage(&applied);
         let (usage_batch, next_usage, usage_head) = self.chain_usage(w, entries)?;
+        // Usage first: after a crash the log may name a batch that was never stored (and
+        // never acknowledged), but it never lacks the entry for data that is stored.
+        inner.usage.apply_batch(usage_batch)?;
         if next_change != w.next_change {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
             inner.changelog.apply_batch(changes)?;
             inner.records.apply_batch(current)?;
         }
-        inner.usage.apply_batch(usage_batch)?;
         w.next_change = next_change;
         w.next_usage = next_usage;
         w.usage_head = usage_head;
@@ -376,32 +391,24 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        self.check_writable()?;
-        {
-            let mut w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-            let (batch, next, head) = self.chain_usage(&w, entries)?;
-            if let Err(e) = self.inner.usage.apply_batch(batch) {
-                self.inner.poisoned.store(true, Ordering::SeqCst);
-                return Err(e.into());
-            }
+        self.write(|w| {
+            let (batch, next, head) = self.chain_usage(w, entries)?;
+            self.inner.usage.apply_batch(batch)?;
             w.next_usage = next;
             w.usage_head = head;
-        }
-        self.sync()
+            Ok(())
+        })
+    }
+
+    /// How many times this store has synced to disk since it was opened.
+    pub fn syncs(&self) -> u64 {
+        self.inner.durability.syncs()
     }
 
     /// Makes everything written so far durable. See the module doc.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.inner.db.flush()?;
         self.inner.durability.sync()
-    }
-
-    fn check_writable(&self) -> Result<(), StoreError> {
-        if self.inner.poisoned.load(Ordering::SeqCst) {
-            Err(StoreError::Poisoned)
-        } else {
-            Ok(())
-        }
     }
 
     /// The current version of every record of one subject, in key order.

@@ -239,3 +239,27 @@ fn chunks_split_and_ids_lead_back_to_records() {
         "the sequence continues after the last chunk"
     );
 }
+
+/// Acknowledgement waits for the disk: each accepted batch and each usage append has
+/// gone through `sync` (flush + fdatasync) before it returns. A SIGKILL test cannot see a
+/// missing fsync (the page cache survives), so this checks the call itself.
+#[test]
+fn every_write_is_synced_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let before = store.syncs();
+    store
+        .accept(vec![content("S1", "R-1", "1")], region(), 1, push_usage)
+        .unwrap();
+    assert_eq!(store.syncs(), before + 1);
+    store
+        .accept(vec![content("S1", "R-1", "1")], region(), 1, push_usage)
+        .unwrap();
+    assert_eq!(
+        store.syncs(),
+        before + 2,
+        "an unchanged batch still syncs its usage entry"
+    );
+    store.append_usage(push_usage(&[])).unwrap();
+    assert_eq!(store.syncs(), before + 3);
+}

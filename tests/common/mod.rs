@@ -29,24 +29,7 @@ pub struct TestNode {
 }
 
 pub fn providers() -> Vec<DevProvider> {
-    vec![
-        DevProvider {
-            id: "lingyuan-amr".into(),
-            name: "凌源市市场监督管理局".into(),
-            categories: vec![
-                "registration".into(),
-                "admin_license".into(),
-                "admin_penalty".into(),
-            ],
-            uscc: None,
-        },
-        DevProvider {
-            id: "lingyuan-power".into(),
-            name: "国网凌源市供电分公司".into(),
-            categories: vec!["power".into()],
-            uscc: None,
-        },
-    ]
+    credit_node::devnet::sample_providers()
 }
 
 impl TestNode {
