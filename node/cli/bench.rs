@@ -137,7 +137,9 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     let e2e = started.elapsed();
     latencies.sort();
     let stats = node.store().stats()?;
+    let data_dir = node.store().dir().to_path_buf();
     node.shutdown().await?;
+    let on_disk = dir_bytes(&data_dir);
     if accepted as usize != args.records {
         return Err(format!("only {accepted} of {} records were accepted", args.records).into());
     }
@@ -190,6 +192,12 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
         stats.records, stats.last_change, stats.usage_entries
     );
     println!(
+        "  store on disk: {:.1} MiB, {} bytes per record ({} on the wire)",
+        on_disk as f64 / (1024.0 * 1024.0),
+        on_disk / args.records.max(1) as u64,
+        bytes / args.records.max(1)
+    );
+    println!(
         "validation alone: {:.0} records/s on one core",
         args.records as f64 / validate_time.as_secs_f64()
     );
@@ -199,6 +207,21 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
         e2e_rate / store_rate
     );
     Ok(Exit::Ok)
+}
+
+/// Bytes of the files under `dir` (sled's data, blobs and snapshots).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// Pushes `records` on one stream with at most `window` batches in flight; returns each
