@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["credit/v1/record.proto", "credit/v1/exchange.proto"];
+    let files = [
+        "credit/v1/record.proto",
+        "credit/v1/exchange.proto",
+        "credit/v1/federation.proto",
+    ];
     let fds = protox::compile(files, ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("credit_descriptor.bin"), fds.encode_to_vec())?;

@@ -113,6 +113,18 @@ impl DevNet {
         name: &str,
         providers: &[DevProvider],
     ) -> Result<Config, DevNetError> {
+        self.federated_node_config(region, name, providers, None, &[])
+    }
+
+    /// `node_config` with a parent (`region`, `endpoint`) and children.
+    pub fn federated_node_config(
+        &self,
+        region: &str,
+        name: &str,
+        providers: &[DevProvider],
+        parent: Option<(&str, &str)>,
+        children: &[&str],
+    ) -> Result<Config, DevNetError> {
         let node_dir = self.dir.join(region);
         std::fs::create_dir_all(&node_dir).map_err(|source| DevNetError::Io {
             path: node_dir.clone(),
@@ -127,6 +139,14 @@ impl DevNet {
             identity.join("key.pem"),
             self.ca_dir().join("crl.pem"),
         );
+        if let Some((parent, endpoint)) = parent {
+            toml.push_str(&format!(
+                "\n[parent]\nregion = {parent:?}\nendpoint = {endpoint:?}\n"
+            ));
+        }
+        for child in children {
+            toml.push_str(&format!("\n[[children]]\nregion = {child:?}\n"));
+        }
         for p in providers {
             toml.push_str(&format!(
                 "\n[[providers]]\nid = {:?}\nname = {:?}\ncategories = {:?}\n",

@@ -29,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod devnet;
 pub mod exchange;
+pub mod federation;
 pub mod identity;
 pub mod policy;
 pub mod record;

@@ -16,7 +16,10 @@ use tonic::{Code, Request, Status};
 use crate::config::Config;
 use crate::exchange::ExchangeService;
 use crate::exchange::status::Refusal;
+use crate::federation::uplink::{Link, UPLINK_HEALTH_SERVICE, UplinkHealth};
+use crate::federation::{FederationService, Uplink};
 use crate::identity::CallerId;
+use crate::identity::client::ClientIdentity;
 use crate::identity::tls::{Authenticated, ServerTls, authenticate_peer, incoming};
 use crate::pb;
 use crate::policy::authz::{self, Rpc};
@@ -45,6 +48,8 @@ pub enum NodeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection service: {0}")]
     Reflection(String),
+    #[error("the node's own certificate for the uplink: {0}")]
+    Identity(String),
 }
 
 /// The result of authenticating a call, put in the request's extensions by the
@@ -172,6 +177,9 @@ fn rpc_name(rpc: Rpc) -> &'static str {
     match rpc {
         Rpc::Push => "Push",
         Rpc::PullBySubject => "PullBySubject",
+        Rpc::Sync => "Sync",
+        Rpc::Status => "Status",
+        Rpc::Notify => "Notify",
     }
 }
 
@@ -181,6 +189,10 @@ pub struct Node {
     pub store: Store,
     pub tls: Arc<ServerTls>,
     pub validator: Arc<Validator>,
+    /// The uplink's state, when the node has a parent.
+    pub uplink: Option<Uplink>,
+    /// This node's own certificate as a client, for the uplink.
+    identity: ClientIdentity,
 }
 
 impl Node {
@@ -194,11 +206,23 @@ impl Node {
                 dir: config.data_dir.display().to_string(),
                 source,
             })?;
+        let read = |path: &std::path::Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| NodeError::Identity(format!("{}: {e}", path.display())))
+        };
+        let identity = ClientIdentity {
+            ca_pem: read(&config.tls.ca)?,
+            cert_pem: read(&config.tls.cert)?,
+            key_pem: read(&config.tls.key)?,
+        };
+        let uplink = config.parent.as_ref().map(|_| Uplink::default());
         Ok(Node {
             config,
             store,
             tls,
             validator,
+            uplink,
+            identity,
         })
     }
 
@@ -236,6 +260,47 @@ impl Node {
             .build_v1alpha()
             .map_err(|e| NodeError::Reflection(e.to_string()))?;
 
+        let federation = FederationService::new(
+            Arc::new(config.clone()),
+            self.store.clone(),
+            self.validator.clone(),
+            Gate::new(config.region, self.store.clone(), self.tls.clone()),
+            self.uplink.clone(),
+        );
+        health
+            .set_serving::<pb::federation_server::FederationServer<FederationService>>()
+            .await;
+        let federation = InterceptedService::new(
+            pb::federation_server::FederationServer::new(federation)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            Authenticate(self.tls.clone()),
+        );
+        // The uplink runs beside the server: pushes here never wait for the parent.
+        let (stop_uplink, uplink_stopped) = tokio::sync::watch::channel(false);
+        let uplink_task = match (&config.parent, &self.uplink) {
+            (Some(parent), Some(uplink)) => {
+                let health = UplinkHealth(health.clone());
+                health
+                    .0
+                    .set_service_status(
+                        UPLINK_HEALTH_SERVICE,
+                        tonic_health::ServingStatus::NotServing,
+                    )
+                    .await;
+                let link = Link {
+                    parent: parent.clone(),
+                    local: config.region,
+                    children: config.children.clone(),
+                    identity: self.identity.clone(),
+                    store: self.store.clone(),
+                    health: Some(health),
+                };
+                Some(uplink.spawn(link, uplink_stopped))
+            }
+            _ => None,
+        };
+
         let crl_watch = self.tls.spawn_crl_watcher(config.crl_reload);
         let exchange = InterceptedService::new(
             pb::exchange_server::ExchangeServer::new(exchange)
@@ -251,9 +316,14 @@ impl Node {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(exchange)
+            .add_service(federation)
             .serve_with_incoming_shutdown(incoming(listener, self.tls.clone()), shutdown)
             .await;
         crl_watch.abort();
+        let _ = stop_uplink.send(true);
+        if let Some(task) = uplink_task {
+            let _ = task.await;
+        }
         let synced = self.store.sync();
         served?;
         synced.map_err(|source| NodeError::Store {

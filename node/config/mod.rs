@@ -50,6 +50,28 @@ pub struct Config {
     pub legacy_codes: Vec<String>,
     pub providers: Vec<Provider>,
     pub store: StoreOptions,
+    /// The platform one level up, when there is one (the province's is the national
+    /// platform, outside this federation).
+    pub parent: Option<Parent>,
+    /// The platforms one level down whose full data this node receives (R-FED-1).
+    pub children: Vec<Child>,
+}
+
+/// 上级平台: where this node's uplink sends its changelog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parent {
+    pub region: RegionCode,
+    /// e.g. `https://chaoyang.credit.example:7443`.
+    pub endpoint: String,
+}
+
+/// A node that syncs into this one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Child {
+    pub region: RegionCode,
+    /// Set for a child whose code does not lie inside this node's by its digits
+    /// (province-administered counties, cities without counties ...).
+    pub exception: bool,
 }
 
 /// 信息提供主体: a unit registered to push records to this node (R-DATA-6).
@@ -79,6 +101,24 @@ struct RawConfig {
     providers: Vec<RawProvider>,
     #[serde(default)]
     store: RawStore,
+    parent: Option<RawParent>,
+    #[serde(default)]
+    children: Vec<RawChild>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParent {
+    region: String,
+    endpoint: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChild {
+    region: String,
+    #[serde(default)]
+    exception: bool,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +276,55 @@ impl Config {
             }
             legacy_codes.push(code);
         }
+        let parent = match raw.parent {
+            None => None,
+            Some(p) => {
+                let parent = RegionCode::parse(p.region.trim())
+                    .map_err(|e| err("parent.region", e.to_string()))?;
+                if parent == region {
+                    return Err(err("parent.region", "a node cannot be its own parent"));
+                }
+                let endpoint = p.endpoint.trim().to_string();
+                if endpoint.is_empty() {
+                    return Err(err(
+                        "parent.endpoint",
+                        "must name the parent node, e.g. https://host:7443",
+                    ));
+                }
+                Some(Parent {
+                    region: parent,
+                    endpoint,
+                })
+            }
+        };
+        // Parents come from config, never from truncating codes; a child outside this
+        // region by its digits is refused unless the operator marks the exception.
+        let mut children: Vec<Child> = Vec::with_capacity(raw.children.len());
+        for (i, c) in raw.children.iter().enumerate() {
+            let key = format!("children[{i}].region");
+            let child = RegionCode::parse(c.region.trim()).map_err(|e| err(&key, e.to_string()))?;
+            if child == region {
+                return Err(err(key, "a node cannot be its own child"));
+            }
+            if !c.exception && !region.contains(&child) {
+                return Err(err(
+                    key,
+                    format!(
+                        "{child} does not lie inside {region}; if it really reports here, set exception = true"
+                    ),
+                ));
+            }
+            if children.iter().any(|x| x.region == child) {
+                return Err(err(key, format!("{child} is listed twice")));
+            }
+            if parent.as_ref().is_some_and(|p| p.region == child) {
+                return Err(err(key, format!("{child} is this node's parent")));
+            }
+            children.push(Child {
+                region: child,
+                exception: c.exception,
+            });
+        }
         let cache_mb = raw.store.cache_mb.unwrap_or(256);
         if !(16..=65536).contains(&cache_mb) {
             return Err(err("store.cache_mb", "must be between 16 and 65536"));
@@ -253,7 +342,13 @@ impl Config {
             store: StoreOptions {
                 cache_bytes: cache_mb * 1024 * 1024,
             },
+            parent,
+            children,
         })
+    }
+
+    pub fn child(&self, region: &RegionCode) -> Option<&Child> {
+        self.children.iter().find(|c| c.region == *region)
     }
 
     pub fn provider(&self, id: &str) -> Option<&Provider> {

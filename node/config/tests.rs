@@ -131,3 +131,27 @@ fn the_deploy_examples_load() {
         assert!(!c.providers.is_empty(), "{name}");
     }
 }
+
+#[test]
+fn topology_keys() {
+    let dir = folder();
+    let city = GOOD.replace("region = \"211382\"", "region = \"211300\"")
+        + "\n[parent]\nregion = \"210000\"\nendpoint = \"https://127.0.0.1:7444\"\n\n[[children]]\nregion = \"211382\"\n";
+    let c = Config::from_toml(&city, dir.path()).unwrap();
+    assert_eq!(c.parent.as_ref().unwrap().region.as_str(), "210000");
+    assert_eq!(c.children[0].region.as_str(), "211382");
+    // A child outside the region by its code, unless marked as an exception.
+    let outside = city.replace("region = \"211382\"\n", "region = \"210102\"\n");
+    assert_eq!(refused(&outside).key, "children[0].region");
+    let excepted = outside.replace(
+        "region = \"210102\"\n",
+        "region = \"210102\"\nexception = true\n",
+    );
+    assert!(Config::from_toml(&excepted, dir.path()).is_ok());
+    assert_eq!(
+        refused(&city.replace("\"210000\"", "\"211300\"")).key,
+        "parent.region"
+    );
+    let twice = format!("{city}\n[[children]]\nregion = \"211382\"\n");
+    assert_eq!(refused(&twice).key, "children[1].region");
+}

@@ -123,3 +123,91 @@ pub fn record_to_wire(r: &Record) -> pb::Record {
         content_hash: r.content_hash.to_vec(),
     }
 }
+
+/// What a child node sends about a record besides its checkable content: the fields only
+/// the origin sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaMeta {
+    pub id: uuid::Uuid,
+    pub provider_id: String,
+    pub origin: crate::region::RegionCode,
+    pub path: Vec<crate::region::RegionCode>,
+    pub reported_at_ms: i64,
+    pub version: u64,
+    pub status: Status,
+    pub status_reason: String,
+    pub disclosure: Option<Disclosure>,
+    pub adverse: Option<bool>,
+    pub content_hash: Vec<u8>,
+}
+
+fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation {
+    Violation {
+        field: field.to_string(),
+        rule,
+        message: message.into(),
+    }
+}
+
+/// Splits a record from a child node into a draft (checked again by the receiving node,
+/// which never trusts a child) and the origin's metadata.
+pub fn replica_from_wire(r: pb::Record) -> Result<(Draft, ReplicaMeta), Violation> {
+    let id = uuid::Uuid::parse_str(&r.id)
+        .map_err(|e| bad("id", "R-SEC-1", format!("not a UUID: {e}")))?;
+    let origin = crate::region::RegionCode::parse(&r.origin_region)
+        .map_err(|e| bad("origin_region", "R-FED-1", e.to_string()))?;
+    let path = r
+        .path
+        .iter()
+        .map(|p| crate::region::RegionCode::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("path", "R-FED-1", e.to_string()))?;
+    let status = match pb::RecordStatus::try_from(r.status) {
+        Ok(pb::RecordStatus::Active) => Status::Active,
+        Ok(pb::RecordStatus::Suspended) => Status::Suspended,
+        Ok(pb::RecordStatus::Expired) => Status::Expired,
+        Ok(pb::RecordStatus::Deleted) => Status::Deleted,
+        _ => return Err(bad("status", "R-SEC-1", "must be set by the origin")),
+    };
+    let disclosure = match pb::DisclosureClass::try_from(r.disclosure) {
+        Ok(pb::DisclosureClass::Public) => Some(Disclosure::Public),
+        Ok(pb::DisclosureClass::Consent) => Some(Disclosure::Consent),
+        Ok(pb::DisclosureClass::Statutory) => Some(Disclosure::Statutory),
+        _ => None,
+    };
+    let meta = ReplicaMeta {
+        id,
+        provider_id: r.provider_id,
+        origin,
+        path,
+        reported_at_ms: r.reported_at_ms,
+        version: r.version,
+        status,
+        status_reason: r.status_reason,
+        disclosure,
+        adverse: r.adverse,
+        content_hash: r.content_hash,
+    };
+    let subject = r.subject.unwrap_or_default();
+    let draft = Draft {
+        subject_kind: match pb::SubjectKind::try_from(subject.kind) {
+            Ok(pb::SubjectKind::Legal) => Some(SubjectKind::Legal),
+            Ok(pb::SubjectKind::Natural) => Some(SubjectKind::Natural),
+            _ => None,
+        },
+        subject_id: subject.id,
+        subject_name: subject.name,
+        category: r.category,
+        provider_ref: r.provider_ref,
+        occurred_on: r.occurred_on,
+        ended_on: if r.ended_on.is_empty() {
+            None
+        } else {
+            Some(r.ended_on)
+        },
+        period: r.period,
+        adverse: r.adverse,
+        fields: r.fields.into_iter().collect(),
+    };
+    Ok((draft, meta))
+}

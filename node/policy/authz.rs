@@ -12,6 +12,12 @@ use crate::region::RegionCode;
 pub enum Rpc {
     Push,
     PullBySubject,
+    /// Upward sync from a child node (R-FED-1, R-NODE-5).
+    Sync,
+    /// A node's status (operators).
+    Status,
+    /// Queue a notice for a node below (operators).
+    Notify,
 }
 
 /// A refusal by the role table: the rule it cites and a message for the caller.
@@ -39,6 +45,8 @@ impl Denial {
 /// | operator | no (R-DATA-4)                 | this node's region only    |
 /// | node     | no: nodes sync upward (R-NODE-5) | yes                     |
 /// | agency   | no (R-REL-4)                  | no: query with consent (R-REL-4) |
+///
+/// Sync: nodes only (R-NODE-5). Status and Notify: operators of this node's region only.
 pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denial> {
     match (caller.role, rpc) {
         (Role::Provider, Rpc::Push) => Ok(()),
@@ -68,6 +76,15 @@ pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denia
         (Role::Agency, Rpc::PullBySubject) => Err(Denial::new(
             "R-REL-4",
             "an agency reads another subject's records only through a consent-gated query",
+        )),
+        // Which nodes may sync here (configured children, by certificate region) is
+        // checked against the config by the service.
+        (Role::Node, Rpc::Sync) => Ok(()),
+        (_, Rpc::Sync) => Err(Denial::new("R-NODE-5", "only a child node syncs upward")),
+        (Role::Operator, Rpc::Status | Rpc::Notify) if caller.region == *node => Ok(()),
+        (_, Rpc::Status | Rpc::Notify) => Err(Denial::new(
+            "R-NODE-3",
+            format!("only an operator of region {node} administers this node"),
         )),
     }
 }
@@ -106,6 +123,13 @@ mod tests {
             (Role::Node, Rpc::PullBySubject, "211300", true),
             (Role::Agency, Rpc::Push, "211382", false),
             (Role::Agency, Rpc::PullBySubject, "211382", false),
+            (Role::Node, Rpc::Sync, "211382", true),
+            (Role::Provider, Rpc::Sync, "211382", false),
+            (Role::Operator, Rpc::Sync, "211382", false),
+            (Role::Operator, Rpc::Status, "211382", true),
+            (Role::Operator, Rpc::Notify, "211300", false),
+            (Role::Node, Rpc::Status, "211300", false),
+            (Role::Agency, Rpc::Notify, "211382", false),
         ];
         for (role, rpc, region, ok) in cases {
             assert_eq!(

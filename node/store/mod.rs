@@ -30,6 +30,8 @@
 mod codec;
 mod durability;
 mod ids;
+mod notices;
+mod replica;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,9 @@ use uuid::Uuid;
 use crate::record::{Content, Hash, Record, Status};
 use crate::region::RegionCode;
 use crate::usage::{Chained, UsageEntry};
+
+pub use replica::ReplicaOutcome;
+use replica::replica_id_key;
 
 use codec::{decode, encode};
 use durability::Durability;
@@ -142,7 +147,13 @@ struct Inner {
     records: sled::Tree,
     changelog: sled::Tree,
     usage: sled::Tree,
+    /// Notices queued for children (`q`) and received for this node (`i`).
+    notices: sled::Tree,
     writer: Mutex<Writer>,
+    /// The last changelog sequence made durable, for the uplink to wait on.
+    head: tokio::sync::watch::Sender<u64>,
+    /// Bumped when a notice is queued, for the Sync streams to wait on.
+    notices_changed: tokio::sync::watch::Sender<u64>,
     durability: Durability,
     poisoned: AtomicBool,
     dir: PathBuf,
@@ -157,6 +168,7 @@ impl Store {
         let records = db.open_tree("records")?;
         let changelog = db.open_tree("changelog")?;
         let usage = db.open_tree("usage")?;
+        let notices = db.open_tree("notices")?;
         let durability = Durability::new(dir)?;
 
         let next_change = match changelog.last()? {
@@ -175,6 +187,9 @@ impl Store {
                 records,
                 changelog,
                 usage,
+                notices,
+                head: tokio::sync::watch::Sender::new(next_change - 1),
+                notices_changed: tokio::sync::watch::Sender::new(0),
                 writer: Mutex::new(Writer {
                     next_change,
                     next_usage,
@@ -203,13 +218,18 @@ impl Store {
         };
         let mut replayed = 0u64;
         for (seq, record) in self.changes_since(applied, usize::MAX)? {
-            let key = natural_key(&record.content);
+            let key = natural_key(&record.content, &record.origin);
             let newer = match inner.records.get(&key)? {
                 Some(cur) => decode::<Record>(&cur, "record")?.version < record.version,
                 None => true,
             };
             let mut batch = sled::Batch::default();
             if newer {
+                // A record that came from below (its path is longer than its origin)
+                // is found by id through the replica index.
+                if record.path.len() > 1 {
+                    batch.insert(&replica_id_key(&record.id), key.clone());
+                }
                 batch.insert(key, encode(&record)?);
             }
             batch.insert(APPLIED_KEY, &seq.to_be_bytes());
@@ -258,10 +278,29 @@ impl Store {
             f(&mut w)
         }
         .and_then(|value| self.sync().map(|()| value));
-        if result.is_err() {
-            self.inner.poisoned.store(true, Ordering::SeqCst);
+        match &result {
+            Ok(_) => {
+                let head = self
+                    .inner
+                    .writer
+                    .lock()
+                    .map_err(|_| StoreError::Lock)?
+                    .next_change
+                    - 1;
+                self.inner.head.send_if_modified(|h| {
+                    let newer = *h < head;
+                    *h = head.max(*h);
+                    newer
+                });
+            }
+            Err(_) => self.inner.poisoned.store(true, Ordering::SeqCst),
         }
         result
+    }
+
+    /// The last durable changelog sequence, updated as writes land.
+    pub fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.head.subscribe()
     }
 
     fn decide_and_write<F>(
@@ -285,7 +324,7 @@ impl Store {
         let mut next_change = first_seq;
 
         for content in batch {
-            let key = natural_key(&content);
+            let key = natural_key(&content, &origin);
             let existing = match overlay.get(&key) {
                 Some(r) => Some(r.clone()),
                 None => match inner.records.get(&key)? {
@@ -427,8 +466,17 @@ impl Store {
             .collect()
     }
 
-    /// The current version of a record this node originated, by id.
+    /// The current version of a record, by id.
     pub fn record(&self, id: &Uuid) -> Result<Option<Record>, StoreError> {
+        if let Some(key) = self.inner.records.get(replica_id_key(id))? {
+            return match self.inner.records.get(key)? {
+                Some(v) => Ok(Some(decode::<Record>(&v, "record")?)),
+                None => Err(StoreError::Corrupt {
+                    what: "replica index",
+                    detail: format!("record {id} is indexed but missing"),
+                }),
+            };
+        }
         let Some((_, first)) = ids::locate(id) else {
             return Ok(None);
         };
@@ -446,7 +494,7 @@ impl Store {
         match self
             .inner
             .records
-            .get(natural_key(&first_version.content))?
+            .get(natural_key(&first_version.content, &first_version.origin))?
         {
             Some(v) => Ok(Some(decode::<Record>(&v, "record")?)),
             None => Err(StoreError::Corrupt {
@@ -538,16 +586,20 @@ impl Store {
     }
 }
 
-/// `k` subject \0 category \0 provider \0 reference. None of the parts can hold a NUL:
-/// identifiers and codes are checked ASCII, and references refuse control characters.
-fn natural_key(c: &Content) -> Vec<u8> {
+/// `k` subject \0 category \0 origin \0 provider \0 reference: a provider's id is unique
+/// only at its own node, so above the origin the origin's region keeps two providers
+/// apart. None of the parts can hold a NUL: identifiers and codes are checked ASCII, and
+/// references refuse control characters.
+fn natural_key(c: &Content, origin: &RegionCode) -> Vec<u8> {
     let mut key = Vec::with_capacity(
-        4 + c.subject.id.len() + c.category.len() + c.provider_id.len() + c.provider_ref.len(),
+        11 + c.subject.id.len() + c.category.len() + c.provider_id.len() + c.provider_ref.len(),
     );
     key.push(RECORD_PREFIX);
     key.extend_from_slice(c.subject.id.as_bytes());
     key.push(0);
     key.extend_from_slice(c.category.as_bytes());
+    key.push(0);
+    key.extend_from_slice(origin.as_str().as_bytes());
     key.push(0);
     key.extend_from_slice(c.provider_id.as_bytes());
     key.push(0);

@@ -18,6 +18,12 @@ pub enum Action {
     Pull,
     /// A call refused before it reached its RPC (authentication or role table).
     Call,
+    /// Records received from a child node (upward sync).
+    Sync,
+    /// A notice queued, forwarded or received.
+    Notice,
+    /// A node's status read by an operator.
+    Status,
 }
 
 /// How it ended.

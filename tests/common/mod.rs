@@ -3,6 +3,9 @@
 //! project's own PKI code.
 #![allow(dead_code)]
 
+pub mod fed;
+pub mod proxy;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

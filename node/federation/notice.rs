@@ -1,0 +1,86 @@
+//! Notices that travel down the federation to the node that owns a record: an objection,
+//! a consent withdrawal, a correction request (R-OBJ-1..2, R-REL-4, R-DATA-4).
+
+use serde::{Deserialize, Serialize};
+
+use crate::pb;
+use crate::region::RegionCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    Objection,
+    ConsentWithdrawal,
+    CorrectionRequest,
+}
+
+/// A notice as nodes keep it. `(from, id)` names it across the federation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub id: u64,
+    pub kind: NoticeKind,
+    /// The node it is for.
+    pub target: RegionCode,
+    pub record_id: String,
+    pub subject_id: String,
+    pub text: String,
+    /// The node that first queued it.
+    pub from: RegionCode,
+    pub created_at_ms: i64,
+}
+
+impl Notice {
+    pub fn to_wire(&self) -> pb::Notice {
+        pb::Notice {
+            id: self.id,
+            kind: match self.kind {
+                NoticeKind::Objection => pb::NoticeKind::Objection,
+                NoticeKind::ConsentWithdrawal => pb::NoticeKind::ConsentWithdrawal,
+                NoticeKind::CorrectionRequest => pb::NoticeKind::CorrectionRequest,
+            } as i32,
+            target_region: self.target.to_string(),
+            record_id: self.record_id.clone(),
+            subject_id: self.subject_id.clone(),
+            text: self.text.clone(),
+            from_region: self.from.to_string(),
+            created_at_ms: self.created_at_ms,
+        }
+    }
+
+    /// Reads a wire notice; `Err` names the field that is wrong.
+    pub fn from_wire(n: &pb::Notice) -> Result<Notice, (&'static str, String)> {
+        let kind = match pb::NoticeKind::try_from(n.kind) {
+            Ok(pb::NoticeKind::Objection) => NoticeKind::Objection,
+            Ok(pb::NoticeKind::ConsentWithdrawal) => NoticeKind::ConsentWithdrawal,
+            Ok(pb::NoticeKind::CorrectionRequest) => NoticeKind::CorrectionRequest,
+            _ => {
+                return Err((
+                    "kind",
+                    "must be objection, consent withdrawal or correction request".into(),
+                ));
+            }
+        };
+        let target =
+            RegionCode::parse(&n.target_region).map_err(|e| ("target_region", e.to_string()))?;
+        let from = RegionCode::parse(&n.from_region).map_err(|e| ("from_region", e.to_string()))?;
+        for (field, value, max) in [
+            ("record_id", &n.record_id, 64),
+            ("subject_id", &n.subject_id, 64),
+            ("text", &n.text, 4000),
+        ] {
+            if value.chars().count() > max {
+                return Err((field, format!("at most {max} characters")));
+            }
+        }
+        Ok(Notice {
+            id: n.id,
+            kind,
+            target,
+            record_id: n.record_id.clone(),
+            subject_id: n.subject_id.clone(),
+            text: n.text.clone(),
+            from,
+            created_at_ms: n.created_at_ms,
+        })
+    }
+}

@@ -1,0 +1,433 @@
+//! The parent side of upward sync, and the operators' Status and Notify.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::check::check_entry;
+use super::{Notice, Uplink, next_hop};
+use crate::config::{Child, Config};
+use crate::exchange::status::{Refusal, store_status};
+use crate::identity::CallerId;
+use crate::pb;
+use crate::policy::Validator;
+use crate::policy::authz::Rpc;
+use crate::server::Gate;
+use crate::store::{ReplicaOutcome, Store};
+use crate::usage::{self, Action, UsageEntry};
+
+/// What a parent knows of each child's connection, for `status`.
+#[derive(Clone, Debug, Default)]
+struct ChildSeen {
+    connected: u32,
+    reported_head: u64,
+    last_seen_ms: i64,
+}
+
+#[derive(Clone)]
+pub struct FederationService {
+    config: Arc<Config>,
+    store: Store,
+    validator: Arc<Validator>,
+    gate: Gate,
+    uplink: Option<Uplink>,
+    children: Arc<Mutex<HashMap<crate::region::RegionCode, ChildSeen>>>,
+}
+
+impl FederationService {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        validator: Arc<Validator>,
+        gate: Gate,
+        uplink: Option<Uplink>,
+    ) -> Self {
+        FederationService {
+            config,
+            store,
+            validator,
+            gate,
+            uplink,
+            children: Arc::default(),
+        }
+    }
+
+    fn seen(&self, child: &crate::region::RegionCode, f: impl FnOnce(&mut ChildSeen)) {
+        if let Ok(mut map) = self.children.lock() {
+            f(map.entry(*child).or_default());
+        }
+    }
+
+    /// Checks and applies one batch from `child`; returns the acknowledgement.
+    async fn apply(
+        &self,
+        caller: &CallerId,
+        child: &Child,
+        batch: pb::ChangeBatch,
+    ) -> Result<pb::Ack, Status> {
+        self.seen(&child.region, |s| {
+            s.reported_head = s.reported_head.max(batch.head);
+            s.last_seen_ms = usage::now_ms();
+        });
+        let Some(last_seq) = batch.entries.iter().map(|e| e.seq).max() else {
+            return Ok(pb::Ack {
+                acked: self
+                    .store
+                    .cursor(&child.region)
+                    .map_err(|e| store_status(&e))?,
+                ..Default::default()
+            });
+        };
+        // Dates a day ahead are allowed: the child's clock may be past midnight already.
+        let today = chrono::Local::now().date_naive() + chrono::Days::new(1);
+        let mut records = Vec::with_capacity(batch.entries.len());
+        let mut refused = Vec::new();
+        for entry in batch.entries {
+            let seq = entry.seq;
+            let record_id = entry
+                .record
+                .as_ref()
+                .map(|r| r.id.clone())
+                .unwrap_or_default();
+            match check_entry(entry, child, &self.validator, today) {
+                Ok(r) => records.push((seq, r)),
+                Err(v) => refused.push(pb::EntryRefusal {
+                    seq,
+                    record_id,
+                    field: v.field,
+                    rule: v.rule.to_string(),
+                    message: v.message,
+                }),
+            }
+        }
+        let (seqs, records): (Vec<u64>, Vec<_>) = records.into_iter().unzip();
+        let store = self.store.clone();
+        let (child_region, local) = (child.region, self.config.region);
+        let who = caller.uri();
+        let refused_for_log = refused.clone();
+        let outcomes = tokio::task::spawn_blocking(move || {
+            store.apply_replicas(child_region, local, records, last_seq, |outcomes| {
+                sync_usage(&who, child_region, outcomes, &refused_for_log)
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("sync task failed: {e}")))?
+        .map_err(|e| store_status(&e))?;
+        let (mut applied, mut unchanged) = (0, 0);
+        for (seq, outcome) in seqs.iter().zip(&outcomes) {
+            match outcome {
+                ReplicaOutcome::Applied => applied += 1,
+                ReplicaOutcome::Unchanged => unchanged += 1,
+                ReplicaOutcome::Conflict { existing } => refused.push(pb::EntryRefusal {
+                    seq: *seq,
+                    record_id: String::new(),
+                    field: "id".into(),
+                    rule: "R-SEC-1".into(),
+                    message: format!(
+                        "this origin's record with the same reference has id {existing}"
+                    ),
+                }),
+            }
+        }
+        if !refused.is_empty() {
+            tracing::warn!(child = %child.region, refused = refused.len(), "refused entries from a child");
+        }
+        Ok(pb::Ack {
+            acked: last_seq,
+            applied,
+            unchanged,
+            refused,
+        })
+    }
+
+    fn node_status(&self) -> Result<pb::NodeStatus, Status> {
+        let stats = self.store.stats().map_err(|e| store_status(&e))?;
+        let parent = match (&self.config.parent, &self.uplink) {
+            (Some(p), Some(u)) => {
+                let s = u.state();
+                let lag_entries = stats.last_change.saturating_sub(s.acked);
+                let lag_ms = match self
+                    .store
+                    .changes_since(s.acked, 1)
+                    .map_err(|e| store_status(&e))?
+                    .first()
+                {
+                    Some((_, r)) => (usage::now_ms() - r.reported_at_ms).max(0),
+                    None => 0,
+                };
+                Some(pb::UplinkStatus {
+                    region: p.region.to_string(),
+                    endpoint: p.endpoint.clone(),
+                    state: s.state,
+                    head: stats.last_change,
+                    acked: s.acked,
+                    lag_entries,
+                    lag_ms,
+                    notices_received: s.notices_received,
+                })
+            }
+            _ => None,
+        };
+        let seen = self.children.lock().map(|m| m.clone()).unwrap_or_default();
+        let mut children = Vec::with_capacity(self.config.children.len());
+        for c in &self.config.children {
+            let s = seen.get(&c.region).cloned().unwrap_or_default();
+            children.push(pb::ChildStatus {
+                region: c.region.to_string(),
+                connected: s.connected > 0,
+                cursor: self.store.cursor(&c.region).map_err(|e| store_status(&e))?,
+                reported_head: s.reported_head,
+                last_seen_ms: s.last_seen_ms,
+                notices_pending: self
+                    .store
+                    .pending_notices(&c.region)
+                    .map_err(|e| store_status(&e))?
+                    .len() as u32,
+            });
+        }
+        Ok(pb::NodeStatus {
+            region: self.config.region.to_string(),
+            level: self.config.region.level().to_string(),
+            name: self.config.name.clone(),
+            parent,
+            children,
+            records: stats.records,
+            changelog_head: stats.last_change,
+            usage_entries: stats.usage_entries,
+            inbox: self.store.inbox().map_err(|e| store_status(&e))?.len() as u32,
+        })
+    }
+}
+
+/// The usage entries of one sync batch: one for what was applied, one per refusal.
+fn sync_usage(
+    who: &str,
+    child: crate::region::RegionCode,
+    outcomes: &[ReplicaOutcome],
+    refused: &[pb::EntryRefusal],
+) -> Vec<UsageEntry> {
+    let now = usage::now_ms();
+    let applied = outcomes
+        .iter()
+        .filter(|o| matches!(o, ReplicaOutcome::Applied))
+        .count();
+    let unchanged = outcomes
+        .iter()
+        .filter(|o| matches!(o, ReplicaOutcome::Unchanged))
+        .count();
+    let conflicts = outcomes.len() - applied - unchanged;
+    let mut entries = Vec::with_capacity(1 + refused.len());
+    let mut e = UsageEntry::new(who, Action::Sync, "Sync", now);
+    e.count = applied as u64;
+    e.detail = format!(
+        "from child {child}: applied {applied}, unchanged {unchanged}, conflicts {conflicts}, refused {}",
+        refused.len()
+    );
+    entries.push(e);
+    for r in refused {
+        entries.push(UsageEntry::new(who, Action::Sync, "Sync", now).refused(
+            Code::InvalidArgument,
+            &r.field,
+            &r.rule,
+            &format!("entry {} ({}): {}", r.seq, r.record_id, r.message),
+        ));
+    }
+    entries
+}
+
+fn down(message: pb::sync_down::Message) -> Result<pb::SyncDown, Status> {
+    Ok(pb::SyncDown {
+        message: Some(message),
+    })
+}
+
+#[tonic::async_trait]
+impl pb::federation_server::Federation for FederationService {
+    type SyncStream = ReceiverStream<Result<pb::SyncDown, Status>>;
+
+    async fn sync(
+        &self,
+        request: Request<Streaming<pb::SyncUp>>,
+    ) -> Result<Response<Self::SyncStream>, Status> {
+        let caller = self.gate.admit(&request, Rpc::Sync, Action::Sync).await?;
+        let Some(child) = self.config.child(&caller.region).cloned() else {
+            let refusal = Refusal {
+                code: Code::PermissionDenied,
+                field: String::new(),
+                rule: "R-FED-1".into(),
+                message: format!(
+                    "{} is not a configured child of {}",
+                    caller.region, self.config.region
+                ),
+            };
+            return Err(self
+                .gate
+                .refuse(Some(&caller), "Sync", Action::Sync, refusal)
+                .await);
+        };
+        let serial = Gate::serial(&request).unwrap_or_default();
+        let cursor = self
+            .store
+            .cursor(&child.region)
+            .map_err(|e| store_status(&e))?;
+        let mut up = request.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        tx.send(down(pb::sync_down::Message::Cursor(pb::Cursor {
+            acked: cursor,
+        })))
+        .await
+        .map_err(|_| Status::cancelled("the child went away"))?;
+        tracing::info!(child = %child.region, cursor, "child connected");
+        self.seen(&child.region, |s| s.connected += 1);
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut notices = service.store.watch_notices();
+            notices.mark_changed();
+            let mut sent: std::collections::HashSet<(crate::region::RegionCode, u64)> =
+                Default::default();
+            loop {
+                tokio::select! {
+                    msg = up.message() => {
+                        let msg = match msg {
+                            Ok(Some(msg)) => msg,
+                            Ok(None) => break,
+                            Err(status) => {
+                                tracing::debug!(child = %child.region, %status, "sync stream ended");
+                                break;
+                            }
+                        };
+                        if let Err(status) = service.gate.still_valid(&caller, &serial, "Sync", Action::Sync).await {
+                            let _ = tx.send(Err(status)).await;
+                            break;
+                        }
+                        match msg.message {
+                            Some(pb::sync_up::Message::Changes(batch)) => {
+                                let reply = service.apply(&caller, &child, batch).await.and_then(|ack| down(pb::sync_down::Message::Ack(ack)));
+                                let failed = reply.is_err();
+                                if tx.send(reply).await.is_err() || failed {
+                                    break;
+                                }
+                            }
+                            Some(pb::sync_up::Message::NoticeAck(ack)) => {
+                                let Ok(from) = crate::region::RegionCode::parse(&ack.from_region) else { continue };
+                                let store = service.store.clone();
+                                let region = child.region;
+                                let _ = tokio::task::spawn_blocking(move || store.ack_notice(&region, &from, ack.id)).await;
+                            }
+                            None => {}
+                        }
+                    }
+                    changed = notices.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let store = service.store.clone();
+                        let region = child.region;
+                        let pending = tokio::task::spawn_blocking(move || store.pending_notices(&region)).await;
+                        let Ok(Ok(pending)) = pending else { continue };
+                        for n in pending {
+                            if sent.insert((n.from, n.id)) && tx.send(down(pb::sync_down::Message::Notice(n.to_wire()))).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            service.seen(&child.region, |s| {
+                s.connected = s.connected.saturating_sub(1)
+            });
+            tracing::info!(child = %child.region, "child disconnected");
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn status(
+        &self,
+        request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::NodeStatus>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Status, Action::Status)
+            .await?;
+        let status = self.node_status()?;
+        let store = self.store.clone();
+        let mut e = UsageEntry::new(caller.uri(), Action::Status, "Status", usage::now_ms());
+        e.detail = "read the node's status".into();
+        tokio::task::spawn_blocking(move || store.append_usage(vec![e]))
+            .await
+            .map_err(|e| Status::internal(format!("status task failed: {e}")))?
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(status))
+    }
+
+    async fn notify(
+        &self,
+        request: Request<pb::Notice>,
+    ) -> Result<Response<pb::NotifyResult>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Notify, Action::Notice)
+            .await?;
+        let mut wire = request.into_inner();
+        wire.from_region = self.config.region.to_string();
+        wire.created_at_ms = usage::now_ms();
+        let refuse = |field: &str, rule: &str, message: String| Refusal {
+            code: Code::InvalidArgument,
+            field: field.to_string(),
+            rule: rule.to_string(),
+            message,
+        };
+        let mut notice = match Notice::from_wire(&wire) {
+            Ok(n) => n,
+            Err((field, why)) => {
+                return Err(self
+                    .gate
+                    .refuse(
+                        Some(&caller),
+                        "Notify",
+                        Action::Notice,
+                        refuse(field, "R-NODE-5", why),
+                    )
+                    .await);
+            }
+        };
+        let Some(hop) = next_hop(&self.config.children, &notice.target).map(|c| c.region) else {
+            let message = format!(
+                "{} is not below this node ({})",
+                notice.target, self.config.region
+            );
+            return Err(self
+                .gate
+                .refuse(
+                    Some(&caller),
+                    "Notify",
+                    Action::Notice,
+                    refuse("target_region", "R-NODE-5", message),
+                )
+                .await);
+        };
+        let store = self.store.clone();
+        let who = caller.uri();
+        let notice = tokio::task::spawn_blocking(move || {
+            notice.id = store.new_notice_id()?;
+            let mut e = UsageEntry::new(who, Action::Notice, "Notify", usage::now_ms());
+            e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
+            e.detail = format!(
+                "queued {:?} notice {} for {} via {hop}, record {}",
+                notice.kind, notice.id, notice.target, notice.record_id
+            );
+            store.queue_notice(&hop, &notice, vec![e])?;
+            Ok::<_, crate::store::StoreError>(notice)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("notify task failed: {e}")))?
+        .map_err(|e| store_status(&e))?;
+        Ok(Response::new(pb::NotifyResult {
+            id: notice.id,
+            next_hop: hop.to_string(),
+        }))
+    }
+}

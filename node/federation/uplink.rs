@@ -1,0 +1,342 @@
+//! The child side of upward sync: stream the changelog to the parent, from the cursor
+//! the parent holds, with at most `WINDOW` batches unacknowledged; reconnect with
+//! backoff while the parent is away; take notices that come down the same stream.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{Notice, next_hop};
+use crate::config::{Child, Parent};
+use crate::exchange::convert::record_to_wire;
+use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
+use crate::pb;
+use crate::pb::federation_client::FederationClient;
+use crate::record::mask_id;
+use crate::region::RegionCode;
+use crate::store::Store;
+use crate::usage::{self, Action, UsageEntry};
+
+/// Entries per batch sent upward.
+pub const BATCH: usize = 1000;
+/// Batches sent and not yet acknowledged, per connection.
+pub const WINDOW: usize = 4;
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// What the uplink is doing, for `status`, health and logs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UplinkState {
+    pub connected: bool,
+    /// "connecting", "connected" or "disconnected: <reason>".
+    pub state: String,
+    /// The last sequence the parent acknowledged.
+    pub acked: u64,
+    pub notices_received: u32,
+}
+
+/// A running uplink's shared state.
+#[derive(Clone, Default)]
+pub struct Uplink {
+    state: Arc<Mutex<UplinkState>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("{0}")]
+    Connect(#[from] crate::identity::ClientError),
+    #[error("{0}")]
+    Status(#[from] tonic::Status),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+impl Uplink {
+    pub fn state(&self) -> UplinkState {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut UplinkState)) {
+        if let Ok(mut s) = self.state.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Runs the uplink until `stop` turns true.
+    pub fn spawn(
+        &self,
+        link: Link,
+        mut stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let uplink = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = BACKOFF_MIN;
+            loop {
+                uplink.update(|s| {
+                    s.connected = false;
+                    s.state = "connecting".into();
+                });
+                let outcome = tokio::select! {
+                    r = uplink.session(&link) => r,
+                    _ = stop.wait_for(|s| *s) => return,
+                };
+                let reason = match outcome {
+                    Ok(()) => "the parent closed the stream".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                if uplink.state().connected {
+                    backoff = BACKOFF_MIN;
+                }
+                tracing::warn!(parent = %link.parent.region, error = %reason, retry_in_ms = backoff.as_millis() as u64, "uplink disconnected");
+                uplink.update(|s| {
+                    s.connected = false;
+                    s.state = format!("disconnected: {reason}");
+                });
+                if let Some(health) = &link.health {
+                    health.set_not_serving_uplink().await;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(jitter(backoff)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        })
+    }
+
+    async fn session(&self, link: &Link) -> Result<(), SessionError> {
+        let channel = connect(
+            &link.parent.endpoint,
+            &link.identity,
+            ExpectedServer::Node(link.parent.region),
+        )
+        .await?;
+        let mut client = FederationClient::new(channel)
+            .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+        let (tx, rx) = mpsc::channel::<pb::SyncUp>(WINDOW * 2);
+        let mut down = client.sync(ReceiverStream::new(rx)).await?.into_inner();
+        let cursor = match down.message().await? {
+            Some(pb::SyncDown {
+                message: Some(pb::sync_down::Message::Cursor(c)),
+            }) => c.acked,
+            other => {
+                return Err(SessionError::Protocol(format!(
+                    "expected the parent's cursor first, got {other:?}"
+                )));
+            }
+        };
+        tracing::info!(parent = %link.parent.region, cursor, "uplink connected");
+        self.update(|s| {
+            s.connected = true;
+            s.state = "connected".into();
+            s.acked = cursor;
+        });
+        if let Some(health) = &link.health {
+            health.set_serving_uplink().await;
+        }
+        let window = Arc::new(Semaphore::new(WINDOW));
+        let sender = tokio::spawn(send_changes(
+            link.store.clone(),
+            tx.clone(),
+            cursor,
+            window.clone(),
+        ));
+        let result = self.receive(link, &mut down, &tx, &window).await;
+        sender.abort();
+        result
+    }
+
+    async fn receive(
+        &self,
+        link: &Link,
+        down: &mut tonic::Streaming<pb::SyncDown>,
+        tx: &mpsc::Sender<pb::SyncUp>,
+        window: &Semaphore,
+    ) -> Result<(), SessionError> {
+        while let Some(msg) = down.message().await? {
+            match msg.message {
+                Some(pb::sync_down::Message::Ack(ack)) => {
+                    for r in &ack.refused {
+                        tracing::warn!(parent = %link.parent.region, seq = r.seq, record_id = %r.record_id,
+                            field = %r.field, rule = %r.rule, "parent refused an entry: {}", r.message);
+                    }
+                    self.update(|s| s.acked = s.acked.max(ack.acked));
+                    window.add_permits(1);
+                }
+                Some(pb::sync_down::Message::Notice(n)) => {
+                    let notice = Notice::from_wire(&n).map_err(|(field, why)| {
+                        SessionError::Protocol(format!("notice {field}: {why}"))
+                    })?;
+                    self.take_notice(link, &notice).await?;
+                    let ack = pb::NoticeAck {
+                        id: notice.id,
+                        from_region: notice.from.to_string(),
+                    };
+                    if tx
+                        .send(pb::SyncUp {
+                            message: Some(pb::sync_up::Message::NoticeAck(ack)),
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                Some(pb::sync_down::Message::Cursor(_)) | None => {
+                    return Err(SessionError::Protocol(
+                        "unexpected cursor from the parent".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a notice for this node, or queues it for the child it must go through.
+    async fn take_notice(&self, link: &Link, notice: &Notice) -> Result<(), SessionError> {
+        let store = link.store.clone();
+        let kept = notice.clone();
+        let local = link.local;
+        let hop = next_hop(&link.children, &notice.target).map(|c| c.region);
+        let parent = link.parent.region;
+        let received =
+            tokio::task::spawn_blocking(move || -> Result<bool, crate::store::StoreError> {
+                let notice = kept;
+                let mut e = UsageEntry::new(
+                    format!("node {parent}"),
+                    Action::Notice,
+                    "Sync",
+                    usage::now_ms(),
+                );
+                e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
+                if notice.target == local {
+                    e.detail = format!(
+                        "received {:?} notice {} from {} for record {}",
+                        notice.kind, notice.id, notice.from, notice.record_id
+                    );
+                    store.receive_notice(&notice, vec![e])
+                } else if let Some(hop) = hop {
+                    e.detail = format!(
+                        "forwarded {:?} notice {} from {} towards {} via {hop}",
+                        notice.kind, notice.id, notice.from, notice.target
+                    );
+                    store.queue_notice(&hop, &notice, vec![e]).map(|()| true)
+                } else {
+                    e.detail = format!(
+                        "dropped {:?} notice {} from {}: {} is not at or below this node",
+                        notice.kind, notice.id, notice.from, notice.target
+                    );
+                    store.append_usage(vec![e]).map(|()| false)
+                }
+            })
+            .await
+            .map_err(|e| SessionError::Protocol(format!("notice task: {e}")))??;
+        if received {
+            self.update(|s| s.notices_received += 1);
+        }
+        tracing::info!(from = %notice.from, target = %notice.target, id = notice.id,
+            subject = %mask_id(&notice.subject_id), "notice from the parent");
+        Ok(())
+    }
+}
+
+/// Everything a session needs.
+#[derive(Clone)]
+pub struct Link {
+    pub parent: Parent,
+    pub local: RegionCode,
+    pub children: Vec<Child>,
+    pub identity: ClientIdentity,
+    pub store: Store,
+    pub health: Option<UplinkHealth>,
+}
+
+/// Reports the uplink's state as the health of service `credit.v1.Uplink`.
+#[derive(Clone)]
+pub struct UplinkHealth(pub tonic_health::server::HealthReporter);
+
+pub const UPLINK_HEALTH_SERVICE: &str = "credit.v1.Uplink";
+
+impl UplinkHealth {
+    async fn set_serving_uplink(&self) {
+        self.0
+            .set_service_status(UPLINK_HEALTH_SERVICE, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    async fn set_not_serving_uplink(&self) {
+        self.0
+            .set_service_status(
+                UPLINK_HEALTH_SERVICE,
+                tonic_health::ServingStatus::NotServing,
+            )
+            .await;
+    }
+}
+
+/// Streams changelog entries after `from`, waiting for new ones when caught up, with at
+/// most `WINDOW` batches unacknowledged.
+async fn send_changes(
+    store: Store,
+    tx: mpsc::Sender<pb::SyncUp>,
+    mut from: u64,
+    window: Arc<Semaphore>,
+) {
+    let mut head = store.watch_head();
+    loop {
+        let reader = store.clone();
+        let entries =
+            match tokio::task::spawn_blocking(move || reader.changes_since(from, BATCH)).await {
+                Ok(Ok(entries)) => entries,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "uplink cannot read the changelog");
+                    return;
+                }
+                Err(_) => return,
+            };
+        if entries.is_empty() {
+            if head.wait_for(|h| *h > from).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let Ok(permit) = window.acquire().await else {
+            return;
+        };
+        permit.forget();
+        from = entries.last().map_or(from, |(seq, _)| *seq);
+        let batch = pb::ChangeBatch {
+            entries: entries
+                .iter()
+                .map(|(seq, r)| pb::ChangeEntry {
+                    seq: *seq,
+                    record: Some(record_to_wire(r)),
+                })
+                .collect(),
+            head: *head.borrow(),
+        };
+        if tx
+            .send(pb::SyncUp {
+                message: Some(pb::sync_up::Message::Changes(batch)),
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Up to a quarter more, so children that lost the same parent do not all come back at
+/// the same instant.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    d + d.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}

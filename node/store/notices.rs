@@ -1,0 +1,115 @@
+//! Notices queued for children until they acknowledge them, and notices received here.
+//! Keys: `q` next-hop region, from region, id (big-endian) -> notice; `i` from region,
+//! id -> notice.
+
+use super::codec::{decode, encode};
+use super::{Store, StoreError};
+use crate::federation::Notice;
+use crate::region::RegionCode;
+use crate::usage::UsageEntry;
+
+const OUTBOX: u8 = b'q';
+const INBOX: u8 = b'i';
+
+fn outbox_key(next_hop: &RegionCode, from: &RegionCode, id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(21);
+    key.push(OUTBOX);
+    key.extend_from_slice(next_hop.as_str().as_bytes());
+    key.extend_from_slice(from.as_str().as_bytes());
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+fn inbox_key(from: &RegionCode, id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(15);
+    key.push(INBOX);
+    key.extend_from_slice(from.as_str().as_bytes());
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+impl Store {
+    /// A new notice id, unique on this node across restarts.
+    pub fn new_notice_id(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.generate_id()? + 1)
+    }
+
+    /// Queues `notice` for the child `next_hop`, durably, with its usage entries.
+    pub fn queue_notice(
+        &self,
+        next_hop: &RegionCode,
+        notice: &Notice,
+        usage: Vec<UsageEntry>,
+    ) -> Result<(), StoreError> {
+        let key = outbox_key(next_hop, &notice.from, notice.id);
+        let value = encode(notice)?;
+        self.write(|w| {
+            let (batch, next, head) = self.chain_usage(w, usage)?;
+            self.inner.usage.apply_batch(batch)?;
+            w.next_usage = next;
+            w.usage_head = head;
+            self.inner.notices.insert(key, value)?;
+            Ok(())
+        })?;
+        self.inner.notices_changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Notices waiting for `next_hop`'s acknowledgement, oldest first per sender.
+    pub fn pending_notices(&self, next_hop: &RegionCode) -> Result<Vec<Notice>, StoreError> {
+        let mut prefix = vec![OUTBOX];
+        prefix.extend_from_slice(next_hop.as_str().as_bytes());
+        self.inner
+            .notices
+            .scan_prefix(prefix)
+            .map(|item| decode(&item?.1, "notice"))
+            .collect()
+    }
+
+    /// Drops a notice `next_hop` acknowledged; false when it was not pending.
+    pub fn ack_notice(
+        &self,
+        next_hop: &RegionCode,
+        from: &RegionCode,
+        id: u64,
+    ) -> Result<bool, StoreError> {
+        let key = outbox_key(next_hop, from, id);
+        self.write(|_| Ok(self.inner.notices.remove(key)?.is_some()))
+    }
+
+    /// Keeps a notice meant for this node; false when it was already here (a resend).
+    pub fn receive_notice(
+        &self,
+        notice: &Notice,
+        usage: Vec<UsageEntry>,
+    ) -> Result<bool, StoreError> {
+        let key = inbox_key(&notice.from, notice.id);
+        if self.inner.notices.contains_key(&key)? {
+            return Ok(false);
+        }
+        let value = encode(notice)?;
+        self.write(|w| {
+            let (batch, next, head) = self.chain_usage(w, usage)?;
+            self.inner.usage.apply_batch(batch)?;
+            w.next_usage = next;
+            w.usage_head = head;
+            self.inner.notices.insert(key, value)?;
+            Ok(())
+        })?;
+        Ok(true)
+    }
+
+    /// Notices received for this node.
+    pub fn inbox(&self) -> Result<Vec<Notice>, StoreError> {
+        self.inner
+            .notices
+            .scan_prefix([INBOX])
+            .map(|item| decode(&item?.1, "notice"))
+            .collect()
+    }
+
+    /// Changes whenever a notice is queued here.
+    pub fn watch_notices(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.notices_changed.subscribe()
+    }
+}

@@ -1,0 +1,145 @@
+//! Applying a child's changelog entries (upward sync, R-FED-1) and the per-child cursors.
+//!
+//! The caller has checked every entry (a parent never trusts a child); here each is
+//! applied idempotently by (origin, id, version): the same entry twice is one record, an
+//! older version never overwrites a newer one. Applied versions go into this node's own
+//! changelog with this node added to their path, so they travel on up. The child's cursor
+//! moves in the same records-tree batch as the records, so a crash can only make the
+//! child resend entries that then come back unchanged.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::codec::{decode, encode};
+use super::{APPLIED_KEY, Store, StoreError, Writer, chunked, natural_key, seq_of};
+use crate::record::Record;
+use crate::region::RegionCode;
+use crate::usage::UsageEntry;
+
+const CURSOR_PREFIX: u8 = b'c';
+const REPLICA_ID_PREFIX: u8 = b'o';
+
+/// What became of one entry from a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaOutcome {
+    /// A new record or a newer version, now in this node's changelog.
+    Applied,
+    /// This version (or a newer one) is already here.
+    Unchanged,
+    /// The same origin, category, provider and reference already name another id: the
+    /// child's data contradicts what it sent before.
+    Conflict { existing: Uuid },
+}
+
+pub(super) fn replica_id_key(id: &Uuid) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = REPLICA_ID_PREFIX;
+    key[1..].copy_from_slice(id.as_bytes());
+    key
+}
+
+fn cursor_key(child: &RegionCode) -> [u8; 7] {
+    let mut key = [0u8; 7];
+    key[0] = CURSOR_PREFIX;
+    key[1..].copy_from_slice(child.as_str().as_bytes());
+    key
+}
+
+impl Store {
+    /// Applies `entries` from `child` (checked by the caller), moves the child's cursor to
+    /// `last_seq` (never backwards), and writes the usage entries `usage` returns for the
+    /// outcomes. Returns after everything is durable.
+    pub fn apply_replicas<F>(
+        &self,
+        child: RegionCode,
+        local: RegionCode,
+        entries: Vec<Record>,
+        last_seq: u64,
+        usage: F,
+    ) -> Result<Vec<ReplicaOutcome>, StoreError>
+    where
+        F: FnOnce(&[ReplicaOutcome]) -> Vec<UsageEntry>,
+    {
+        self.write(|w| self.apply_locked(w, child, local, entries, last_seq, usage))
+    }
+
+    fn apply_locked<F>(
+        &self,
+        w: &mut Writer,
+        child: RegionCode,
+        local: RegionCode,
+        entries: Vec<Record>,
+        last_seq: u64,
+        usage: F,
+    ) -> Result<Vec<ReplicaOutcome>, StoreError>
+    where
+        F: FnOnce(&[ReplicaOutcome]) -> Vec<UsageEntry>,
+    {
+        let inner = &self.inner;
+        let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
+        let mut current = sled::Batch::default();
+        let mut written: Vec<(Record, usize)> = Vec::new();
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let first_seq = w.next_change;
+        let mut next_change = first_seq;
+
+        for mut record in entries {
+            let key = natural_key(&record.content, &record.origin);
+            let existing = match overlay.get(&key) {
+                Some(r) => Some(r.clone()),
+                None => match inner.records.get(&key)? {
+                    Some(v) => Some(decode::<Record>(&v, "record")?),
+                    None => None,
+                },
+            };
+            match &existing {
+                Some(cur) if cur.id != record.id => {
+                    outcomes.push(ReplicaOutcome::Conflict { existing: cur.id });
+                    continue;
+                }
+                Some(cur) if cur.version >= record.version => {
+                    outcomes.push(ReplicaOutcome::Unchanged);
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    current.insert(&replica_id_key(&record.id), key.clone());
+                }
+            }
+            if record.path.last() != Some(&local) {
+                record.path.push(local);
+            }
+            let value = encode(&record)?;
+            let size = value.len();
+            current.insert(key.clone(), value);
+            overlay.insert(key, record.clone());
+            written.push((record, size));
+            next_change += 1;
+            outcomes.push(ReplicaOutcome::Applied);
+        }
+
+        let cursor = self.cursor(&child)?.max(last_seq);
+        current.insert(&cursor_key(&child), &cursor.to_be_bytes());
+        let entries = usage(&outcomes);
+        let (usage_batch, next_usage, usage_head) = self.chain_usage(w, entries)?;
+        inner.usage.apply_batch(usage_batch)?;
+        if next_change != first_seq {
+            current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
+            inner.changelog.apply_batch(chunked(first_seq, written)?)?;
+        }
+        inner.records.apply_batch(current)?;
+        w.next_change = next_change;
+        w.next_usage = next_usage;
+        w.usage_head = usage_head;
+        Ok(outcomes)
+    }
+
+    /// The last sequence of `child` applied here (0 before its first entry).
+    pub fn cursor(&self, child: &RegionCode) -> Result<u64, StoreError> {
+        match self.inner.records.get(cursor_key(child))? {
+            Some(v) => seq_of(&v),
+            None => Ok(0),
+        }
+    }
+}

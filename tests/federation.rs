@@ -1,0 +1,312 @@
+//! Level-by-level upward sync (R-FED-1, R-NODE-5): what Lingyuan and Chaoyang accept
+//! reaches Liaoning in full, through Chaoyang, with origin and path preserved.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fed::{self, CHAOYANG, Fed, LIAONING, LINGYUAN, holdings, union, wait_for_holdings};
+use common::*;
+use credit_node::identity::Role;
+use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
+use credit_node::pb;
+use credit_node::pb::exchange_client::ExchangeClient;
+use credit_node::pb::federation_client::FederationClient;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn exchange(
+    net: &credit_node::devnet::DevNet,
+    endpoint: &str,
+    role: Role,
+    region: &str,
+    id: &str,
+) -> ExchangeClient<tonic::transport::Channel> {
+    let identity = ClientIdentity::load(&net.identity(role, region, id).unwrap()).unwrap();
+    ExchangeClient::new(
+        connect(endpoint, &identity, ExpectedServer::AnyNode)
+            .await
+            .unwrap(),
+    )
+}
+
+async fn federation(
+    net: &credit_node::devnet::DevNet,
+    endpoint: &str,
+    role: Role,
+    region: &str,
+    id: &str,
+) -> FederationClient<tonic::transport::Channel> {
+    let identity = ClientIdentity::load(&net.identity(role, region, id).unwrap()).unwrap();
+    FederationClient::new(
+        connect(endpoint, &identity, ExpectedServer::AnyNode)
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn records_reach_the_province_through_the_city() {
+    let f = Fed::start().await;
+    let mut county_amr = exchange(
+        &f.net,
+        &f.county().endpoint(),
+        Role::Provider,
+        LINGYUAN,
+        "lingyuan-amr",
+    )
+    .await;
+    let mut city_amr = exchange(
+        &f.net,
+        &f.city().endpoint(),
+        Role::Provider,
+        CHAOYANG,
+        "chaoyang-amr",
+    )
+    .await;
+    let county_drafts = drafts("admin_penalty", 40, 31);
+    let city_drafts = drafts("admin_license", 25, 32);
+    assert_eq!(
+        push_one(&mut county_amr, wire(&county_drafts))
+            .await
+            .unwrap()
+            .accepted,
+        40
+    );
+    assert_eq!(
+        push_one(&mut city_amr, wire(&city_drafts))
+            .await
+            .unwrap()
+            .accepted,
+        25
+    );
+
+    let expected = union(&holdings(f.county()), &holdings(f.city()));
+    assert_eq!(expected.len(), 65);
+    let at_city = wait_for_holdings(f.city(), &expected, LIMIT).await;
+    assert_eq!(
+        at_city, expected,
+        "the city holds its own and all of the county's"
+    );
+    let at_province = wait_for_holdings(f.province(), &expected, LIMIT).await;
+    assert_eq!(
+        at_province, expected,
+        "the province holds everything below it"
+    );
+
+    // Origin and path are preserved and extended hop by hop.
+    let mut ops = exchange(
+        &f.net,
+        &f.province().endpoint(),
+        Role::Operator,
+        LIAONING,
+        "ops",
+    )
+    .await;
+    let records = pull(&mut ops, &county_drafts[0].subject_id).await.unwrap();
+    let r = records
+        .iter()
+        .find(|r| r.provider_ref == county_drafts[0].provider_ref)
+        .unwrap();
+    assert_eq!(r.origin_region, LINGYUAN);
+    assert_eq!(r.path, vec![LINGYUAN, CHAOYANG, LIAONING]);
+    assert_eq!(r.provider_id, "lingyuan-amr");
+
+    // A new version at the county replaces the old one upstream, under the same id.
+    let mut changed = county_drafts[0].clone();
+    changed.fields.insert("remarks".into(), "更正".into());
+    let result = push_one(&mut county_amr, wire(&[changed])).await.unwrap();
+    assert_eq!(result.outcomes[0].outcome, pb::Outcome::NewVersion as i32);
+    let expected = union(&holdings(f.county()), &holdings(f.city()));
+    assert_eq!(
+        wait_for_holdings(f.province(), &expected, LIMIT).await,
+        expected
+    );
+    let records = pull(&mut ops, &county_drafts[0].subject_id).await.unwrap();
+    let r = records
+        .iter()
+        .find(|r| r.provider_ref == county_drafts[0].provider_ref)
+        .unwrap();
+    assert_eq!((r.version, r.fields["remarks"].as_str()), (2, "更正"));
+    assert_eq!(
+        f.province().store().stats().unwrap().records,
+        65,
+        "a new version is not a new record"
+    );
+}
+
+#[tokio::test]
+async fn status_shows_topology_cursors_and_lag() {
+    let f = Fed::start().await;
+    let mut amr = exchange(
+        &f.net,
+        &f.county().endpoint(),
+        Role::Provider,
+        LINGYUAN,
+        "lingyuan-amr",
+    )
+    .await;
+    push_one(&mut amr, wire(&drafts("admin_penalty", 10, 33)))
+        .await
+        .unwrap();
+    let expected = holdings(f.county());
+    wait_for_holdings(f.province(), &expected, LIMIT).await;
+
+    let mut ops = federation(
+        &f.net,
+        &f.city().endpoint(),
+        Role::Operator,
+        CHAOYANG,
+        "ops",
+    )
+    .await;
+    let ok = eventually(LIMIT, || {
+        let mut ops = ops.clone();
+        async move {
+            let s = ops.status(pb::StatusRequest {}).await.unwrap().into_inner();
+            let parent = s.parent.unwrap();
+            parent.state == "connected"
+                && parent.lag_entries == 0
+                && s.children
+                    .first()
+                    .is_some_and(|c| c.connected && c.cursor == 10)
+        }
+    })
+    .await;
+    assert!(
+        ok,
+        "city status never showed a connected, caught-up uplink and child"
+    );
+    let s = ops.status(pb::StatusRequest {}).await.unwrap().into_inner();
+    assert_eq!((s.region.as_str(), s.level.as_str()), (CHAOYANG, "city"));
+    assert_eq!(s.parent.as_ref().unwrap().region, LIAONING);
+    assert_eq!(s.children[0].region, LINGYUAN);
+    assert_eq!(s.records, 10);
+
+    // Only this node's operators read its status.
+    let mut other = federation(
+        &f.net,
+        &f.city().endpoint(),
+        Role::Operator,
+        LINGYUAN,
+        "ops",
+    )
+    .await;
+    assert_eq!(
+        other.status(pb::StatusRequest {}).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
+    );
+}
+
+/// A node accepts Sync only from its configured children, by certificate region.
+#[tokio::test]
+async fn only_configured_children_may_sync() {
+    let f = Fed::start().await;
+    let mut stranger = federation(
+        &f.net,
+        &f.province().endpoint(),
+        Role::Node,
+        "211400",
+        "huludao",
+    )
+    .await;
+    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::SyncUp>(1);
+    let status = stranger
+        .sync(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(status.message().contains("R-FED-1"), "{}", status.message());
+    // The county is a grandchild of the province, not a child.
+    let mut county = federation(
+        &f.net,
+        &f.province().endpoint(),
+        Role::Node,
+        LINGYUAN,
+        "lingyuan",
+    )
+    .await;
+    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::SyncUp>(1);
+    assert_eq!(
+        county
+            .sync(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::PermissionDenied
+    );
+    // A provider may not sync at all.
+    let mut provider = federation(
+        &f.net,
+        &f.city().endpoint(),
+        Role::Provider,
+        LINGYUAN,
+        "lingyuan-amr",
+    )
+    .await;
+    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::SyncUp>(1);
+    assert_eq!(
+        provider
+            .sync(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::PermissionDenied
+    );
+}
+
+/// Notices travel down hop by hop to their target and are kept until acknowledged.
+#[tokio::test]
+async fn a_notice_travels_down_to_the_county() {
+    let f = Fed::start().await;
+    let mut ops = federation(
+        &f.net,
+        &f.province().endpoint(),
+        Role::Operator,
+        LIAONING,
+        "ops",
+    )
+    .await;
+    let notice = pb::Notice {
+        kind: pb::NoticeKind::Objection as i32,
+        target_region: LINGYUAN.into(),
+        record_id: "0190f0a0-0000-7000-8000-000000000001".into(),
+        subject_id: "211382198002290134".into(),
+        text: "the subject disputes this penalty".into(),
+        ..Default::default()
+    };
+    let result = ops.notify(notice.clone()).await.unwrap().into_inner();
+    assert_eq!(result.next_hop, CHAOYANG);
+    let arrived = eventually(LIMIT, || async {
+        f.county().store().inbox().unwrap().len() == 1
+    })
+    .await;
+    assert!(arrived, "the notice never reached Lingyuan");
+    let n = &f.county().store().inbox().unwrap()[0];
+    assert_eq!(
+        (n.from.as_str(), n.target.as_str(), n.id),
+        (LIAONING, LINGYUAN, result.id)
+    );
+    let drained = eventually(LIMIT, || async {
+        f.province()
+            .store()
+            .pending_notices(&credit_node::region::RegionCode::parse(CHAOYANG).unwrap())
+            .unwrap()
+            .is_empty()
+            && f.city()
+                .store()
+                .pending_notices(&credit_node::region::RegionCode::parse(LINGYUAN).unwrap())
+                .unwrap()
+                .is_empty()
+    })
+    .await;
+    assert!(drained, "acknowledged notices must leave the queues");
+    // A target that is not below is refused.
+    let mut bad = notice;
+    bad.target_region = "110000".into();
+    assert_eq!(
+        ops.notify(bad).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+    let _ = fed::LIAONING;
+}
