@@ -16,6 +16,8 @@
 //! * `usage`: usage-log entries (使用记录, R-SEC-3).
 //! * `exchange`: the gRPC Exchange service (push, pull-by-subject) and the one place
 //!   where library errors become `tonic::Status`.
+//! * `federation`: level-by-level upward sync (uplink, the parent's Sync service, the
+//!   re-check of every entry), notices down, status.
 //! * `config`: the node's TOML configuration, checked at start.
 //! * `server`: assembles a node: store, services, TLS, health and reflection;
 //!   `Node::open(config)` then `Node::serve(listener, shutdown)`; `server::start` for

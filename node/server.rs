@@ -78,11 +78,32 @@ pub struct Gate {
     region: RegionCode,
     store: Store,
     tls: Arc<ServerTls>,
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Gate {
-    pub fn new(region: RegionCode, store: Store, tls: Arc<ServerTls>) -> Self {
-        Gate { region, store, tls }
+    /// `stopping` turns true when the node begins to shut down: long-lived streams end
+    /// then, so the server's graceful shutdown does not wait on them forever.
+    pub fn new(
+        region: RegionCode,
+        store: Store,
+        tls: Arc<ServerTls>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Gate {
+            region,
+            store,
+            tls,
+            stopping,
+        }
+    }
+
+    /// Completes when the node begins to shut down.
+    pub async fn stopping(&self) {
+        let mut stopping = self.stopping.clone();
+        if stopping.wait_for(|s| *s).await.is_err() {
+            // The node is gone altogether.
+        }
     }
 
     /// The serial of the caller's certificate, when the call was authenticated.
@@ -233,13 +254,24 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), NodeError> {
         let config = &self.config;
-        let gate = Gate::new(config.region, self.store.clone(), self.tls.clone());
+        // Turns true when shutdown begins: streams, the uplink and the server all stop.
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        };
+        let gate = Gate::new(
+            config.region,
+            self.store.clone(),
+            self.tls.clone(),
+            stopping.clone(),
+        );
         let exchange = ExchangeService::new(
             config.region,
             self.store.clone(),
             self.validator.clone(),
             &config.providers,
-            gate,
+            gate.clone(),
         );
         let authenticate = Authenticate(self.tls.clone());
 
@@ -264,7 +296,7 @@ impl Node {
             Arc::new(config.clone()),
             self.store.clone(),
             self.validator.clone(),
-            Gate::new(config.region, self.store.clone(), self.tls.clone()),
+            gate.clone(),
             self.uplink.clone(),
         );
         health
@@ -277,7 +309,6 @@ impl Node {
             Authenticate(self.tls.clone()),
         );
         // The uplink runs beside the server: pushes here never wait for the parent.
-        let (stop_uplink, uplink_stopped) = tokio::sync::watch::channel(false);
         let uplink_task = match (&config.parent, &self.uplink) {
             (Some(parent), Some(uplink)) => {
                 let health = UplinkHealth(health.clone());
@@ -296,7 +327,7 @@ impl Node {
                     store: self.store.clone(),
                     health: Some(health),
                 };
-                Some(uplink.spawn(link, uplink_stopped))
+                Some(uplink.spawn(link, stopping.clone()))
             }
             _ => None,
         };
@@ -320,7 +351,6 @@ impl Node {
             .serve_with_incoming_shutdown(incoming(listener, self.tls.clone()), shutdown)
             .await;
         crl_watch.abort();
-        let _ = stop_uplink.send(true);
         if let Some(task) = uplink_task {
             let _ = task.await;
         }

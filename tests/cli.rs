@@ -182,6 +182,35 @@ fn push_and_pull_with_exit_codes() {
             .all(|r| r["subject_id"] == "91211382MA0Y3K1050" && r["origin_region"] == "211382")
     );
 
+    // Status, for this node's operator: region, level, no parent.
+    let out = run(
+        &["status", "--endpoint", &endpoint, "--identity", "ops"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("211382 (county)") && stdout.contains("parent: none configured"),
+        "{stdout}"
+    );
+    let out = run(
+        &[
+            "status",
+            "--json",
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "ops",
+        ],
+        dir.path(),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json["region"].as_str(), json["records"].as_u64()),
+        (Some("211382"), Some(23)),
+        "24 accepted, one of them a new version"
+    );
+
     // A provider may not pull: exit 1 with the rule.
     let out = run(
         &[

@@ -219,6 +219,100 @@ async fn receive(
     Ok(())
 }
 
+/// A node's federation status (operators of that node).
+pub async fn status(channel: Channel) -> Result<pb::NodeStatus, CliError> {
+    let mut client = crate::pb::federation_client::FederationClient::new(channel);
+    Ok(client
+        .status(pb::StatusRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner())
+}
+
+fn when(ms: i64) -> String {
+    if ms <= 0 {
+        return "never".into();
+    }
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// The status as an operator reads it.
+pub fn status_text(s: &pb::NodeStatus) -> String {
+    let mut out = format!(
+        "{} {} ({})\n  records {}, changelog head {}, usage entries {}, notices received {}\n",
+        s.name, s.region, s.level, s.records, s.changelog_head, s.usage_entries, s.inbox
+    );
+    match &s.parent {
+        Some(p) => out.push_str(&format!(
+            "  parent {} at {}: {}; acknowledged {} of {} (lag {} entries, {:.1} s)\n",
+            p.region,
+            p.endpoint,
+            p.state,
+            p.acked,
+            p.head,
+            p.lag_entries,
+            p.lag_ms as f64 / 1000.0
+        )),
+        None => out.push_str("  parent: none configured (top of this federation)\n"),
+    }
+    if s.children.is_empty() {
+        out.push_str("  children: none configured\n");
+    }
+    for c in &s.children {
+        out.push_str(&format!(
+            "  child {}: {}; applied up to {} of {} reported; last seen {}; notices pending {}\n",
+            c.region,
+            if c.connected {
+                "connected"
+            } else {
+                "not connected"
+            },
+            c.cursor,
+            c.reported_head,
+            when(c.last_seen_ms),
+            c.notices_pending
+        ));
+    }
+    out
+}
+
+/// The status as one JSON object.
+pub fn status_json(s: &pb::NodeStatus) -> serde_json::Value {
+    serde_json::json!({
+        "region": s.region,
+        "level": s.level,
+        "name": s.name,
+        "records": s.records,
+        "changelog_head": s.changelog_head,
+        "usage_entries": s.usage_entries,
+        "notices_received": s.inbox,
+        "parent": s.parent.as_ref().map(|p| serde_json::json!({
+            "region": p.region,
+            "endpoint": p.endpoint,
+            "state": p.state,
+            "head": p.head,
+            "acked": p.acked,
+            "lag_entries": p.lag_entries,
+            "lag_ms": p.lag_ms,
+            "notices_received": p.notices_received,
+        })),
+        "children": s.children.iter().map(|c| serde_json::json!({
+            "region": c.region,
+            "connected": c.connected,
+            "cursor": c.cursor,
+            "reported_head": c.reported_head,
+            "last_seen_ms": c.last_seen_ms,
+            "notices_pending": c.notices_pending,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// All records of one subject that the node holds.
 pub async fn pull(channel: Channel, subject_id: &str) -> Result<Vec<pb::Record>, CliError> {
     let mut client =

@@ -1,18 +1,43 @@
-//! `credit-node demo`: one development node for Lingyuan (211382) with a generated PKI,
-//! two registered providers and the sample record files pushed through the real client
-//! path; prints what happened and how to call the node, then serves until Ctrl-C.
+//! `credit-node demo`: the federation of the source documents on one machine. Lingyuan
+//! (211382) -> Chaoyang (211300) -> Liaoning (210000), a generated development PKI,
+//! realistic providers at Lingyuan and Chaoyang pushing record files through the real
+//! client path (some records refused, and why), then an account of what arrived where.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::client::{PushReport, Target, open_records, push_lines};
+use super::records::draft_json;
 use super::{CliError, Exit};
-use crate::devnet::DevNet;
+use crate::devnet::{DevNet, DevProvider};
 use crate::identity::Role;
+use crate::policy::Catalog;
+use crate::policy::sample::generate_drafts_in;
+use crate::server::{NodeHandle, start};
 
 const AMR_SAMPLE: &str = include_str!("../../samples/lingyuan-amr.jsonl");
 const POWER_SAMPLE: &str = include_str!("../../samples/lingyuan-power.csv");
 
-const REGION: &str = "211382";
+const LIAONING: &str = "210000";
+const CHAOYANG: &str = "211300";
+const LINGYUAN: &str = "211382";
+
+fn provider(id: &str, name: &str, categories: &[&str], uscc: &str) -> DevProvider {
+    DevProvider {
+        id: id.into(),
+        name: name.into(),
+        categories: categories.iter().map(|c| c.to_string()).collect(),
+        uscc: Some(uscc.into()),
+    }
+}
+
+/// One file pushed by one provider at one node.
+struct Push {
+    region: &'static str,
+    provider: DevProvider,
+    file: PathBuf,
+}
 
 pub async fn run(dir: Option<PathBuf>, exit: bool) -> Result<Exit, CliError> {
     // A temporary folder lives as long as this value; `--dir` keeps everything.
@@ -28,93 +53,316 @@ pub async fn run(dir: Option<PathBuf>, exit: bool) -> Result<Exit, CliError> {
     };
     std::fs::create_dir_all(&dir)?;
     let net = DevNet::create(&dir)?;
-    let providers = crate::devnet::sample_providers();
-    let config = net.node_config(REGION, "凌源市公共信用信息平台 (demo)", &providers)?;
-    let node = crate::server::start(config).await?;
-    let endpoint = node.endpoint();
-    let operator = net.identity(Role::Operator, REGION, "lingyuan-ops")?;
-    let samples = dir.join("samples");
-    std::fs::create_dir_all(&samples)?;
-    let amr_file = samples.join("lingyuan-amr.jsonl");
-    let power_file = samples.join("lingyuan-power.csv");
-    std::fs::write(&amr_file, AMR_SAMPLE)?;
-    std::fs::write(&power_file, POWER_SAMPLE)?;
+    let period = super::previous_month();
 
-    println!("credit-node demo: Lingyuan node {REGION} serving at {endpoint}");
+    let lingyuan_providers = vec![
+        provider(
+            "lingyuan-amr",
+            "凌源市市场监督管理局",
+            &["registration", "admin_license", "admin_penalty"],
+            "11211382012345671P",
+        ),
+        provider(
+            "lingyuan-power",
+            "国网辽宁省电力有限公司凌源市供电分公司",
+            &["power"],
+            "91211382MA0Q2K8P1U",
+        ),
+    ];
+    let chaoyang_providers = vec![
+        provider(
+            "chaoyang-tax",
+            "国家税务总局朝阳市税务局",
+            &["tax"],
+            "11211300001144559B",
+        ),
+        provider(
+            "chaoyang-hpf",
+            "朝阳市住房公积金管理中心",
+            &["housing_fund"],
+            "122113004567123489",
+        ),
+    ];
+
+    // Top down, so each child knows its parent's address.
+    let province = start(net.federated_node_config(
+        LIAONING,
+        "辽宁省公共信用信息平台 (demo)",
+        &[],
+        None,
+        &[CHAOYANG],
+    )?)
+    .await?;
+    let city = start(net.federated_node_config(
+        CHAOYANG,
+        "朝阳市公共信用信息平台 (demo)",
+        &chaoyang_providers,
+        Some((LIAONING, &province.endpoint())),
+        &[LINGYUAN],
+    )?)
+    .await?;
+    let county = start(net.federated_node_config(
+        LINGYUAN,
+        "凌源市公共信用信息平台 (demo)",
+        &lingyuan_providers,
+        Some((CHAOYANG, &city.endpoint())),
+        &[],
+    )?)
+    .await?;
+
+    println!("credit-node demo: the Liaoning federation on this machine");
     println!(
-        "  development CA, identities, config and data in {}",
+        "  Liaoning 辽宁省 {LIAONING} (province) at {}",
+        province.endpoint()
+    );
+    println!(
+        "  Chaoyang 朝阳市 {CHAOYANG} (city)     at {}, uplink to Liaoning",
+        city.endpoint()
+    );
+    println!(
+        "  Lingyuan 凌源市 {LINGYUAN} (county)   at {}, uplink to Chaoyang",
+        county.endpoint()
+    );
+    println!(
+        "  development CA, identities, configs, data and record files in {}",
         dir.display()
     );
     println!();
-    let period = super::previous_month();
-    let mut identities = Vec::new();
-    for (provider, file) in [(&providers[0], &amr_file), (&providers[1], &power_file)] {
-        let identity = net.identity(Role::Provider, REGION, &provider.id)?;
+
+    let files = dir.join("records");
+    std::fs::create_dir_all(&files)?;
+    let pushes = record_files(&files, &lingyuan_providers, &chaoyang_providers, &period)?;
+
+    let mut accepted = 0u64;
+    for p in &pushes {
+        let node = if p.region == LINGYUAN { &county } else { &city };
+        let identity = net.identity(Role::Provider, p.region, &p.provider.id)?;
         let target = Target {
-            endpoint: endpoint.clone(),
-            identity: identity.clone(),
+            endpoint: node.endpoint(),
+            identity,
         };
-        let (lines, _) = open_records(file, &period)?;
+        let (lines, _) = open_records(&p.file, &period)?;
         let report = push_lines(target.connect().await?, lines, 500, |_| {}).await?;
-        print_report(&provider.name, &provider.id, file, &period, &report);
-        identities.push(identity);
+        accepted += report.created;
+        print_report(p, &period, &report);
     }
 
-    let stats = node.store().stats()?;
-    println!(
-        "The node now holds {} records ({} changelog entries ready for the uplink); its usage log has {} entries.",
-        stats.records, stats.last_change, stats.usage_entries
-    );
+    // Everything accepted below must arrive at the province (R-FED-1).
+    let started = Instant::now();
+    let arrived = wait_for(&province, accepted, Duration::from_secs(60)).await?;
+    println!("Upward sync:");
+    for (label, node) in [
+        ("Lingyuan", &county),
+        ("Chaoyang", &city),
+        ("Liaoning", &province),
+    ] {
+        let s = node.store().stats()?;
+        let own = node
+            .store()
+            .changes_since(0, usize::MAX)?
+            .iter()
+            .filter(|(_, r)| r.origin == node.node.config.region && r.version == 1)
+            .count();
+        println!(
+            "  {label:<9} holds {:>4} records ({:>4} pushed here, {:>4} from below); usage log {} entries",
+            s.records,
+            own,
+            s.records as usize - own.min(s.records as usize),
+            s.usage_entries
+        );
+    }
+    if arrived {
+        println!(
+            "  Liaoning holds all {accepted} records accepted below, {:.1} s after the last push.",
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!(
+            "  Liaoning does not yet hold all {accepted} records accepted below; see `status`."
+        );
+    }
+    println!();
+
+    let ops = |region: &str| net.identity(Role::Operator, region, &format!("ops-{region}"));
+    let (ops_province, ops_city, ops_county) = (ops(LIAONING)?, ops(CHAOYANG)?, ops(LINGYUAN)?);
     let example = first_subject(AMR_SAMPLE).unwrap_or_default();
-    let records = super::client::pull(
+    let at_province = super::client::pull(
         Target {
-            endpoint: endpoint.clone(),
-            identity: operator.clone(),
+            endpoint: province.endpoint(),
+            identity: ops_province.clone(),
         }
         .connect()
         .await?,
         &example,
     )
     .await?;
+    if let Some(r) = at_province.first() {
+        println!(
+            "At Liaoning, subject {example} has {} records; one came from {} along {}.",
+            at_province.len(),
+            r.origin_region,
+            r.path.join(" -> ")
+        );
+        println!();
+    }
+
+    println!("Try it (paste into another shell while the demo runs):");
     println!(
-        "An operator's pull of subject {example} returns {} records.",
-        records.len()
+        "  export CREDIT_NODE_ENDPOINT={} CREDIT_NODE_IDENTITY={}",
+        province.endpoint(),
+        ops_province.display()
     );
-    println!();
-    println!("Try it (paste into another shell):");
-    println!("  export CREDIT_NODE_ENDPOINT={endpoint}");
-    println!("  export CREDIT_NODE_IDENTITY={}", operator.display());
     println!("  cargo run --release -- pull {example}");
     println!(
-        "  CREDIT_NODE_IDENTITY={} cargo run --release -- push {} --period {period}",
-        identities[0].display(),
-        amr_file.display()
+        "  cargo run --release -- status --endpoint {} --identity {}",
+        city.endpoint(),
+        ops_city.display()
     );
+    println!(
+        "  cargo run --release -- status --endpoint {} --identity {}",
+        county.endpoint(),
+        ops_county.display()
+    );
+    if let Some(p) = pushes.first() {
+        println!(
+            "  cargo run --release -- push {} --period {period} --endpoint {} --identity {}",
+            p.file.display(),
+            county.endpoint(),
+            net.identity(Role::Provider, p.region, &p.provider.id)?
+                .display()
+        );
+    }
     println!(
         "  cargo run --release -- pki revoke --ca {} {}/cert.pem",
         net.ca_dir().display(),
-        identities[1].display()
+        ops_county.display()
     );
     println!(
-        "    (the node rereads the CRL within a second; that provider's next call is refused)"
+        "    (each node rereads the CRL within a second; that certificate's next call is refused)"
     );
+    std::io::stdout().flush()?;
 
-    if exit {
-        node.shutdown().await?;
-        return Ok(Exit::Ok);
+    if !exit {
+        println!();
+        println!("Serving until Ctrl-C.");
+        super::shutdown_signal().await;
     }
-    println!();
-    println!("Serving until Ctrl-C.");
-    super::shutdown_signal().await;
-    node.shutdown().await?;
+    county.shutdown().await?;
+    city.shutdown().await?;
+    province.shutdown().await?;
     drop(tmp);
     Ok(Exit::Ok)
 }
 
-fn print_report(name: &str, id: &str, file: &Path, period: &str, r: &PushReport) {
+/// The record files each provider pushes: the two shipped samples at Lingyuan, plus
+/// generated, realistic files (market regulator at Lingyuan, tax bureau and housing fund
+/// at Chaoyang) with a few records that must be refused.
+fn record_files(
+    dir: &Path,
+    lingyuan: &[DevProvider],
+    chaoyang: &[DevProvider],
+    period: &str,
+) -> Result<Vec<Push>, CliError> {
+    let catalog = Catalog::builtin()?;
+    let write = |name: &str, lines: &[serde_json::Value]| -> Result<PathBuf, CliError> {
+        let path = dir.join(name);
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, text)?;
+        Ok(path)
+    };
+    let generated = |categories: &[&str], n: usize, seed: u64| -> Vec<serde_json::Value> {
+        generate_drafts_in(&catalog, categories, n, n / 2, seed, period)
+            .iter()
+            .map(draft_json)
+            .collect()
+    };
+
+    let amr_sample = dir.join("lingyuan-amr.jsonl");
+    std::fs::write(&amr_sample, AMR_SAMPLE)?;
+    let power_sample = dir.join("lingyuan-power.csv");
+    std::fs::write(&power_sample, POWER_SAMPLE)?;
+    let amr_more = write(
+        "lingyuan-amr-licences.jsonl",
+        &generated(&["admin_license", "admin_penalty"], 120, 11),
+    )?;
+
+    let mut tax = generated(&["tax"], 150, 21);
+    // Refused at Chaoyang: a natural person's tax amount (R-DATA-3), and a code with a
+    // wrong check character (R-DATA-1).
+    if let Some(person) = tax.iter().find(|r| r["subject_kind"] == "natural").cloned() {
+        let mut bad = person;
+        bad["provider_ref"] = "DEMO-TAX-AMOUNT".into();
+        bad["fields"]["tax_amount"] = "12800.00".into();
+        tax.push(bad);
+    }
+    if let Some(company) = tax.iter().find(|r| r["subject_kind"] == "legal").cloned() {
+        let mut bad = company;
+        bad["provider_ref"] = "DEMO-BAD-USCC".into();
+        let id = bad["subject_id"].as_str().unwrap_or_default().to_string();
+        let last = if id.ends_with('0') { '1' } else { '0' };
+        bad["subject_id"] = format!("{}{last}", &id[..id.len().saturating_sub(1)]).into();
+        tax.push(bad);
+    }
+    let tax = write("chaoyang-tax.jsonl", &tax)?;
+    let hpf = write(
+        "chaoyang-housing-fund.jsonl",
+        &generated(&["housing_fund"], 100, 22),
+    )?;
+
+    Ok(vec![
+        Push {
+            region: LINGYUAN,
+            provider: lingyuan[0].clone(),
+            file: amr_sample,
+        },
+        Push {
+            region: LINGYUAN,
+            provider: lingyuan[1].clone(),
+            file: power_sample,
+        },
+        Push {
+            region: LINGYUAN,
+            provider: lingyuan[0].clone(),
+            file: amr_more,
+        },
+        Push {
+            region: CHAOYANG,
+            provider: chaoyang[0].clone(),
+            file: tax,
+        },
+        Push {
+            region: CHAOYANG,
+            provider: chaoyang[1].clone(),
+            file: hpf,
+        },
+    ])
+}
+
+/// Polls the province until it holds `n` records or `limit` passes.
+async fn wait_for(node: &NodeHandle, n: u64, limit: Duration) -> Result<bool, CliError> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if node.store().stats()?.records >= n {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn print_report(p: &Push, period: &str, r: &PushReport) {
+    let place = if p.region == LINGYUAN {
+        "Lingyuan"
+    } else {
+        "Chaoyang"
+    };
     println!(
-        "{name} ({id}) pushed {} for period {period}:",
-        file.file_name().and_then(|f| f.to_str()).unwrap_or("?")
+        "{} ({}) pushed {} to {place} for {period}:",
+        p.provider.name,
+        p.provider.id,
+        p.file.file_name().and_then(|f| f.to_str()).unwrap_or("?")
     );
     println!(
         "  accepted {} (created {}, new versions {}, unchanged {}), rejected {}",

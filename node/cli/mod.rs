@@ -2,7 +2,7 @@
 //!
 //! * `records`: record files (JSON Lines, CSV) in, JSON Lines out.
 //! * `client`: push and pull over mutual TLS.
-//! * `demo`: a development node with a generated PKI and sample records.
+//! * `demo`: the three-level development federation with a generated PKI and sample records.
 //! * `bench`: throughput benchmarks.
 
 pub mod bench;
@@ -91,8 +91,19 @@ pub enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Start a development node (Lingyuan, 211382) with a generated PKI, push the sample
-    /// records, print what happened and how to call it, and serve until Ctrl-C.
+    /// Show a node's region, level, parent and children, connection state, cursors and
+    /// lag (operators of that node).
+    Status {
+        /// Print the status as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Start the development federation Lingyuan (211382) -> Chaoyang (211300) -> Liaoning
+    /// (210000) with a generated PKI, push realistic records at Lingyuan and Chaoyang, wait
+    /// until Liaoning holds them, print what happened and how to call the nodes, and serve
+    /// until Ctrl-C.
     Demo {
         /// End after the account instead of serving (for scripts).
         #[arg(long)]
@@ -149,6 +160,9 @@ pub enum BenchCommand {
     /// Push generated valid records over mutual TLS to an in-process node, then write the
     /// same records straight into a store (the ceiling); print records/s, batch latency and the ratio.
     Push(bench::PushBenchArgs),
+    /// Push generated valid records at a county in an in-process county -> city -> province
+    /// federation; print records/s through two hops and, at a steady rate, per-record latency.
+    Sync(bench::SyncBenchArgs),
 }
 
 /// Where a client command connects, and as whom.
@@ -204,10 +218,23 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             }
             Ok(Exit::Ok)
         }
+        Command::Status { json, target } => {
+            let status = client::status(target.target().connect().await?).await?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", client::status_json(&status))?;
+            } else {
+                write!(out, "{}", client::status_text(&status))?;
+            }
+            Ok(Exit::Ok)
+        }
         Command::Demo { exit, dir } => demo::run(dir, exit).await,
         Command::Bench {
             command: BenchCommand::Push(args),
         } => bench::push(args).await,
+        Command::Bench {
+            command: BenchCommand::Sync(args),
+        } => bench::sync(args).await,
     }
 }
 

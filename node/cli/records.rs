@@ -280,6 +280,38 @@ pub fn read_csv<R: std::io::Read + Send + 'static>(
     })))
 }
 
+/// A draft as one line of a record file (the inverse of `read_json_lines`).
+pub fn draft_json(d: &Draft) -> Value {
+    let mut obj = Map::new();
+    let kind = match d.subject_kind {
+        Some(SubjectKind::Legal) => Value::from("legal"),
+        Some(SubjectKind::Natural) => Value::from("natural"),
+        None => Value::Null,
+    };
+    obj.insert("subject_kind".into(), kind);
+    obj.insert("subject_id".into(), d.subject_id.clone().into());
+    obj.insert("subject_name".into(), d.subject_name.clone().into());
+    obj.insert("category".into(), d.category.clone().into());
+    obj.insert("provider_ref".into(), d.provider_ref.clone().into());
+    obj.insert("occurred_on".into(), d.occurred_on.clone().into());
+    if let Some(ended) = &d.ended_on {
+        obj.insert("ended_on".into(), ended.clone().into());
+    }
+    if let Some(adverse) = d.adverse {
+        obj.insert("adverse".into(), adverse.into());
+    }
+    obj.insert(
+        "fields".into(),
+        Value::Object(
+            d.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                .collect(),
+        ),
+    );
+    Value::Object(obj)
+}
+
 /// A stored record as one JSON object, using the record-file names where they overlap.
 pub fn record_json(r: &pb::Record) -> Value {
     let subject = r.subject.clone().unwrap_or_default();
@@ -371,6 +403,20 @@ mod tests {
         assert_eq!(parsed[1].draft.as_ref().unwrap_err().field, "(line)");
         assert_eq!(parsed[2].draft.as_ref().unwrap_err().field, "subject_kind");
         assert_eq!(parsed[3].draft.as_ref().unwrap_err().field, "colour");
+    }
+
+    #[test]
+    fn a_written_draft_reads_back_the_same() {
+        let catalog = crate::policy::Catalog::builtin().unwrap();
+        let drafts = crate::policy::sample::generate_drafts(&catalog, 50, 20, 3, "2026-03");
+        let text: String = drafts
+            .iter()
+            .map(|d| format!("{}\n", draft_json(d)))
+            .collect();
+        let back: Vec<Draft> = read_json_lines(std::io::Cursor::new(text.into_bytes()), "2026-03")
+            .map(|p| p.unwrap().draft.unwrap())
+            .collect();
+        assert_eq!(back, drafts);
     }
 
     #[test]

@@ -282,7 +282,16 @@ impl pb::exchange_server::Exchange for ExchangeService {
         let service = self.clone();
         tokio::spawn(async move {
             loop {
-                let batch = match batches.message().await {
+                let next = tokio::select! {
+                    next = batches.message() => next,
+                    () = service.gate.stopping() => {
+                        let _ = tx.send(Err(Status::unavailable(
+                            "the node is shutting down; batches without a result were not stored",
+                        ))).await;
+                        break;
+                    }
+                };
+                let batch = match next {
                     Ok(Some(batch)) => batch,
                     Ok(None) => break,
                     Err(status) if status.code() == Code::Cancelled => {

@@ -290,6 +290,8 @@ impl pb::federation_server::Federation for FederationService {
                 Default::default();
             loop {
                 tokio::select! {
+                    // The child reconnects to the restarted node and resumes from its cursor.
+                    () = service.gate.stopping() => break,
                     msg = up.message() => {
                         let msg = match msg {
                             Ok(Some(msg)) => msg,

@@ -23,6 +23,8 @@ use crate::usage::{self, Action, UsageEntry};
 pub const BATCH: usize = 1000;
 /// Batches sent and not yet acknowledged, per connection.
 pub const WINDOW: usize = 4;
+/// How often a connected uplink logs its lag.
+const LAG_REPORT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -140,15 +142,16 @@ impl Uplink {
             health.set_serving_uplink().await;
         }
         let window = Arc::new(Semaphore::new(WINDOW));
-        let sender = tokio::spawn(send_changes(
+        let sender = AbortOnDrop(tokio::spawn(send_changes(
             link.store.clone(),
             tx.clone(),
             cursor,
             window.clone(),
-        ));
-        let result = self.receive(link, &mut down, &tx, &window).await;
-        sender.abort();
-        result
+        )));
+        // Dropped on every way out of here, a cancelled session included (the stop
+        // signal drops this future): the sender holds the store and must not outlive it.
+        let _sender = sender;
+        self.receive(link, &mut down, &tx, &window).await
     }
 
     async fn receive(
@@ -158,7 +161,19 @@ impl Uplink {
         tx: &mpsc::Sender<pb::SyncUp>,
         window: &Semaphore,
     ) -> Result<(), SessionError> {
-        while let Some(msg) = down.message().await? {
+        let mut report = tokio::time::interval(LAG_REPORT);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let msg = tokio::select! {
+                msg = down.message() => match msg? {
+                    Some(msg) => msg,
+                    None => return Ok(()),
+                },
+                _ = report.tick() => {
+                    self.log_lag(link);
+                    continue;
+                }
+            };
             match msg.message {
                 Some(pb::sync_down::Message::Ack(ack)) => {
                     for r in &ack.refused {
@@ -187,14 +202,33 @@ impl Uplink {
                         return Ok(());
                     }
                 }
-                Some(pb::sync_down::Message::Cursor(_)) | None => {
+                Some(pb::sync_down::Message::Cursor(_)) => {
                     return Err(SessionError::Protocol(
                         "unexpected cursor from the parent".into(),
                     ));
                 }
+                None => {}
             }
         }
-        Ok(())
+    }
+
+    /// Logs how far the parent is behind: entries not yet acknowledged, and the age of
+    /// the oldest of them.
+    fn log_lag(&self, link: &Link) {
+        let head = *link.store.watch_head().borrow();
+        let acked = self.state().acked;
+        let lag_entries = head.saturating_sub(acked);
+        if lag_entries == 0 {
+            tracing::debug!(parent = %link.parent.region, head, "uplink caught up");
+            return;
+        }
+        let lag_ms = match link.store.changes_since(acked, 1) {
+            Ok(entries) => entries
+                .first()
+                .map_or(0, |(_, r)| (usage::now_ms() - r.reported_at_ms).max(0)),
+            Err(_) => 0,
+        };
+        tracing::info!(parent = %link.parent.region, head, acked, lag_entries, lag_ms, "uplink lag");
     }
 
     /// Keeps a notice for this node, or queues it for the child it must go through.
@@ -339,4 +373,13 @@ fn jitter(d: Duration) -> Duration {
         .map(|t| t.subsec_nanos())
         .unwrap_or(0);
     d + d.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}
+
+/// Aborts a task when dropped: a `JoinHandle` alone lets it run on.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -81,12 +81,40 @@ pub fn generate_drafts(
     seed: u64,
     period: &str,
 ) -> Vec<Draft> {
-    let legal: Vec<&Category> = catalog
+    generate(catalog.categories().collect(), n, subjects, seed, period)
+}
+
+/// `generate_drafts`, in the named categories only (names the catalog lacks are ignored).
+pub fn generate_drafts_in(
+    catalog: &Catalog,
+    categories: &[&str],
+    n: usize,
+    subjects: usize,
+    seed: u64,
+    period: &str,
+) -> Vec<Draft> {
+    let chosen = catalog
         .categories()
+        .filter(|c| categories.contains(&c.code.as_str()))
+        .collect();
+    generate(chosen, n, subjects, seed, period)
+}
+
+fn generate(
+    categories: Vec<&Category>,
+    n: usize,
+    subjects: usize,
+    seed: u64,
+    period: &str,
+) -> Vec<Draft> {
+    let legal: Vec<&Category> = categories
+        .iter()
+        .copied()
         .filter(|c| c.allows(SubjectKind::Legal))
         .collect();
-    let natural: Vec<&Category> = catalog
-        .categories()
+    let natural: Vec<&Category> = categories
+        .iter()
+        .copied()
         .filter(|c| c.allows(SubjectKind::Natural))
         .collect();
     if legal.is_empty() && natural.is_empty() {

@@ -15,7 +15,6 @@ use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::pb::exchange_client::ExchangeClient;
 use credit_node::policy::Catalog;
-use credit_node::policy::sample::generate_drafts;
 use credit_node::record::Draft;
 use credit_node::server::{NodeHandle, start};
 use tokio_stream::StreamExt;
@@ -144,18 +143,14 @@ pub async fn pull(
 pub fn drafts(category: &str, n: usize, seed: u64) -> Vec<Draft> {
     let catalog = Catalog::builtin().unwrap();
     let period = credit_node::cli::previous_month();
-    let mut out = Vec::new();
-    let mut s = seed;
-    while out.len() < n {
-        out.extend(
-            generate_drafts(&catalog, n * 20, n * 10, s, &period)
-                .into_iter()
-                .filter(|d| d.category == category),
-        );
-        s += 1;
-    }
-    out.truncate(n);
-    out
+    credit_node::policy::sample::generate_drafts_in(
+        &catalog,
+        &[category],
+        n,
+        n.div_ceil(2).max(1),
+        seed,
+        &period,
+    )
 }
 
 pub fn wire(drafts: &[Draft]) -> Vec<pb::Record> {
