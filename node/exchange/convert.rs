@@ -28,11 +28,7 @@ pub fn draft_from_wire(r: pb::Record) -> Result<Draft, Violation> {
         });
     }
     let subject = r.subject.unwrap_or_default();
-    let subject_kind = match pb::SubjectKind::try_from(subject.kind) {
-        Ok(pb::SubjectKind::Legal) => Some(SubjectKind::Legal),
-        Ok(pb::SubjectKind::Natural) => Some(SubjectKind::Natural),
-        _ => None,
-    };
+    let subject_kind = subject_kind_from_wire(subject.kind);
     Ok(Draft {
         subject_kind,
         subject_id: subject.id,
@@ -51,6 +47,14 @@ pub fn draft_from_wire(r: pb::Record) -> Result<Draft, Violation> {
         adverse: r.adverse,
         fields: r.fields.into_iter().collect(),
     })
+}
+
+fn subject_kind_from_wire(kind: i32) -> Option<SubjectKind> {
+    match pb::SubjectKind::try_from(kind) {
+        Ok(pb::SubjectKind::Legal) => Some(SubjectKind::Legal),
+        Ok(pb::SubjectKind::Natural) => Some(SubjectKind::Natural),
+        _ => None,
+    }
 }
 
 /// The wire form of a provider draft, as the CLI sends it.
@@ -190,11 +194,7 @@ pub fn replica_from_wire(r: pb::Record) -> Result<(Draft, ReplicaMeta), Violatio
     };
     let subject = r.subject.unwrap_or_default();
     let draft = Draft {
-        subject_kind: match pb::SubjectKind::try_from(subject.kind) {
-            Ok(pb::SubjectKind::Legal) => Some(SubjectKind::Legal),
-            Ok(pb::SubjectKind::Natural) => Some(SubjectKind::Natural),
-            _ => None,
-        },
+        subject_kind: subject_kind_from_wire(subject.kind),
         subject_id: subject.id,
         subject_name: subject.name,
         category: r.category,

@@ -393,26 +393,20 @@ impl Store {
 
         let changes = chunked(first_seq, written)?;
         let entries = usage(&applied);
-        let (usage_batch, next_usage, usage_head) = self.chain_usage(w, entries)?;
         // Usage first: after a crash the log may name a batch that was never stored (and
         // never acknowledged), but it never lacks the entry for data that is stored.
-        inner.usage.apply_batch(usage_batch)?;
+        self.write_usage(w, entries)?;
         if next_change != w.next_change {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
             inner.changelog.apply_batch(changes)?;
             inner.records.apply_batch(current)?;
         }
         w.next_change = next_change;
-        w.next_usage = next_usage;
-        w.usage_head = usage_head;
         Ok(applied)
     }
 
-    fn chain_usage(
-        &self,
-        w: &Writer,
-        entries: Vec<UsageEntry>,
-    ) -> Result<(sled::Batch, u64, Hash), StoreError> {
+    /// Appends hash-chained usage entries as the writer (not yet synced).
+    fn write_usage(&self, w: &mut Writer, entries: Vec<UsageEntry>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         let mut seq = w.next_usage;
         let mut head = w.usage_head;
@@ -422,7 +416,10 @@ impl Store {
             batch.insert(&seq.to_be_bytes(), encode(&chained)?);
             seq += 1;
         }
-        Ok((batch, seq, head))
+        self.inner.usage.apply_batch(batch)?;
+        w.next_usage = seq;
+        w.usage_head = head;
+        Ok(())
     }
 
     /// Appends usage entries (refusals, pulls) and returns after they are durable.
@@ -430,13 +427,7 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        self.write(|w| {
-            let (batch, next, head) = self.chain_usage(w, entries)?;
-            self.inner.usage.apply_batch(batch)?;
-            w.next_usage = next;
-            w.usage_head = head;
-            Ok(())
-        })
+        self.write(|w| self.write_usage(w, entries))
     }
 
     /// How many times this store has synced to disk since it was opened.

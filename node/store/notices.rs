@@ -44,10 +44,7 @@ impl Store {
         let key = outbox_key(next_hop, &notice.from, notice.id);
         let value = encode(notice)?;
         self.write(|w| {
-            let (batch, next, head) = self.chain_usage(w, usage)?;
-            self.inner.usage.apply_batch(batch)?;
-            w.next_usage = next;
-            w.usage_head = head;
+            self.write_usage(w, usage)?;
             self.inner.notices.insert(key, value)?;
             Ok(())
         })?;
@@ -89,10 +86,7 @@ impl Store {
         }
         let value = encode(notice)?;
         self.write(|w| {
-            let (batch, next, head) = self.chain_usage(w, usage)?;
-            self.inner.usage.apply_batch(batch)?;
-            w.next_usage = next;
-            w.usage_head = head;
+            self.write_usage(w, usage)?;
             self.inner.notices.insert(key, value)?;
             Ok(())
         })?;

@@ -122,16 +122,13 @@ impl Store {
         let cursor = self.cursor(&child)?.max(last_seq);
         current.insert(&cursor_key(&child), &cursor.to_be_bytes());
         let entries = usage(&outcomes);
-        let (usage_batch, next_usage, usage_head) = self.chain_usage(w, entries)?;
-        inner.usage.apply_batch(usage_batch)?;
+        self.write_usage(w, entries)?;
         if next_change != first_seq {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
             inner.changelog.apply_batch(chunked(first_seq, written)?)?;
         }
         inner.records.apply_batch(current)?;
         w.next_change = next_change;
-        w.next_usage = next_usage;
-        w.usage_head = usage_head;
         Ok(outcomes)
     }
 

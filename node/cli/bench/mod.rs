@@ -110,33 +110,21 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     let node = crate::server::start(config).await?;
     let endpoint = node.endpoint();
 
-    let chunks = split_even(wire, args.streams);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, records) in chunks.into_iter().enumerate() {
+    let mut work = Vec::new();
+    for (i, records) in split_even(wire, args.streams).into_iter().enumerate() {
         let identity = ClientIdentity::load(&net.identity(
             Role::Provider,
             "211382",
             &format!("bench-{i}"),
         )?)?;
-        let channel = connect(&endpoint, &identity, ExpectedServer::AnyNode).await?;
-        tasks.push(tokio::spawn(push_stream(
-            channel,
+        work.push((
+            connect(&endpoint, &identity, ExpectedServer::AnyNode).await?,
             records,
-            batch,
-            args.window.max(1),
-            None,
-        )));
+        ));
     }
-    let mut latencies = Vec::new();
-    let mut accepted = 0u64;
-    for t in tasks {
-        let (lat, acc) = t.await??;
-        latencies.extend(lat);
-        accepted += acc;
-    }
+    let started = Instant::now();
+    let (latencies, accepted) = push_streams(work, batch, args.window.max(1)).await?;
     let e2e = started.elapsed();
-    latencies.sort();
     let stats = node.store().stats()?;
     let data_dir = node.store().dir().to_path_buf();
     node.shutdown().await?;
@@ -299,6 +287,28 @@ async fn push_stream(
         permits.add_permits(1);
     }
     sender.await?;
+    Ok((latencies, accepted))
+}
+
+/// Runs one push stream per (channel, records) at once and waits for all; returns every
+/// batch's latency, sorted, and the number of records accepted.
+async fn push_streams(
+    work: Vec<(tonic::transport::Channel, Vec<pb::Record>)>,
+    batch: usize,
+    window: usize,
+) -> Result<(Vec<Duration>, u64), CliError> {
+    let tasks: Vec<_> = work
+        .into_iter()
+        .map(|(channel, records)| tokio::spawn(push_stream(channel, records, batch, window, None)))
+        .collect();
+    let mut latencies = Vec::new();
+    let mut accepted = 0u64;
+    for t in tasks {
+        let (lat, acc) = t.await??;
+        latencies.extend(lat);
+        accepted += acc;
+    }
+    latencies.sort();
     Ok((latencies, accepted))
 }
 

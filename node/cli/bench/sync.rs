@@ -279,25 +279,12 @@ pub async fn sync(args: SyncBenchArgs) -> Result<Exit, CliError> {
     let city_done = tokio::spawn(reached(fed.city.store().watch_head(), n, limit));
     let province_done = tokio::spawn(reached(fed.province.store().watch_head(), n, limit));
     let (cpu_started, wait_started) = (cpu_secs(), cpu_wait_secs());
-    let started = Instant::now();
-    let mut tasks = Vec::new();
+    let mut work = Vec::new();
     for (i, records) in split_even(wire, streams).into_iter().enumerate() {
-        let channel = fed.provider_channel(i).await?;
-        tasks.push(tokio::spawn(push_stream(
-            channel,
-            records,
-            batch,
-            args.window.max(1),
-            None,
-        )));
+        work.push((fed.provider_channel(i).await?, records));
     }
-    let mut latencies = Vec::new();
-    let mut accepted = 0u64;
-    for t in tasks {
-        let (lat, acc) = t.await??;
-        latencies.extend(lat);
-        accepted += acc;
-    }
+    let started = Instant::now();
+    let (latencies, accepted) = push_streams(work, batch, args.window.max(1)).await?;
     let pushed = started.elapsed();
     let at_push_end = (
         *fed.city.store().watch_head().borrow(),
@@ -321,7 +308,6 @@ pub async fn sync(args: SyncBenchArgs) -> Result<Exit, CliError> {
     let to_province = province_at.duration_since(started);
     let cpu = cpu_secs() - cpu_started;
     let cpu_wait = cpu_wait_secs() - wait_started;
-    latencies.sort();
     let province_stats = fed.province.store().stats()?;
     fed.shutdown().await?;
     let rate = n as f64 / to_province.as_secs_f64();
