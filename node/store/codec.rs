@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::StoreError;
 
-const FORMAT: u8 = 1;
+pub(super) const FORMAT: u8 = 1;
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![FORMAT];
@@ -35,5 +35,34 @@ pub(super) fn decode<T: DeserializeOwned>(
             what,
             detail: "empty value".into(),
         }),
+    }
+}
+
+/// Appends `n` as postcard writes a length: LEB128, seven bits a byte, low bits first.
+pub(super) fn push_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk assembled from encoded records decodes as the `Vec` postcard would make.
+    #[test]
+    fn a_sequence_built_by_hand_decodes_like_postcards_own() {
+        for n in [0usize, 1, 127, 128, 300] {
+            let items: Vec<String> = (0..n).map(|i| format!("record {i}")).collect();
+            let mut built = vec![FORMAT];
+            push_varint(&mut built, n as u64);
+            for item in &items {
+                built.extend_from_slice(&encode(item).unwrap()[1..]);
+            }
+            assert_eq!(built, encode(&items).unwrap(), "n = {n}");
+            assert_eq!(decode::<Vec<String>>(&built, "test").unwrap(), items);
+        }
     }
 }

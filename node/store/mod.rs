@@ -318,7 +318,7 @@ impl Store {
         // Later records in the same batch must see earlier ones.
         let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
         let mut current = sled::Batch::default();
-        let mut written: Vec<(Record, usize)> = Vec::new();
+        let mut written: Vec<Vec<u8>> = Vec::new();
         let mut applied = Vec::with_capacity(batch.len());
         let first_seq = w.next_change;
         let mut next_change = first_seq;
@@ -385,13 +385,12 @@ impl Store {
             };
             next_change += 1;
             let value = encode(&record)?;
-            let size = value.len();
-            current.insert(key.clone(), value);
-            overlay.insert(key, record.clone());
-            written.push((record, size));
+            current.insert(key.clone(), value.clone());
+            overlay.insert(key, record);
+            written.push(value);
         }
 
-        let changes = chunked(first_seq, written)?;
+        let changes = chunked(first_seq, &written);
         let entries = usage(&applied);
         // Usage first: after a crash the log may name a batch that was never stored (and
         // never acknowledged), but it never lacks the entry for data that is stored.
@@ -625,30 +624,36 @@ fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
     }
 }
 
-/// Splits the versions a batch wrote (with their encoded sizes) into changelog chunks of
-/// at most `CHUNK_BYTES`, keyed by their first sequence.
-fn chunked(first_seq: u64, written: Vec<(Record, usize)>) -> Result<sled::Batch, StoreError> {
+/// Splits the versions a batch wrote (each as `encode` made it for the records tree)
+/// into changelog chunks of at most `CHUNK_BYTES`, keyed by their first sequence.
+///
+/// A chunk is what `encode(&Vec<Record>)` would make: the format byte, the count as a
+/// postcard varint, then each record's postcard bytes. Built from the bytes already
+/// encoded, so no record is serialised twice.
+fn chunked(first_seq: u64, written: &[Vec<u8>]) -> sled::Batch {
     let mut batch = sled::Batch::default();
-    let mut chunk: Vec<Record> = Vec::new();
+    let mut start = 0usize;
     let mut chunk_start = first_seq;
-    let mut chunk_bytes = 0usize;
-    for (record, size) in written {
-        if !chunk.is_empty() && chunk_bytes + size > CHUNK_BYTES {
-            let len = chunk.len() as u64;
-            batch.insert(
-                &chunk_start.to_be_bytes(),
-                encode(&std::mem::take(&mut chunk))?,
-            );
-            chunk_start += len;
-            chunk_bytes = 0;
+    while start < written.len() {
+        let mut end = start;
+        let mut bytes = 0usize;
+        while end < written.len() && (end == start || bytes + written[end].len() <= CHUNK_BYTES) {
+            bytes += written[end].len();
+            end += 1;
         }
-        chunk_bytes += size;
-        chunk.push(record);
+        let records = &written[start..end];
+        let mut value = Vec::with_capacity(bytes + 10);
+        value.push(codec::FORMAT);
+        codec::push_varint(&mut value, records.len() as u64);
+        for r in records {
+            // Each value is the format byte, then the record.
+            value.extend_from_slice(&r[1..]);
+        }
+        batch.insert(&chunk_start.to_be_bytes(), value);
+        chunk_start += records.len() as u64;
+        start = end;
     }
-    if !chunk.is_empty() {
-        batch.insert(&chunk_start.to_be_bytes(), encode(&chunk)?);
-    }
-    Ok(batch)
+    batch
 }
 
 fn seq_of(bytes: &[u8]) -> Result<u64, StoreError> {

@@ -79,7 +79,7 @@ impl Store {
         let inner = &self.inner;
         let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
         let mut current = sled::Batch::default();
-        let mut written: Vec<(Record, usize)> = Vec::new();
+        let mut written: Vec<Vec<u8>> = Vec::new();
         let mut outcomes = Vec::with_capacity(entries.len());
         let first_seq = w.next_change;
         let mut next_change = first_seq;
@@ -111,10 +111,9 @@ impl Store {
                 record.path.push(local);
             }
             let value = encode(&record)?;
-            let size = value.len();
-            current.insert(key.clone(), value);
-            overlay.insert(key, record.clone());
-            written.push((record, size));
+            current.insert(key.clone(), value.clone());
+            overlay.insert(key, record);
+            written.push(value);
             next_change += 1;
             outcomes.push(ReplicaOutcome::Applied);
         }
@@ -125,7 +124,7 @@ impl Store {
         self.write_usage(w, entries)?;
         if next_change != first_seq {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
-            inner.changelog.apply_batch(chunked(first_seq, written)?)?;
+            inner.changelog.apply_batch(chunked(first_seq, &written))?;
         }
         inner.records.apply_batch(current)?;
         w.next_change = next_change;
