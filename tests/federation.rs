@@ -310,3 +310,70 @@ async fn a_notice_travels_down_to_the_county() {
     );
     let _ = fed::LIAONING;
 }
+
+/// Many notices for a child meet a backlog of changes from it on one Sync stream: neither
+/// direction may wait on the other for ever (the parent keeps reading the child's batches
+/// while notices wait for room; the child's acknowledgements never block its reader).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_and_an_upload_backlog_do_not_deadlock() {
+    let f = Fed::start().await;
+    let mut ops = federation(
+        &f.net,
+        &f.province().endpoint(),
+        Role::Operator,
+        LIAONING,
+        "ops",
+    )
+    .await;
+    let mut amr = exchange(
+        &f.net,
+        &f.city().endpoint(),
+        Role::Provider,
+        CHAOYANG,
+        "chaoyang-amr",
+    )
+    .await;
+    // The city's uplink goes away while notices and records pile up on both sides.
+    f.city_link.set_target(None);
+    f.city_link.cut();
+    for i in 0..600 {
+        let notice = pb::Notice {
+            kind: pb::NoticeKind::Objection as i32,
+            target_region: CHAOYANG.into(),
+            record_id: format!("r{i}"),
+            text: "异议".repeat(2000),
+            ..Default::default()
+        };
+        ops.notify(notice).await.unwrap();
+    }
+    let mut total = 0;
+    for seed in 0..8u64 {
+        total += push_one(&mut amr, wire(&drafts("admin_license", 1000, 100 + seed)))
+            .await
+            .unwrap()
+            .accepted;
+    }
+    f.city_link.set_target(Some(f.province().addr));
+    let chaoyang = credit_node::region::RegionCode::parse(CHAOYANG).unwrap();
+    let done = eventually(Duration::from_secs(60), || async {
+        f.province().store().stats().unwrap().records == u64::from(total)
+            && f.province()
+                .store()
+                .pending_notices(&chaoyang)
+                .unwrap()
+                .is_empty()
+    })
+    .await;
+    assert!(
+        done,
+        "stalled: province holds {} of {total}, {} notices pending, city inbox {}",
+        f.province().store().stats().unwrap().records,
+        f.province()
+            .store()
+            .pending_notices(&chaoyang)
+            .unwrap()
+            .len(),
+        f.city().store().inbox().unwrap().len()
+    );
+    assert_eq!(f.city().store().inbox().unwrap().len(), 600);
+}

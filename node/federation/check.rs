@@ -7,6 +7,7 @@ use crate::exchange::convert::replica_from_wire;
 use crate::pb;
 use crate::policy::{Validator, Violation};
 use crate::record::Record;
+use crate::region::RegionCode;
 
 fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation {
     Violation {
@@ -20,11 +21,14 @@ fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation
 ///
 /// The content passes the same catalog and law checks as at the origin (R-DATA-1..5)
 /// and must hash to the hash the origin set (R-SEC-1: nothing changed on the way); the
-/// record must have come from the child (the last hop of its path) and from an origin
-/// inside the child's region (or, for an exception child, the child itself), R-FED-1.
+/// record must have come from the child (the last hop of its path), along a path whose
+/// every hop lies in the child's subtree, each inside the next, from an origin inside the
+/// child's region (or, for an exception child, the child itself), R-FED-1; and its id
+/// must be one its origin made (ids carry the origin's region), R-SEC-1.
 pub fn check_entry(
     entry: pb::ChangeEntry,
     child: &Child,
+    local: &RegionCode,
     validator: &Validator,
     today: NaiveDate,
 ) -> Result<Record, Violation> {
@@ -42,7 +46,16 @@ pub fn check_entry(
             ),
         ));
     }
+    // Every hop lies in the child's subtree (the child itself for an exception child),
+    // is inside the next one, appears once, and is not this node.
     for (i, hop) in meta.path.iter().enumerate() {
+        if hop == local {
+            return Err(bad(
+                "path",
+                "R-FED-1",
+                format!("this node ({local}) is already on the path"),
+            ));
+        }
         if meta.path[..i].contains(hop) {
             return Err(bad(
                 "path",
@@ -50,6 +63,32 @@ pub fn check_entry(
                 format!("region {hop} appears twice"),
             ));
         }
+        let in_subtree = if child.exception {
+            *hop == child.region
+        } else {
+            child.region.contains(hop)
+        };
+        let under_next = meta.path.get(i + 1).is_none_or(|next| next.contains(hop));
+        if !in_subtree || !under_next {
+            return Err(bad(
+                "path",
+                "R-FED-1",
+                format!(
+                    "hop {hop} is not on a way up through child {}",
+                    child.region
+                ),
+            ));
+        }
+    }
+    if crate::store::id_origin(&meta.id) != Some(meta.origin) {
+        return Err(bad(
+            "id",
+            "R-SEC-1",
+            format!(
+                "record id {} was not made by its origin {}",
+                meta.id, meta.origin
+            ),
+        ));
     }
     let inside = if child.exception {
         meta.origin == child.region
@@ -100,4 +139,116 @@ pub fn check_entry(
         status_reason: meta.status_reason,
         content_hash: hash,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::exchange::convert::record_to_wire;
+    use crate::policy::Catalog;
+    use crate::record::Status;
+
+    const LIAONING: &str = "210000";
+    const CHAOYANG: &str = "211300";
+    const LINGYUAN: &str = "211382";
+
+    fn region(s: &str) -> RegionCode {
+        RegionCode::parse(s).unwrap()
+    }
+
+    /// A record Lingyuan accepted and Chaoyang forwards to Liaoning, as the wire carries it.
+    fn forwarded(validator: &Validator, today: NaiveDate) -> pb::ChangeEntry {
+        let catalog = Catalog::builtin().unwrap();
+        let draft = crate::policy::sample::generate_drafts_in(
+            &catalog,
+            &["admin_penalty"],
+            1,
+            1,
+            9,
+            "2026-10",
+        )
+        .remove(0);
+        let content = validator.check(&draft, "lingyuan-amr", today).unwrap();
+        let record = Record {
+            id: crate::store::new_record_id(1_790_000_000_000, &region(LINGYUAN), 7),
+            content_hash: content.hash(),
+            content,
+            origin: region(LINGYUAN),
+            path: vec![region(LINGYUAN), region(CHAOYANG)],
+            reported_at_ms: 1_790_000_000_000,
+            version: 1,
+            status: Status::Active,
+            status_reason: String::new(),
+        };
+        pb::ChangeEntry {
+            seq: 7,
+            record: Some(record_to_wire(&record)),
+        }
+    }
+
+    fn refusal(entry: pb::ChangeEntry) -> (String, &'static str) {
+        let validator = Validator::new(Arc::new(Catalog::builtin().unwrap()), Vec::new());
+        let child = Child {
+            region: region(CHAOYANG),
+            exception: false,
+        };
+        let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+        let v = check_entry(entry, &child, &region(LIAONING), &validator, today).unwrap_err();
+        (v.field, v.rule)
+    }
+
+    #[test]
+    fn a_forwarded_record_passes_and_tampering_does_not() {
+        let validator = Validator::new(Arc::new(Catalog::builtin().unwrap()), Vec::new());
+        let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+        let child = Child {
+            region: region(CHAOYANG),
+            exception: false,
+        };
+        let good = forwarded(&validator, today);
+        assert!(check_entry(good.clone(), &child, &region(LIAONING), &validator, today).is_ok());
+
+        let edit = |f: &dyn Fn(&mut pb::Record)| {
+            let mut e = good.clone();
+            f(e.record.as_mut().unwrap());
+            refusal(e)
+        };
+        // A hop outside the child's subtree (forged through Beijing).
+        assert_eq!(
+            edit(&|r| r.path = vec![LINGYUAN.into(), "110000".into(), CHAOYANG.into()]),
+            ("path".into(), "R-FED-1")
+        );
+        // This node already on the path.
+        assert_eq!(
+            edit(&|r| r.path = vec![LINGYUAN.into(), LIAONING.into(), CHAOYANG.into()]),
+            ("path".into(), "R-FED-1")
+        );
+        // Not ending at the sending child.
+        assert_eq!(
+            edit(&|r| r.path = vec![LINGYUAN.into()]),
+            ("path".into(), "R-FED-1")
+        );
+        // An origin outside the child's region.
+        assert_eq!(
+            edit(&|r| {
+                r.origin_region = "210102".into();
+                r.path = vec!["210102".into(), CHAOYANG.into()];
+            }),
+            ("path".into(), "R-FED-1")
+        );
+        // An id its origin did not make.
+        assert_eq!(
+            edit(&|r| r.id = crate::store::new_record_id(1, &region("211381"), 7).to_string()),
+            ("id".into(), "R-SEC-1")
+        );
+        // Content changed on the way.
+        assert_eq!(
+            edit(&|r| {
+                r.fields.insert("remarks".into(), "改".into());
+            }),
+            ("content_hash".into(), "R-SEC-1")
+        );
+    }
 }

@@ -92,7 +92,7 @@ impl FederationService {
                 .as_ref()
                 .map(|r| r.id.clone())
                 .unwrap_or_default();
-            match check_entry(entry, child, &self.validator, today) {
+            match check_entry(entry, child, &self.config.region, &self.validator, today) {
                 Ok(r) => records.push((seq, r)),
                 Err(v) => refused.push(pb::EntryRefusal {
                     seq,
@@ -104,32 +104,38 @@ impl FederationService {
             }
         }
         let (seqs, records): (Vec<u64>, Vec<_>) = records.into_iter().unzip();
+        let entries: Vec<(u64, String)> = seqs
+            .iter()
+            .zip(&records)
+            .map(|(s, r)| (*s, r.id.to_string()))
+            .collect();
         let store = self.store.clone();
         let (child_region, local) = (child.region, self.config.region);
         let who = caller.uri();
         let refused_for_log = refused.clone();
+        let entries_for_log = entries.clone();
         let outcomes = tokio::task::spawn_blocking(move || {
             store.apply_replicas(child_region, local, records, last_seq, |outcomes| {
-                sync_usage(&who, child_region, outcomes, &refused_for_log)
+                sync_usage(
+                    &who,
+                    child_region,
+                    outcomes,
+                    &entries_for_log,
+                    &refused_for_log,
+                )
             })
         })
         .await
         .map_err(|e| Status::internal(format!("sync task failed: {e}")))?
         .map_err(|e| store_status(&e))?;
         let (mut applied, mut unchanged) = (0, 0);
-        for (seq, outcome) in seqs.iter().zip(&outcomes) {
+        for ((seq, id), outcome) in entries.iter().zip(&outcomes) {
             match outcome {
                 ReplicaOutcome::Applied => applied += 1,
                 ReplicaOutcome::Unchanged => unchanged += 1,
-                ReplicaOutcome::Conflict { existing } => refused.push(pb::EntryRefusal {
-                    seq: *seq,
-                    record_id: String::new(),
-                    field: "id".into(),
-                    rule: "R-SEC-1".into(),
-                    message: format!(
-                        "this origin's record with the same reference has id {existing}"
-                    ),
-                }),
+                ReplicaOutcome::Conflict { existing } => {
+                    refused.push(conflict_refusal(*seq, id, existing))
+                }
             }
         }
         if !refused.is_empty() {
@@ -202,11 +208,27 @@ impl FederationService {
     }
 }
 
-/// The usage entries of one sync batch: one for what was applied, one per refusal.
+/// A child's entry that contradicts what this node holds (R-SEC-1).
+fn conflict_refusal(seq: u64, id: &str, existing: &uuid::Uuid) -> pb::EntryRefusal {
+    pb::EntryRefusal {
+        seq,
+        record_id: id.to_string(),
+        field: "id".into(),
+        rule: "R-SEC-1".into(),
+        message: format!(
+            "contradicts what this node holds: the same reference or id already names record {existing}"
+        ),
+    }
+}
+
+/// The usage entries of one sync batch: one for what was applied, one per refused or
+/// conflicting entry (`entries` are the checked entries' sequences and ids, in the order
+/// of `outcomes`).
 fn sync_usage(
     who: &str,
     child: crate::region::RegionCode,
     outcomes: &[ReplicaOutcome],
+    entries: &[(u64, String)],
     refused: &[pb::EntryRefusal],
 ) -> Vec<UsageEntry> {
     let now = usage::now_ms();
@@ -219,23 +241,31 @@ fn sync_usage(
         .filter(|o| matches!(o, ReplicaOutcome::Unchanged))
         .count();
     let conflicts = outcomes.len() - applied - unchanged;
-    let mut entries = Vec::with_capacity(1 + refused.len());
+    let mut log = Vec::with_capacity(1 + refused.len() + conflicts);
     let mut e = UsageEntry::new(who, Action::Sync, "Sync", now);
     e.count = applied as u64;
     e.detail = format!(
         "from child {child}: applied {applied}, unchanged {unchanged}, conflicts {conflicts}, refused {}",
         refused.len()
     );
-    entries.push(e);
-    for r in refused {
-        entries.push(UsageEntry::new(who, Action::Sync, "Sync", now).refused(
+    log.push(e);
+    let conflicts_refused: Vec<pb::EntryRefusal> = entries
+        .iter()
+        .zip(outcomes)
+        .filter_map(|((seq, id), o)| match o {
+            ReplicaOutcome::Conflict { existing } => Some(conflict_refusal(*seq, id, existing)),
+            _ => None,
+        })
+        .collect();
+    for r in refused.iter().chain(&conflicts_refused) {
+        log.push(UsageEntry::new(who, Action::Sync, "Sync", now).refused(
             Code::InvalidArgument,
             &r.field,
             &r.rule,
             &format!("entry {} ({}): {}", r.seq, r.record_id, r.message),
         ));
     }
-    entries
+    log
 }
 
 fn down(message: pb::sync_down::Message) -> Result<pb::SyncDown, Status> {
@@ -285,7 +315,8 @@ impl pb::federation_server::Federation for FederationService {
         let service = self.clone();
         tokio::spawn(async move {
             let mut notices = service.store.watch_notices();
-            notices.mark_changed();
+            let mut notices_waiting = true;
+            let mut retry = tokio::time::interval(std::time::Duration::from_millis(200));
             let mut sent: std::collections::HashSet<(crate::region::RegionCode, u64)> =
                 Default::default();
             loop {
@@ -326,14 +357,33 @@ impl pb::federation_server::Federation for FederationService {
                         if changed.is_err() {
                             break;
                         }
-                        let store = service.store.clone();
-                        let region = child.region;
-                        let pending = tokio::task::spawn_blocking(move || store.pending_notices(&region)).await;
-                        let Ok(Ok(pending)) = pending else { continue };
-                        for n in pending {
-                            if sent.insert((n.from, n.id)) && tx.send(down(pb::sync_down::Message::Notice(n.to_wire()))).await.is_err() {
+                        notices_waiting = true;
+                    }
+                    _ = retry.tick(), if notices_waiting => {}
+                }
+                // Notices go down only as far as the stream has room: this task must get
+                // back to reading the child's batches, or the child (whose acks queue
+                // behind them) and this task would wait on each other for ever.
+                if notices_waiting {
+                    let store = service.store.clone();
+                    let region = child.region;
+                    let pending =
+                        tokio::task::spawn_blocking(move || store.pending_notices(&region)).await;
+                    let Ok(Ok(pending)) = pending else { continue };
+                    notices_waiting = false;
+                    for n in pending {
+                        if sent.contains(&(n.from, n.id)) {
+                            continue;
+                        }
+                        match tx.try_send(down(pb::sync_down::Message::Notice(n.to_wire()))) {
+                            Ok(()) => {
+                                sent.insert((n.from, n.id));
+                            }
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                notices_waiting = true;
                                 break;
                             }
+                            Err(mpsc::error::TrySendError::Closed(_)) => break,
                         }
                     }
                 }

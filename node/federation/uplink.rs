@@ -132,6 +132,15 @@ impl Uplink {
                 )));
             }
         };
+        let local_head = *link.store.watch_head().borrow();
+        if cursor > local_head {
+            // The parent has applied entries this node no longer has (a data folder
+            // restored from an old backup?): waiting would send nothing, silently.
+            return Err(SessionError::Protocol(format!(
+                "the parent has applied this node's changelog up to {cursor}, but it ends at \
+                 {local_head} here; an operator must reconcile the two before the uplink resumes"
+            )));
+        }
         tracing::info!(parent = %link.parent.region, cursor, "uplink connected");
         self.update(|s| {
             s.connected = true;
@@ -187,19 +196,20 @@ impl Uplink {
                     let notice = Notice::from_wire(&n).map_err(|(field, why)| {
                         SessionError::Protocol(format!("notice {field}: {why}"))
                     })?;
-                    self.take_notice(link, &notice).await?;
-                    let ack = pb::NoticeAck {
-                        id: notice.id,
-                        from_region: notice.from.to_string(),
-                    };
-                    if tx
-                        .send(pb::SyncUp {
+                    if self.take_notice(link, &notice).await? {
+                        let ack = pb::NoticeAck {
+                            id: notice.id,
+                            from_region: notice.from.to_string(),
+                        };
+                        let message = pb::SyncUp {
                             message: Some(pb::sync_up::Message::NoticeAck(ack)),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return Ok(());
+                        };
+                        // Sent beside, not in, this loop: the up channel may be full of
+                        // change batches, and this loop must keep reading what comes down.
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let _ = tx.send(message).await;
+                        });
                     }
                 }
                 Some(pb::sync_down::Message::Cursor(_)) => {
@@ -232,14 +242,17 @@ impl Uplink {
     }
 
     /// Keeps a notice for this node, or queues it for the child it must go through.
-    async fn take_notice(&self, link: &Link, notice: &Notice) -> Result<(), SessionError> {
+    /// Returns whether the notice may be acknowledged: kept here, already here, or queued
+    /// for the next hop. One this node cannot route is not acknowledged, so it stays in
+    /// the parent's queue, visible in the parent's status, instead of vanishing.
+    async fn take_notice(&self, link: &Link, notice: &Notice) -> Result<bool, SessionError> {
         let store = link.store.clone();
         let kept = notice.clone();
         let local = link.local;
         let hop = next_hop(&link.children, &notice.target).map(|c| c.region);
         let parent = link.parent.region;
-        let received =
-            tokio::task::spawn_blocking(move || -> Result<bool, crate::store::StoreError> {
+        let (received, routable) = tokio::task::spawn_blocking(
+            move || -> Result<(bool, bool), crate::store::StoreError> {
                 let notice = kept;
                 let mut e = UsageEntry::new(
                     format!("node {parent}"),
@@ -253,29 +266,40 @@ impl Uplink {
                         "received {:?} notice {} from {} for record {}",
                         notice.kind, notice.id, notice.from, notice.record_id
                     );
-                    store.receive_notice(&notice, vec![e])
+                    store
+                        .receive_notice(&notice, vec![e])
+                        .map(|new| (new, true))
                 } else if let Some(hop) = hop {
                     e.detail = format!(
                         "forwarded {:?} notice {} from {} towards {} via {hop}",
                         notice.kind, notice.id, notice.from, notice.target
                     );
-                    store.queue_notice(&hop, &notice, vec![e]).map(|()| true)
+                    store
+                        .queue_notice(&hop, &notice, vec![e])
+                        .map(|()| (true, true))
                 } else {
                     e.detail = format!(
-                        "dropped {:?} notice {} from {}: {} is not at or below this node",
+                        "cannot route {:?} notice {} from {}: {} is not at or below this node's \
+                         configured children; left unacknowledged at the parent",
                         notice.kind, notice.id, notice.from, notice.target
                     );
-                    store.append_usage(vec![e]).map(|()| false)
+                    store.append_usage(vec![e]).map(|()| (false, false))
                 }
-            })
-            .await
-            .map_err(|e| SessionError::Protocol(format!("notice task: {e}")))??;
+            },
+        )
+        .await
+        .map_err(|e| SessionError::Protocol(format!("notice task: {e}")))??;
         if received {
             self.update(|s| s.notices_received += 1);
         }
-        tracing::info!(from = %notice.from, target = %notice.target, id = notice.id,
-            subject = %mask_id(&notice.subject_id), "notice from the parent");
-        Ok(())
+        if routable {
+            tracing::info!(from = %notice.from, target = %notice.target, id = notice.id,
+                subject = %mask_id(&notice.subject_id), "notice from the parent");
+        } else {
+            tracing::warn!(from = %notice.from, target = %notice.target, id = notice.id,
+                "notice for a region this node does not route; left at the parent");
+        }
+        Ok(routable)
     }
 }
 
@@ -322,9 +346,16 @@ async fn send_changes(
 ) {
     let mut head = store.watch_head();
     loop {
+        // Only what is durable goes up: entries past the published head may still be
+        // waiting for their sync, and a crash could take them back.
+        let durable = match head.wait_for(|h| *h > from).await {
+            Ok(h) => *h,
+            Err(_) => return,
+        };
+        let limit = usize::try_from(durable - from).unwrap_or(BATCH).min(BATCH);
         let reader = store.clone();
         let entries =
-            match tokio::task::spawn_blocking(move || reader.changes_since(from, BATCH)).await {
+            match tokio::task::spawn_blocking(move || reader.changes_since(from, limit)).await {
                 Ok(Ok(entries)) => entries,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "uplink cannot read the changelog");
@@ -333,7 +364,8 @@ async fn send_changes(
                 Err(_) => return,
             };
         if entries.is_empty() {
-            if head.wait_for(|h| *h > from).await.is_err() {
+            // Not expected (the head says entries exist); wait for more rather than spin.
+            if head.wait_for(|h| *h > durable).await.is_err() {
                 return;
             }
             continue;

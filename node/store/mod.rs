@@ -10,10 +10,12 @@
 //!   (at most `CHUNK_BYTES` encoded, so chunks stay below sled's blob threshold). A push
 //!   batch writes one or a few chunks instead of one sled insert per record.
 //! * `records`: the current state, rebuilt from the changelog if need be:
-//!   `k` subject \0 category \0 provider \0 reference -> the current version (a
-//!   subject's records are one prefix scan); `a` -> the last changelog
-//!   sequence applied here. No id index: a record id carries the sequence of its first
-//!   version (see `ids`), which leads to the natural key.
+//!   `k` subject \0 category \0 origin \0 provider \0 reference -> the current version
+//!   (a subject's records are one prefix scan); `a` -> the last changelog sequence applied
+//!   here; `c` region -> each child's cursor; `o` uuid -> the natural key of a record
+//!   applied from a child. Records originated here need no id index: their id carries the
+//!   sequence of their first version (see `ids`), which leads to the natural key.
+//! * `notices`: notices queued for children and received here (see `notices`).
 //! * `usage`: sequence -> hash-chained usage entry (R-SEC-3).
 //!
 //! # Writing and durability
@@ -273,32 +275,32 @@ impl Store {
         if self.inner.poisoned.load(Ordering::SeqCst) {
             return Err(StoreError::Poisoned);
         }
+        // The head this write makes durable: everything up to it was written before this
+        // write's sync began, so that sync covers it (read under the lock, not after it,
+        // where a concurrent writer's unsynced batch could already be counted).
         let result = {
             let mut w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-            f(&mut w)
+            f(&mut w).map(|value| (value, w.next_change - 1))
         }
         .and_then(|value| self.sync().map(|()| value));
-        match &result {
-            Ok(_) => {
-                let head = self
-                    .inner
-                    .writer
-                    .lock()
-                    .map_err(|_| StoreError::Lock)?
-                    .next_change
-                    - 1;
+        match result {
+            Ok((value, head)) => {
                 self.inner.head.send_if_modified(|h| {
                     let newer = *h < head;
                     *h = head.max(*h);
                     newer
                 });
+                Ok(value)
             }
-            Err(_) => self.inner.poisoned.store(true, Ordering::SeqCst),
+            Err(e) => {
+                self.inner.poisoned.store(true, Ordering::SeqCst);
+                Err(e)
+            }
         }
-        result
     }
 
-    /// The last durable changelog sequence, updated as writes land.
+    /// The last durable changelog sequence, updated as writes land. Readers that must not
+    /// see unsynced entries (the uplink) read no further than this.
     pub fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.head.subscribe()
     }
@@ -574,6 +576,20 @@ impl Store {
         out.copy_from_slice(ctx.finish().as_ref());
         Ok(out)
     }
+}
+
+/// A record id as the node of `region` makes it for the version at `seq` (see `ids`), for
+/// tests that build records by hand.
+#[cfg(test)]
+pub(crate) fn new_record_id(now_ms: i64, region: &RegionCode, seq: u64) -> Uuid {
+    ids::new_id(now_ms, region, seq)
+}
+
+/// The region of the node that made a record id (ids carry it; see `ids`), or `None`
+/// for an id not made by a node.
+pub fn id_origin(id: &Uuid) -> Option<RegionCode> {
+    let (region, _) = ids::locate(id)?;
+    RegionCode::parse(&format!("{region:06}")).ok()
 }
 
 /// `k` subject \0 category \0 origin \0 provider \0 reference: a provider's id is unique

@@ -104,6 +104,15 @@ impl Store {
                 }
                 Some(_) => {}
                 None => {
+                    // The id must not already name another record here.
+                    if let Some(other) = inner.records.get(replica_id_key(&record.id))?
+                        && other.as_ref() != &key[..]
+                    {
+                        outcomes.push(ReplicaOutcome::Conflict {
+                            existing: record.id,
+                        });
+                        continue;
+                    }
                     current.insert(&replica_id_key(&record.id), key.clone());
                 }
             }
