@@ -157,10 +157,10 @@ impl Uplink {
             cursor,
             window.clone(),
         )));
-        // Dropped on every way out of here, a cancelled session included (the stop
-        // signal drops this future): the sender holds the store and must not outlive it.
-        let _sender = sender;
-        self.receive(link, &mut down, &tx, &window).await
+        // `sender` is dropped, and so aborted, on every way out of here, a cancelled session
+        // included (the stop signal drops this future): it holds the store and must not
+        // outlive the session.
+        self.receive(link, &mut down, &tx, &window, &sender).await
     }
 
     async fn receive(
@@ -169,6 +169,7 @@ impl Uplink {
         down: &mut tonic::Streaming<pb::SyncDown>,
         tx: &mpsc::Sender<pb::SyncUp>,
         window: &Semaphore,
+        sender: &AbortOnDrop,
     ) -> Result<(), SessionError> {
         let mut report = tokio::time::interval(LAG_REPORT);
         report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -179,6 +180,11 @@ impl Uplink {
                     None => return Ok(()),
                 },
                 _ = report.tick() => {
+                    // The sender ends only on a store error (logged): without it this
+                    // session would look connected while sending nothing.
+                    if sender.0.is_finished() {
+                        return Err(SessionError::Protocol("the changelog reader stopped; see the error before this".into()));
+                    }
                     self.log_lag(link);
                     continue;
                 }
