@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "credit/v1/record.proto",
         "credit/v1/exchange.proto",
+        "credit/v1/access.proto",
         "credit/v1/federation.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;

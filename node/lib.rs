@@ -29,6 +29,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod devnet;
 pub mod exchange;
 pub mod federation;

@@ -20,6 +20,7 @@ use crate::federation::uplink::{Link, UPLINK_HEALTH_SERVICE, UplinkHealth};
 use crate::federation::{FederationService, Uplink};
 use crate::identity::CallerId;
 use crate::identity::client::ClientIdentity;
+use crate::identity::signing::{NodeSigner, SignatureVerifier};
 use crate::identity::tls::{Authenticated, ServerTls, authenticate_peer, incoming};
 use crate::pb;
 use crate::policy::authz::{self, Rpc};
@@ -212,6 +213,10 @@ pub struct Node {
     pub validator: Arc<Validator>,
     /// The uplink's state, when the node has a parent.
     pub uplink: Option<Uplink>,
+    /// Signs consents and checkpoints with this node's certificate key.
+    pub signer: Arc<NodeSigner>,
+    /// Checks other nodes' signatures against the federation CA.
+    pub verifier: Arc<SignatureVerifier>,
     /// This node's own certificate as a client, for the uplink.
     identity: ClientIdentity,
 }
@@ -237,7 +242,13 @@ impl Node {
             key_pem: read(&config.tls.key)?,
         };
         let uplink = config.parent.as_ref().map(|_| Uplink::default());
+        let signer = NodeSigner::from_pem(&identity.cert_pem, &identity.key_pem)
+            .map_err(|e| NodeError::Identity(e.to_string()))?;
+        let verifier = SignatureVerifier::from_ca_pem(&identity.ca_pem)
+            .map_err(|e| NodeError::Identity(e.to_string()))?;
         Ok(Node {
+            signer: Arc::new(signer),
+            verifier: Arc::new(verifier),
             config,
             store,
             tls,
@@ -296,6 +307,7 @@ impl Node {
             Arc::new(config.clone()),
             self.store.clone(),
             self.validator.clone(),
+            self.verifier.clone(),
             gate.clone(),
             self.uplink.clone(),
         );

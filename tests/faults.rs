@@ -114,7 +114,12 @@ async fn push_again(
 
 /// Every version in `store`'s changelog, in sequence order.
 fn changelog(store: &Store) -> Vec<(u64, Record)> {
-    store.changes_since(0, usize::MAX).unwrap()
+    store
+        .changes_since(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(seq, c)| c.into_record().map(|r| (seq, r)))
+        .collect()
 }
 
 /// (version, content hash) by id of what `store` holds, optionally from one origin only.
@@ -762,9 +767,8 @@ async fn an_entry_sent_twice_is_applied_once() {
         .changes_since(0, usize::MAX)
         .unwrap()
         .iter()
-        .map(|(seq, r)| pb::ChangeEntry {
-            seq: *seq,
-            record: Some(credit_node::exchange::convert::record_to_wire(r)),
+        .map(|(seq, r)| {
+            credit_node::consent::wire::change_to_wire(*seq, r, chrono::Local::now().date_naive())
         })
         .collect();
     assert_eq!(entries.len(), 31);

@@ -161,7 +161,8 @@ pub async fn run(dir: Option<PathBuf>, exit: bool) -> Result<Exit, CliError> {
             .store()
             .changes_since(0, usize::MAX)?
             .iter()
-            .filter(|(_, r)| r.origin == node.node.config.region && r.version == 1)
+            .filter_map(|(_, c)| c.as_record())
+            .filter(|r| r.origin == node.node.config.region && r.version == 1)
             .count();
         println!(
             "  {label:<9} holds {:>4} records ({:>4} pushed here, {:>4} from below); usage log {} entries",

@@ -3,11 +3,14 @@
 use chrono::NaiveDate;
 
 use crate::config::Child;
-use crate::exchange::convert::replica_from_wire;
+use crate::consent::wire::{checkpoint_from_wire, consent_from_wire};
+use crate::exchange::convert::{ReplicaMeta, replica_from_wire};
+use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::policy::{Validator, Violation};
-use crate::record::Record;
+use crate::record::{Draft, Record};
 use crate::region::RegionCode;
+use crate::store::Change;
 
 fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation {
     Violation {
@@ -17,9 +20,11 @@ fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation
     }
 }
 
-/// Checks one changelog entry from `child` and returns the record to apply.
+/// Checks one changelog entry from `child` and returns what to apply.
 ///
-/// The content passes the same catalog and law checks as at the origin (R-DATA-1..5)
+/// Every entry must have come from the child along a path inside its subtree (see
+/// `check_path`). A consent or checkpoint must carry valid signatures of the nodes that
+/// made it (R-SEC-1). For a record: the content passes the same catalog and law checks as at the origin (R-DATA-1..5)
 /// and must hash to the hash the origin set (R-SEC-1: nothing changed on the way); the
 /// record must have come from the child (the last hop of its path), along a path whose
 /// every hop lies in the child's subtree, each inside the next, from an origin inside the
@@ -30,25 +35,74 @@ pub fn check_entry(
     child: &Child,
     local: &RegionCode,
     validator: &Validator,
+    verifier: &SignatureVerifier,
     today: NaiveDate,
-) -> Result<Record, Violation> {
+) -> Result<Change, Violation> {
+    let kinds = [
+        entry.record.is_some(),
+        entry.consent.is_some(),
+        entry.checkpoint.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        return Err(bad(
+            "record",
+            "R-FED-1",
+            "an entry must carry exactly one of a record, a consent or a checkpoint",
+        ));
+    }
+    if let Some(wire) = entry.consent {
+        let consent = consent_from_wire(wire)?;
+        check_path(&consent.path, &consent.terms.node, child, local)?;
+        consent.verify(verifier).map_err(|e| {
+            bad(
+                "signature",
+                "R-SEC-1",
+                format!("consent {}: {e}", consent.terms.id),
+            )
+        })?;
+        return Ok(Change::Consent(consent));
+    }
+    if let Some(wire) = entry.checkpoint {
+        let cp = checkpoint_from_wire(wire)?;
+        check_path(&cp.path, &cp.node, child, local)?;
+        cp.verify(verifier).map_err(|e| {
+            bad(
+                "signature",
+                "R-SEC-1",
+                format!("checkpoint {}: {e}", cp.seq),
+            )
+        })?;
+        return Ok(Change::Checkpoint(cp));
+    }
     let wire = entry
         .record
         .ok_or_else(|| bad("record", "R-FED-1", "an entry must carry a record"))?;
     let (draft, meta) = replica_from_wire(wire)?;
-    if meta.path.first() != Some(&meta.origin) || meta.path.last() != Some(&child.region) {
+    check_path(&meta.path, &meta.origin, child, local)?;
+    check_record(draft, meta, child, validator, today).map(Change::Record)
+}
+
+/// The entry came from the child (the last hop of its path), along a path whose every
+/// hop lies in the child's subtree, each inside the next, from `origin` (R-FED-1).
+fn check_path(
+    path: &[RegionCode],
+    origin: &RegionCode,
+    child: &Child,
+    local: &RegionCode,
+) -> Result<(), Violation> {
+    if path.first() != Some(origin) || path.last() != Some(&child.region) {
         return Err(bad(
             "path",
             "R-FED-1",
             format!(
                 "must start at the origin {} and end at the sending child {}",
-                meta.origin, child.region
+                origin, child.region
             ),
         ));
     }
     // Every hop lies in the child's subtree (the child itself for an exception child),
     // is inside the next one, appears once, and is not this node.
-    for (i, hop) in meta.path.iter().enumerate() {
+    for (i, hop) in path.iter().enumerate() {
         if hop == local {
             return Err(bad(
                 "path",
@@ -56,7 +110,7 @@ pub fn check_entry(
                 format!("this node ({local}) is already on the path"),
             ));
         }
-        if meta.path[..i].contains(hop) {
+        if path[..i].contains(hop) {
             return Err(bad(
                 "path",
                 "R-FED-1",
@@ -68,7 +122,7 @@ pub fn check_entry(
         } else {
             child.region.contains(hop)
         };
-        let under_next = meta.path.get(i + 1).is_none_or(|next| next.contains(hop));
+        let under_next = path.get(i + 1).is_none_or(|next| next.contains(hop));
         if !in_subtree || !under_next {
             return Err(bad(
                 "path",
@@ -80,6 +134,16 @@ pub fn check_entry(
             ));
         }
     }
+    Ok(())
+}
+
+fn check_record(
+    draft: Draft,
+    meta: ReplicaMeta,
+    child: &Child,
+    validator: &Validator,
+    today: NaiveDate,
+) -> Result<Record, Violation> {
     if crate::store::id_origin(&meta.id) != Some(meta.origin) {
         return Err(bad(
             "id",
@@ -154,6 +218,11 @@ mod tests {
     const CHAOYANG: &str = "211300";
     const LINGYUAN: &str = "211382";
 
+    fn verifier() -> SignatureVerifier {
+        let ca = crate::identity::DevCa::generate("test ca").unwrap();
+        SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap()
+    }
+
     fn region(s: &str) -> RegionCode {
         RegionCode::parse(s).unwrap()
     }
@@ -185,6 +254,7 @@ mod tests {
         pb::ChangeEntry {
             seq: 7,
             record: Some(record_to_wire(&record)),
+            ..Default::default()
         }
     }
 
@@ -195,7 +265,15 @@ mod tests {
             exception: false,
         };
         let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
-        let v = check_entry(entry, &child, &region(LIAONING), &validator, today).unwrap_err();
+        let v = check_entry(
+            entry,
+            &child,
+            &region(LIAONING),
+            &validator,
+            &verifier(),
+            today,
+        )
+        .unwrap_err();
         (v.field, v.rule)
     }
 
@@ -208,7 +286,17 @@ mod tests {
             exception: false,
         };
         let good = forwarded(&validator, today);
-        assert!(check_entry(good.clone(), &child, &region(LIAONING), &validator, today).is_ok());
+        assert!(
+            check_entry(
+                good.clone(),
+                &child,
+                &region(LIAONING),
+                &validator,
+                &verifier(),
+                today
+            )
+            .is_ok()
+        );
 
         let edit = |f: &dyn Fn(&mut pb::Record)| {
             let mut e = good.clone();

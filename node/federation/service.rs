@@ -12,6 +12,7 @@ use super::{Notice, Uplink, next_hop};
 use crate::config::{Child, Config};
 use crate::exchange::status::{Refusal, store_status};
 use crate::identity::CallerId;
+use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::Rpc;
@@ -32,6 +33,7 @@ pub struct FederationService {
     config: Arc<Config>,
     store: Store,
     validator: Arc<Validator>,
+    verifier: Arc<SignatureVerifier>,
     gate: Gate,
     uplink: Option<Uplink>,
     children: Arc<Mutex<HashMap<crate::region::RegionCode, ChildSeen>>>,
@@ -42,6 +44,7 @@ impl FederationService {
         config: Arc<Config>,
         store: Store,
         validator: Arc<Validator>,
+        verifier: Arc<SignatureVerifier>,
         gate: Gate,
         uplink: Option<Uplink>,
     ) -> Self {
@@ -49,6 +52,7 @@ impl FederationService {
             config,
             store,
             validator,
+            verifier,
             gate,
             uplink,
             children: Arc::default(),
@@ -87,12 +91,15 @@ impl FederationService {
         let mut refused = Vec::new();
         for entry in batch.entries {
             let seq = entry.seq;
-            let record_id = entry
-                .record
-                .as_ref()
-                .map(|r| r.id.clone())
-                .unwrap_or_default();
-            match check_entry(entry, child, &self.config.region, &self.validator, today) {
+            let record_id = wire_label(&entry);
+            match check_entry(
+                entry,
+                child,
+                &self.config.region,
+                &self.validator,
+                &self.verifier,
+                today,
+            ) {
                 Ok(r) => records.push((seq, r)),
                 Err(v) => refused.push(pb::EntryRefusal {
                     seq,
@@ -107,7 +114,7 @@ impl FederationService {
         let entries: Vec<(u64, String)> = seqs
             .iter()
             .zip(&records)
-            .map(|(s, r)| (*s, r.id.to_string()))
+            .map(|(s, r)| (*s, r.label()))
             .collect();
         let store = self.store.clone();
         let (child_region, local) = (child.region, self.config.region);
@@ -161,7 +168,7 @@ impl FederationService {
                     .map_err(|e| store_status(&e))?
                     .first()
                 {
-                    Some((_, r)) => (usage::now_ms() - r.reported_at_ms).max(0),
+                    Some((_, r)) => (usage::now_ms() - r.made_at_ms()).max(0),
                     None => 0,
                 };
                 Some(pb::UplinkStatus {
@@ -210,14 +217,39 @@ impl FederationService {
 
 /// A child's entry that contradicts what this node holds (R-SEC-1).
 fn conflict_refusal(seq: u64, id: &str, existing: &uuid::Uuid) -> pb::EntryRefusal {
+    let message = if existing.is_nil() {
+        "contradicts what this node holds: another checkpoint of that node names the same \
+         usage entry with a different hash (its log was rewritten)"
+            .to_string()
+    } else if id == existing.to_string() {
+        format!("contradicts what this node holds: {existing} is held here with other content")
+    } else {
+        format!(
+            "contradicts what this node holds: the same reference or id already names record {existing}"
+        )
+    };
     pb::EntryRefusal {
         seq,
         record_id: id.to_string(),
         field: "id".into(),
         rule: "R-SEC-1".into(),
-        message: format!(
-            "contradicts what this node holds: the same reference or id already names record {existing}"
-        ),
+        message,
+    }
+}
+
+/// What a refused wire entry is called in acknowledgements and the usage log.
+fn wire_label(entry: &pb::ChangeEntry) -> String {
+    if let Some(r) = &entry.record {
+        r.id.clone()
+    } else if let Some(c) = &entry.consent {
+        c.terms
+            .as_ref()
+            .map(|t| format!("consent {}", t.id))
+            .unwrap_or_default()
+    } else if let Some(c) = &entry.checkpoint {
+        format!("checkpoint {}/{}", c.node, c.seq)
+    } else {
+        String::new()
     }
 }
 

@@ -10,7 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Notice, next_hop};
 use crate::config::{Child, Parent};
-use crate::exchange::convert::record_to_wire;
+use crate::consent::wire::change_to_wire;
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::federation_client::FederationClient;
@@ -241,7 +241,7 @@ impl Uplink {
         let lag_ms = match link.store.changes_since(acked, 1) {
             Ok(entries) => entries
                 .first()
-                .map_or(0, |(_, r)| (usage::now_ms() - r.reported_at_ms).max(0)),
+                .map_or(0, |(_, r)| (usage::now_ms() - r.made_at_ms()).max(0)),
             Err(_) => 0,
         };
         tracing::info!(parent = %link.parent.region, head, acked, lag_entries, lag_ms, "uplink lag");
@@ -381,13 +381,11 @@ async fn send_changes(
         };
         permit.forget();
         from = entries.last().map_or(from, |(seq, _)| *seq);
+        let today = chrono::Local::now().date_naive();
         let batch = pb::ChangeBatch {
             entries: entries
                 .iter()
-                .map(|(seq, r)| pb::ChangeEntry {
-                    seq: *seq,
-                    record: Some(record_to_wire(r)),
-                })
+                .map(|(seq, change)| change_to_wire(*seq, change, today))
                 .collect(),
             head: *head.borrow(),
         };

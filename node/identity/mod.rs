@@ -7,12 +7,15 @@
 //! * `tls`: the server side. `ServerTls` (rustls config with the CA and CRL, reread while
 //!   running), `incoming` (the TLS accept loop tonic serves from), and `authenticate` /
 //!   `Authenticator`, which turn the peer certificate into a `CallerId` on every RPC.
+//! * `signing`: signatures a node makes with its certificate's key (consents,
+//!   checkpoints) and their check against the federation CA.
 //! * `client`: the client side. `connect` / `lazy` dial a node with the party's
 //!   certificate and refuse servers that are not a node (of the expected region).
 
 pub mod caller;
 pub mod client;
 pub mod pki;
+pub mod signing;
 pub mod tls;
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use serde::de::DeserializeOwned;
 use super::StoreError;
 
 pub(super) const FORMAT: u8 = 1;
+/// A changelog chunk of `Change`s: this byte, the count, then each change's postcard.
+pub(super) const CHANGES_FORMAT: u8 = 2;
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     let mut out = vec![FORMAT];

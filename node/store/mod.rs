@@ -29,31 +29,42 @@
 //! `sync_file_range`, sled issue #1452) followed by `fdatasync` of sled's `db` file and
 //! an fsync of any new blob files and their directory. See ARCHITECTURE.md, "Durability".
 
+mod audit;
 mod codec;
 mod durability;
 mod ids;
 mod notices;
 mod replica;
+mod side;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::consent::Consent;
 use crate::record::{Content, Hash, Record, Status};
 use crate::region::RegionCode;
-use crate::usage::{Chained, UsageEntry};
+use crate::usage::{Chained, Checkpoint, UsageEntry};
 
+pub use audit::{AuditFinding, AuditReport};
 pub use replica::ReplicaOutcome;
 use replica::replica_id_key;
+use side::SideOverlay;
 
 use codec::{decode, encode};
 use durability::Durability;
 
 const APPLIED_KEY: &[u8] = b"a";
 const RECORD_PREFIX: u8 = b'k';
+/// Usage-log keys are sequences (8 bytes big-endian, so below 2^56 they start with 0);
+/// the subject index lives in the same tree, after them, so an entry and its index are
+/// written in one atomic batch: `USAGE_INDEX` subject \0 sequence -> nothing.
+const USAGE_INDEX: [u8; 2] = [0xFF, b's'];
+const USAGE_END: [u8; 1] = [0x01];
 /// Largest encoded changelog chunk (one record larger than this gets a chunk of its own).
 const CHUNK_BYTES: usize = 64 * 1024;
 
@@ -108,6 +119,85 @@ impl Applied {
     }
 }
 
+/// One changelog entry: what travels upward, in order (R-FED-1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// A version of a credit record.
+    Record(Record),
+    /// A consent, or its withdrawal (a later version of the same consent).
+    Consent(Consent),
+    /// A node's signed usage-log checkpoint.
+    Checkpoint(Checkpoint),
+}
+
+/// postcard's variant index of each `Change` (one byte for these).
+const TAG_RECORD: u8 = 0;
+const TAG_CONSENT: u8 = 1;
+const TAG_CHECKPOINT: u8 = 2;
+
+impl Change {
+    pub fn as_record(&self) -> Option<&Record> {
+        match self {
+            Change::Record(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub fn into_record(self) -> Option<Record> {
+        match self {
+            Change::Record(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Regions the entry passed through, its origin first.
+    pub fn path(&self) -> &[RegionCode] {
+        match self {
+            Change::Record(r) => &r.path,
+            Change::Consent(c) => &c.path,
+            Change::Checkpoint(c) => &c.path,
+        }
+    }
+
+    fn path_mut(&mut self) -> &mut Vec<RegionCode> {
+        match self {
+            Change::Record(r) => &mut r.path,
+            Change::Consent(c) => &mut c.path,
+            Change::Checkpoint(c) => &mut c.path,
+        }
+    }
+
+    /// What the entry is called in acknowledgements and logs: a record's or consent's
+    /// id, or `checkpoint <node>/<seq>`.
+    pub fn label(&self) -> String {
+        match self {
+            Change::Record(r) => r.id.to_string(),
+            Change::Consent(c) => c.terms.id.to_string(),
+            Change::Checkpoint(c) => format!("checkpoint {}/{}", c.node, c.seq),
+        }
+    }
+
+    /// When the entry was made at its origin (Unix ms), for lag.
+    pub fn made_at_ms(&self) -> i64 {
+        match self {
+            Change::Record(r) => r.reported_at_ms,
+            Change::Consent(c) => c
+                .withdrawal
+                .as_ref()
+                .map_or(c.terms.recorded_at_ms, |w| w.at_ms),
+            Change::Checkpoint(c) => c.at_ms,
+        }
+    }
+
+    fn tag_and_value(&self) -> Result<(u8, Vec<u8>), StoreError> {
+        Ok(match self {
+            Change::Record(r) => (TAG_RECORD, encode(r)?),
+            Change::Consent(c) => (TAG_CONSENT, encode(c)?),
+            Change::Checkpoint(c) => (TAG_CHECKPOINT, encode(c)?),
+        })
+    }
+}
+
 /// Counts for status and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -151,6 +241,10 @@ struct Inner {
     usage: sled::Tree,
     /// Notices queued for children (`q`) and received for this node (`i`).
     notices: sled::Tree,
+    /// Consents by id, and by subject (see `side`).
+    consents: sled::Tree,
+    /// Signed usage-log checkpoints, this node's and those of nodes below.
+    checkpoints: sled::Tree,
     writer: Mutex<Writer>,
     /// The last changelog sequence made durable, for the uplink to wait on.
     head: tokio::sync::watch::Sender<u64>,
@@ -171,15 +265,15 @@ impl Store {
         let changelog = db.open_tree("changelog")?;
         let usage = db.open_tree("usage")?;
         let notices = db.open_tree("notices")?;
+        let consents = db.open_tree("consents")?;
+        let checkpoints = db.open_tree("checkpoints")?;
         let durability = Durability::new(dir)?;
 
         let next_change = match changelog.last()? {
-            Some((k, v)) => {
-                seq_of(&k)? + decode::<Vec<Record>>(&v, "changelog chunk")?.len() as u64
-            }
+            Some((k, v)) => seq_of(&k)? + decode_chunk(&v)?.len() as u64,
             None => 1,
         };
-        let (next_usage, usage_head) = match usage.last()? {
+        let (next_usage, usage_head) = match usage.range(..USAGE_END).next_back().transpose()? {
             Some((k, v)) => (seq_of(&k)? + 1, decode::<Chained>(&v, "usage entry")?.hash),
             None => (1, [0u8; 32]),
         };
@@ -190,6 +284,8 @@ impl Store {
                 changelog,
                 usage,
                 notices,
+                consents,
+                checkpoints,
                 head: tokio::sync::watch::Sender::new(next_change - 1),
                 notices_changed: tokio::sync::watch::Sender::new(0),
                 writer: Mutex::new(Writer {
@@ -219,7 +315,19 @@ impl Store {
             None => 0,
         };
         let mut replayed = 0u64;
-        for (seq, record) in self.changes_since(applied, usize::MAX)? {
+        for (seq, change) in self.changes_since(applied, usize::MAX)? {
+            let record = match change {
+                Change::Record(record) => record,
+                side => {
+                    // Consents and checkpoints: applying one again changes nothing.
+                    let mut overlay = SideOverlay::default();
+                    self.apply_side(&side, &mut overlay)?;
+                    overlay.write(&self.inner)?;
+                    inner.records.insert(APPLIED_KEY, &seq.to_be_bytes())?;
+                    replayed += 1;
+                    continue;
+                }
+            };
             let key = natural_key(&record.content, &record.origin);
             let newer = match inner.records.get(&key)? {
                 Some(cur) => decode::<Record>(&cur, "record")?.version < record.version,
@@ -320,7 +428,7 @@ impl Store {
         // Later records in the same batch must see earlier ones.
         let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
         let mut current = sled::Batch::default();
-        let mut written: Vec<Vec<u8>> = Vec::new();
+        let mut written: Vec<(u8, Vec<u8>)> = Vec::new();
         let mut applied = Vec::with_capacity(batch.len());
         let first_seq = w.next_change;
         let mut next_change = first_seq;
@@ -389,7 +497,7 @@ impl Store {
             let value = encode(&record)?;
             current.insert(key.clone(), value.clone());
             overlay.insert(key, record);
-            written.push(value);
+            written.push((TAG_RECORD, value));
         }
 
         let changes = chunked(first_seq, &written);
@@ -412,6 +520,9 @@ impl Store {
         let mut seq = w.next_usage;
         let mut head = w.usage_head;
         for entry in entries {
+            if let Some(subject) = &entry.subject {
+                batch.insert(usage_index_key(subject, seq), &[]);
+            }
             let chained = entry.chain(head);
             head = chained.hash;
             batch.insert(&seq.to_be_bytes(), encode(&chained)?);
@@ -472,7 +583,7 @@ impl Store {
         let Some((_, first)) = ids::locate(id) else {
             return Ok(None);
         };
-        let Some((_, first_version)) = self
+        let Some((_, Change::Record(first_version))) = self
             .changes_since(first.saturating_sub(1), 1)?
             .into_iter()
             .next()
@@ -501,7 +612,7 @@ impl Store {
         &self,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(u64, Record)>, StoreError> {
+    ) -> Result<Vec<(u64, Change)>, StoreError> {
         let from = after.saturating_add(1);
         // The chunk holding `from` starts at or before it.
         let start = match self
@@ -517,16 +628,13 @@ impl Store {
         for item in self.inner.changelog.range(start.to_be_bytes()..) {
             let (k, v) = item?;
             let first = seq_of(&k)?;
-            for (i, record) in decode::<Vec<Record>>(&v, "changelog chunk")?
-                .into_iter()
-                .enumerate()
-            {
+            for (i, change) in decode_chunk(&v)?.into_iter().enumerate() {
                 let seq = first + i as u64;
                 if seq >= from {
                     if out.len() == limit {
                         return Ok(out);
                     }
-                    out.push((seq, record));
+                    out.push((seq, change));
                 }
             }
         }
@@ -537,7 +645,7 @@ impl Store {
     pub fn usage_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError> {
         self.inner
             .usage
-            .range((after + 1).to_be_bytes()..)
+            .range((after + 1).to_be_bytes().to_vec()..USAGE_END.to_vec())
             .take(limit)
             .map(|item| {
                 let (k, v) = item?;
@@ -563,7 +671,12 @@ impl Store {
     pub fn fingerprint(&self) -> Result<Hash, StoreError> {
         let _w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        for tree in [&self.inner.records, &self.inner.changelog] {
+        for tree in [
+            &self.inner.records,
+            &self.inner.changelog,
+            &self.inner.consents,
+            &self.inner.checkpoints,
+        ] {
             for item in tree.iter() {
                 let (k, v) = item?;
                 ctx.update(&(k.len() as u64).to_be_bytes());
@@ -646,23 +759,24 @@ fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
 /// A chunk is what `encode(&Vec<Record>)` would make: the format byte, the count as a
 /// postcard varint, then each record's postcard bytes. Built from the bytes already
 /// encoded, so no record is serialised twice.
-fn chunked(first_seq: u64, written: &[Vec<u8>]) -> sled::Batch {
+fn chunked(first_seq: u64, written: &[(u8, Vec<u8>)]) -> sled::Batch {
     let mut batch = sled::Batch::default();
     let mut start = 0usize;
     let mut chunk_start = first_seq;
     while start < written.len() {
         let mut end = start;
         let mut bytes = 0usize;
-        while end < written.len() && (end == start || bytes + written[end].len() <= CHUNK_BYTES) {
-            bytes += written[end].len();
+        while end < written.len() && (end == start || bytes + written[end].1.len() <= CHUNK_BYTES) {
+            bytes += written[end].1.len();
             end += 1;
         }
         let records = &written[start..end];
         let mut value = Vec::with_capacity(bytes + 10);
-        value.push(codec::FORMAT);
+        value.push(codec::CHANGES_FORMAT);
         codec::push_varint(&mut value, records.len() as u64);
-        for r in records {
-            // Each value is the format byte, then the record.
+        for (tag, r) in records {
+            // The variant's tag, then the value without its format byte.
+            value.push(*tag);
             value.extend_from_slice(&r[1..]);
         }
         batch.insert(&chunk_start.to_be_bytes(), value);
@@ -670,6 +784,32 @@ fn chunked(first_seq: u64, written: &[Vec<u8>]) -> sled::Batch {
         start = end;
     }
     batch
+}
+
+/// A changelog chunk: `CHANGES_FORMAT` holds `Change`s; chunks written before consents
+/// existed (`FORMAT`) hold records only.
+fn decode_chunk(bytes: &[u8]) -> Result<Vec<Change>, StoreError> {
+    match bytes.first() {
+        Some(&codec::CHANGES_FORMAT) => {
+            postcard::from_bytes(&bytes[1..]).map_err(|e| StoreError::Corrupt {
+                what: "changelog chunk",
+                detail: e.to_string(),
+            })
+        }
+        _ => Ok(decode::<Vec<Record>>(bytes, "changelog chunk")?
+            .into_iter()
+            .map(Change::Record)
+            .collect()),
+    }
+}
+
+fn usage_index_key(subject: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(subject.len() + 11);
+    key.extend_from_slice(&USAGE_INDEX);
+    key.extend_from_slice(subject.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
 }
 
 fn seq_of(bytes: &[u8]) -> Result<u64, StoreError> {

@@ -12,7 +12,10 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
-use super::{APPLIED_KEY, Store, StoreError, Writer, chunked, natural_key, seq_of};
+use super::side::SideOverlay;
+use super::{
+    APPLIED_KEY, Change, Store, StoreError, TAG_RECORD, Writer, chunked, natural_key, seq_of,
+};
 use crate::record::Record;
 use crate::region::RegionCode;
 use crate::usage::UsageEntry;
@@ -54,7 +57,7 @@ impl Store {
         &self,
         child: RegionCode,
         local: RegionCode,
-        entries: Vec<Record>,
+        entries: Vec<Change>,
         last_seq: u64,
         usage: F,
     ) -> Result<Vec<ReplicaOutcome>, StoreError>
@@ -69,7 +72,7 @@ impl Store {
         w: &mut Writer,
         child: RegionCode,
         local: RegionCode,
-        entries: Vec<Record>,
+        entries: Vec<Change>,
         last_seq: u64,
         usage: F,
     ) -> Result<Vec<ReplicaOutcome>, StoreError>
@@ -79,12 +82,31 @@ impl Store {
         let inner = &self.inner;
         let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
         let mut current = sled::Batch::default();
-        let mut written: Vec<Vec<u8>> = Vec::new();
+        let mut written: Vec<(u8, Vec<u8>)> = Vec::new();
+        let mut side = SideOverlay::default();
         let mut outcomes = Vec::with_capacity(entries.len());
         let first_seq = w.next_change;
         let mut next_change = first_seq;
 
-        for mut record in entries {
+        for change in entries {
+            let mut record = match change {
+                Change::Record(record) => record,
+                mut other => {
+                    let outcome = self.apply_side(&other, &mut side)?;
+                    if outcome == ReplicaOutcome::Applied {
+                        let path = other.path_mut();
+                        if path.last() != Some(&local) {
+                            path.push(local);
+                        }
+                        // The side trees keep the entry as it arrived; the changelog
+                        // carries it on with this node on its path.
+                        written.push(other.tag_and_value()?);
+                        next_change += 1;
+                    }
+                    outcomes.push(outcome);
+                    continue;
+                }
+            };
             let key = natural_key(&record.content, &record.origin);
             let existing = match overlay.get(&key) {
                 Some(r) => Some(r.clone()),
@@ -122,7 +144,7 @@ impl Store {
             let value = encode(&record)?;
             current.insert(key.clone(), value.clone());
             overlay.insert(key, record);
-            written.push(value);
+            written.push((TAG_RECORD, value));
             next_change += 1;
             outcomes.push(ReplicaOutcome::Applied);
         }
@@ -135,6 +157,7 @@ impl Store {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
             inner.changelog.apply_batch(chunked(first_seq, &written))?;
         }
+        side.write(inner)?;
         inner.records.apply_batch(current)?;
         w.next_change = next_change;
         Ok(outcomes)

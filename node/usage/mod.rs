@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::identity::signing::{NodeSigner, SignError, Signature, SignatureVerifier, VerifyError};
 use crate::record::Hash;
+use crate::region::RegionCode;
 
 /// What was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +26,12 @@ pub enum Action {
     Notice,
     /// A node's status read by an operator.
     Status,
+    /// A consent recorded, withdrawn or read (R-REL-4).
+    Consent,
+    /// A query for a subject's records (R-REL-1..5).
+    Query,
+    /// The usage log verified or a subject's history read.
+    Audit,
 }
 
 /// How it ended.
@@ -124,6 +132,60 @@ pub fn chain_hash(prev: &Hash, entry: &UsageEntry) -> Hash {
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
+}
+
+/// A node's signed statement of its usage log's head: entry `seq` has chain hash
+/// `head`. Sent up the uplink and kept by every node above, so a node cannot rewrite its
+/// own history without its checkpoints, held elsewhere, giving it away (R-SEC-1, R-SEC-3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub node: RegionCode,
+    pub seq: u64,
+    pub head: Hash,
+    pub at_ms: i64,
+    pub signature: Signature,
+    /// Regions it passed through, its node first (not signed).
+    pub path: Vec<RegionCode>,
+}
+
+const CHECKPOINT_LABEL: &[u8] = b"credit-node usage checkpoint v1\0";
+
+fn checkpoint_message(node: &RegionCode, seq: u64, head: &Hash, at_ms: i64) -> Vec<u8> {
+    let mut m = CHECKPOINT_LABEL.to_vec();
+    m.extend_from_slice(node.as_str().as_bytes());
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(head);
+    m.extend_from_slice(&at_ms.to_be_bytes());
+    m
+}
+
+impl Checkpoint {
+    pub fn sign(
+        node: RegionCode,
+        seq: u64,
+        head: Hash,
+        at_ms: i64,
+        signer: &NodeSigner,
+    ) -> Result<Checkpoint, SignError> {
+        let signature = signer.sign(&checkpoint_message(&node, seq, &head, at_ms))?;
+        Ok(Checkpoint {
+            node,
+            seq,
+            head,
+            at_ms,
+            signature,
+            path: vec![node],
+        })
+    }
+
+    pub fn verify(&self, verifier: &SignatureVerifier) -> Result<(), VerifyError> {
+        verifier.verify(
+            &checkpoint_message(&self.node, self.seq, &self.head, self.at_ms),
+            &self.signature,
+            &self.node,
+            self.at_ms,
+        )
+    }
 }
 
 /// Unix milliseconds now.

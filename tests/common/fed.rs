@@ -117,7 +117,10 @@ impl Fed {
 /// into current state (what a pull would show).
 pub fn holdings(node: &NodeHandle) -> Holdings {
     let mut out = Holdings::new();
-    for (_, r) in node.store().changes_since(0, usize::MAX).unwrap() {
+    for (_, change) in node.store().changes_since(0, usize::MAX).unwrap() {
+        let Some(r) = change.into_record() else {
+            continue;
+        };
         let e = out.entry(r.id.to_string()).or_insert((0, Vec::new()));
         if r.version >= e.0 {
             *e = (r.version, r.content_hash.to_vec());

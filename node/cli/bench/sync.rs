@@ -216,7 +216,7 @@ async fn arrivals(
             reader.changes_since(from, usize::try_from(h - from).unwrap_or(usize::MAX))
         })
         .await??;
-        arrived.extend(entries.iter().map(|(_, r)| (r.reported_at_ms, now)));
+        arrived.extend(entries.iter().map(|(_, r)| (r.made_at_ms(), now)));
         seen = h;
     }
     Ok(arrived)

@@ -1,0 +1,321 @@
+//! 信息主体书面授权: a subject's written consent to one agency's query, for one
+//! purpose, over named categories, for a period (R-REL-4, R-REL-6).
+//!
+//! An operator records the consent from the signed paper (its number is the evidence
+//! reference); the recording node signs the terms with its certificate's key
+//! (`identity::signing`), so every node that later holds the consent can check it was
+//! recorded by that node and not changed since. A withdrawal is signed the same way, by
+//! the node that records it. Consents travel upward in the changelog like records; a
+//! withdrawal is a later version of the same consent and never undone.
+
+pub mod wire;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::identity::signing::{NodeSigner, SignError, Signature, SignatureVerifier, VerifyError};
+use crate::region::RegionCode;
+
+/// Why the information is used (R-REL-6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    Procurement,
+    Bidding,
+    ProjectApproval,
+    SpecialFunds,
+    Subsidy,
+    InvestmentPromotion,
+    Lending,
+    Other,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 8] = [
+        Purpose::Procurement,
+        Purpose::Bidding,
+        Purpose::ProjectApproval,
+        Purpose::SpecialFunds,
+        Purpose::Subsidy,
+        Purpose::InvestmentPromotion,
+        Purpose::Lending,
+        Purpose::Other,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Purpose::Procurement => "procurement",
+            Purpose::Bidding => "bidding",
+            Purpose::ProjectApproval => "project_approval",
+            Purpose::SpecialFunds => "special_funds",
+            Purpose::Subsidy => "subsidy",
+            Purpose::InvestmentPromotion => "investment_promotion",
+            Purpose::Lending => "lending",
+            Purpose::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Purpose> {
+        Purpose::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The codes, comma-separated, for messages.
+    pub fn codes() -> String {
+        Purpose::ALL.map(|p| p.as_str()).join(", ")
+    }
+}
+
+impl std::fmt::Display for Purpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the subject signed, as the operator recorded it. Signed as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    pub id: Uuid,
+    /// Normalised USCC or resident identity number.
+    pub subject_id: String,
+    /// The agency's identity URI as in its certificate, `credit://agency/<region>/<id>`.
+    pub grantee: String,
+    pub purpose: Purpose,
+    pub purpose_text: String,
+    /// Catalog category codes the consent covers.
+    pub categories: Vec<String>,
+    pub valid_from: NaiveDate,
+    /// The last day the consent is valid.
+    pub valid_until: NaiveDate,
+    /// The number of the signed paper.
+    pub evidence: String,
+    /// The operator who recorded it (identity URI) and when (Unix ms).
+    pub recorded_by: String,
+    pub recorded_at_ms: i64,
+    /// The node that recorded and signed it.
+    pub node: RegionCode,
+}
+
+/// A withdrawal of a consent, signed by the node that recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    pub at_ms: i64,
+    /// The operator who recorded the withdrawal.
+    pub by: String,
+    pub reason: String,
+    pub node: RegionCode,
+    pub signature: Signature,
+}
+
+/// A consent as nodes hold and pass it on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub terms: Terms,
+    pub signature: Signature,
+    pub withdrawal: Option<Withdrawal>,
+    /// Regions the consent passed through, the recording node first (not signed: each
+    /// hop appends itself, and the receiving parent checks it like a record's path).
+    pub path: Vec<RegionCode>,
+}
+
+/// A consent's state on a given day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Given,
+    /// Not yet in force.
+    Pending,
+    Withdrawn,
+    Expired,
+}
+
+impl State {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Given => "given",
+            State::Pending => "pending",
+            State::Withdrawn => "withdrawn",
+            State::Expired => "expired",
+        }
+    }
+}
+
+const TERMS_LABEL: &[u8] = b"credit-node consent v1\0";
+const WITHDRAWAL_LABEL: &[u8] = b"credit-node consent withdrawal v1\0";
+
+fn terms_message(terms: &Terms) -> Vec<u8> {
+    let mut m = TERMS_LABEL.to_vec();
+    // postcard is deterministic for these types; serialising owned data cannot fail.
+    m.extend(postcard::to_stdvec(terms).unwrap_or_default());
+    m
+}
+
+fn withdrawal_message(id: &Uuid, at_ms: i64, by: &str, reason: &str, node: &RegionCode) -> Vec<u8> {
+    let mut m = WITHDRAWAL_LABEL.to_vec();
+    m.extend(postcard::to_stdvec(&(id, at_ms, by, reason, node.as_str())).unwrap_or_default());
+    m
+}
+
+impl Consent {
+    /// Signs `terms` as the recording node.
+    pub fn sign(terms: Terms, signer: &NodeSigner) -> Result<Consent, SignError> {
+        let signature = signer.sign(&terms_message(&terms))?;
+        let node = terms.node;
+        Ok(Consent {
+            terms,
+            signature,
+            withdrawal: None,
+            path: vec![node],
+        })
+    }
+
+    /// Withdraws the consent, signed by `node`'s signer.
+    pub fn withdraw(
+        &mut self,
+        by: &str,
+        reason: &str,
+        node: RegionCode,
+        at_ms: i64,
+        signer: &NodeSigner,
+    ) -> Result<(), SignError> {
+        let signature = signer.sign(&withdrawal_message(
+            &self.terms.id,
+            at_ms,
+            by,
+            reason,
+            &node,
+        ))?;
+        self.withdrawal = Some(Withdrawal {
+            at_ms,
+            by: by.to_string(),
+            reason: reason.to_string(),
+            node,
+            signature,
+        });
+        Ok(())
+    }
+
+    /// Checks the signatures: the terms by the recording node, a withdrawal by the node
+    /// that recorded it.
+    pub fn verify(&self, verifier: &SignatureVerifier) -> Result<(), VerifyError> {
+        verifier.verify(
+            &terms_message(&self.terms),
+            &self.signature,
+            &self.terms.node,
+            self.terms.recorded_at_ms,
+        )?;
+        if let Some(w) = &self.withdrawal {
+            verifier.verify(
+                &withdrawal_message(&self.terms.id, w.at_ms, &w.by, &w.reason, &w.node),
+                &w.signature,
+                &w.node,
+                w.at_ms,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn state(&self, today: NaiveDate) -> State {
+        if self.withdrawal.is_some() {
+            State::Withdrawn
+        } else if today > self.terms.valid_until {
+            State::Expired
+        } else if today < self.terms.valid_from {
+            State::Pending
+        } else {
+            State::Given
+        }
+    }
+
+    /// Whether `other` (the same consent) says more than this one: only a withdrawal
+    /// can be added, never taken back.
+    pub fn is_superseded_by(&self, other: &Consent) -> bool {
+        self.withdrawal.is_none() && other.withdrawal.is_some()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::identity::{CallerId, DevCa, Role};
+
+    pub(crate) fn terms(node: &str) -> Terms {
+        Terms {
+            id: Uuid::now_v7(),
+            subject_id: "91211382MA0XXXXXX1".into(),
+            grantee: "credit://agency/211300/chaoyang-finance".into(),
+            purpose: Purpose::Subsidy,
+            purpose_text: "2026 export subsidy review".into(),
+            categories: vec!["administrative_penalty".into()],
+            valid_from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            valid_until: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+            evidence: "SQ-2026-0042".into(),
+            recorded_by: "credit://operator/211382/window-1".into(),
+            recorded_at_ms: crate::usage::now_ms(),
+            node: RegionCode::parse(node).unwrap(),
+        }
+    }
+
+    #[test]
+    fn signed_terms_verify_and_an_edit_or_a_forged_withdrawal_does_not() {
+        let ca = DevCa::generate("test ca").unwrap();
+        let region = RegionCode::parse("211382").unwrap();
+        let node = ca
+            .issue(&CallerId::new(Role::Node, region, "lingyuan"), &[])
+            .unwrap();
+        let signer = NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap();
+        let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
+        let mut consent = Consent::sign(terms("211382"), &signer).unwrap();
+        consent.verify(&verifier).unwrap();
+
+        let mut edited = consent.clone();
+        edited.terms.categories.push("tax_arrears".into());
+        assert_eq!(edited.verify(&verifier), Err(VerifyError::Signature));
+
+        let now = crate::usage::now_ms();
+        consent
+            .withdraw(
+                "credit://operator/211382/w",
+                "subject asked",
+                region,
+                now,
+                &signer,
+            )
+            .unwrap();
+        consent.verify(&verifier).unwrap();
+        let mut forged = consent.clone();
+        forged.withdrawal.as_mut().unwrap().reason = "other".into();
+        assert_eq!(forged.verify(&verifier), Err(VerifyError::Signature));
+    }
+
+    #[test]
+    fn states_follow_the_dates_and_the_withdrawal() {
+        let ca = DevCa::generate("test ca").unwrap();
+        let region = RegionCode::parse("211382").unwrap();
+        let node = ca
+            .issue(&CallerId::new(Role::Node, region, "lingyuan"), &[])
+            .unwrap();
+        let signer = NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap();
+        let mut c = Consent::sign(terms("211382"), &signer).unwrap();
+        let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+        assert_eq!(c.state(day(6, 1)), State::Given);
+        assert_eq!(c.state(day(12, 31)), State::Given);
+        assert_eq!(
+            c.state(NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()),
+            State::Expired
+        );
+        assert_eq!(
+            c.state(NaiveDate::from_ymd_opt(2025, 12, 31).unwrap()),
+            State::Pending
+        );
+        let before = c.clone();
+        c.withdraw("op", "", region, 1, &signer).unwrap();
+        assert_eq!(c.state(day(6, 1)), State::Withdrawn);
+        assert!(before.is_superseded_by(&c));
+        assert!(!c.is_superseded_by(&before));
+        assert_eq!(
+            Purpose::parse("project_approval"),
+            Some(Purpose::ProjectApproval)
+        );
+        assert_eq!(Purpose::parse("fun"), None);
+    }
+}

@@ -1,0 +1,242 @@
+//! Consents and usage-log checkpoints: changelog entries that are not records.
+//!
+//! Trees: `consents` holds `c` id -> the consent's latest state and `s` subject \0 id ->
+//! nothing (a subject's consents are one prefix scan); `checkpoints` holds `p` region
+//! sequence -> a node's signed checkpoint, this node's and those of the nodes below.
+//!
+//! Both are applied from the changelog like records: written after the changelog entry
+//! and before the records tree's `applied` mark, and applying one again changes nothing,
+//! so replay after a crash is safe. A consent changes only by gaining a withdrawal.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::codec::{decode, encode};
+use super::{APPLIED_KEY, Change, Inner, ReplicaOutcome, Store, StoreError, USAGE_INDEX, chunked};
+use crate::consent::Consent;
+use crate::record::Hash;
+use crate::region::RegionCode;
+use crate::usage::{Chained, Checkpoint, UsageEntry};
+
+const CONSENT: u8 = b'c';
+const BY_SUBJECT: u8 = b's';
+const CHECKPOINT: u8 = b'p';
+
+fn consent_key(id: &Uuid) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = CONSENT;
+    key[1..].copy_from_slice(id.as_bytes());
+    key
+}
+
+fn subject_prefix(subject: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(subject.len() + 18);
+    key.push(BY_SUBJECT);
+    key.extend_from_slice(subject.as_bytes());
+    key.push(0);
+    key
+}
+
+fn checkpoint_prefix(node: &RegionCode) -> Vec<u8> {
+    let mut key = Vec::with_capacity(15);
+    key.push(CHECKPOINT);
+    key.extend_from_slice(node.as_str().as_bytes());
+    key
+}
+
+fn checkpoint_key(node: &RegionCode, seq: u64) -> Vec<u8> {
+    let mut key = checkpoint_prefix(node);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Writes of one batch to the side trees, and what they hold so far (later entries of a
+/// batch see earlier ones).
+#[derive(Default)]
+pub(super) struct SideOverlay {
+    consents: HashMap<Uuid, Consent>,
+    checkpoints: HashMap<Vec<u8>, Checkpoint>,
+    consent_batch: sled::Batch,
+    checkpoint_batch: sled::Batch,
+}
+
+impl SideOverlay {
+    pub(super) fn write(self, inner: &Inner) -> Result<(), StoreError> {
+        if !self.consents.is_empty() {
+            inner.consents.apply_batch(self.consent_batch)?;
+        }
+        if !self.checkpoints.is_empty() {
+            inner.checkpoints.apply_batch(self.checkpoint_batch)?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Applies a consent or checkpoint to the side trees (through `overlay`): new, a
+    /// consent's withdrawal, the same again (unchanged), or a contradiction (conflict).
+    pub(super) fn apply_side(
+        &self,
+        change: &Change,
+        overlay: &mut SideOverlay,
+    ) -> Result<ReplicaOutcome, StoreError> {
+        match change {
+            Change::Record(_) => Err(StoreError::Engine(
+                "a record is not a side entry".to_string(),
+            )),
+            Change::Consent(consent) => {
+                let id = consent.terms.id;
+                let current = match overlay.consents.get(&id) {
+                    Some(c) => Some(c.clone()),
+                    None => self.consent(&id)?,
+                };
+                match current {
+                    Some(cur)
+                        if cur.terms != consent.terms || cur.signature != consent.signature =>
+                    {
+                        Ok(ReplicaOutcome::Conflict { existing: id })
+                    }
+                    Some(cur) if !cur.is_superseded_by(consent) => Ok(ReplicaOutcome::Unchanged),
+                    existing => {
+                        if existing.is_none() {
+                            let mut key = subject_prefix(&consent.terms.subject_id);
+                            key.extend_from_slice(id.as_bytes());
+                            overlay.consent_batch.insert(key, &[]);
+                        }
+                        overlay
+                            .consent_batch
+                            .insert(&consent_key(&id), encode(consent)?);
+                        overlay.consents.insert(id, consent.clone());
+                        Ok(ReplicaOutcome::Applied)
+                    }
+                }
+            }
+            Change::Checkpoint(cp) => {
+                let key = checkpoint_key(&cp.node, cp.seq);
+                let current = match overlay.checkpoints.get(&key) {
+                    Some(c) => Some(c.clone()),
+                    None => match self.inner.checkpoints.get(&key)? {
+                        Some(v) => Some(decode::<Checkpoint>(&v, "checkpoint")?),
+                        None => None,
+                    },
+                };
+                match current {
+                    Some(cur) if cur.head == cp.head => Ok(ReplicaOutcome::Unchanged),
+                    // Two different heads for one sequence: the node rewrote its log.
+                    Some(_) => Ok(ReplicaOutcome::Conflict {
+                        existing: Uuid::nil(),
+                    }),
+                    None => {
+                        overlay.checkpoint_batch.insert(key.clone(), encode(cp)?);
+                        overlay.checkpoints.insert(key, cp.clone());
+                        Ok(ReplicaOutcome::Applied)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes a consent (new or withdrawn) or a checkpoint made at this node, with
+    /// `usage`, and returns after both are durable. A change that says nothing new
+    /// (`Unchanged`) or contradicts what is held (`Conflict`) writes only the usage.
+    pub fn append_local(
+        &self,
+        change: Change,
+        usage: Vec<UsageEntry>,
+    ) -> Result<ReplicaOutcome, StoreError> {
+        self.write(|w| {
+            let mut overlay = SideOverlay::default();
+            let outcome = self.apply_side(&change, &mut overlay)?;
+            self.write_usage(w, usage)?;
+            if outcome == ReplicaOutcome::Applied {
+                let seq = w.next_change;
+                if seq > super::ids::MAX_SEQ {
+                    return Err(StoreError::Engine(
+                        "changelog sequence space exhausted".into(),
+                    ));
+                }
+                self.inner
+                    .changelog
+                    .apply_batch(chunked(seq, &[change.tag_and_value()?]))?;
+                overlay.write(&self.inner)?;
+                self.inner.records.insert(APPLIED_KEY, &seq.to_be_bytes())?;
+                w.next_change = seq + 1;
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// A consent by id, in its latest state here.
+    pub fn consent(&self, id: &Uuid) -> Result<Option<Consent>, StoreError> {
+        match self.inner.consents.get(consent_key(id))? {
+            Some(v) => Ok(Some(decode(&v, "consent")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A subject's consents held here, oldest id first.
+    pub fn consents_of(&self, subject_id: &str) -> Result<Vec<Consent>, StoreError> {
+        let prefix = subject_prefix(subject_id);
+        let mut out = Vec::new();
+        for item in self.inner.consents.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            let id = Uuid::from_slice(&k[prefix.len()..]).map_err(|e| StoreError::Corrupt {
+                what: "consent index",
+                detail: e.to_string(),
+            })?;
+            match self.consent(&id)? {
+                Some(c) => out.push(c),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: "consent index",
+                        detail: format!("consent {id} is indexed but missing"),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checkpoints held here: of one node, or of all, in (node, sequence) order.
+    pub fn checkpoints(&self, node: Option<&RegionCode>) -> Result<Vec<Checkpoint>, StoreError> {
+        let prefix = match node {
+            Some(n) => checkpoint_prefix(n),
+            None => vec![CHECKPOINT],
+        };
+        self.inner
+            .checkpoints
+            .scan_prefix(prefix)
+            .map(|item| decode(&item?.1, "checkpoint"))
+            .collect()
+    }
+
+    /// The usage log's last sequence and chain hash (0 and zeros when empty).
+    pub fn usage_head(&self) -> Result<(u64, Hash), StoreError> {
+        let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+        Ok((w.next_usage - 1, w.usage_head))
+    }
+
+    /// Usage entries that name `subject`, oldest first, at most `limit`.
+    pub fn usage_of_subject(
+        &self,
+        subject: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, Chained)>, StoreError> {
+        let mut prefix = USAGE_INDEX.to_vec();
+        prefix.extend_from_slice(subject.as_bytes());
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.inner.usage.scan_prefix(&prefix).take(limit) {
+            let (k, _) = item?;
+            let seq = super::seq_of(&k[prefix.len()..])?;
+            match self.inner.usage.get(seq.to_be_bytes())? {
+                Some(v) => out.push((seq, decode::<Chained>(&v, "usage entry")?)),
+                // An index entry without its entry: the entry was removed. `audit
+                // verify` names the gap; history shows what is there.
+                None => continue,
+            }
+        }
+        Ok(out)
+    }
+}
