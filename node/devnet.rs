@@ -29,6 +29,8 @@ pub struct DevProvider {
     pub name: String,
     pub categories: Vec<String>,
     pub uscc: Option<String>,
+    /// A government body (R-REL-5: may query for its statutory duty).
+    pub government: bool,
 }
 
 /// The two Lingyuan providers whose records the files in `samples/` are: the market
@@ -44,12 +46,14 @@ pub fn sample_providers() -> Vec<DevProvider> {
                 "admin_penalty".into(),
             ],
             uscc: None,
+            government: true,
         },
         DevProvider {
             id: "lingyuan-power".into(),
             name: "国网辽宁省电力有限公司凌源市供电分公司".into(),
             categories: vec!["power".into()],
             uscc: None,
+            government: false,
         },
     ]
 }
@@ -154,6 +158,9 @@ impl DevNet {
             ));
             if let Some(uscc) = &p.uscc {
                 toml.push_str(&format!("uscc = {uscc:?}\n"));
+            }
+            if p.government {
+                toml.push_str("government = true\n");
             }
         }
         let path = node_dir.join("node.toml");

@@ -27,6 +27,7 @@
 //! * `cli`: the `credit-node` commands (serve, pki, push, pull, demo, bench).
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod consent;

@@ -13,6 +13,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::{Code, Request, Status};
 
+use crate::access::AccessService;
 use crate::config::Config;
 use crate::exchange::ExchangeService;
 use crate::exchange::status::Refusal;
@@ -202,6 +203,11 @@ fn rpc_name(rpc: Rpc) -> &'static str {
         Rpc::Sync => "Sync",
         Rpc::Status => "Status",
         Rpc::Notify => "Notify",
+        Rpc::Consents => "Consents",
+        Rpc::Query => "Query",
+        Rpc::AuditVerify => "Verify",
+        Rpc::History => "History",
+        Rpc::Checkpoints => "Checkpoints",
     }
 }
 
@@ -229,6 +235,12 @@ impl Node {
         let tls = Arc::new(ServerTls::from_files(&config.tls)?);
         let store =
             Store::open(&config.data_dir, &config.store).map_err(|source| NodeError::Store {
+                dir: config.data_dir.display().to_string(),
+                source,
+            })?;
+        store
+            .bind_region(&config.region)
+            .map_err(|source| NodeError::Store {
                 dir: config.data_dir.display().to_string(),
                 source,
             })?;
@@ -344,6 +356,48 @@ impl Node {
             _ => None,
         };
 
+        let parent_channel = match &config.parent {
+            Some(p) => Some(
+                crate::identity::client::lazy(
+                    &p.endpoint,
+                    &self.identity,
+                    crate::identity::ExpectedServer::Node(p.region),
+                )
+                .map_err(|e| NodeError::Identity(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let access = AccessService::new(
+            Arc::new(config.clone()),
+            self.store.clone(),
+            self.validator.clone(),
+            self.signer.clone(),
+            self.verifier.clone(),
+            gate.clone(),
+            parent_channel,
+        );
+        health
+            .set_serving::<pb::query_server::QueryServer<AccessService>>()
+            .await;
+        let intercept = |svc| InterceptedService::new(svc, Authenticate(self.tls.clone()));
+        let consents = intercept(pb::consents_server::ConsentsServer::new(access.clone()));
+        let query = InterceptedService::new(
+            pb::query_server::QueryServer::new(access.clone())
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            Authenticate(self.tls.clone()),
+        );
+        let audit = InterceptedService::new(
+            pb::audit_server::AuditServer::new(access).max_encoding_message_size(MAX_MESSAGE_BYTES),
+            Authenticate(self.tls.clone()),
+        );
+        let checkpoints = crate::access::spawn_checkpoints(
+            self.store.clone(),
+            self.signer.clone(),
+            config.region,
+            config.checkpoint_every,
+            stopping.clone(),
+        );
+
         let crl_watch = self.tls.spawn_crl_watcher(config.crl_reload);
         let exchange = InterceptedService::new(
             pb::exchange_server::ExchangeServer::new(exchange)
@@ -360,9 +414,13 @@ impl Node {
             .add_service(reflection_v1alpha)
             .add_service(exchange)
             .add_service(federation)
+            .add_service(consents)
+            .add_service(query)
+            .add_service(audit)
             .serve_with_incoming_shutdown(incoming(listener, self.tls.clone()), shutdown)
             .await;
         crl_watch.abort();
+        checkpoints.abort();
         if let Some(task) = uplink_task {
             let _ = task.await;
         }

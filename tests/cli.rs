@@ -305,3 +305,185 @@ fn a_bad_config_is_refused_with_its_key() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn consent_query_history_and_an_offline_verify_that_catches_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (served, endpoint) = setup(dir.path());
+    let ok = |args: &[&str]| {
+        let out = run(args, dir.path());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    ok(&[
+        "pki", "issue", "--ca", "ca", "--role", "agency", "--region", "211382", "--id", "bank",
+        "--out", "bank",
+    ]);
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/lingyuan-amr.jsonl");
+    let period = previous_month();
+    run(
+        &[
+            "push",
+            sample,
+            "--period",
+            &period,
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "amr",
+        ],
+        dir.path(),
+    );
+    let until = (chrono::Local::now().date_naive() + chrono::Days::new(30)).to_string();
+    let granted = ok(&[
+        "consent",
+        "grant",
+        "--subject",
+        "91211382MA0Y3K1050",
+        "--grantee",
+        "credit://agency/211382/bank",
+        "--purpose",
+        "bidding",
+        "--categories",
+        "admin_license",
+        "--until",
+        &until,
+        "--evidence",
+        "SQ-7",
+        "--endpoint",
+        &endpoint,
+        "--identity",
+        "ops",
+    ]);
+    let id = granted.lines().last().unwrap().trim().to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{granted}");
+    assert!(granted.contains("state     given"), "{granted}");
+
+    let out = run(
+        &[
+            "query",
+            "91211382MA0Y3K1050",
+            "--purpose",
+            "bidding",
+            "--basis",
+            "consent",
+            "--consent",
+            &id,
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "bank",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let records: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "the licence only");
+    assert_eq!(records[0]["category"], "admin_license");
+    assert!(
+        text(&out.stderr).contains("answered by 211382"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The wrong purpose: refused, exit 1, naming the check and the rule.
+    let out = run(
+        &[
+            "query",
+            "91211382MA0Y3K1050",
+            "--purpose",
+            "lending",
+            "--basis",
+            "consent",
+            "--consent",
+            &id,
+            "--endpoint",
+            &endpoint,
+            "--identity",
+            "bank",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("FailedPrecondition") && err.contains("purpose") && err.contains("R-REL-4"),
+        "{err}"
+    );
+
+    let history = ok(&[
+        "audit",
+        "history",
+        "91211382MA0Y3K1050",
+        "--endpoint",
+        &endpoint,
+        "--identity",
+        "ops",
+    ]);
+    assert!(
+        history.contains("by credit://agency/211382/bank  purpose bidding  basis consent"),
+        "{history}"
+    );
+    assert!(history.contains("refused R-REL-4"), "{history}");
+
+    let verified = ok(&[
+        "audit",
+        "verify",
+        "--endpoint",
+        &endpoint,
+        "--identity",
+        "ops",
+    ]);
+    assert!(verified.contains("OK: every entry"), "{verified}");
+
+    // Offline, with the node stopped: clean, then one byte of entry 3 changed.
+    drop(served);
+    let mut verified = None;
+    for _ in 0..50 {
+        let out = run(
+            &["audit", "verify", "--data-dir", "data", "--ca", "ca/ca.pem"],
+            dir.path(),
+        );
+        if out.status.success() {
+            verified = Some(text(&out.stdout));
+            break;
+        }
+        // The killed node's lock may take a moment to go.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let verified = verified.expect("offline verify of a clean log");
+    assert!(
+        verified.contains("usage log of 211382") && verified.contains("OK"),
+        "{verified}"
+    );
+    {
+        let db = sled::open(dir.path().join("data")).unwrap();
+        let usage = db.open_tree("usage").unwrap();
+        let mut v = usage.get(3u64.to_be_bytes()).unwrap().unwrap().to_vec();
+        let i = v.len() / 2;
+        v[i] ^= 0x20;
+        usage.insert(3u64.to_be_bytes(), v).unwrap();
+        db.flush().unwrap();
+    }
+    let out = run(&["audit", "verify", "--data-dir", "data"], dir.path());
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("MISMATCH: the log stops matching at entry 3"),
+        "{stdout}"
+    );
+}

@@ -29,6 +29,8 @@ fn provider(id: &str, name: &str, categories: &[&str], uscc: &str) -> DevProvide
         name: name.into(),
         categories: categories.iter().map(|c| c.to_string()).collect(),
         uscc: Some(uscc.into()),
+        // The regulators and the tax bureau are; the utilities are not.
+        government: !id.contains("power") && !id.contains("water") && !id.contains("gas"),
     }
 }
 

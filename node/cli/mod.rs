@@ -3,8 +3,10 @@
 //! * `records`: record files (JSON Lines, CSV) in, JSON Lines out.
 //! * `client`: push and pull over mutual TLS.
 //! * `demo`: the three-level development federation with a generated PKI and sample records.
+//! * `access`: consents, consent-gated queries, the usage log's audit and history.
 //! * `bench`: throughput benchmarks.
 
+pub mod access;
 pub mod bench;
 pub mod client;
 pub mod demo;
@@ -29,6 +31,8 @@ pub enum Exit {
     Ok,
     /// `push`: some records were refused, the others stored (3).
     SomeRejected,
+    /// `audit verify`: the usage log does not match itself or its checkpoints (4).
+    AuditFailed,
 }
 
 impl Exit {
@@ -36,6 +40,7 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::SomeRejected => 3,
+            Exit::AuditFailed => 4,
         }
     }
 }
@@ -48,7 +53,8 @@ impl Exit {
     long_about = "Exchange node for county, city and provincial public-credit-information platforms.\n\n\
         Providers push records to their local node over mutual TLS; operators and nodes pull a \
         subject's records. Every use is written to the node's usage log.\n\n\
-        Exit status: 0 success; 3 `push` stored some records and refused others; 1 any other failure."
+        Exit status: 0 success; 3 `push` stored some records and refused others; 4 `audit verify` \
+        found a mismatch; 1 any other failure."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -99,6 +105,19 @@ pub enum Command {
         json: bool,
         #[command(flatten)]
         target: TargetArgs,
+    },
+    /// Subjects' written consents (operators of the node): grant, withdraw, show, list.
+    Consent {
+        #[command(subcommand)]
+        command: access::ConsentCommand,
+    },
+    /// Query a subject's records for a stated purpose on a legal basis; prints JSON Lines
+    /// and, on stderr, which node answered and as of when.
+    Query(access::QueryArgs),
+    /// The usage log: verify its chain and checkpoints; a subject's usage history.
+    Audit {
+        #[command(subcommand)]
+        command: access::AuditCommand,
     },
     /// Start the development federation Lingyuan (211382) -> Chaoyang (211300) -> Liaoning
     /// (210000) with a generated PKI, push realistic records at Lingyuan and Chaoyang, wait
@@ -228,6 +247,9 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
             }
             Ok(Exit::Ok)
         }
+        Command::Consent { command } => access::consent(command).await,
+        Command::Query(args) => access::query(args).await,
+        Command::Audit { command } => access::audit(command).await,
         Command::Demo { exit, dir } => demo::run(dir, exit).await,
         Command::Bench {
             command: BenchCommand::Push(args),

@@ -55,6 +55,9 @@ pub struct Config {
     pub parent: Option<Parent>,
     /// The platforms one level down whose full data this node receives (R-FED-1).
     pub children: Vec<Child>,
+    /// How often the node signs a checkpoint of its usage log (when it grew) and sends
+    /// it up (R-SEC-3). `[audit] checkpoint_secs`, default 60.
+    pub checkpoint_every: Duration,
 }
 
 /// 上级平台: where this node's uplink sends its changelog.
@@ -84,6 +87,9 @@ pub struct Provider {
     pub categories: Vec<String>,
     /// The unit's Unified Social Credit Code, when registered.
     pub uscc: Option<String>,
+    /// A government body (tax bureau, market regulator ...): it may receive shared
+    /// information for its statutory duty (R-REL-5). Utilities are not.
+    pub government: bool,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +110,14 @@ struct RawConfig {
     parent: Option<RawParent>,
     #[serde(default)]
     children: Vec<RawChild>,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    checkpoint_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +152,8 @@ struct RawProvider {
     name: String,
     categories: Vec<String>,
     uscc: Option<String>,
+    #[serde(default)]
+    government: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -258,6 +274,7 @@ impl Config {
                 name: p.name,
                 categories: p.categories,
                 uscc,
+                government: p.government,
             });
         }
         // Legacy codes become part of store keys and must be pullable: the same shape as
@@ -329,7 +346,12 @@ impl Config {
         if !(16..=65536).contains(&cache_mb) {
             return Err(err("store.cache_mb", "must be between 16 and 65536"));
         }
+        let checkpoint_secs = raw.audit.checkpoint_secs.unwrap_or(60);
+        if !(1..=86_400).contains(&checkpoint_secs) {
+            return Err(err("audit.checkpoint_secs", "must be between 1 and 86400"));
+        }
         Ok(Config {
+            checkpoint_every: Duration::from_secs(checkpoint_secs),
             region,
             name: raw.name,
             listen,

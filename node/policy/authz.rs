@@ -18,6 +18,17 @@ pub enum Rpc {
     Status,
     /// Queue a notice for a node below (operators).
     Notify,
+    /// Record, withdraw, read or list consents (operators, R-REL-4).
+    Consents,
+    /// A subject's records on a legal basis; which roles may use which basis is checked
+    /// by the query service (R-REL-2..5).
+    Query,
+    /// Verify the usage log (operators).
+    AuditVerify,
+    /// A subject's usage history (operators; nodes forwarding for one below).
+    History,
+    /// The checkpoints of a node below kept here (operators; that node itself).
+    Checkpoints,
 }
 
 /// A refusal by the role table: the rule it cites and a message for the caller.
@@ -46,7 +57,10 @@ impl Denial {
 /// | node     | no: nodes sync upward (R-NODE-5) | yes                     |
 /// | agency   | no (R-REL-4)                  | no: query with consent (R-REL-4) |
 ///
-/// Sync: nodes only (R-NODE-5). Status and Notify: operators of this node's region only.
+/// Sync: nodes only (R-NODE-5). Status, Notify, Consents and AuditVerify: operators of
+/// this node's region only. Query: every role; the basis decides what each may see.
+/// History and Checkpoints: operators of this region, and nodes (the service checks a
+/// node is a configured child).
 pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denial> {
     match (caller.role, rpc) {
         (Role::Provider, Rpc::Push) => Ok(()),
@@ -81,10 +95,29 @@ pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denia
         // checked against the config by the service.
         (Role::Node, Rpc::Sync) => Ok(()),
         (_, Rpc::Sync) => Err(Denial::new("R-NODE-5", "only a child node syncs upward")),
-        (Role::Operator, Rpc::Status | Rpc::Notify) if caller.region == *node => Ok(()),
-        (_, Rpc::Status | Rpc::Notify) => Err(Denial::new(
+        (Role::Operator, Rpc::Status | Rpc::Notify | Rpc::AuditVerify)
+            if caller.region == *node =>
+        {
+            Ok(())
+        }
+        (_, Rpc::Status | Rpc::Notify | Rpc::AuditVerify) => Err(Denial::new(
             "R-NODE-3",
             format!("only an operator of region {node} administers this node"),
+        )),
+        (Role::Operator, Rpc::Consents) if caller.region == *node => Ok(()),
+        (_, Rpc::Consents) => Err(Denial::new(
+            "R-REL-4",
+            format!(
+                "consents are recorded from the subject's signed paper by an operator of \
+                 region {node}"
+            ),
+        )),
+        (_, Rpc::Query) => Ok(()),
+        (Role::Operator, Rpc::History | Rpc::Checkpoints) if caller.region == *node => Ok(()),
+        (Role::Node, Rpc::History | Rpc::Checkpoints) => Ok(()),
+        (_, Rpc::History | Rpc::Checkpoints) => Err(Denial::new(
+            "R-SEC-3",
+            format!("usage history is read by an operator of region {node}, for the subject"),
         )),
     }
 }

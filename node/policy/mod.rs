@@ -9,6 +9,7 @@ pub mod authz;
 pub mod catalog;
 pub mod identifier;
 pub mod prohibited;
+pub mod release;
 pub mod sample;
 pub mod validate;
 

@@ -263,3 +263,168 @@ fn every_write_is_synced_before_it_returns() {
     store.append_usage(push_usage(&[])).unwrap();
     assert_eq!(store.syncs(), before + 3);
 }
+
+fn pulls(store: &Store, n: usize, subject: &str) {
+    for i in 0..n {
+        let mut e = UsageEntry::new(
+            "credit://operator/211382/ops",
+            Action::Pull,
+            "PullBySubject",
+            i as i64,
+        );
+        e.subject = Some(subject.to_string());
+        store.append_usage(vec![e]).unwrap();
+    }
+}
+
+fn signer() -> crate::identity::signing::NodeSigner {
+    let ca = crate::identity::DevCa::generate("test ca").unwrap();
+    let node = ca
+        .issue(
+            &crate::identity::CallerId::new(crate::identity::Role::Node, region(), "lingyuan"),
+            &[],
+        )
+        .unwrap();
+    crate::identity::signing::NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap()
+}
+
+#[test]
+fn verify_names_a_changed_a_removed_and_a_rewritten_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    pulls(&store, 10, "91211382MA0000000X");
+    let signer = signer();
+    let (seq, head) = store.usage_head().unwrap();
+    assert_eq!(seq, 10);
+    let cp = Checkpoint::sign(region(), seq, head, 1, &signer).unwrap();
+    store
+        .append_local(Change::Checkpoint(cp), Vec::new())
+        .unwrap();
+    let clean = store.verify_usage(&region(), &[], None).unwrap();
+    assert!(clean.ok(), "{clean:?}");
+    assert_eq!((clean.entries, clean.checkpoints), (10, 1));
+    assert_eq!(
+        store
+            .usage_of_subject("91211382MA0000000X", 100)
+            .unwrap()
+            .len(),
+        10
+    );
+
+    let usage = &store.inner.usage;
+    let key = 4u64.to_be_bytes();
+    let original = usage.get(key).unwrap().unwrap();
+
+    // One byte of entry 4 changed.
+    let mut edited = original.to_vec();
+    let i = edited.len() / 3;
+    edited[i] ^= 0x01;
+    usage.insert(key, edited).unwrap();
+    let r = store.verify_usage(&region(), &[], None).unwrap();
+    assert_eq!(r.findings[0].seq, 4, "{r:?}");
+
+    // Entry 4 removed.
+    usage.remove(key).unwrap();
+    let r = store.verify_usage(&region(), &[], None).unwrap();
+    assert_eq!(r.findings[0].seq, 4, "{r:?}");
+    assert!(r.findings[0].problem.contains("missing"), "{r:?}");
+
+    // Entry 4 changed and the whole chain recomputed after it: only the checkpoint,
+    // signed before the rewrite, gives it away.
+    let mut chained: Chained = codec::decode(&original, "usage entry").unwrap();
+    chained.entry.detail = "nothing to see".into();
+    let mut prev = chained.prev_hash;
+    for s in 4..=10u64 {
+        let mut c: Chained = if s == 4 {
+            chained.clone()
+        } else {
+            codec::decode(&usage.get(s.to_be_bytes()).unwrap().unwrap(), "usage entry").unwrap()
+        };
+        c.prev_hash = prev;
+        c.hash = crate::usage::chain_hash(&prev, &c.entry);
+        prev = c.hash;
+        usage
+            .insert(s.to_be_bytes(), codec::encode(&c).unwrap())
+            .unwrap();
+    }
+    let r = store.verify_usage(&region(), &[], None).unwrap();
+    assert_eq!(r.findings.len(), 1, "{r:?}");
+    assert_eq!(r.findings[0].seq, 10);
+    assert!(r.findings[0].problem.contains("rewritten"), "{r:?}");
+}
+
+#[test]
+fn a_store_belongs_to_one_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(store.region().unwrap(), None);
+    store.bind_region(&region()).unwrap();
+    store.bind_region(&region()).unwrap();
+    assert_eq!(store.region().unwrap(), Some(region()));
+    let other = RegionCode::parse("211300").unwrap();
+    assert!(store.bind_region(&other).is_err());
+}
+
+#[test]
+fn consents_and_checkpoints_survive_replay_and_a_withdrawal_is_never_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = signer();
+    let terms = crate::consent::tests::terms("211382");
+    let id = terms.id;
+    let subject = terms.subject_id.clone();
+    let given = crate::consent::Consent::sign(terms, &signer).unwrap();
+    let mut withdrawn = given.clone();
+    withdrawn
+        .withdraw("op", "asked", region(), 5, &signer)
+        .unwrap();
+    {
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        assert_eq!(
+            store
+                .append_local(Change::Consent(given.clone()), Vec::new())
+                .unwrap(),
+            ReplicaOutcome::Applied
+        );
+        assert_eq!(
+            store
+                .append_local(Change::Consent(given.clone()), Vec::new())
+                .unwrap(),
+            ReplicaOutcome::Unchanged
+        );
+        assert_eq!(
+            store
+                .append_local(Change::Consent(withdrawn.clone()), Vec::new())
+                .unwrap(),
+            ReplicaOutcome::Applied
+        );
+        // The older state arriving late changes nothing.
+        assert_eq!(
+            store
+                .append_local(Change::Consent(given.clone()), Vec::new())
+                .unwrap(),
+            ReplicaOutcome::Unchanged
+        );
+        let mut other = given.clone();
+        other.terms.evidence = "different".into();
+        assert!(matches!(
+            store
+                .append_local(Change::Consent(other), Vec::new())
+                .unwrap(),
+            ReplicaOutcome::Conflict { .. }
+        ));
+        // Lose the side trees' writes, as if the process died after the changelog.
+        store.inner.consents.clear().unwrap();
+        store
+            .inner
+            .records
+            .insert(APPLIED_KEY, &0u64.to_be_bytes())
+            .unwrap();
+        store.sync().unwrap();
+    }
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let held = store.consent(&id).unwrap().expect("replayed");
+    assert!(held.withdrawal.is_some());
+    assert_eq!(store.consents_of(&subject).unwrap().len(), 1);
+    let changes = store.changes_since(0, 100).unwrap();
+    assert_eq!(changes.len(), 2, "given, then withdrawn");
+}

@@ -35,6 +35,7 @@ pub fn chaoyang_providers() -> Vec<DevProvider> {
             "admin_penalty".into(),
         ],
         uscc: None,
+        government: true,
     }]
 }
 

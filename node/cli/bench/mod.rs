@@ -104,6 +104,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
             name: format!("bench provider {i}"),
             categories: categories.clone(),
             uscc: None,
+            government: false,
         })
         .collect();
     let config = net.node_config("211382", "bench node", &providers)?;

@@ -247,6 +247,7 @@ pub async fn sync(args: SyncBenchArgs) -> Result<Exit, CliError> {
             name: format!("bench provider {i}"),
             categories: categories.clone(),
             uscc: None,
+            government: false,
         })
         .collect();
     let batch = args.batch.clamp(1, crate::exchange::MAX_BATCH);

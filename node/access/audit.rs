@@ -1,0 +1,250 @@
+//! The Audit service: verify the usage log (R-SEC-1, R-SEC-3) against itself and the
+//! checkpoints kept here and at the parent; a subject's usage history, here and on the
+//! nodes above; the checkpoints this node keeps for the nodes below.
+
+use tonic::{Code, Request, Response, Status};
+
+use super::consents::subject_id;
+use super::{AccessService, MAX_HISTORY, refusal};
+use crate::consent::wire::{checkpoint_from_wire, checkpoint_to_wire};
+use crate::exchange::status::store_status;
+use crate::identity::{CallerId, Role};
+use crate::pb;
+use crate::policy::authz::Rpc;
+use crate::region::RegionCode;
+use crate::usage::{self, Action, Chained, Checkpoint, Outcome, UsageEntry};
+
+fn usage_record(node: &RegionCode, seq: u64, c: &Chained) -> pb::UsageRecord {
+    let e = &c.entry;
+    pb::UsageRecord {
+        node: node.to_string(),
+        seq,
+        at_ms: e.at_ms,
+        caller: e.caller.clone(),
+        on_behalf_of: e.on_behalf_of.clone().unwrap_or_default(),
+        action: format!("{:?}", e.action).to_lowercase(),
+        rpc: e.rpc.clone(),
+        purpose: e.purpose.clone().unwrap_or_default(),
+        legal_basis: e.legal_basis.clone().unwrap_or_default(),
+        consent_id: e.consent_id.clone().unwrap_or_default(),
+        record_ids: e.record_ids.iter().map(ToString::to_string).collect(),
+        count: e.count,
+        outcome: match &e.outcome {
+            Outcome::Ok => "ok".into(),
+            Outcome::Refused { rule, message, .. } => format!("refused {rule}: {message}"),
+        },
+        detail: e.detail.clone(),
+    }
+}
+
+impl AccessService {
+    fn audit_entry(caller: &CallerId, rpc: &str) -> UsageEntry {
+        UsageEntry::new(caller.uri(), Action::Audit, rpc, usage::now_ms())
+    }
+
+    /// This node's checkpoints as its parent keeps them.
+    async fn parent_checkpoints(&self) -> Result<Vec<Checkpoint>, String> {
+        let Some(channel) = self.parent.clone() else {
+            return Ok(Vec::new());
+        };
+        let mut client = pb::audit_client::AuditClient::new(channel);
+        let req = pb::CheckpointsRequest {
+            node: self.config.region.to_string(),
+        };
+        let list =
+            tokio::time::timeout(std::time::Duration::from_secs(10), client.checkpoints(req))
+                .await
+                .map_err(|_| "the parent did not answer within 10 s".to_string())?
+                .map_err(|s| format!("the parent refused: {}", s.message()))?
+                .into_inner();
+        list.checkpoints
+            .into_iter()
+            .map(|c| checkpoint_from_wire(c).map_err(|v| format!("{}: {}", v.field, v.message)))
+            .collect()
+    }
+}
+
+#[tonic::async_trait]
+impl pb::audit_server::Audit for AccessService {
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyReport>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::AuditVerify, Action::Audit)
+            .await?;
+        let (parent, parent_error) = match self.parent_checkpoints().await {
+            Ok(c) => (c, String::new()),
+            Err(e) => (Vec::new(), e),
+        };
+        let parent_count = parent.len() as u32;
+        let store = self.store.clone();
+        let verifier = self.verifier.clone();
+        let region = self.config.region;
+        let report = tokio::task::spawn_blocking(move || {
+            store.verify_usage(&region, &parent, Some(&verifier))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
+        .map_err(|e| store_status(&e))?;
+        let mut e = Self::audit_entry(&caller, "Verify");
+        e.count = report.entries;
+        e.detail = match report.findings.first() {
+            None => format!(
+                "usage log verified: {} entries, no findings",
+                report.entries
+            ),
+            Some(f) => format!(
+                "usage log verified: {} findings, first at entry {}: {}",
+                report.findings.len() as u64 + report.more,
+                f.seq,
+                f.problem
+            ),
+        };
+        self.log(vec![e]).await?;
+        Ok(Response::new(pb::VerifyReport {
+            node: region.to_string(),
+            entries: report.entries,
+            last_seq: report.last_seq,
+            head: report.head.to_vec(),
+            checkpoints: report.checkpoints as u32,
+            parent_checkpoints: parent_count,
+            findings: report
+                .findings
+                .into_iter()
+                .map(|f| pb::VerifyFinding {
+                    seq: f.seq,
+                    problem: f.problem,
+                })
+                .collect(),
+            more_findings: report.more,
+            parent_error,
+        }))
+    }
+
+    async fn history(
+        &self,
+        request: Request<pb::HistoryRequest>,
+    ) -> Result<Response<pb::HistoryResult>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::History, Action::Audit)
+            .await?;
+        let req = request.into_inner();
+        let mut entry = Self::audit_entry(&caller, "History");
+        if caller.role == Role::Node {
+            entry.on_behalf_of = Some(req.on_behalf_of.clone());
+            let for_operator =
+                CallerId::parse_uri(&req.on_behalf_of).is_ok_and(|c| c.role == Role::Operator);
+            if !self.is_child(&caller) || !for_operator {
+                let r = refusal(
+                    Code::PermissionDenied,
+                    "on_behalf_of",
+                    "R-SEC-3",
+                    "a node asks for a subject's history only as a configured child, for \
+                     one of its operators",
+                );
+                return Err(self.refuse(entry, r).await);
+            }
+        } else if !req.on_behalf_of.is_empty() {
+            let r = refusal(
+                Code::InvalidArgument,
+                "on_behalf_of",
+                "R-SEC-3",
+                "only a forwarding node names another party",
+            );
+            return Err(self.refuse(entry, r).await);
+        }
+        let subject = match subject_id(&req.subject_id, &self.config.legacy_codes) {
+            Ok(s) => s,
+            Err(r) => return Err(self.refuse(entry, r).await),
+        };
+        entry.subject = Some(subject.clone());
+        let store = self.store.clone();
+        let s = subject.clone();
+        let local = tokio::task::spawn_blocking(move || store.usage_of_subject(&s, MAX_HISTORY))
+            .await
+            .map_err(|e| Status::internal(format!("history task failed: {e}")))?
+            .map_err(|e| store_status(&e))?;
+        let region = self.config.region;
+        let mut result = pb::HistoryResult {
+            entries: local
+                .iter()
+                .map(|(seq, c)| usage_record(&region, *seq, c))
+                .collect(),
+            nodes: vec![region.to_string()],
+            errors: Vec::new(),
+        };
+        entry.count = local.len() as u64;
+        entry.detail = format!("history of the subject: {} entries here", local.len());
+        // Read first, then log: the answer lists uses before this read.
+        self.log(vec![entry]).await?;
+        if req.scope == pb::Scope::Federation as i32
+            && let Some(channel) = self.parent.clone()
+        {
+            let on_behalf_of = if caller.role == Role::Node {
+                req.on_behalf_of.clone()
+            } else {
+                caller.uri()
+            };
+            let mut client = pb::audit_client::AuditClient::new(channel);
+            let up = pb::HistoryRequest {
+                subject_id: subject,
+                scope: pb::Scope::Federation as i32,
+                on_behalf_of,
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(30), client.history(up)).await
+            {
+                Ok(Ok(r)) => {
+                    let r = r.into_inner();
+                    result.entries.extend(r.entries);
+                    result.nodes.extend(r.nodes);
+                    result.errors.extend(r.errors);
+                }
+                Ok(Err(s)) => result
+                    .errors
+                    .push(format!("parent of {region} refused: {}", s.message())),
+                Err(_) => result
+                    .errors
+                    .push(format!("parent of {region} did not answer within 30 s")),
+            }
+        }
+        Ok(Response::new(result))
+    }
+
+    async fn checkpoints(
+        &self,
+        request: Request<pb::CheckpointsRequest>,
+    ) -> Result<Response<pb::CheckpointList>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Checkpoints, Action::Audit)
+            .await?;
+        let entry = Self::audit_entry(&caller, "Checkpoints");
+        let node = match RegionCode::parse(&request.get_ref().node) {
+            Ok(n) => n,
+            Err(e) => {
+                let r = refusal(Code::InvalidArgument, "node", "R-SEC-3", e.to_string());
+                return Err(self.refuse(entry, r).await);
+            }
+        };
+        if caller.role == Role::Node && caller.region != node {
+            let r = refusal(
+                Code::PermissionDenied,
+                "node",
+                "R-SEC-3",
+                "a node reads only its own checkpoints",
+            );
+            return Err(self.refuse(entry, r).await);
+        }
+        let store = self.store.clone();
+        let list = tokio::task::spawn_blocking(move || store.checkpoints(Some(&node)))
+            .await
+            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(pb::CheckpointList {
+            checkpoints: list.iter().map(checkpoint_to_wire).collect(),
+        }))
+    }
+}

@@ -1,0 +1,369 @@
+//! The Consents service: an operator records a subject's written consent from the signed
+//! paper, withdraws it, reads it, lists a subject's consents (R-REL-4, R-REL-6).
+
+use chrono::NaiveDate;
+use tonic::{Code, Request, Response, Status};
+use uuid::Uuid;
+
+use super::{AccessService, refusal, today};
+use crate::consent::wire::consent_to_wire;
+use crate::consent::{Consent, Purpose, Terms};
+use crate::exchange::status::{Refusal, store_status};
+use crate::federation::{Notice, NoticeKind, next_hop};
+use crate::identity::{CallerId, Role};
+use crate::pb;
+use crate::policy::authz::Rpc;
+use crate::policy::identifier::{check_resident_id, check_uscc, normalise_id};
+use crate::record::mask_id;
+use crate::store::{Change, ReplicaOutcome};
+use crate::usage::{self, Action, UsageEntry};
+
+const MAX_TEXT: usize = 500;
+
+/// A subject identifier as consents and queries take it: a valid USCC or resident
+/// identity number, or one of the node's known legacy codes (R-DATA-1).
+pub(super) fn subject_id(raw: &str, legacy: &[String]) -> Result<String, Refusal> {
+    let id = normalise_id(raw);
+    if legacy.contains(&id) {
+        return Ok(id);
+    }
+    let ok = match id.len() {
+        18 if id.as_bytes()[0].is_ascii_digit() && id[..17].bytes().all(|b| b.is_ascii_digit()) => {
+            check_resident_id(&id, today()).is_ok() || check_uscc(&id).is_ok()
+        }
+        18 => check_uscc(&id).is_ok(),
+        _ => false,
+    };
+    if ok {
+        Ok(id)
+    } else {
+        Err(refusal(
+            Code::InvalidArgument,
+            "subject_id",
+            "R-DATA-1",
+            "must be a valid Unified Social Credit Code or resident identity number",
+        ))
+    }
+}
+
+fn date(s: &str, field: &str) -> Result<NaiveDate, Refusal> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        refusal(
+            Code::InvalidArgument,
+            field,
+            "R-REL-4",
+            format!("must be a date YYYY-MM-DD, got {s:?}"),
+        )
+    })
+}
+
+pub(super) fn consent_id(s: &str) -> Result<Uuid, Refusal> {
+    Uuid::parse_str(s.trim()).map_err(|_| {
+        refusal(
+            Code::InvalidArgument,
+            "consent_id",
+            "R-REL-4",
+            "must be a consent id (a UUID)",
+        )
+    })
+}
+
+impl AccessService {
+    fn terms(&self, caller: &CallerId, req: pb::GrantRequest) -> Result<Terms, Refusal> {
+        let subject_id = subject_id(&req.subject_id, &self.config.legacy_codes)?;
+        let grantee = match CallerId::parse_uri(req.grantee.trim()) {
+            Ok(g) if g.role == Role::Agency => g.uri(),
+            _ => {
+                return Err(refusal(
+                    Code::InvalidArgument,
+                    "grantee",
+                    "R-REL-4",
+                    "must be the agency's identity as in its certificate, \
+                     credit://agency/<region>/<id>",
+                ));
+            }
+        };
+        let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
+            refusal(
+                Code::InvalidArgument,
+                "purpose",
+                "R-REL-6",
+                format!("must be one of {}", Purpose::codes()),
+            )
+        })?;
+        if req.purpose_text.chars().count() > MAX_TEXT {
+            return Err(refusal(
+                Code::InvalidArgument,
+                "purpose_text",
+                "R-REL-4",
+                format!("at most {MAX_TEXT} characters"),
+            ));
+        }
+        let mut categories: Vec<String> = req
+            .categories
+            .iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        categories.sort();
+        categories.dedup();
+        if categories.is_empty() {
+            return Err(refusal(
+                Code::InvalidArgument,
+                "categories",
+                "R-REL-4",
+                "a consent names the categories it covers",
+            ));
+        }
+        let catalog = self.validator.catalog();
+        if let Some(c) = categories.iter().find(|c| catalog.get(c).is_none()) {
+            return Err(refusal(
+                Code::InvalidArgument,
+                "categories",
+                "R-DATA-2",
+                format!("unknown category {c:?}"),
+            ));
+        }
+        let today = today();
+        let valid_from = if req.valid_from.trim().is_empty() {
+            today
+        } else {
+            date(&req.valid_from, "valid_from")?
+        };
+        let valid_until = date(&req.valid_until, "valid_until")?;
+        if valid_until < valid_from || valid_until < today {
+            return Err(refusal(
+                Code::InvalidArgument,
+                "valid_until",
+                "R-REL-4",
+                "must be today or later, and not before valid_from",
+            ));
+        }
+        let evidence = req.evidence.trim().to_string();
+        if evidence.is_empty() || evidence.chars().count() > 200 {
+            return Err(refusal(
+                Code::InvalidArgument,
+                "evidence",
+                "R-REL-4",
+                "the number of the subject's signed paper is required (at most 200 characters)",
+            ));
+        }
+        Ok(Terms {
+            id: Uuid::now_v7(),
+            subject_id,
+            grantee,
+            purpose,
+            purpose_text: req.purpose_text.trim().to_string(),
+            categories,
+            valid_from,
+            valid_until,
+            evidence,
+            recorded_by: caller.uri(),
+            recorded_at_ms: usage::now_ms(),
+            node: self.config.region,
+        })
+    }
+
+    fn entry(caller: &CallerId, rpc: &str) -> UsageEntry {
+        UsageEntry::new(caller.uri(), Action::Consent, rpc, usage::now_ms())
+    }
+
+    async fn write_consent(
+        &self,
+        consent: Consent,
+        entry: UsageEntry,
+    ) -> Result<ReplicaOutcome, Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.append_local(Change::Consent(consent), vec![entry])
+        })
+        .await
+        .map_err(|e| Status::internal(format!("consent task failed: {e}")))?
+        .map_err(|e| store_status(&e))
+    }
+
+    async fn held(&self, caller: &CallerId, rpc: &str, raw_id: &str) -> Result<Consent, Status> {
+        let id = match consent_id(raw_id) {
+            Ok(id) => id,
+            Err(r) => return Err(self.refuse(Self::entry(caller, rpc), r).await),
+        };
+        let store = self.store.clone();
+        let found = tokio::task::spawn_blocking(move || store.consent(&id))
+            .await
+            .map_err(|e| Status::internal(format!("consent task failed: {e}")))?
+            .map_err(|e| store_status(&e))?;
+        match found {
+            Some(c) => Ok(c),
+            None => {
+                let mut e = Self::entry(caller, rpc);
+                e.consent_id = Some(id.to_string());
+                Err(self
+                    .refuse(
+                        e,
+                        refusal(
+                            Code::NotFound,
+                            "consent_id",
+                            "R-REL-4",
+                            format!("no consent {id} is held at this node"),
+                        ),
+                    )
+                    .await)
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::consents_server::Consents for AccessService {
+    async fn grant(
+        &self,
+        request: Request<pb::GrantRequest>,
+    ) -> Result<Response<pb::Consent>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Consents, Action::Consent)
+            .await?;
+        let terms = match self.terms(&caller, request.into_inner()) {
+            Ok(t) => t,
+            Err(r) => return Err(self.refuse(Self::entry(&caller, "Grant"), r).await),
+        };
+        let consent = Consent::sign(terms, &self.signer)
+            .map_err(|e| Status::internal(format!("cannot sign the consent: {e}")))?;
+        let t = &consent.terms;
+        let mut e = Self::entry(&caller, "Grant");
+        e.subject = Some(t.subject_id.clone());
+        e.purpose = Some(t.purpose.to_string());
+        e.consent_id = Some(t.id.to_string());
+        e.detail = format!(
+            "consent recorded for {} over {} from {} to {}, evidence {}",
+            t.grantee,
+            t.categories.join(","),
+            t.valid_from,
+            t.valid_until,
+            t.evidence
+        );
+        self.write_consent(consent.clone(), e).await?;
+        tracing::info!(consent = %consent.terms.id, subject = %mask_id(&consent.terms.subject_id),
+            grantee = %consent.terms.grantee, "consent recorded");
+        Ok(Response::new(consent_to_wire(&consent, today())))
+    }
+
+    async fn withdraw(
+        &self,
+        request: Request<pb::WithdrawRequest>,
+    ) -> Result<Response<pb::Consent>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Consents, Action::Consent)
+            .await?;
+        let req = request.into_inner();
+        let mut consent = self.held(&caller, "Withdraw", &req.id).await?;
+        let mut e = Self::entry(&caller, "Withdraw");
+        e.subject = Some(consent.terms.subject_id.clone());
+        e.consent_id = Some(consent.terms.id.to_string());
+        if let Some(w) = &consent.withdrawal {
+            let r = refusal(
+                Code::FailedPrecondition,
+                "id",
+                "R-REL-4",
+                format!("already withdrawn by {} at node {}", w.by, w.node),
+            );
+            return Err(self.refuse(e, r).await);
+        }
+        let reason = req.reason.trim().chars().take(MAX_TEXT).collect::<String>();
+        consent
+            .withdraw(
+                &caller.uri(),
+                &reason,
+                self.config.region,
+                usage::now_ms(),
+                &self.signer,
+            )
+            .map_err(|e| Status::internal(format!("cannot sign the withdrawal: {e}")))?;
+        e.detail = format!("consent withdrawn: {reason}");
+        match self.write_consent(consent.clone(), e).await? {
+            ReplicaOutcome::Applied => {}
+            // Withdrawn meanwhile by a concurrent call: the first one stands.
+            _ => {
+                return Err(Status::failed_precondition(
+                    "id: already withdrawn (R-REL-4)",
+                ));
+            }
+        }
+        // A consent recorded below: its node and the nodes between learn of the
+        // withdrawal through a notice (the changelog only flows upward).
+        if consent.terms.node != self.config.region
+            && let Some(hop) = next_hop(&self.config.children, &consent.terms.node)
+        {
+            let hop = hop.region;
+            let store = self.store.clone();
+            let notice = Notice {
+                id: 0,
+                kind: NoticeKind::ConsentWithdrawal,
+                target: consent.terms.node,
+                record_id: consent.terms.id.to_string(),
+                subject_id: consent.terms.subject_id.clone(),
+                text: format!(
+                    "consent {} withdrawn at {}: {reason}",
+                    consent.terms.id, self.config.region
+                ),
+                from: self.config.region,
+                created_at_ms: usage::now_ms(),
+            };
+            let queued = tokio::task::spawn_blocking(move || {
+                let notice = Notice {
+                    id: store.new_notice_id()?,
+                    ..notice
+                };
+                store.queue_notice(&hop, &notice, Vec::new())
+            })
+            .await;
+            if !matches!(queued, Ok(Ok(()))) {
+                tracing::error!(consent = %consent.terms.id, "could not queue the withdrawal notice");
+            }
+        }
+        tracing::info!(consent = %consent.terms.id, "consent withdrawn");
+        Ok(Response::new(consent_to_wire(&consent, today())))
+    }
+
+    async fn get(&self, request: Request<pb::ConsentId>) -> Result<Response<pb::Consent>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Consents, Action::Consent)
+            .await?;
+        let consent = self.held(&caller, "Get", &request.get_ref().id).await?;
+        let mut e = Self::entry(&caller, "Get");
+        e.subject = Some(consent.terms.subject_id.clone());
+        e.consent_id = Some(consent.terms.id.to_string());
+        self.log(vec![e]).await?;
+        Ok(Response::new(consent_to_wire(&consent, today())))
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListConsentsRequest>,
+    ) -> Result<Response<pb::ConsentList>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Consents, Action::Consent)
+            .await?;
+        let subject = match subject_id(&request.get_ref().subject_id, &self.config.legacy_codes) {
+            Ok(s) => s,
+            Err(r) => return Err(self.refuse(Self::entry(&caller, "List"), r).await),
+        };
+        let store = self.store.clone();
+        let s = subject.clone();
+        let consents = tokio::task::spawn_blocking(move || store.consents_of(&s))
+            .await
+            .map_err(|e| Status::internal(format!("consent task failed: {e}")))?
+            .map_err(|e| store_status(&e))?;
+        let mut e = Self::entry(&caller, "List");
+        e.subject = Some(subject);
+        e.count = consents.len() as u64;
+        self.log(vec![e]).await?;
+        let today = today();
+        Ok(Response::new(pb::ConsentList {
+            consents: consents.iter().map(|c| consent_to_wire(c, today)).collect(),
+        }))
+    }
+}

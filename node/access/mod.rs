@@ -1,0 +1,174 @@
+//! Access to credit information: consents (R-REL-4), queries on a legal basis
+//! (R-REL-1..6) and the usage log's audit (R-SEC-1, R-SEC-3).
+//!
+//! * `consents`: operators record, withdraw, read and list consents; the node signs them.
+//! * `query`: the Query service, local or forwarded up to the top of the federation.
+//! * `audit`: verifying the usage log, a subject's usage history, and the checkpoints
+//!   this node keeps for the nodes below.
+//!
+//! Every call, answered or refused, appends a usage entry naming the subject, purpose,
+//! basis and consent where there is one, before any data leaves the node.
+
+mod audit;
+mod consents;
+mod query;
+
+use std::sync::Arc;
+
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+use crate::config::Config;
+use crate::exchange::status::{Refusal, store_status};
+use crate::identity::CallerId;
+use crate::identity::signing::{NodeSigner, SignatureVerifier};
+use crate::policy::Validator;
+use crate::server::Gate;
+use crate::store::Store;
+use crate::usage::UsageEntry;
+
+/// Record ids listed in one usage entry at most (the count is always there).
+const MAX_IDS_PER_ENTRY: usize = 1_000;
+/// Usage entries one history answer lists at most, per node.
+const MAX_HISTORY: usize = 10_000;
+
+/// The Consents, Query and Audit services of one node.
+#[derive(Clone)]
+pub struct AccessService {
+    config: Arc<Config>,
+    store: Store,
+    validator: Arc<Validator>,
+    signer: Arc<NodeSigner>,
+    verifier: Arc<SignatureVerifier>,
+    gate: Gate,
+    /// To the parent, as this node (forwarded queries and history, checkpoints).
+    parent: Option<Channel>,
+}
+
+impl AccessService {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        validator: Arc<Validator>,
+        signer: Arc<NodeSigner>,
+        verifier: Arc<SignatureVerifier>,
+        gate: Gate,
+        parent: Option<Channel>,
+    ) -> Self {
+        AccessService {
+            config,
+            store,
+            validator,
+            signer,
+            verifier,
+            gate,
+            parent,
+        }
+    }
+
+    /// Appends `entry` durably; the use is on record before anything leaves the node.
+    async fn log(&self, entries: Vec<UsageEntry>) -> Result<(), Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.append_usage(entries))
+            .await
+            .map_err(|e| Status::internal(format!("usage log task failed: {e}")))?
+            .map_err(|e| store_status(&e))
+    }
+
+    /// Logs `entry` as refused with `refusal` and returns the caller's status. A refusal
+    /// that cannot be logged is still refused (and the node's log says why).
+    async fn refuse(&self, entry: UsageEntry, refusal: Refusal) -> Status {
+        tracing::info!(caller = %entry.caller, rpc = %entry.rpc, rule = %refusal.rule,
+            field = %refusal.field, code = ?refusal.code, "refused");
+        let entry = entry.refused(
+            refusal.code,
+            &refusal.field,
+            &refusal.rule,
+            &refusal.message,
+        );
+        if let Err(e) = self.log(vec![entry]).await {
+            tracing::error!(error = %e, "could not log a refusal");
+        }
+        refusal.status()
+    }
+
+    /// Whether `caller` is a node configured as this node's child.
+    fn is_child(&self, caller: &CallerId) -> bool {
+        self.config
+            .children
+            .iter()
+            .any(|c| c.region == caller.region)
+    }
+}
+
+fn refusal(code: Code, field: &str, rule: &str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        field: field.to_string(),
+        rule: rule.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Today in the node's time zone (consent validity is in calendar days).
+fn today() -> chrono::NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+/// Signs a checkpoint of the usage log every `every` when the log has grown since the
+/// last one, as a changelog entry: the uplink carries it to the parent, which keeps it
+/// (R-SEC-3). Stops when `stopping` turns true.
+pub fn spawn_checkpoints(
+    store: Store,
+    signer: Arc<NodeSigner>,
+    region: crate::region::RegionCode,
+    every: std::time::Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // The first one after `every`, not at start: a node restarted often (tests, a
+        // crash loop) does not flood its parent with checkpoints.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+            let store = store.clone();
+            let signer = signer.clone();
+            let made =
+                tokio::task::spawn_blocking(move || checkpoint_now(&store, &signer, region)).await;
+            match made {
+                Ok(Ok(Some(seq))) => tracing::debug!(seq, "usage log checkpoint signed"),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot write a usage log checkpoint"),
+                Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+            }
+        }
+    })
+}
+
+/// Signs and stores a checkpoint of the usage log's head, unless the last one already
+/// covers it. Returns the sequence it covers.
+pub fn checkpoint_now(
+    store: &Store,
+    signer: &NodeSigner,
+    region: crate::region::RegionCode,
+) -> Result<Option<u64>, String> {
+    let (seq, head) = store.usage_head().map_err(|e| e.to_string())?;
+    let last = store
+        .checkpoints(Some(&region))
+        .map_err(|e| e.to_string())?
+        .last()
+        .map_or(0, |c| c.seq);
+    if seq == 0 || seq <= last {
+        return Ok(None);
+    }
+    let cp = crate::usage::Checkpoint::sign(region, seq, head, crate::usage::now_ms(), signer)
+        .map_err(|e| e.to_string())?;
+    store
+        .append_local(crate::store::Change::Checkpoint(cp), Vec::new())
+        .map_err(|e| e.to_string())?;
+    Ok(Some(seq))
+}

@@ -1,0 +1,444 @@
+//! The Query service (R-REL-1..6): a subject's records, for a stated purpose, on one
+//! legal basis, from this node's holdings or, with federation scope, from the top node,
+//! which holds everything below it (R-FED-1).
+//!
+//! Who may use which basis:
+//! * `consent`: agencies, with a consent whose grantee they are (R-REL-4);
+//! * `self`: operators at a service window, who checked the subject's identity and name
+//!   the document in `legal_reference` (R-REL-3);
+//! * `statutory_duty`: government providers registered at the node, naming the law in
+//!   `legal_reference` (R-REL-5);
+//! * `public`: anyone; public-class records only, personal identifiers masked (R-REL-2).
+//!
+//! A forwarding node asks as itself, naming the party in `on_behalf_of`; the answering
+//! node accepts that only from its configured children, and checks the consent itself.
+
+use tonic::{Code, Request, Response, Status};
+
+use super::consents::{consent_id, subject_id};
+use super::{AccessService, MAX_IDS_PER_ENTRY, refusal, today};
+use crate::consent::wire::{consent_from_wire, consent_to_wire};
+use crate::consent::{Consent, Purpose};
+use crate::exchange::convert::record_to_wire;
+use crate::exchange::status::{Refusal, store_status};
+use crate::identity::{CallerId, Role};
+use crate::pb;
+use crate::policy::authz::Rpc;
+use crate::policy::release::{Basis, check_consent, mask_personal, releasable};
+use crate::record::{Record, mask_id};
+use crate::usage::{self, Action, UsageEntry};
+
+/// A checked query: who asks, for what, on which basis.
+struct Asked {
+    /// The party the data is for: the caller, or the party a forwarding node names.
+    requester: CallerId,
+    subject: String,
+    purpose: Purpose,
+    basis: Basis,
+    categories: Vec<String>,
+    federation: bool,
+    legal_reference: String,
+    consent_id: Option<uuid::Uuid>,
+}
+
+fn basis_of(b: i32) -> Option<Basis> {
+    match pb::LegalBasis::try_from(b).ok()? {
+        pb::LegalBasis::Consent => Some(Basis::Consent),
+        pb::LegalBasis::Self_ => Some(Basis::OwnRecord),
+        pb::LegalBasis::StatutoryDuty => Some(Basis::StatutoryDuty),
+        pb::LegalBasis::Public => Some(Basis::Public),
+        pb::LegalBasis::Unspecified => None,
+    }
+}
+
+impl AccessService {
+    /// The usage entry every outcome of this query fills in.
+    fn query_entry(caller: &CallerId, req: &pb::QueryRequest) -> UsageEntry {
+        let mut e = UsageEntry::new(caller.uri(), Action::Query, "Query", usage::now_ms());
+        e.on_behalf_of = (!req.on_behalf_of.is_empty()).then(|| req.on_behalf_of.clone());
+        e.subject = Some(crate::policy::identifier::normalise_id(&req.subject_id));
+        e.purpose = (!req.purpose.is_empty()).then(|| req.purpose.clone());
+        e.legal_basis = basis_of(req.basis).map(|b| b.as_str().to_string());
+        e.consent_id = (!req.consent_id.is_empty()).then(|| req.consent_id.clone());
+        e
+    }
+
+    /// Parses the request and checks the caller may use its basis.
+    fn asked(&self, caller: &CallerId, req: &pb::QueryRequest) -> Result<Asked, Refusal> {
+        let requester = if caller.role == Role::Node {
+            if !self.is_child(caller) {
+                return Err(refusal(
+                    Code::PermissionDenied,
+                    "",
+                    "R-FED-1",
+                    format!(
+                        "node {} is not a configured child of this node; queries are \
+                         forwarded upward only",
+                        caller.region
+                    ),
+                ));
+            }
+            CallerId::parse_uri(&req.on_behalf_of).map_err(|e| {
+                refusal(
+                    Code::InvalidArgument,
+                    "on_behalf_of",
+                    "R-REL-4",
+                    e.to_string(),
+                )
+            })?
+        } else {
+            if !req.on_behalf_of.is_empty() {
+                return Err(refusal(
+                    Code::InvalidArgument,
+                    "on_behalf_of",
+                    "R-REL-4",
+                    "only a forwarding node names another party",
+                ));
+            }
+            caller.clone()
+        };
+        let subject = subject_id(&req.subject_id, &self.config.legacy_codes)?;
+        let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
+            refusal(
+                Code::InvalidArgument,
+                "purpose",
+                "R-REL-6",
+                format!("a query states its purpose, one of {}", Purpose::codes()),
+            )
+        })?;
+        let basis = basis_of(req.basis).ok_or_else(|| {
+            refusal(
+                Code::InvalidArgument,
+                "basis",
+                "R-REL-1",
+                "must be consent, self, statutory_duty or public",
+            )
+        })?;
+        let catalog = self.validator.catalog();
+        let mut categories: Vec<String> = req
+            .categories
+            .iter()
+            .map(|c| c.trim().to_string())
+            .collect();
+        categories.sort();
+        categories.dedup();
+        if let Some(c) = categories.iter().find(|c| catalog.get(c).is_none()) {
+            return Err(refusal(
+                Code::InvalidArgument,
+                "categories",
+                "R-DATA-2",
+                format!("unknown category {c:?}"),
+            ));
+        }
+        let federation = match pb::Scope::try_from(req.scope) {
+            Ok(pb::Scope::Federation) => true,
+            Ok(pb::Scope::Local | pb::Scope::Unspecified) => false,
+            Err(_) => {
+                return Err(refusal(
+                    Code::InvalidArgument,
+                    "scope",
+                    "R-FED-1",
+                    "must be local or federation",
+                ));
+            }
+        };
+        let legal_reference = req.legal_reference.trim().to_string();
+        let mut consent = None;
+        match basis {
+            Basis::Consent => {
+                if requester.role != Role::Agency {
+                    return Err(refusal(
+                        Code::PermissionDenied,
+                        "basis",
+                        "R-REL-4",
+                        "a query on a subject's consent is made by the agency the consent names",
+                    ));
+                }
+                if req.consent_id.trim().is_empty() {
+                    return Err(refusal(
+                        Code::InvalidArgument,
+                        "consent_id",
+                        "R-REL-4",
+                        "a query on consent names the consent",
+                    ));
+                }
+                consent = Some(consent_id(&req.consent_id)?);
+            }
+            Basis::OwnRecord => {
+                if requester.role != Role::Operator {
+                    return Err(refusal(
+                        Code::PermissionDenied,
+                        "basis",
+                        "R-REL-3",
+                        "a subject reads its own records through an operator at a service \
+                         window, who checks its identity",
+                    ));
+                }
+                if legal_reference.is_empty() {
+                    return Err(refusal(
+                        Code::InvalidArgument,
+                        "legal_reference",
+                        "R-REL-3",
+                        "name the identity document or written authorisation checked",
+                    ));
+                }
+            }
+            Basis::StatutoryDuty => {
+                // Registration and the government flag are checked where the provider is
+                // registered; a node forwarding for it vouches for that check.
+                let government = if caller.role == Role::Node {
+                    caller.region == requester.region || caller.region.contains(&requester.region)
+                } else {
+                    requester.region == self.config.region
+                        && self
+                            .config
+                            .providers
+                            .iter()
+                            .any(|p| p.id == requester.id && p.government)
+                };
+                if requester.role != Role::Provider || !government {
+                    return Err(refusal(
+                        Code::PermissionDenied,
+                        "basis",
+                        "R-REL-5",
+                        "shared information goes to government providers registered at the \
+                         node, for their statutory duties",
+                    ));
+                }
+                if legal_reference.is_empty() {
+                    return Err(refusal(
+                        Code::InvalidArgument,
+                        "legal_reference",
+                        "R-REL-5",
+                        "name the law or regulation that sets the duty",
+                    ));
+                }
+            }
+            Basis::Public => {}
+        }
+        Ok(Asked {
+            requester,
+            subject,
+            purpose,
+            basis,
+            categories,
+            federation,
+            legal_reference,
+            consent_id: consent,
+        })
+    }
+
+    /// The consent to check: this node's copy, or the forwarding node's (signed, so it
+    /// cannot be forged); of two, the one with a withdrawal wins, since a withdrawal is
+    /// never undone.
+    async fn consent_for(
+        &self,
+        id: uuid::Uuid,
+        carried: Option<pb::Consent>,
+    ) -> Result<Consent, Refusal> {
+        let store = self.store.clone();
+        let local = tokio::task::spawn_blocking(move || store.consent(&id))
+            .await
+            .map_err(|e| refusal(Code::Internal, "", "R-SEC-1", e.to_string()))?
+            .map_err(|e| refusal(Code::Internal, "", "R-SEC-1", e.to_string()))?;
+        let carried = match carried.map(consent_from_wire) {
+            Some(Ok(c)) if c.terms.id == id => Some(c),
+            Some(Ok(_)) => None,
+            Some(Err(v)) => return Err(Refusal::from(v)),
+            None => None,
+        };
+        let failed = |check: &str, message: String| {
+            refusal(Code::FailedPrecondition, check, "R-REL-4", message)
+        };
+        let consent = match (local, carried) {
+            (Some(l), Some(c)) if l.is_superseded_by(&c) && c.terms == l.terms => c,
+            (Some(l), _) => l,
+            (None, Some(c)) => c,
+            (None, None) => {
+                return Err(failed(
+                    "consent_id",
+                    format!("unknown consent {id}: it is not held at this node"),
+                ));
+            }
+        };
+        consent
+            .verify(&self.verifier)
+            .map_err(|e| failed("signature", format!("consent {id}: {e}")))?;
+        Ok(consent)
+    }
+
+    /// Answers from this node's holdings; logs the use before returning.
+    async fn answer(
+        &self,
+        mut entry: UsageEntry,
+        asked: Asked,
+        carried: Option<pb::Consent>,
+    ) -> Result<pb::QueryResult, Status> {
+        let today = today();
+        let mut categories = asked.categories.clone();
+        if let Some(id) = asked.consent_id {
+            let consent = match self.consent_for(id, carried).await {
+                Ok(c) => c,
+                Err(r) => return Err(self.refuse(entry, r).await),
+            };
+            if categories.is_empty() {
+                categories = consent.terms.categories.clone();
+            }
+            if let Err(f) = check_consent(
+                &consent,
+                &asked.requester.uri(),
+                &asked.subject,
+                asked.purpose,
+                &categories,
+                today,
+            ) {
+                let r = refusal(Code::FailedPrecondition, f.check, "R-REL-4", f.message);
+                return Err(self.refuse(entry, r).await);
+            }
+        }
+        let store = self.store.clone();
+        let subject = asked.subject.clone();
+        let held = tokio::task::spawn_blocking(move || store.records_of(&subject))
+            .await
+            .map_err(|e| Status::internal(format!("query task failed: {e}")))?
+            .map_err(|e| store_status(&e))?;
+        let catalog = self.validator.catalog();
+        let mut withheld = 0u32;
+        let mut records: Vec<Record> = Vec::new();
+        for r in held {
+            if !categories.is_empty() && !categories.contains(&r.content.category) {
+                continue;
+            }
+            if !releasable(&r, today) || !asked.basis.releases(r.content.disclosure) {
+                withheld += 1;
+                continue;
+            }
+            records.push(r);
+        }
+        let masked = asked.basis == Basis::Public;
+        entry.count = records.len() as u64;
+        entry.record_ids = records
+            .iter()
+            .take(MAX_IDS_PER_ENTRY)
+            .map(|r| r.id)
+            .collect();
+        entry.detail = format!(
+            "returned {} records, withheld {withheld}{}{}",
+            records.len(),
+            if masked { ", identifiers masked" } else { "" },
+            if asked.legal_reference.is_empty() {
+                String::new()
+            } else {
+                format!("; reference: {}", asked.legal_reference)
+            }
+        );
+        self.log(vec![entry]).await?;
+        if masked {
+            for r in &mut records {
+                mask_personal(r, catalog);
+            }
+        }
+        tracing::debug!(requester = %asked.requester, subject = %mask_id(&asked.subject),
+            basis = asked.basis.as_str(), records = records.len(), "query answered");
+        Ok(pb::QueryResult {
+            answered_by: self.config.region.to_string(),
+            as_of_ms: usage::now_ms(),
+            records: records.iter().map(record_to_wire).collect(),
+            masked,
+            withheld,
+            path: vec![self.config.region.to_string()],
+        })
+    }
+
+    /// Forwards the query to the parent as this node, for `asked.requester`.
+    async fn forward(
+        &self,
+        mut entry: UsageEntry,
+        asked: &Asked,
+        mut req: pb::QueryRequest,
+    ) -> Result<pb::QueryResult, Status> {
+        let Some(channel) = self.parent.clone() else {
+            return Err(Status::internal("no parent to forward to"));
+        };
+        let parent = self
+            .config
+            .parent
+            .as_ref()
+            .map(|p| p.region.to_string())
+            .unwrap_or_default();
+        req.on_behalf_of = asked.requester.uri();
+        req.subject_id = asked.subject.clone();
+        if let (Some(id), None) = (asked.consent_id, &req.consent) {
+            let store = self.store.clone();
+            if let Ok(Ok(Some(c))) = tokio::task::spawn_blocking(move || store.consent(&id)).await {
+                req.consent = Some(consent_to_wire(&c, today()));
+            }
+        }
+        let mut client = pb::query_client::QueryClient::new(channel);
+        let answer =
+            tokio::time::timeout(std::time::Duration::from_secs(30), client.query(req)).await;
+        let result = match answer {
+            Ok(Ok(r)) => r.into_inner(),
+            Ok(Err(status)) => {
+                let r = refusal(
+                    status.code(),
+                    "",
+                    "R-FED-1",
+                    format!("node {parent} answered: {}", status.message()),
+                );
+                entry = entry.refused(r.code, &r.field, &r.rule, &r.message);
+                self.log(vec![entry]).await?;
+                return Err(status);
+            }
+            Err(_) => {
+                let r = refusal(
+                    Code::Unavailable,
+                    "scope",
+                    "R-FED-1",
+                    format!("node {parent} did not answer within 30 s; try scope local"),
+                );
+                return Err(self.refuse(entry, r).await);
+            }
+        };
+        entry.count = result.records.len() as u64;
+        entry.record_ids = result
+            .records
+            .iter()
+            .take(MAX_IDS_PER_ENTRY)
+            .filter_map(|r| uuid::Uuid::parse_str(&r.id).ok())
+            .collect();
+        entry.detail = format!(
+            "forwarded to {parent}; answered by {}, {} records",
+            result.answered_by,
+            result.records.len()
+        );
+        self.log(vec![entry]).await?;
+        let mut result = result;
+        result.path.push(self.config.region.to_string());
+        Ok(result)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::query_server::Query for AccessService {
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResult>, Status> {
+        let caller = self.gate.admit(&request, Rpc::Query, Action::Query).await?;
+        let mut req = request.into_inner();
+        let entry = Self::query_entry(&caller, &req);
+        let asked = match self.asked(&caller, &req) {
+            Ok(a) => a,
+            Err(r) => return Err(self.refuse(entry, r).await),
+        };
+        let carried = req.consent.take();
+        let result = if asked.federation && self.parent.is_some() {
+            req.consent = carried;
+            self.forward(entry, &asked, req).await?
+        } else {
+            self.answer(entry, asked, carried).await?
+        };
+        Ok(Response::new(result))
+    }
+}
