@@ -289,12 +289,14 @@ impl Node {
             self.tls.clone(),
             stopping.clone(),
         );
+        let usage_log = crate::store::UsageLog::spawn(self.store.clone());
         let exchange = ExchangeService::new(
             config.region,
             self.store.clone(),
             self.validator.clone(),
             &config.providers,
             gate.clone(),
+            usage_log.clone(),
         );
         let authenticate = Authenticate(self.tls.clone());
 
@@ -350,6 +352,7 @@ impl Node {
                     identity: self.identity.clone(),
                     store: self.store.clone(),
                     health: Some(health),
+                    signer: Some(self.signer.clone()),
                 };
                 Some(uplink.spawn(link, stopping.clone()))
             }
@@ -367,15 +370,7 @@ impl Node {
             ),
             None => None,
         };
-        let access = AccessService::new(
-            Arc::new(config.clone()),
-            self.store.clone(),
-            self.validator.clone(),
-            self.signer.clone(),
-            self.verifier.clone(),
-            gate.clone(),
-            parent_channel,
-        );
+        let access = AccessService::new(&self, gate.clone(), parent_channel, usage_log.clone());
         health
             .set_serving::<pb::query_server::QueryServer<AccessService>>()
             .await;

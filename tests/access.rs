@@ -553,3 +553,66 @@ async fn checkpoints_reach_the_parent_and_the_operator_rpc_verifies_against_them
 fn province_checkpoints(fed: &Fed, node: &RegionCode) -> Vec<credit_node::usage::Checkpoint> {
     fed.province().store().checkpoints(Some(node)).unwrap()
 }
+
+#[tokio::test]
+async fn a_withdrawal_recorded_above_reaches_the_recording_node_by_notice() {
+    let fed = Fed::start().await;
+    let (subject, _) = seed_records(&fed).await;
+    let id = consents(&fed.net, fed.county(), LINGYUAN)
+        .await
+        .grant(grant(&subject, BANK, &["power"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .terms
+        .unwrap()
+        .id;
+    let uuid = uuid::Uuid::parse_str(&id).unwrap();
+    let province = fed.province();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            province.store().consent(&uuid).unwrap().is_some()
+        })
+        .await
+    );
+    // The subject withdraws at the provincial service window.
+    let withdrawn = consents(&fed.net, province, LIAONING)
+        .await
+        .withdraw(pb::WithdrawRequest {
+            id: id.clone(),
+            reason: "withdrawn at the provincial window".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(withdrawn.withdrawal.unwrap().node, LIAONING);
+    let county = fed.county();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            county
+                .store()
+                .consent(&uuid)
+                .unwrap()
+                .is_some_and(|c| c.withdrawal.is_some())
+        })
+        .await,
+        "Lingyuan applies the withdrawal the notice reports"
+    );
+    let mut bank = agency(&fed.net, county, LINGYUAN, "lingyuan-bank").await;
+    let s = bank
+        .query(on_consent(&subject, &id, "lending", &[]))
+        .await
+        .unwrap_err();
+    assert_refused(county, &s, Code::FailedPrecondition, "withdrawn");
+    // The city, between the two, holds it withdrawn too.
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            fed.city()
+                .store()
+                .consent(&uuid)
+                .unwrap()
+                .is_some_and(|c| c.withdrawal.is_some())
+        })
+        .await
+    );
+}

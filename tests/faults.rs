@@ -191,7 +191,9 @@ fn assert_no_duplicates(name: &str, store: &Store, changes: &[(u64, Record)]) {
     // Consents and usage-log checkpoints share the changelog with records.
     let all = store.changes_since(0, usize::MAX).unwrap();
     assert!(
-        all.iter().enumerate().all(|(i, (seq, _))| *seq == i as u64 + 1),
+        all.iter()
+            .enumerate()
+            .all(|(i, (seq, _))| *seq == i as u64 + 1),
         "{name}: the changelog has a gap"
     );
     assert_eq!(

@@ -13,18 +13,21 @@ mod audit;
 mod consents;
 mod query;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::config::Config;
+use crate::consent::Consent;
 use crate::exchange::status::{Refusal, store_status};
 use crate::identity::CallerId;
-use crate::identity::signing::{NodeSigner, SignatureVerifier};
+use crate::identity::signing::{NodeSigner, SignatureVerifier, VerifyError};
 use crate::policy::Validator;
-use crate::server::Gate;
-use crate::store::Store;
+use crate::record::Hash;
+use crate::server::{Gate, Node};
+use crate::store::{Store, UsageLog};
 use crate::usage::UsageEntry;
 
 /// Record ids listed in one usage entry at most (the count is always there).
@@ -43,35 +46,64 @@ pub struct AccessService {
     gate: Gate,
     /// To the parent, as this node (forwarded queries and history, checkpoints).
     parent: Option<Channel>,
+    /// Usage entries go through the group-commit writer.
+    usage: UsageLog,
+    /// Digests of consents whose signatures checked out: checking two ECDSA signatures
+    /// (the certificate's and the consent's) on every query would cost more than the
+    /// rest of the query. A consent changes only by gaining a withdrawal, which changes
+    /// its digest, so a cached digest is always of exactly what was checked.
+    verified: Arc<Mutex<HashSet<Hash>>>,
 }
 
+/// Consents' digests kept at most; the cache starts over when full.
+const MAX_VERIFIED: usize = 100_000;
+
 impl AccessService {
-    pub fn new(
-        config: Arc<Config>,
-        store: Store,
-        validator: Arc<Validator>,
-        signer: Arc<NodeSigner>,
-        verifier: Arc<SignatureVerifier>,
-        gate: Gate,
-        parent: Option<Channel>,
-    ) -> Self {
+    /// The services of `node`; `parent` is a channel to its parent as the node.
+    pub fn new(node: &Node, gate: Gate, parent: Option<Channel>, usage: UsageLog) -> Self {
         AccessService {
-            config,
-            store,
-            validator,
-            signer,
-            verifier,
+            config: Arc::new(node.config.clone()),
+            store: node.store.clone(),
+            validator: node.validator.clone(),
+            signer: node.signer.clone(),
+            verifier: node.verifier.clone(),
             gate,
             parent,
+            usage,
+            verified: Arc::default(),
         }
+    }
+
+    /// Checks a consent's signatures, or remembers having checked exactly these bytes.
+    fn verify_cached(&self, consent: &Consent) -> Result<(), VerifyError> {
+        // The path is not signed and differs from node to node: leave it out.
+        let signed = (&consent.terms, &consent.signature, &consent.withdrawal);
+        let digest: Hash = match postcard::to_stdvec(&signed) {
+            Ok(bytes) => {
+                let mut d = [0u8; 32];
+                d.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+                d
+            }
+            Err(_) => return consent.verify(&self.verifier),
+        };
+        if self.verified.lock().is_ok_and(|v| v.contains(&digest)) {
+            return Ok(());
+        }
+        consent.verify(&self.verifier)?;
+        if let Ok(mut v) = self.verified.lock() {
+            if v.len() >= MAX_VERIFIED {
+                v.clear();
+            }
+            v.insert(digest);
+        }
+        Ok(())
     }
 
     /// Appends `entry` durably; the use is on record before anything leaves the node.
     async fn log(&self, entries: Vec<UsageEntry>) -> Result<(), Status> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.append_usage(entries))
+        self.usage
+            .append(entries)
             .await
-            .map_err(|e| Status::internal(format!("usage log task failed: {e}")))?
             .map_err(|e| store_status(&e))
     }
 

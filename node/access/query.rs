@@ -236,10 +236,10 @@ impl AccessService {
         id: uuid::Uuid,
         carried: Option<pb::Consent>,
     ) -> Result<Consent, Refusal> {
-        let store = self.store.clone();
-        let local = tokio::task::spawn_blocking(move || store.consent(&id))
-            .await
-            .map_err(|e| refusal(Code::Internal, "", "R-SEC-1", e.to_string()))?
+        // Reads from sled are memory-speed; not worth a blocking thread each.
+        let local = self
+            .store
+            .consent(&id)
             .map_err(|e| refusal(Code::Internal, "", "R-SEC-1", e.to_string()))?;
         let carried = match carried.map(consent_from_wire) {
             Some(Ok(c)) if c.terms.id == id => Some(c),
@@ -261,8 +261,7 @@ impl AccessService {
                 ));
             }
         };
-        consent
-            .verify(&self.verifier)
+        self.verify_cached(&consent)
             .map_err(|e| failed("signature", format!("consent {id}: {e}")))?;
         Ok(consent)
     }
@@ -296,11 +295,9 @@ impl AccessService {
                 return Err(self.refuse(entry, r).await);
             }
         }
-        let store = self.store.clone();
-        let subject = asked.subject.clone();
-        let held = tokio::task::spawn_blocking(move || store.records_of(&subject))
-            .await
-            .map_err(|e| Status::internal(format!("query task failed: {e}")))?
+        let held = self
+            .store
+            .records_of(&asked.subject)
             .map_err(|e| store_status(&e))?;
         let catalog = self.validator.catalog();
         let mut withheld = 0u32;

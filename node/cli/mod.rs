@@ -182,6 +182,11 @@ pub enum BenchCommand {
     /// Push generated valid records at a county in an in-process county -> city -> province
     /// federation; print records/s through two hops and, at a steady rate, per-record latency.
     Sync(bench::SyncBenchArgs),
+    /// Consent-gated queries from concurrent agencies against an in-process node holding
+    /// a large store; print queries/s and latency p50/p99.
+    Query(bench::ReadBenchArgs),
+    /// Pulls by an operator from concurrent clients against the same kind of store.
+    Pull(bench::ReadBenchArgs),
 }
 
 /// Where a client command connects, and as whom.
@@ -257,6 +262,12 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Bench {
             command: BenchCommand::Sync(args),
         } => bench::sync(args).await,
+        Command::Bench {
+            command: BenchCommand::Query(args),
+        } => bench::query(args).await,
+        Command::Bench {
+            command: BenchCommand::Pull(args),
+        } => bench::pull(args).await,
     }
 }
 

@@ -23,7 +23,7 @@ use crate::policy::authz::{self, Rpc};
 use crate::record::{Content, mask_id};
 use crate::region::RegionCode;
 use crate::server::Gate;
-use crate::store::{Applied, Store};
+use crate::store::{Applied, Store, UsageLog};
 use crate::usage::{self, Action, UsageEntry};
 
 use status::{Refusal, store_status};
@@ -40,6 +40,8 @@ pub struct ExchangeService {
     validator: Arc<Validator>,
     providers: Arc<HashMap<String, Provider>>,
     gate: Gate,
+    /// Pulls log through the group-commit writer.
+    usage: UsageLog,
 }
 
 impl ExchangeService {
@@ -49,6 +51,7 @@ impl ExchangeService {
         validator: Arc<Validator>,
         providers: &[Provider],
         gate: Gate,
+        usage: UsageLog,
     ) -> Self {
         let providers = providers
             .iter()
@@ -60,6 +63,7 @@ impl ExchangeService {
             validator,
             providers: Arc::new(providers),
             gate,
+            usage,
         }
     }
 
@@ -358,27 +362,26 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 .refuse(Some(&caller), "PullBySubject", Action::Pull, refusal)
                 .await);
         }
-        let store = self.store.clone();
-        let caller_uri = caller.uri();
         let subject_for_log = subject.clone();
-        let records = tokio::task::spawn_blocking(move || {
-            let records = store.records_of(&subject)?;
-            let mut e = UsageEntry::new(caller_uri, Action::Pull, "PullBySubject", usage::now_ms());
-            e.subject = Some(subject);
-            e.count = records.len() as u64;
-            e.record_ids = records
-                .iter()
-                .take(MAX_IDS_PER_ENTRY)
-                .map(|r| r.id)
-                .collect();
-            e.detail = format!("returned {} records", records.len());
-            // The use is on record before any data leaves the node.
-            store.append_usage(vec![e])?;
-            Ok::<_, crate::store::StoreError>(records)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("pull task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+        // A read from sled is memory-speed; the entry goes through the group commit.
+        let records = self
+            .store
+            .records_of(&subject)
+            .map_err(|e| store_status(&e))?;
+        let mut e = UsageEntry::new(caller.uri(), Action::Pull, "PullBySubject", usage::now_ms());
+        e.subject = Some(subject);
+        e.count = records.len() as u64;
+        e.record_ids = records
+            .iter()
+            .take(MAX_IDS_PER_ENTRY)
+            .map(|r| r.id)
+            .collect();
+        e.detail = format!("returned {} records", records.len());
+        // The use is on record before any data leaves the node.
+        self.usage
+            .append(vec![e])
+            .await
+            .map_err(|e| store_status(&e))?;
         tracing::debug!(caller = %caller, subject = %mask_id(&subject_for_log), records = records.len(), "pull");
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {

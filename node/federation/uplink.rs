@@ -257,6 +257,7 @@ impl Uplink {
         let local = link.local;
         let hop = next_hop(&link.children, &notice.target).map(|c| c.region);
         let parent = link.parent.region;
+        let signer = link.signer.clone();
         let (received, routable) = tokio::task::spawn_blocking(
             move || -> Result<(bool, bool), crate::store::StoreError> {
                 let notice = kept;
@@ -272,9 +273,11 @@ impl Uplink {
                         "received {:?} notice {} from {} for record {}",
                         notice.kind, notice.id, notice.from, notice.record_id
                     );
-                    store
-                        .receive_notice(&notice, vec![e])
-                        .map(|new| (new, true))
+                    let new = store.receive_notice(&notice, vec![e])?;
+                    if new && notice.kind == super::NoticeKind::ConsentWithdrawal {
+                        withdraw_here(&store, &notice, local, signer.as_deref())?;
+                    }
+                    Ok((new, true))
                 } else if let Some(hop) = hop {
                     e.detail = format!(
                         "forwarded {:?} notice {} from {} towards {} via {hop}",
@@ -318,6 +321,9 @@ pub struct Link {
     pub identity: ClientIdentity,
     pub store: Store,
     pub health: Option<UplinkHealth>,
+    /// Signs the withdrawal of a consent recorded here when a node above reports it
+    /// withdrawn there (a consent-withdrawal notice).
+    pub signer: Option<std::sync::Arc<crate::identity::signing::NodeSigner>>,
 }
 
 /// Reports the uplink's state as the health of service `credit.v1.Uplink`.
@@ -418,4 +424,39 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A node above withdrew a consent recorded here: withdraw it here too, signed by this
+/// node, so it is refused on this level as well (the changelog flows only upward). The
+/// withdrawal goes up again, where the consent is already withdrawn and stays so.
+fn withdraw_here(
+    store: &Store,
+    notice: &Notice,
+    local: RegionCode,
+    signer: Option<&crate::identity::signing::NodeSigner>,
+) -> Result<(), crate::store::StoreError> {
+    let (Some(signer), Ok(id)) = (signer, uuid::Uuid::parse_str(&notice.record_id)) else {
+        return Ok(());
+    };
+    let Some(mut consent) = store.consent(&id)? else {
+        return Ok(());
+    };
+    if consent.withdrawal.is_some() {
+        return Ok(());
+    }
+    let by = format!("credit://node/{}/notice-{}", notice.from, notice.id);
+    if let Err(e) = consent.withdraw(&by, &notice.text, local, usage::now_ms(), signer) {
+        tracing::error!(consent = %id, error = %e, "cannot sign a withdrawal reported from above");
+        return Ok(());
+    }
+    let mut entry = UsageEntry::new(by, Action::Consent, "Withdraw", usage::now_ms());
+    entry.subject = Some(consent.terms.subject_id.clone());
+    entry.consent_id = Some(id.to_string());
+    entry.detail = format!(
+        "withdrawn here after notice {} from {}",
+        notice.id, notice.from
+    );
+    store.append_local(crate::store::Change::Consent(consent), vec![entry])?;
+    tracing::info!(consent = %id, from = %notice.from, "consent withdrawn on notice from above");
+    Ok(())
 }

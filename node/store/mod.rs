@@ -36,6 +36,7 @@ mod ids;
 mod notices;
 mod replica;
 mod side;
+mod usage_log;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,7 @@ pub use audit::{AuditFinding, AuditReport};
 pub use replica::ReplicaOutcome;
 use replica::replica_id_key;
 use side::SideOverlay;
+pub use usage_log::UsageLog;
 
 use codec::{decode, encode};
 use durability::Durability;

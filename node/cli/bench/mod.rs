@@ -2,10 +2,14 @@
 //! in-process node, and the store-only ceiling for the same records on the same machine.
 //! `credit-node bench sync` (`sync`): records pushed at a county reaching the province
 //! through the city (two uplinks), as throughput and, at a steady push rate, per-record
-//! latency. Numbers go to BENCHMARKS.md; tests never assert on timing.
+//! latency. `credit-node bench query` / `bench pull` (`read`): consent-gated queries and
+//! pulls from 32 clients against a store of 1,000,000 records. Numbers go to
+//! BENCHMARKS.md; tests never assert on timing.
 
+mod read;
 mod sync;
 
+pub use read::{ReadBenchArgs, pull, query};
 pub use sync::{SyncBenchArgs, sync};
 
 use std::collections::HashMap;

@@ -133,7 +133,7 @@ impl Federation {
 }
 
 /// The 1-, 5- and 15-minute load averages, to read the numbers by.
-fn load() -> String {
+pub(super) fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
@@ -141,7 +141,7 @@ fn load() -> String {
 
 /// CPU time this process has used (user + system, all threads), from /proc/self/stat in
 /// clock ticks of 1/100 s (Linux's USER_HZ); zero where that file is missing.
-fn cpu_secs() -> f64 {
+pub(super) fn cpu_secs() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
