@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod census;
 pub mod cli;
 pub mod config;
 pub mod consent;

@@ -208,6 +208,7 @@ fn rpc_name(rpc: Rpc) -> &'static str {
         Rpc::AuditVerify => "Verify",
         Rpc::History => "History",
         Rpc::Checkpoints => "Checkpoints",
+        Rpc::Census => "Census",
     }
 }
 
@@ -353,6 +354,7 @@ impl Node {
                     store: self.store.clone(),
                     health: Some(health),
                     signer: Some(self.signer.clone()),
+                    name: config.name.clone(),
                 };
                 Some(uplink.spawn(link, stopping.clone()))
             }
@@ -385,6 +387,14 @@ impl Node {
             pb::audit_server::AuditServer::new(access).max_encoding_message_size(MAX_MESSAGE_BYTES),
             Authenticate(self.tls.clone()),
         );
+        let census = InterceptedService::new(
+            pb::census_server::CensusServer::new(crate::census::service::CensusService::new(
+                Arc::new(config.clone()),
+                self.store.clone(),
+                gate.clone(),
+            )),
+            Authenticate(self.tls.clone()),
+        );
         let checkpoints = crate::access::spawn_checkpoints(
             self.store.clone(),
             self.signer.clone(),
@@ -412,6 +422,7 @@ impl Node {
             .add_service(consents)
             .add_service(query)
             .add_service(audit)
+            .add_service(census)
             .serve_with_incoming_shutdown(incoming(listener, self.tls.clone()), shutdown)
             .await;
         crl_watch.abort();

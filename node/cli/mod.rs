@@ -4,10 +4,12 @@
 //! * `client`: push and pull over mutual TLS.
 //! * `demo`: the three-level development federation with a generated PKI and sample records.
 //! * `access`: consents, consent-gated queries, the usage log's audit and history.
+//! * `census`: the census table and the monthly reporting duty.
 //! * `bench`: throughput benchmarks.
 
 pub mod access;
 pub mod bench;
+pub mod census;
 pub mod client;
 pub mod demo;
 pub mod records;
@@ -118,6 +120,15 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: access::AuditCommand,
+    },
+    /// The census of the data this node holds (total, natural persons, legal persons and
+    /// other organisations, per category and provider) and its children's stock, how much
+    /// of it is held here and the collection ratio (operators of the node).
+    Census(census::CensusArgs),
+    /// Reports: `monthly`, the providers' reporting duty for a period (operators).
+    Report {
+        #[command(subcommand)]
+        command: census::ReportCommand,
     },
     /// Start the development federation Lingyuan (211382) -> Chaoyang (211300) -> Liaoning
     /// (210000) with a generated PKI, push realistic records at Lingyuan and Chaoyang, wait
@@ -255,6 +266,8 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Consent { command } => access::consent(command).await,
         Command::Query(args) => access::query(args).await,
         Command::Audit { command } => access::audit(command).await,
+        Command::Census(args) => census::census(args).await,
+        Command::Report { command } => census::report(command).await,
         Command::Demo { exit, dir } => demo::run(dir, exit).await,
         Command::Bench {
             command: BenchCommand::Push(args),

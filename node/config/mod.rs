@@ -90,6 +90,20 @@ pub struct Provider {
     /// A government body (tax bureau, market regulator ...): it may receive shared
     /// information for its statutory duty (R-REL-5). Utilities are not.
     pub government: bool,
+    /// Who answers for its reporting duty (R-DATA-6): the responsible leader, the
+    /// department head and the liaison, each when given.
+    pub contacts: Vec<Contact>,
+}
+
+/// A person a provider names for its reporting duty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// `leader`, `department_head` or `liaison`.
+    pub role: &'static str,
+    pub name: String,
+    pub title: String,
+    /// An 11-digit mainland mobile number.
+    pub mobile: String,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +168,18 @@ struct RawProvider {
     uscc: Option<String>,
     #[serde(default)]
     government: bool,
+    leader: Option<RawContact>,
+    department_head: Option<RawContact>,
+    liaison: Option<RawContact>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContact {
+    name: String,
+    #[serde(default)]
+    title: String,
+    mobile: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -269,7 +295,35 @@ impl Config {
                 }
                 None => None,
             };
+            let mut contacts = Vec::new();
+            for (role, c) in [
+                ("leader", p.leader),
+                ("department_head", p.department_head),
+                ("liaison", p.liaison),
+            ] {
+                let Some(c) = c else { continue };
+                if c.name.trim().is_empty() {
+                    return Err(err(key(&format!("{role}.name")), "must not be empty"));
+                }
+                let mobile = c.mobile.trim().to_string();
+                if !(mobile.len() == 11
+                    && mobile.starts_with('1')
+                    && mobile.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    return Err(err(
+                        key(&format!("{role}.mobile")),
+                        format!("{mobile:?} is not an 11-digit mobile number"),
+                    ));
+                }
+                contacts.push(Contact {
+                    role,
+                    name: c.name.trim().to_string(),
+                    title: c.title.trim().to_string(),
+                    mobile,
+                });
+            }
             providers.push(Provider {
+                contacts,
                 id: p.id,
                 name: p.name,
                 categories: p.categories,

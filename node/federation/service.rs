@@ -376,6 +376,14 @@ impl pb::federation_server::Federation for FederationService {
                                     break;
                                 }
                             }
+                            Some(pb::sync_up::Message::Census(figures)) => {
+                                // Two levels below the child are kept, for the census table.
+                                let mut report = crate::census::PlatformReport::from_wire(&figures, 2);
+                                report.region = child.region.to_string();
+                                if let Err(e) = service.store.set_child_report(&child.region, &report) {
+                                    tracing::error!(child = %child.region, error = %e, "cannot keep a census report");
+                                }
+                            }
                             Some(pb::sync_up::Message::NoticeAck(ack)) => {
                                 let Ok(from) = crate::region::RegionCode::parse(&ack.from_region) else { continue };
                                 let store = service.store.clone();

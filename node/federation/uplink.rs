@@ -156,6 +156,7 @@ impl Uplink {
             tx.clone(),
             cursor,
             window.clone(),
+            link.census_source(),
         )));
         // `sender` is dropped, and so aborted, on every way out of here, a cancelled session
         // included (the stop signal drops this future): it holds the store and must not
@@ -324,6 +325,38 @@ pub struct Link {
     /// Signs the withdrawal of a consent recorded here when a node above reports it
     /// withdrawn there (a consent-withdrawal notice).
     pub signer: Option<std::sync::Arc<crate::identity::signing::NodeSigner>>,
+    /// This platform's name, for the census it reports up.
+    pub name: String,
+}
+
+impl Link {
+    fn census_source(&self) -> CensusSource {
+        CensusSource {
+            region: self.local,
+            name: self.name.clone(),
+            children: self.children.iter().map(|c| c.region).collect(),
+        }
+    }
+}
+
+/// What the uplink needs to build this node's census report.
+struct CensusSource {
+    region: RegionCode,
+    name: String,
+    children: Vec<RegionCode>,
+}
+
+impl CensusSource {
+    fn message(&self, store: &Store) -> pb::SyncUp {
+        let report = crate::census::own_report(store, &self.region, &self.name, &self.children)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the census figures");
+                crate::census::PlatformReport::default()
+            });
+        pb::SyncUp {
+            message: Some(pb::sync_up::Message::Census(report.to_wire())),
+        }
+    }
 }
 
 /// Reports the uplink's state as the health of service `credit.v1.Uplink`.
@@ -355,8 +388,13 @@ async fn send_changes(
     tx: mpsc::Sender<pb::SyncUp>,
     mut from: u64,
     window: Arc<Semaphore>,
+    census: CensusSource,
 ) {
     let mut head = store.watch_head();
+    // The census first, so the parent knows this node's stock before the backlog.
+    if tx.send(census.message(&store)).await.is_err() {
+        return;
+    }
     loop {
         // Only what is durable goes up: entries past the published head may still be
         // waiting for their sync, and a crash could take them back.
@@ -402,6 +440,9 @@ async fn send_changes(
             .await
             .is_err()
         {
+            return;
+        }
+        if tx.send(census.message(&store)).await.is_err() {
             return;
         }
     }

@@ -29,6 +29,8 @@ pub enum Rpc {
     History,
     /// The checkpoints of a node below kept here (operators; that node itself).
     Checkpoints,
+    /// The census and the monthly report (operators).
+    Census,
 }
 
 /// A refusal by the role table: the rule it cites and a message for the caller.
@@ -95,12 +97,12 @@ pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denia
         // checked against the config by the service.
         (Role::Node, Rpc::Sync) => Ok(()),
         (_, Rpc::Sync) => Err(Denial::new("R-NODE-5", "only a child node syncs upward")),
-        (Role::Operator, Rpc::Status | Rpc::Notify | Rpc::AuditVerify)
+        (Role::Operator, Rpc::Status | Rpc::Notify | Rpc::AuditVerify | Rpc::Census)
             if caller.region == *node =>
         {
             Ok(())
         }
-        (_, Rpc::Status | Rpc::Notify | Rpc::AuditVerify) => Err(Denial::new(
+        (_, Rpc::Status | Rpc::Notify | Rpc::AuditVerify | Rpc::Census) => Err(Denial::new(
             "R-NODE-3",
             format!("only an operator of region {node} administers this node"),
         )),

@@ -30,6 +30,7 @@
 //! an fsync of any new blob files and their directory. See ARCHITECTURE.md, "Durability".
 
 mod audit;
+mod census;
 mod codec;
 mod durability;
 mod ids;
@@ -52,6 +53,7 @@ use crate::region::RegionCode;
 use crate::usage::{Chained, Checkpoint, UsageEntry};
 
 pub use audit::{AuditFinding, AuditReport};
+pub use census::{Figures, Monthly};
 pub use replica::ReplicaOutcome;
 use replica::replica_id_key;
 use side::SideOverlay;
@@ -229,6 +231,8 @@ struct Writer {
     next_change: u64,
     next_usage: u64,
     usage_head: Hash,
+    /// The census figures, as stored under `census::FIGURES_KEY` (see `census`).
+    figures: census::Figures,
 }
 
 /// A node's store. Clone it freely: clones share one open database (sled supports one
@@ -287,6 +291,10 @@ impl Store {
             Some((k, v)) => (seq_of(&k)? + 1, decode::<Chained>(&v, "usage entry")?.hash),
             None => (1, [0u8; 32]),
         };
+        let figures = match records.get(census::FIGURES_KEY)? {
+            Some(v) => decode(&v, "census figures")?,
+            None => census::Figures::default(),
+        };
         let store = Store {
             inner: std::sync::Arc::new(Inner {
                 db,
@@ -302,6 +310,7 @@ impl Store {
                     next_change,
                     next_usage,
                     usage_head,
+                    figures,
                 }),
                 durability,
                 written: AtomicU64::new(0),
@@ -310,6 +319,20 @@ impl Store {
                 dir: dir.to_path_buf(),
             }),
         };
+        // A store from before the census was kept: count what it holds, once.
+        if store.inner.records.get(census::FIGURES_KEY)?.is_none() {
+            let figures = store.recount()?;
+            store
+                .inner
+                .records
+                .insert(census::FIGURES_KEY, encode(&figures)?)?;
+            store
+                .inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Lock)?
+                .figures = figures;
+        }
         store.replay()?;
         Ok(store)
     }
@@ -373,12 +396,19 @@ impl Store {
                 }
             };
             let key = natural_key(&record.content, &record.origin);
-            let newer = match inner.records.get(&key)? {
-                Some(cur) => decode::<Record>(&cur, "record")?.version < record.version,
-                None => true,
+            let current = match inner.records.get(&key)? {
+                Some(cur) => Some(decode::<Record>(&cur, "record")?),
+                None => None,
             };
+            let newer = current.as_ref().is_none_or(|c| c.version < record.version);
             let mut batch = sled::Batch::default();
             if newer {
+                let mut w = inner.writer.lock().map_err(|_| StoreError::Lock)?;
+                if let Some(c) = &current {
+                    w.figures.count(c, false);
+                }
+                w.figures.count(&record, true);
+                batch.insert(census::FIGURES_KEY, encode(&w.figures)?);
                 // A record that came from below (its path is longer than its origin)
                 // is found by id through the replica index.
                 if record.path.len() > 1 {
@@ -479,6 +509,8 @@ impl Store {
         let mut applied = Vec::with_capacity(batch.len());
         let first_seq = w.next_change;
         let mut next_change = first_seq;
+        let mut figures = w.figures.clone();
+        let mut monthly = census::MonthlyDelta::default();
 
         for content in batch {
             let key = natural_key(&content, &origin);
@@ -505,6 +537,8 @@ impl Store {
                     continue;
                 }
                 Some(cur) => {
+                    figures.count(&cur, false);
+                    monthly.count(&cur, false, now_ms);
                     let version = cur.version + 1;
                     applied.push(Applied::NewVersion {
                         id: cur.id,
@@ -541,6 +575,8 @@ impl Store {
                 }
             };
             next_change += 1;
+            figures.count(&record, true);
+            monthly.count(&record, true, now_ms);
             let value = encode(&record)?;
             current.insert(key.clone(), value.clone());
             overlay.insert(key, record);
@@ -554,8 +590,12 @@ impl Store {
         self.write_usage(w, entries)?;
         if next_change != w.next_change {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
+            self.snapshot_day(&w.figures, now_ms, &mut current)?;
+            current.insert(census::FIGURES_KEY, encode(&figures)?);
+            monthly.write(self, &mut current)?;
             inner.changelog.apply_batch(changes)?;
             inner.records.apply_batch(current)?;
+            w.figures = figures;
         }
         w.next_change = next_change;
         Ok(applied)

@@ -84,6 +84,7 @@ impl Store {
         let mut current = sled::Batch::default();
         let mut written: Vec<(u8, Vec<u8>)> = Vec::new();
         let mut side = SideOverlay::default();
+        let mut figures = w.figures.clone();
         let mut outcomes = Vec::with_capacity(entries.len());
         let first_seq = w.next_change;
         let mut next_change = first_seq;
@@ -141,6 +142,10 @@ impl Store {
             if record.path.last() != Some(&local) {
                 record.path.push(local);
             }
+            if let Some(cur) = &existing {
+                figures.count(cur, false);
+            }
+            figures.count(&record, true);
             let value = encode(&record)?;
             current.insert(key.clone(), value.clone());
             overlay.insert(key, record);
@@ -155,10 +160,13 @@ impl Store {
         self.write_usage(w, entries)?;
         if next_change != first_seq {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
+            self.snapshot_day(&w.figures, crate::usage::now_ms(), &mut current)?;
+            current.insert(super::census::FIGURES_KEY, encode(&figures)?);
             inner.changelog.apply_batch(chunked(first_seq, &written))?;
         }
         side.write(inner)?;
         inner.records.apply_batch(current)?;
+        w.figures = figures;
         w.next_change = next_change;
         Ok(outcomes)
     }

@@ -1,10 +1,13 @@
 //! A small TCP proxy for fault tests: forwards connections from its own port on
-//! 127.0.0.1 to a target that can change (a restarted node), and cuts every open
-//! connection on demand.
+//! 127.0.0.1 to a target that can change (a restarted node), cuts every open connection
+//! on demand, and can slow the upward direction (client to target) to a byte rate.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -12,6 +15,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     target: Arc<Mutex<Option<SocketAddr>>>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Bytes per second from client to target; 0 for no limit.
+    rate: Arc<AtomicU64>,
     accept: JoinHandle<()>,
 }
 
@@ -21,7 +26,8 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let target = Arc::new(Mutex::new(Some(target)));
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (t, c) = (target.clone(), connections.clone());
+        let rate = Arc::new(AtomicU64::new(0));
+        let (t, c, r) = (target.clone(), connections.clone(), rate.clone());
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
@@ -31,10 +37,37 @@ impl Proxy {
                     drop(inbound);
                     continue;
                 };
+                let rate = r.clone();
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
+                    let Ok(outbound) = TcpStream::connect(to).await else {
+                        return;
+                    };
+                    let (mut from_client, mut to_client) = inbound.split();
+                    let (mut from_target, mut to_target) = outbound.into_split();
+                    let up = async {
+                        let mut buf = vec![0u8; 4096];
+                        loop {
+                            let n = match from_client.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let limit = rate.load(Ordering::Relaxed);
+                            if limit > 0 {
+                                tokio::time::sleep(Duration::from_secs_f64(
+                                    n as f64 / limit as f64,
+                                ))
+                                .await;
+                            }
+                            if to_target.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to_target.shutdown().await;
+                    };
+                    let down = async {
+                        let _ = tokio::io::copy(&mut from_target, &mut to_client).await;
+                    };
+                    tokio::join!(up, down);
                 });
                 c.lock().unwrap().push(task);
             }
@@ -43,6 +76,7 @@ impl Proxy {
             addr,
             target,
             connections,
+            rate,
             accept,
         }
     }
@@ -54,6 +88,11 @@ impl Proxy {
     /// Where new connections go; `None` refuses them (the parent looks down).
     pub fn set_target(&self, target: Option<SocketAddr>) {
         *self.target.lock().unwrap() = target;
+    }
+
+    /// Limits client-to-target bytes per second (0: no limit), on open connections too.
+    pub fn throttle(&self, bytes_per_sec: u64) {
+        self.rate.store(bytes_per_sec, Ordering::Relaxed);
     }
 
     /// Drops every open connection mid-stream.

@@ -1,0 +1,171 @@
+//! The Census service: this node's figures and its children's collection ratios, and the
+//! registered providers' monthly submissions (operators of the node).
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use tonic::{Code, Request, Response, Status};
+
+use super::{PlatformReport, deadline, duty_state, own_report};
+use crate::config::Config;
+use crate::exchange::status::{Refusal, store_status};
+use crate::pb;
+use crate::policy::authz::Rpc;
+use crate::server::Gate;
+use crate::store::Store;
+use crate::usage::{self, Action, UsageEntry};
+
+#[derive(Clone)]
+pub struct CensusService {
+    config: Arc<Config>,
+    store: Store,
+    gate: Gate,
+}
+
+impl CensusService {
+    pub fn new(config: Arc<Config>, store: Store, gate: Gate) -> Self {
+        CensusService {
+            config,
+            store,
+            gate,
+        }
+    }
+
+    fn children(&self) -> Vec<crate::region::RegionCode> {
+        self.config.children.iter().map(|c| c.region).collect()
+    }
+}
+
+fn bad(field: &str, message: &str) -> Refusal {
+    Refusal {
+        code: Code::InvalidArgument,
+        field: field.into(),
+        rule: "R-FED-2".into(),
+        message: message.into(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::census_server::Census for CensusService {
+    async fn census(
+        &self,
+        request: Request<pb::CensusRequest>,
+    ) -> Result<Response<pb::CensusReport>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Census, Action::Status)
+            .await?;
+        let as_of = request.into_inner().as_of;
+        let store = self.store.clone();
+        let day = if as_of.trim().is_empty() {
+            None
+        } else {
+            match NaiveDate::parse_from_str(as_of.trim(), "%Y-%m-%d") {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    let r = bad("as_of", "must be a date YYYY-MM-DD");
+                    return Err(self
+                        .gate
+                        .refuse(Some(&caller), "Census", Action::Status, r)
+                        .await);
+                }
+            }
+        };
+        let (region, name, children) = (
+            self.config.region,
+            self.config.name.clone(),
+            self.children(),
+        );
+        let report = tokio::task::spawn_blocking(move || {
+            let figures = match day {
+                Some(d) => store.figures_as_of(d)?,
+                None => store.figures()?,
+            };
+            let mut platform = own_report(&store, &region, &name, &children)?;
+            if day.is_some() {
+                // The children's reports are the latest, not as of that day.
+                platform.total = figures.total;
+                platform.natural = figures.natural;
+                platform.legal = figures.legal;
+                for (child, held) in &mut platform.children {
+                    *held = figures.via_child.get(&child.region).copied().unwrap_or(0);
+                }
+            }
+            Ok::<_, crate::store::StoreError>((platform, figures))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("census task failed: {e}")))?
+        .map_err(|e| store_status(&e))?;
+        let (platform, figures): (PlatformReport, _) = report;
+        let mut e = UsageEntry::new(caller.uri(), Action::Status, "Census", usage::now_ms());
+        e.detail = format!("census read: {} records", platform.total);
+        self.store
+            .append_usage(vec![e])
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(pb::CensusReport {
+            platform: Some(platform.to_wire()),
+            by_category: figures.by_category.into_iter().collect(),
+            by_provider: figures.by_provider.into_iter().collect(),
+            as_of: day.map(|d| d.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn monthly(
+        &self,
+        request: Request<pb::MonthlyRequest>,
+    ) -> Result<Response<pb::MonthlyReport>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Census, Action::Status)
+            .await?;
+        let period = request.into_inner().period.trim().to_string();
+        let Some(due) = deadline(&period).filter(|_| period.len() == 7) else {
+            let r = Refusal {
+                rule: "R-DATA-5".into(),
+                ..bad("period", "must be a reporting period YYYY-MM")
+            };
+            return Err(self
+                .gate
+                .refuse(Some(&caller), "Monthly", Action::Status, r)
+                .await);
+        };
+        let today = chrono::Local::now().date_naive();
+        let mut providers = Vec::with_capacity(self.config.providers.len());
+        for p in &self.config.providers {
+            let m = self
+                .store
+                .monthly(&p.id, &period)
+                .map_err(|e| store_status(&e))?;
+            providers.push(pb::ProviderDuty {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                uscc: p.uscc.clone().unwrap_or_default(),
+                categories: p.categories.clone(),
+                records: m.records,
+                first_ms: m.first_ms,
+                last_ms: m.last_ms,
+                state: duty_state(&m, due, today).to_string(),
+                contacts: p
+                    .contacts
+                    .iter()
+                    .map(|c| pb::Contact {
+                        role: c.role.to_string(),
+                        name: c.name.clone(),
+                        title: c.title.clone(),
+                        mobile: c.mobile.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        let mut e = UsageEntry::new(caller.uri(), Action::Status, "Monthly", usage::now_ms());
+        e.detail = format!("monthly report for {period}");
+        self.store
+            .append_usage(vec![e])
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(pb::MonthlyReport {
+            period,
+            deadline: due.to_string(),
+            providers,
+        }))
+    }
+}

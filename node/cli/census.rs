@@ -1,0 +1,294 @@
+//! `census` and `report monthly`: the NDRC census table and the providers' monthly duty.
+
+use std::io::Write;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::client::{Target, status_error};
+use super::{CliError, Exit, TargetArgs};
+use crate::census::{flag, in_10k, ratio};
+use crate::pb;
+
+#[derive(Args, Debug)]
+pub struct CensusArgs {
+    /// One JSON object: region, total, natural, legal, children (region, stock, held, ratio) ...
+    #[arg(long, conflicts_with_all = ["csv", "tree"])]
+    pub json: bool,
+    /// The census table as CSV (this node and its children).
+    #[arg(long, conflicts_with = "tree")]
+    pub csv: bool,
+    /// The federation below this node as the NDRC census table, with the ratio column.
+    #[arg(long)]
+    pub tree: bool,
+    /// The figures at the end of this day (YYYY-MM-DD) instead of now.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Each registered provider's submissions for a period: records, first and last
+    /// submission, on time (by the 23rd of the following month) / late / missing, and
+    /// the contacts of the late and missing (R-DATA-5, R-DATA-6).
+    Monthly {
+        /// YYYY-MM.
+        #[arg(long)]
+        period: String,
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+fn target(t: &TargetArgs) -> Target {
+    Target {
+        endpoint: t.endpoint.clone(),
+        identity: t.identity.clone(),
+    }
+}
+
+fn ratio_text(r: Option<f64>) -> String {
+    r.map_or_else(|| "-".into(), |r| format!("{:.1}%", r * 100.0))
+}
+
+/// Rows of the census table: (depth, platform, held by its parent when it is a child).
+fn rows<'a>(
+    p: &'a pb::PlatformFigures,
+    held: Option<u64>,
+    depth: usize,
+    out: &mut Vec<(usize, &'a pb::PlatformFigures, Option<u64>)>,
+) {
+    out.push((depth, p, held));
+    for c in &p.children {
+        if let Some(child) = &c.platform {
+            rows(child, Some(c.held), depth + 1, out);
+        }
+    }
+}
+
+pub async fn census(args: CensusArgs) -> Result<Exit, CliError> {
+    let report = pb::census_client::CensusClient::new(target(&args.target).connect().await?)
+        .census(pb::CensusRequest {
+            as_of: args.as_of.clone().unwrap_or_default(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let p = report.platform.clone().unwrap_or_default();
+    let (held, stock): (u64, u64) = p.children.iter().fold((0, 0), |(h, s), c| {
+        (h + c.held, s + c.platform.as_ref().map_or(0, |p| p.total))
+    });
+    let regional = ratio(held, stock);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let children: Vec<_> = p
+            .children
+            .iter()
+            .map(|c| {
+                let cp = c.platform.clone().unwrap_or_default();
+                let r = ratio(c.held, cp.total);
+                json!({
+                    "region": cp.region,
+                    "name": cp.name,
+                    "stock": cp.total,
+                    "natural": cp.natural,
+                    "legal": cp.legal,
+                    "held": c.held,
+                    "ratio": r,
+                    "flag": flag(r),
+                    "reported_at_ms": cp.at_ms,
+                })
+            })
+            .collect();
+        let value = json!({
+            "region": p.region,
+            "name": p.name,
+            "as_of": if report.as_of.is_empty() { serde_json::Value::Null } else { report.as_of.clone().into() },
+            "total": p.total,
+            "total_10k": in_10k(p.total),
+            "natural": p.natural,
+            "natural_10k": in_10k(p.natural),
+            "legal": p.legal,
+            "legal_10k": in_10k(p.legal),
+            "by_category": report.by_category,
+            "by_provider": report.by_provider,
+            "children": children,
+            "ratio": regional,
+            "flag": flag(regional),
+        });
+        writeln!(out, "{value}")?;
+        return Ok(Exit::Ok);
+    }
+    let mut table = Vec::new();
+    rows(&p, None, 0, &mut table);
+    if !args.tree {
+        table.retain(|(depth, _, _)| *depth <= 1);
+    }
+    if args.csv {
+        writeln!(
+            out,
+            "序号,区划代码,平台名称,数据总量,自然人数据总量,法人和其他组织数据总量,上级归集量,归集率"
+        )?;
+        for (i, (_, row, held)) in table.iter().enumerate() {
+            writeln!(
+                out,
+                "{},{},{},{},{},{},{},{}",
+                i + 1,
+                row.region,
+                row.name.replace(',', " "),
+                row.total,
+                row.natural,
+                row.legal,
+                held.map_or(String::new(), |h| h.to_string()),
+                held.map_or(String::new(), |h| ratio_text(ratio(h, row.total)))
+            )?;
+        }
+        return Ok(Exit::Ok);
+    }
+    writeln!(
+        out,
+        "Census of {} {}{}",
+        p.region,
+        p.name,
+        if report.as_of.is_empty() {
+            String::from(", now")
+        } else {
+            format!(", at the end of {}", report.as_of)
+        }
+    )?;
+    writeln!(
+        out,
+        "{:<4} {:<34} {:>12} {:>12} {:>14} {:>8}",
+        "序号", "平台名称", "数据总量(万条)", "自然人(万条)", "法人和其他组织(万条)", "归集率"
+    )?;
+    for (i, (depth, row, held)) in table.iter().enumerate() {
+        let r = held.and_then(|h| ratio(h, row.total));
+        let name = format!("{}{} {}", "  ".repeat(*depth), row.region, row.name);
+        writeln!(
+            out,
+            "{:<4} {:<36} {:>12} {:>12} {:>14} {:>8}  {}",
+            i + 1,
+            name,
+            in_10k(row.total),
+            in_10k(row.natural),
+            in_10k(row.legal),
+            if held.is_some() {
+                ratio_text(r)
+            } else {
+                String::new()
+            },
+            if held.is_some() { flag(r) } else { "" }
+        )?;
+    }
+    writeln!(
+        out,
+        "records: {} ({} natural, {} legal); children's stock {stock}, held here {held}: {} ({})",
+        p.total,
+        p.natural,
+        p.legal,
+        ratio_text(regional),
+        flag(regional)
+    )?;
+    if !args.tree {
+        for (category, n) in &report.by_category {
+            writeln!(out, "  {category:<24} {n}")?;
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn ms_text(ms: i64) -> String {
+    if ms == 0 {
+        return String::new();
+    }
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn report(command: ReportCommand) -> Result<Exit, CliError> {
+    let ReportCommand::Monthly {
+        period,
+        csv,
+        target: t,
+    } = command;
+    let r = pb::census_client::CensusClient::new(target(&t).connect().await?)
+        .monthly(pb::MonthlyRequest { period })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut out = std::io::stdout().lock();
+    let contacts = |p: &pb::ProviderDuty| {
+        p.contacts
+            .iter()
+            .map(|c| format!("{} {} {} {}", c.role, c.name, c.title, c.mobile))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    if csv {
+        writeln!(out, "provider,name,uscc,records,first,last,state,contacts")?;
+        for p in &r.providers {
+            writeln!(
+                out,
+                "{},{},{},{},{},{},{},{}",
+                p.id,
+                p.name.replace(',', " "),
+                p.uscc,
+                p.records,
+                ms_text(p.first_ms),
+                ms_text(p.last_ms),
+                p.state,
+                contacts(p).replace(',', " ")
+            )?;
+        }
+        return Ok(Exit::Ok);
+    }
+    writeln!(
+        out,
+        "Monthly reporting for {} (due by {}):",
+        r.period, r.deadline
+    )?;
+    for p in &r.providers {
+        writeln!(
+            out,
+            "  {:<9} {:<24} {:>6} records  first {:<16} last {:<16} {}",
+            p.state,
+            p.id,
+            p.records,
+            ms_text(p.first_ms),
+            ms_text(p.last_ms),
+            p.name
+        )?;
+        if matches!(p.state.as_str(), "late" | "missing") {
+            let c = contacts(p);
+            writeln!(
+                out,
+                "            contacts: {}",
+                if c.is_empty() {
+                    "none registered".to_string()
+                } else {
+                    c
+                }
+            )?;
+        }
+    }
+    let count = |s: &str| r.providers.iter().filter(|p| p.state == s).count();
+    writeln!(
+        out,
+        "{} providers: {} on time, {} late, {} missing, {} not yet due",
+        r.providers.len(),
+        count("on_time"),
+        count("late"),
+        count("missing"),
+        count("due")
+    )?;
+    Ok(Exit::Ok)
+}

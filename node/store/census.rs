@@ -1,0 +1,256 @@
+//! The census figures (R-FED-2..4) and providers' monthly submissions (R-DATA-5), kept
+//! incrementally: every write adjusts them in the same atomic records-tree batch as the
+//! records it changes, so they never drift from the data, and `recount` recomputes them
+//! from the records alone for a spot check.
+//!
+//! Keys in the records tree: `n` -> `Figures`; `m` provider \0 period -> `Monthly`;
+//! `d` YYYY-MM-DD -> the `Figures` as they stood at the end of that day (written on the
+//! first write of a later day); `l` -> the day of the last write.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::codec::{decode, encode};
+use super::{RECORD_PREFIX, Store, StoreError};
+use crate::record::{Record, Status, SubjectKind};
+
+pub(super) const FIGURES_KEY: &[u8] = b"n";
+const MONTHLY_PREFIX: u8 = b'm';
+const DAY_PREFIX: u8 = b'd';
+const LAST_DAY_KEY: &[u8] = b"l";
+
+/// What a node holds: every record not deleted, counted once however it arrived.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Figures {
+    pub total: u64,
+    /// About natural persons (自然人).
+    pub natural: u64,
+    /// About legal persons and other organisations (法人和其他组织).
+    pub legal: u64,
+    pub by_category: BTreeMap<String, u64>,
+    /// By `origin/provider`: a provider id is unique only at its own node.
+    pub by_provider: BTreeMap<String, u64>,
+    /// Records that arrived through each child, by the child's region code.
+    pub via_child: BTreeMap<String, u64>,
+}
+
+/// One provider's submissions for one reporting period, at the node it reports to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Monthly {
+    /// Records whose current version is for the period.
+    pub records: u64,
+    /// When the first and the last version for the period were accepted (Unix ms).
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+fn counted(r: &Record) -> bool {
+    r.status != Status::Deleted
+}
+
+fn bump(map: &mut BTreeMap<String, u64>, key: String, up: bool) {
+    let n = map.entry(key.clone()).or_insert(0);
+    *n = if up { *n + 1 } else { n.saturating_sub(1) };
+    if *n == 0 {
+        map.remove(&key);
+    }
+}
+
+impl Figures {
+    /// Counts `r` in (`up`) or out.
+    pub(super) fn count(&mut self, r: &Record, up: bool) {
+        if !counted(r) {
+            return;
+        }
+        let step = |n: &mut u64| *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        step(&mut self.total);
+        match r.content.subject.kind {
+            SubjectKind::Natural => step(&mut self.natural),
+            SubjectKind::Legal => step(&mut self.legal),
+        }
+        bump(&mut self.by_category, r.content.category.clone(), up);
+        bump(
+            &mut self.by_provider,
+            format!("{}/{}", r.origin, r.content.provider_id),
+            up,
+        );
+        if r.path.len() >= 2 {
+            bump(
+                &mut self.via_child,
+                r.path[r.path.len() - 2].to_string(),
+                up,
+            );
+        }
+    }
+}
+
+pub(super) fn monthly_key(provider: &str, period: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(provider.len() + period.len() + 2);
+    key.push(MONTHLY_PREFIX);
+    key.extend_from_slice(provider.as_bytes());
+    key.push(0);
+    key.extend_from_slice(period.as_bytes());
+    key
+}
+
+fn day_key(day: NaiveDate) -> Vec<u8> {
+    let mut key = vec![DAY_PREFIX];
+    key.extend_from_slice(day.to_string().as_bytes());
+    key
+}
+
+/// A batch's changes to the monthly submissions, applied at its end.
+#[derive(Default)]
+pub(super) struct MonthlyDelta {
+    changes: BTreeMap<(String, String), (i64, i64)>,
+}
+
+impl MonthlyDelta {
+    /// A version of a record originated here counted in (`up`, accepted at `at_ms`) or
+    /// out (the version it replaces).
+    pub(super) fn count(&mut self, r: &Record, up: bool, at_ms: i64) {
+        if !counted(r) {
+            return;
+        }
+        let key = (r.content.provider_id.clone(), r.content.period.clone());
+        let e = self.changes.entry(key).or_insert((0, 0));
+        if up {
+            e.0 += 1;
+            e.1 = at_ms;
+        } else {
+            e.0 -= 1;
+        }
+    }
+
+    /// The inserts that apply these changes, read against the store as it is.
+    pub(super) fn write(self, store: &Store, batch: &mut sled::Batch) -> Result<(), StoreError> {
+        for ((provider, period), (delta, at_ms)) in self.changes {
+            let key = monthly_key(&provider, &period);
+            let mut m = match store.inner.records.get(&key)? {
+                Some(v) => decode::<Monthly>(&v, "monthly submissions")?,
+                None => Monthly::default(),
+            };
+            m.records = (m.records as i64 + delta).max(0) as u64;
+            // A version for the period was accepted (not only one moved away from it).
+            if at_ms > 0 {
+                if m.first_ms == 0 || at_ms < m.first_ms {
+                    m.first_ms = at_ms;
+                }
+                m.last_ms = m.last_ms.max(at_ms);
+            }
+            batch.insert(key, encode(&m)?);
+        }
+        Ok(())
+    }
+}
+
+/// The local calendar day of a Unix-ms time.
+fn day_of(ms: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&chrono::Local).date_naive())
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// The figures as they stand.
+    pub fn figures(&self) -> Result<Figures, StoreError> {
+        let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+        Ok(w.figures.clone())
+    }
+
+    /// The figures at the end of `day` (local time): from the snapshot the first write of
+    /// a later day kept, or the current figures when nothing was written since.
+    pub fn figures_as_of(&self, day: NaiveDate) -> Result<Figures, StoreError> {
+        let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+        let last = match self.inner.records.get(LAST_DAY_KEY)? {
+            Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
+            None => None,
+        };
+        if last.is_none_or(|l| day >= l) {
+            return Ok(w.figures.clone());
+        }
+        let upto = day_key(day);
+        match self
+            .inner
+            .records
+            .range(vec![DAY_PREFIX]..=upto)
+            .next_back()
+            .transpose()?
+        {
+            Some((_, v)) => decode(&v, "census snapshot"),
+            None => Ok(Figures::default()),
+        }
+    }
+
+    /// One provider's submissions for one period (`provider` as in its certificate).
+    pub fn monthly(&self, provider: &str, period: &str) -> Result<Monthly, StoreError> {
+        match self.inner.records.get(monthly_key(provider, period))? {
+            Some(v) => decode(&v, "monthly submissions"),
+            None => Ok(Monthly::default()),
+        }
+    }
+
+    /// The figures recomputed from the records alone (a full scan): what the kept
+    /// figures must equal.
+    pub fn recount(&self) -> Result<Figures, StoreError> {
+        let mut f = Figures::default();
+        for item in self.inner.records.scan_prefix([RECORD_PREFIX]) {
+            let (_, v) = item?;
+            f.count(&decode::<Record>(&v, "record")?, true);
+        }
+        Ok(f)
+    }
+
+    /// Before a write at `now_ms`: on the first write of a new day, keeps the figures as
+    /// they stood at the end of the last day written (in `batch`, so atomically).
+    pub(super) fn snapshot_day(
+        &self,
+        figures: &Figures,
+        now_ms: i64,
+        batch: &mut sled::Batch,
+    ) -> Result<(), StoreError> {
+        let today = day_of(now_ms);
+        let last = match self.inner.records.get(LAST_DAY_KEY)? {
+            Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
+            None => None,
+        };
+        if last == Some(today) {
+            return Ok(());
+        }
+        if let Some(last) = last
+            && last < today
+        {
+            batch.insert(day_key(last), encode(figures)?);
+        }
+        batch.insert(LAST_DAY_KEY, today.to_string().as_bytes());
+        Ok(())
+    }
+}
+
+const CHILD_REPORT_PREFIX: u8 = b'f';
+
+impl Store {
+    /// Keeps a child's latest census report (not part of the changelog: the next batch
+    /// brings a newer one, so it needs no sync of its own).
+    pub fn set_child_report(
+        &self,
+        child: &crate::region::RegionCode,
+        report: &crate::census::PlatformReport,
+    ) -> Result<(), StoreError> {
+        let mut key = vec![CHILD_REPORT_PREFIX];
+        key.extend_from_slice(child.as_str().as_bytes());
+        self.inner.records.insert(key, encode(report)?)?;
+        Ok(())
+    }
+
+    /// The children's latest census reports.
+    pub fn child_reports(&self) -> Result<Vec<crate::census::PlatformReport>, StoreError> {
+        self.inner
+            .records
+            .scan_prefix([CHILD_REPORT_PREFIX])
+            .map(|item| decode(&item?.1, "child census report"))
+            .collect()
+    }
+}
