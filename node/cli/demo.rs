@@ -212,6 +212,31 @@ pub async fn run(dir: Option<PathBuf>, exit: bool) -> Result<Exit, CliError> {
 
     let consent = consent_walkthrough(&net, &county, &province).await?;
 
+    // The census table from the top (R-FED-2..4), and Lingyuan's monthly duty (R-DATA-5).
+    println!("Census at Liaoning (the NDRC table, with each level's collection ratio):");
+    super::census::census(super::census::CensusArgs {
+        json: false,
+        csv: false,
+        tree: true,
+        as_of: None,
+        target: super::TargetArgs {
+            endpoint: province.endpoint(),
+            identity: ops_province.clone(),
+        },
+    })
+    .await?;
+    println!();
+    super::census::report(super::census::ReportCommand::Monthly {
+        period: period.clone(),
+        csv: false,
+        target: super::TargetArgs {
+            endpoint: county.endpoint(),
+            identity: ops_county.clone(),
+        },
+    })
+    .await?;
+    println!();
+
     println!("Try it (paste into another shell while the demo runs):");
     println!(
         "  export CREDIT_NODE_ENDPOINT={} CREDIT_NODE_IDENTITY={}",
@@ -255,6 +280,16 @@ pub async fn run(dir: Option<PathBuf>, exit: bool) -> Result<Exit, CliError> {
             ops_county.display()
         );
     }
+    println!(
+        "  cargo run --release -- census --tree --endpoint {} --identity {}",
+        province.endpoint(),
+        ops_province.display()
+    );
+    println!(
+        "  cargo run --release -- report monthly --period {period} --endpoint {} --identity {}",
+        county.endpoint(),
+        ops_county.display()
+    );
     println!(
         "  cargo run --release -- pki revoke --ca {} {}/cert.pem",
         net.ca_dir().display(),

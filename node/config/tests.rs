@@ -155,3 +155,29 @@ fn topology_keys() {
     let twice = format!("{city}\n[[children]]\nregion = \"211382\"\n");
     assert_eq!(refused(&twice).key, "children[1].region");
 }
+
+#[test]
+fn provider_contacts_and_the_audit_interval() {
+    let dir = folder();
+    let with = GOOD.replace(
+        "categories = [\"tax\"]",
+        "categories = [\"tax\"]\ngovernment = true\nleader = { name = \"王局长\", title = \"局长\", mobile = \"13900000001\" }\nliaison = { name = \"李联络\", mobile = \"13900000002\" }",
+    ) + "\n[audit]\ncheckpoint_secs = 30\n";
+    let c = Config::from_toml(&with, dir.path()).unwrap();
+    let p = c.provider("lingyuan-tax").unwrap();
+    assert!(p.government);
+    assert_eq!(
+        p.contacts.iter().map(|c| c.role).collect::<Vec<_>>(),
+        ["leader", "liaison"]
+    );
+    assert_eq!(p.contacts[1].mobile, "13900000002");
+    assert_eq!(c.checkpoint_every, Duration::from_secs(30));
+    assert_eq!(
+        refused(&with.replace("13900000002", "1390000")).key,
+        "providers[0].liaison.mobile"
+    );
+    assert_eq!(
+        refused(&with.replace("checkpoint_secs = 30", "checkpoint_secs = 0")).key,
+        "audit.checkpoint_secs"
+    );
+}
