@@ -153,13 +153,6 @@ pub enum AuditCommand {
     },
 }
 
-fn target(t: &TargetArgs) -> Target {
-    Target {
-        endpoint: t.endpoint.clone(),
-        identity: t.identity.clone(),
-    }
-}
-
 fn ms_text(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| {
@@ -204,7 +197,7 @@ async fn consents(
     t: &TargetArgs,
 ) -> Result<pb::consents_client::ConsentsClient<Channel>, CliError> {
     Ok(pb::consents_client::ConsentsClient::new(
-        target(t).connect().await?,
+        t.target().connect().await?,
     ))
 }
 
@@ -295,7 +288,7 @@ pub async fn query(args: QueryArgs) -> Result<Exit, CliError> {
         BasisArg::StatutoryDuty => pb::LegalBasis::StatutoryDuty,
         BasisArg::Public => pb::LegalBasis::Public,
     };
-    let mut client = pb::query_client::QueryClient::new(target(&args.target).connect().await?)
+    let mut client = pb::query_client::QueryClient::new(args.target.target().connect().await?)
         .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
     let r = client
         .query(pb::QueryRequest {
@@ -380,7 +373,7 @@ pub async fn audit(command: AuditCommand) -> Result<Exit, CliError> {
             scope,
             target: t,
         } => {
-            let r = pb::audit_client::AuditClient::new(target(&t).connect().await?)
+            let r = pb::audit_client::AuditClient::new(t.target().connect().await?)
                 .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
                 .history(pb::HistoryRequest {
                     subject_id,

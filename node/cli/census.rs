@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::client::{Target, status_error};
+use super::client::status_error;
 use super::{CliError, Exit, TargetArgs};
 use crate::census::{flag, in_10k, ratio};
 use crate::pb;
@@ -44,13 +44,6 @@ pub enum ReportCommand {
     },
 }
 
-fn target(t: &TargetArgs) -> Target {
-    Target {
-        endpoint: t.endpoint.clone(),
-        identity: t.identity.clone(),
-    }
-}
-
 fn ratio_text(r: Option<f64>) -> String {
     r.map_or_else(|| "-".into(), |r| format!("{:.1}%", r * 100.0))
 }
@@ -71,7 +64,7 @@ fn rows<'a>(
 }
 
 pub async fn census(args: CensusArgs) -> Result<Exit, CliError> {
-    let report = pb::census_client::CensusClient::new(target(&args.target).connect().await?)
+    let report = pb::census_client::CensusClient::new(args.target.target().connect().await?)
         .census(pb::CensusRequest {
             as_of: args.as_of.clone().unwrap_or_default(),
         })
@@ -220,7 +213,7 @@ pub async fn report(command: ReportCommand) -> Result<Exit, CliError> {
         csv,
         target: t,
     } = command;
-    let r = pb::census_client::CensusClient::new(target(&t).connect().await?)
+    let r = pb::census_client::CensusClient::new(t.target().connect().await?)
         .monthly(pb::MonthlyRequest { period })
         .await
         .map_err(status_error)?

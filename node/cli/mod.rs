@@ -212,7 +212,7 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn target(&self) -> client::Target {
+    pub(crate) fn target(&self) -> client::Target {
         client::Target {
             endpoint: self.endpoint.clone(),
             identity: self.identity.clone(),
