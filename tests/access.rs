@@ -490,6 +490,10 @@ async fn a_public_query_masks_identifiers_and_withholds_non_public_records() {
     assert_eq!(answer.withheld as usize, power);
     for r in &answer.records {
         let s = r.subject.as_ref().unwrap();
+        assert!(
+            r.content_hash.is_empty(),
+            "the hash of the unmasked content is withheld"
+        );
         assert_ne!(s.id, subject);
         assert!(s.id.contains('*'), "{}", s.id);
         assert!(
@@ -615,4 +619,67 @@ async fn a_withdrawal_recorded_above_reaches_the_recording_node_by_notice() {
         })
         .await
     );
+}
+
+#[tokio::test]
+async fn a_caller_cannot_bring_its_own_copy_of_a_consent_or_read_another_window() {
+    let fed = Fed::start().await;
+    let (subject, _) = seed_records(&fed).await;
+    let county = fed.county();
+    // A consent validly signed by Lingyuan but held nowhere: only a forwarding child
+    // may carry a copy, so an agency's copy is not looked at.
+    let today = chrono::Local::now().date_naive();
+    let terms = Terms {
+        id: uuid::Uuid::now_v7(),
+        subject_id: subject.clone(),
+        grantee: BANK.into(),
+        purpose: Purpose::Lending,
+        purpose_text: String::new(),
+        categories: vec!["power".into()],
+        valid_from: today,
+        valid_until: today + Days::new(10),
+        evidence: "SQ-COPY".into(),
+        recorded_by: "credit://operator/211382/window-1".into(),
+        recorded_at_ms: credit_node::usage::now_ms(),
+        node: RegionCode::parse(LINGYUAN).unwrap(),
+    };
+    let copy = Consent::sign(terms, &county.node.signer).unwrap();
+    let mut q = on_consent(&subject, &copy.terms.id.to_string(), "lending", &[]);
+    q.consent = Some(credit_node::consent::wire::consent_to_wire(&copy, today));
+    let mut bank = agency(&fed.net, county, LINGYUAN, "lingyuan-bank").await;
+    let s = bank.query(q).await.unwrap_err();
+    assert_refused(county, &s, Code::FailedPrecondition, "consent_id");
+
+    // An operator of another region is not this node's service window (R-REL-3).
+    let mut other = pb::query_client::QueryClient::new(
+        channel(&fed.net, county, Role::Operator, CHAOYANG, "window-9").await,
+    );
+    let s = other
+        .query(pb::QueryRequest {
+            subject_id: subject.clone(),
+            purpose: "other".into(),
+            basis: pb::LegalBasis::Self_ as i32,
+            legal_reference: "ID card checked".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::PermissionDenied);
+    assert!(s.message().contains("R-REL-3"), "{s:?}");
+    // This node's window may.
+    let mut own = pb::query_client::QueryClient::new(
+        channel(&fed.net, county, Role::Operator, LINGYUAN, "window-1").await,
+    );
+    let answer = own
+        .query(pb::QueryRequest {
+            subject_id: subject.clone(),
+            purpose: "other".into(),
+            basis: pb::LegalBasis::Self_ as i32,
+            legal_reference: "ID card checked".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.records.is_empty() && !answer.masked);
 }

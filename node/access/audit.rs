@@ -243,6 +243,10 @@ impl pb::audit_server::Audit for AccessService {
             .await
             .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
             .map_err(|e| store_status(&e))?;
+        let mut entry = entry;
+        entry.count = list.len() as u64;
+        entry.detail = format!("checkpoints of {node} read: {}", list.len());
+        self.log(vec![entry]).await?;
         Ok(Response::new(pb::CheckpointList {
             checkpoints: list.iter().map(checkpoint_to_wire).collect(),
         }))

@@ -281,13 +281,18 @@ impl pb::consents_server::Consents for AccessService {
             )
             .map_err(|e| Status::internal(format!("cannot sign the withdrawal: {e}")))?;
         e.detail = format!("consent withdrawn: {reason}");
+        let refused_entry = e.clone();
         match self.write_consent(consent.clone(), e).await? {
             ReplicaOutcome::Applied => {}
             // Withdrawn meanwhile by a concurrent call: the first one stands.
             _ => {
-                return Err(Status::failed_precondition(
-                    "id: already withdrawn (R-REL-4)",
-                ));
+                let r = refusal(
+                    Code::FailedPrecondition,
+                    "id",
+                    "R-REL-4",
+                    "already withdrawn by a concurrent call",
+                );
+                return Err(self.refuse(refused_entry, r).await);
             }
         }
         // A consent recorded below: its node and the nodes between learn of the

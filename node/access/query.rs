@@ -56,7 +56,13 @@ impl AccessService {
     fn query_entry(caller: &CallerId, req: &pb::QueryRequest) -> UsageEntry {
         let mut e = UsageEntry::new(caller.uri(), Action::Query, "Query", usage::now_ms());
         e.on_behalf_of = (!req.on_behalf_of.is_empty()).then(|| req.on_behalf_of.clone());
-        e.subject = Some(crate::policy::identifier::normalise_id(&req.subject_id));
+        // Only an identifier's shape goes into the permanent log and its subject index; a
+        // refused id of any other shape is in the refusal's message alone.
+        let subject = crate::policy::identifier::normalise_id(&req.subject_id);
+        e.subject = (!subject.is_empty()
+            && subject.len() <= 64
+            && subject.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then_some(subject);
         e.purpose = (!req.purpose.is_empty()).then(|| req.purpose.clone());
         e.legal_basis = basis_of(req.basis).map(|b| b.as_str().to_string());
         e.consent_id = (!req.consent_id.is_empty()).then(|| req.consent_id.clone());
@@ -165,7 +171,14 @@ impl AccessService {
                 consent = Some(consent_id(&req.consent_id)?);
             }
             Basis::OwnRecord => {
-                if requester.role != Role::Operator {
+                // The window's operator belongs to this node, or to a node below that
+                // forwarded the query.
+                let own_window = if caller.role == Role::Node {
+                    caller.region == requester.region || caller.region.contains(&requester.region)
+                } else {
+                    requester.region == self.config.region
+                };
+                if requester.role != Role::Operator || !own_window {
                     return Err(refusal(
                         Code::PermissionDenied,
                         "basis",
@@ -340,7 +353,18 @@ impl AccessService {
         Ok(pb::QueryResult {
             answered_by: self.config.region.to_string(),
             as_of_ms: usage::now_ms(),
-            records: records.iter().map(record_to_wire).collect(),
+            records: records
+                .iter()
+                .map(|r| {
+                    let mut wire = record_to_wire(r);
+                    // The hash covers the unmasked content: with the subject id the
+                    // caller already has, it would let the masked name be guessed.
+                    if masked {
+                        wire.content_hash.clear();
+                    }
+                    wire
+                })
+                .collect(),
             masked,
             withheld,
             path: vec![self.config.region.to_string()],
@@ -365,11 +389,17 @@ impl AccessService {
             .unwrap_or_default();
         req.on_behalf_of = asked.requester.uri();
         req.subject_id = asked.subject.clone();
-        if let (Some(id), None) = (asked.consent_id, &req.consent) {
-            let store = self.store.clone();
-            if let Ok(Ok(Some(c))) = tokio::task::spawn_blocking(move || store.consent(&id)).await {
-                req.consent = Some(consent_to_wire(&c, today()));
-            }
+        // Carry this node's copy, or the child's if that one is withdrawn and this is not
+        // (a withdrawal is never undone), so the node that answers sees the latest state.
+        if let Some(id) = asked.consent_id {
+            let carried = req.consent.take().and_then(|c| consent_from_wire(c).ok());
+            let local = self.store.consent(&id).map_err(|e| store_status(&e))?;
+            let chosen = match (local, carried) {
+                (Some(l), Some(c)) if l.is_superseded_by(&c) && c.terms == l.terms => Some(c),
+                (Some(l), _) => Some(l),
+                (None, c) => c,
+            };
+            req.consent = chosen.map(|c| consent_to_wire(&c, today()));
         }
         let mut client = pb::query_client::QueryClient::new(channel);
         let answer =
@@ -429,7 +459,9 @@ impl pb::query_server::Query for AccessService {
             Ok(a) => a,
             Err(r) => return Err(self.refuse(entry, r).await),
         };
-        let carried = req.consent.take();
+        // Only a configured child forwarding a query may carry a consent: an agency could
+        // otherwise bring a copy from before its withdrawal.
+        let carried = req.consent.take().filter(|_| caller.role == Role::Node);
         let result = if asked.federation && self.parent.is_some() {
             req.consent = carried;
             self.forward(entry, &asked, req).await?

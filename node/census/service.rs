@@ -31,6 +31,15 @@ impl CensusService {
         }
     }
 
+    /// Appends the read's usage entry (a flush and an fdatasync: not on a runtime thread).
+    async fn log(&self, entry: UsageEntry) -> Result<(), Status> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.append_usage(vec![entry]))
+            .await
+            .map_err(|e| Status::internal(format!("census task failed: {e}")))?
+            .map_err(|e| store_status(&e))
+    }
+
     fn children(&self) -> Vec<crate::region::RegionCode> {
         self.config.children.iter().map(|c| c.region).collect()
     }
@@ -99,9 +108,7 @@ impl pb::census_server::Census for CensusService {
         let (platform, figures): (PlatformReport, _) = report;
         let mut e = UsageEntry::new(caller.uri(), Action::Status, "Census", usage::now_ms());
         e.detail = format!("census read: {} records", platform.total);
-        self.store
-            .append_usage(vec![e])
-            .map_err(|e| store_status(&e))?;
+        self.log(e).await?;
         Ok(Response::new(pb::CensusReport {
             platform: Some(platform.to_wire()),
             by_category: figures.by_category.into_iter().collect(),
@@ -159,9 +166,7 @@ impl pb::census_server::Census for CensusService {
         }
         let mut e = UsageEntry::new(caller.uri(), Action::Status, "Monthly", usage::now_ms());
         e.detail = format!("monthly report for {period}");
-        self.store
-            .append_usage(vec![e])
-            .map_err(|e| store_status(&e))?;
+        self.log(e).await?;
         Ok(Response::new(pb::MonthlyReport {
             period,
             deadline: due.to_string(),

@@ -275,7 +275,9 @@ impl Uplink {
                         notice.kind, notice.id, notice.from, notice.record_id
                     );
                     let new = store.receive_notice(&notice, vec![e])?;
-                    if new && notice.kind == super::NoticeKind::ConsentWithdrawal {
+                    // Also for a notice seen before: a crash may have come between
+                    // keeping it and withdrawing, and withdrawing twice changes nothing.
+                    if notice.kind == super::NoticeKind::ConsentWithdrawal {
                         withdraw_here(&store, &notice, local, signer.as_deref())?;
                     }
                     Ok((new, true))
@@ -284,6 +286,10 @@ impl Uplink {
                         "forwarded {:?} notice {} from {} towards {} via {hop}",
                         notice.kind, notice.id, notice.from, notice.target
                     );
+                    // A node on the way holds the consent too: withdraw it here at once.
+                    if notice.kind == super::NoticeKind::ConsentWithdrawal {
+                        withdraw_here(&store, &notice, local, signer.as_deref())?;
+                    }
                     store
                         .queue_notice(&hop, &notice, vec![e])
                         .map(|()| (true, true))
@@ -467,16 +473,21 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A node above withdrew a consent recorded here: withdraw it here too, signed by this
-/// node, so it is refused on this level as well (the changelog flows only upward). The
-/// withdrawal goes up again, where the consent is already withdrawn and stays so.
+/// A node above withdrew a consent recorded at or below this node: withdraw it here too,
+/// signed by this node, so it is refused on this level as well (the changelog flows only
+/// upward). Nodes on the way down do this as they pass the notice on; the withdrawal goes
+/// up again, where the consent is already withdrawn and stays so.
 fn withdraw_here(
     store: &Store,
     notice: &Notice,
     local: RegionCode,
     signer: Option<&crate::identity::signing::NodeSigner>,
 ) -> Result<(), crate::store::StoreError> {
-    let (Some(signer), Ok(id)) = (signer, uuid::Uuid::parse_str(&notice.record_id)) else {
+    let Ok(id) = uuid::Uuid::parse_str(&notice.record_id) else {
+        return Ok(());
+    };
+    let Some(signer) = signer else {
+        tracing::warn!(consent = %id, "no signer: a withdrawal reported from above is not applied here");
         return Ok(());
     };
     let Some(mut consent) = store.consent(&id)? else {

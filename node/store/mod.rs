@@ -404,11 +404,20 @@ impl Store {
             let mut batch = sled::Batch::default();
             if newer {
                 let mut w = inner.writer.lock().map_err(|_| StoreError::Lock)?;
+                let mut monthly = census::MonthlyDelta::default();
                 if let Some(c) = &current {
                     w.figures.count(c, false);
+                    if c.path.len() == 1 {
+                        monthly.count(c, false, record.reported_at_ms);
+                    }
                 }
                 w.figures.count(&record, true);
+                // Versions accepted here count toward their provider's monthly duty.
+                if record.path.len() == 1 {
+                    monthly.count(&record, true, record.reported_at_ms);
+                }
                 batch.insert(census::FIGURES_KEY, encode(&w.figures)?);
+                monthly.write(self, &mut batch)?;
                 // A record that came from below (its path is longer than its origin)
                 // is found by id through the replica index.
                 if record.path.len() > 1 {
@@ -607,7 +616,10 @@ impl Store {
         let mut seq = w.next_usage;
         let mut head = w.usage_head;
         for entry in entries {
-            if let Some(subject) = &entry.subject {
+            // The index takes identifiers only (a NUL would break its key's shape).
+            if let Some(subject) = &entry.subject
+                && subject.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
                 batch.insert(usage_index_key(subject, seq), &[]);
             }
             let chained = entry.chain(head);
@@ -641,8 +653,16 @@ impl Store {
         if *synced >= number {
             return Ok(());
         }
+        // A sync that failed before this one may have cost the kernel's dirty pages; a
+        // later sync could then succeed without them. Never acknowledge after one.
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            return Err(StoreError::Poisoned);
+        }
         let covers = self.inner.written.load(Ordering::SeqCst);
-        self.sync()?;
+        if let Err(e) = self.sync() {
+            self.inner.poisoned.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
         *synced = covers;
         Ok(())
     }

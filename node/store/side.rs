@@ -139,7 +139,8 @@ impl Store {
 
     /// Writes a consent (new or withdrawn) or a checkpoint made at this node, with
     /// `usage`, and returns after both are durable. A change that says nothing new
-    /// (`Unchanged`) or contradicts what is held (`Conflict`) writes only the usage.
+    /// (`Unchanged`) or contradicts what is held (`Conflict`) writes nothing at all: the
+    /// caller logs its refusal.
     pub fn append_local(
         &self,
         change: Change,
@@ -148,8 +149,8 @@ impl Store {
         self.write(|w| {
             let mut overlay = SideOverlay::default();
             let outcome = self.apply_side(&change, &mut overlay)?;
-            self.write_usage(w, usage)?;
             if outcome == ReplicaOutcome::Applied {
+                self.write_usage(w, usage)?;
                 let seq = w.next_change;
                 if seq > super::ids::MAX_SEQ {
                     return Err(StoreError::Engine(
@@ -229,7 +230,10 @@ impl Store {
         let mut out = Vec::new();
         for item in self.inner.usage.scan_prefix(&prefix).take(limit) {
             let (k, _) = item?;
-            let seq = super::seq_of(&k[prefix.len()..])?;
+            // Exactly a sequence after the prefix: anything else is another subject's key.
+            let Ok(seq) = super::seq_of(&k[prefix.len()..]) else {
+                continue;
+            };
             match self.inner.usage.get(seq.to_be_bytes())? {
                 Some(v) => out.push((seq, decode::<Chained>(&v, "usage entry")?)),
                 // An index entry without its entry: the entry was removed. `audit

@@ -553,3 +553,15 @@ fn census_figures_kept_incrementally_equal_a_full_recount() {
         store.figures().unwrap()
     );
 }
+
+#[test]
+fn a_subject_id_with_a_nul_is_not_indexed_and_breaks_no_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    pulls(&store, 2, "91211382MA0000000X");
+    pulls(&store, 1, "91211382MA0000000X\0evil");
+    pulls(&store, 1, "91211382MA0000000X");
+    let history = store.usage_of_subject("91211382MA0000000X", 100).unwrap();
+    assert_eq!(history.len(), 3);
+    assert!(store.verify_usage(&region(), &[], None).unwrap().ok());
+}
