@@ -161,24 +161,29 @@ fn assert_refused(node: &NodeHandle, status: &tonic::Status, code: Code, check: 
     }
 }
 
-/// A consent written straight into a node's store, signed by the node: for states the
-/// Grant RPC refuses to make (already expired) and for forgeries.
-fn stored_consent(node: &NodeHandle, subject: &str, edit: impl FnOnce(&mut Terms)) -> Consent {
-    let today = chrono::Local::now().date_naive();
-    let mut terms = Terms {
+/// Terms of a Lingyuan consent for the bank's lending over power records.
+fn bank_terms(subject: &str, from: chrono::NaiveDate, until: chrono::NaiveDate) -> Terms {
+    Terms {
         id: uuid::Uuid::now_v7(),
         subject_id: subject.into(),
         grantee: BANK.into(),
         purpose: Purpose::Lending,
         purpose_text: String::new(),
         categories: vec!["power".into()],
-        valid_from: today - Days::new(60),
-        valid_until: today - Days::new(1),
+        valid_from: from,
+        valid_until: until,
         evidence: "SQ-OLD".into(),
         recorded_by: "credit://operator/211382/window-1".into(),
         recorded_at_ms: credit_node::usage::now_ms(),
         node: RegionCode::parse(LINGYUAN).unwrap(),
-    };
+    }
+}
+
+/// A consent written straight into a node's store, signed by the node: for states the
+/// Grant RPC refuses to make (already expired) and for forgeries.
+fn stored_consent(node: &NodeHandle, subject: &str, edit: impl FnOnce(&mut Terms)) -> Consent {
+    let today = chrono::Local::now().date_naive();
+    let mut terms = bank_terms(subject, today - Days::new(60), today - Days::new(1));
     let consent = Consent::sign(terms.clone(), &node.node.signer).unwrap();
     edit(&mut terms);
     let consent = Consent { terms, ..consent };
@@ -629,20 +634,7 @@ async fn a_caller_cannot_bring_its_own_copy_of_a_consent_or_read_another_window(
     // A consent validly signed by Lingyuan but held nowhere: only a forwarding child
     // may carry a copy, so an agency's copy is not looked at.
     let today = chrono::Local::now().date_naive();
-    let terms = Terms {
-        id: uuid::Uuid::now_v7(),
-        subject_id: subject.clone(),
-        grantee: BANK.into(),
-        purpose: Purpose::Lending,
-        purpose_text: String::new(),
-        categories: vec!["power".into()],
-        valid_from: today,
-        valid_until: today + Days::new(10),
-        evidence: "SQ-COPY".into(),
-        recorded_by: "credit://operator/211382/window-1".into(),
-        recorded_at_ms: credit_node::usage::now_ms(),
-        node: RegionCode::parse(LINGYUAN).unwrap(),
-    };
+    let terms = bank_terms(&subject, today, today + Days::new(10));
     let copy = Consent::sign(terms, &county.node.signer).unwrap();
     let mut q = on_consent(&subject, &copy.terms.id.to_string(), "lending", &[]);
     q.consent = Some(credit_node::consent::wire::consent_to_wire(&copy, today));

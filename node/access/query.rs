@@ -59,10 +59,7 @@ impl AccessService {
         // Only an identifier's shape goes into the permanent log and its subject index; a
         // refused id of any other shape is in the refusal's message alone.
         let subject = crate::policy::identifier::normalise_id(&req.subject_id);
-        e.subject = (!subject.is_empty()
-            && subject.len() <= 64
-            && subject.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .then_some(subject);
+        e.subject = crate::policy::identifier::has_id_shape(&subject).then_some(subject);
         e.purpose = (!req.purpose.is_empty()).then(|| req.purpose.clone());
         e.legal_basis = basis_of(req.basis).map(|b| b.as_str().to_string());
         e.consent_id = (!req.consent_id.is_empty()).then(|| req.consent_id.clone());
@@ -263,16 +260,11 @@ impl AccessService {
         let failed = |check: &str, message: String| {
             refusal(Code::FailedPrecondition, check, "R-REL-4", message)
         };
-        let consent = match (local, carried) {
-            (Some(l), Some(c)) if l.is_superseded_by(&c) && c.terms == l.terms => c,
-            (Some(l), _) => l,
-            (None, Some(c)) => c,
-            (None, None) => {
-                return Err(failed(
-                    "consent_id",
-                    format!("unknown consent {id}: it is not held at this node"),
-                ));
-            }
+        let Some(consent) = Consent::latest(local, carried) else {
+            return Err(failed(
+                "consent_id",
+                format!("unknown consent {id}: it is not held at this node"),
+            ));
         };
         self.verify_cached(&consent)
             .map_err(|e| failed("signature", format!("consent {id}: {e}")))?;
@@ -394,12 +386,7 @@ impl AccessService {
         if let Some(id) = asked.consent_id {
             let carried = req.consent.take().and_then(|c| consent_from_wire(c).ok());
             let local = self.store.consent(&id).map_err(|e| store_status(&e))?;
-            let chosen = match (local, carried) {
-                (Some(l), Some(c)) if l.is_superseded_by(&c) && c.terms == l.terms => Some(c),
-                (Some(l), _) => Some(l),
-                (None, c) => c,
-            };
-            req.consent = chosen.map(|c| consent_to_wire(&c, today()));
+            req.consent = Consent::latest(local, carried).map(|c| consent_to_wire(&c, today()));
         }
         let mut client = pb::query_client::QueryClient::new(channel);
         let answer =

@@ -336,10 +336,7 @@ impl Config {
         let mut legacy_codes = Vec::with_capacity(raw.legacy_codes.len());
         for (i, code) in raw.legacy_codes.iter().enumerate() {
             let code = crate::policy::identifier::normalise_id(code);
-            if code.is_empty()
-                || code.len() > 64
-                || !code.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
+            if !crate::policy::identifier::has_id_shape(&code) {
                 return Err(err(
                     format!("legacy_codes[{i}]"),
                     format!("{code:?} must be 1-64 letters and digits"),

@@ -231,6 +231,17 @@ impl Consent {
     pub fn is_superseded_by(&self, other: &Consent) -> bool {
         self.withdrawal.is_none() && other.withdrawal.is_some()
     }
+
+    /// Of this node's copy and another node's, the one to go by: this node's, unless
+    /// the other is the same consent with a withdrawal this one lacks. Signatures are
+    /// checked by the caller.
+    pub fn latest(held: Option<Consent>, other: Option<Consent>) -> Option<Consent> {
+        match (held, other) {
+            (Some(h), Some(o)) if h.is_superseded_by(&o) && o.terms == h.terms => Some(o),
+            (Some(h), _) => Some(h),
+            (None, o) => o,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -262,7 +262,7 @@ fn loggable_subject(raw: &str) -> Option<String> {
     if id.is_empty() {
         return None;
     }
-    if id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if crate::policy::identifier::has_id_shape(&id) {
         return Some(id);
     }
     let prefix: String = id.chars().filter(|c| !c.is_control()).take(32).collect();
@@ -347,10 +347,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
             .admit(&request, Rpc::PullBySubject, Action::Pull)
             .await?;
         let subject = crate::policy::identifier::normalise_id(&request.get_ref().subject_id);
-        if subject.is_empty()
-            || subject.len() > 64
-            || !subject.bytes().all(|b| b.is_ascii_alphanumeric())
-        {
+        if !crate::policy::identifier::has_id_shape(&subject) {
             let refusal = Refusal {
                 code: Code::InvalidArgument,
                 field: "subject_id".into(),

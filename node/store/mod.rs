@@ -618,7 +618,7 @@ impl Store {
         for entry in entries {
             // The index takes identifiers only (a NUL would break its key's shape).
             if let Some(subject) = &entry.subject
-                && subject.bytes().all(|b| b.is_ascii_alphanumeric())
+                && crate::policy::identifier::has_id_shape(subject)
             {
                 batch.insert(usage_index_key(subject, seq), &[]);
             }
