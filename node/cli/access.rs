@@ -77,6 +77,7 @@ pub enum BasisArg {
     #[value(name = "self")]
     OwnRecord,
     /// A government provider's statutory duty (R-REL-5).
+    #[value(name = "statutory_duty")]
     StatutoryDuty,
     /// Public-class records only, identifiers masked (R-REL-2).
     Public,
