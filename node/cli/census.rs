@@ -153,29 +153,28 @@ pub async fn census(args: CensusArgs) -> Result<Exit, CliError> {
             format!(", at the end of {}", report.as_of)
         }
     )?;
-    writeln!(
-        out,
-        "{:<4} {:<34} {:>12} {:>12} {:>14} {:>8}",
-        "序号", "平台名称", "数据总量(万条)", "自然人(万条)", "法人和其他组织(万条)", "归集率"
-    )?;
+    let widths = [4, 40, 14, 12, 20, 8];
+    let header = [
+        "序号",
+        "平台名称",
+        "数据总量(万条)",
+        "自然人(万条)",
+        "法人和其他组织(万条)",
+        "归集率",
+    ];
+    writeln!(out, "{}", columns(&header.map(String::from), &widths))?;
     for (i, (depth, row, held)) in table.iter().enumerate() {
         let r = held.and_then(|h| ratio(h, row.total));
-        let name = format!("{}{} {}", "  ".repeat(*depth), row.region, row.name);
-        writeln!(
-            out,
-            "{:<4} {:<36} {:>12} {:>12} {:>14} {:>8}  {}",
-            i + 1,
-            name,
+        let cells = [
+            (i + 1).to_string(),
+            format!("{}{} {}", "  ".repeat(*depth), row.region, row.name),
             in_10k(row.total),
             in_10k(row.natural),
             in_10k(row.legal),
-            if held.is_some() {
-                ratio_text(r)
-            } else {
-                String::new()
-            },
-            if held.is_some() { flag(r) } else { "" }
-        )?;
+            held.map_or(String::new(), |_| ratio_text(r)),
+        ];
+        let mark = if held.is_some() { flag(r) } else { "" };
+        writeln!(out, "{}  {mark}", columns(&cells, &widths))?;
     }
     writeln!(
         out,
@@ -192,6 +191,42 @@ pub async fn census(args: CensusArgs) -> Result<Exit, CliError> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Columns padded to terminal widths: the first two to the left, numbers to the right.
+/// Chinese characters take two columns on a terminal, which `format!` padding ignores.
+fn columns(cells: &[String], widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+        let pad = " ".repeat(width.saturating_sub(display_width(cell)));
+        if i > 0 {
+            line.push(' ');
+        }
+        if i < 2 {
+            line.push_str(cell);
+            line.push_str(&pad);
+        } else {
+            line.push_str(&pad);
+            line.push_str(cell);
+        }
+    }
+    line
+}
+
+/// Terminal columns of `s`: two for CJK and full-width characters, one otherwise.
+fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
 }
 
 fn ms_text(ms: i64) -> String {
