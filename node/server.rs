@@ -392,6 +392,7 @@ impl Node {
                 Arc::new(config.clone()),
                 self.store.clone(),
                 gate.clone(),
+                usage_log.clone(),
             )),
             Authenticate(self.tls.clone()),
         );

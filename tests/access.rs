@@ -100,6 +100,19 @@ async fn seed_records(fed: &Fed) -> (String, Vec<Draft>) {
     (subject, mine)
 }
 
+/// Records at Lingyuan the subject's consent for `grantee` over power records; its id.
+async fn grant_at_lingyuan(fed: &Fed, subject: &str, grantee: &str) -> String {
+    consents(&fed.net, fed.county(), LINGYUAN)
+        .await
+        .grant(grant(subject, grantee, &["power"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .terms
+        .unwrap()
+        .id
+}
+
 fn grant(subject: &str, grantee: &str, categories: &[&str]) -> pb::GrantRequest {
     let until = chrono::Local::now().date_naive() + Days::new(30);
     pb::GrantRequest {
@@ -341,15 +354,7 @@ async fn a_withdrawal_at_lingyuan_refuses_a_query_at_liaoning_within_one_sync_ro
     let (subject, mine) = seed_records(&fed).await;
     let power = mine.iter().filter(|d| d.category == "power").count();
     let grantee = "credit://agency/210000/liaoning-bank";
-    let id = consents(&fed.net, fed.county(), LINGYUAN)
-        .await
-        .grant(grant(&subject, grantee, &["power"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .terms
-        .unwrap()
-        .id;
+    let id = grant_at_lingyuan(&fed, &subject, grantee).await;
     let uuid = uuid::Uuid::parse_str(&id).unwrap();
     let province = fed.province();
     assert!(
@@ -400,15 +405,7 @@ async fn a_federation_query_is_answered_above_logged_on_both_nodes_and_in_the_hi
     let fed = Fed::start().await;
     let (subject, mine) = seed_records(&fed).await;
     let county = fed.county();
-    let id = consents(&fed.net, county, LINGYUAN)
-        .await
-        .grant(grant(&subject, BANK, &["power"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .terms
-        .unwrap()
-        .id;
+    let id = grant_at_lingyuan(&fed, &subject, BANK).await;
     let province = fed.province();
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -567,15 +564,7 @@ fn province_checkpoints(fed: &Fed, node: &RegionCode) -> Vec<credit_node::usage:
 async fn a_withdrawal_recorded_above_reaches_the_recording_node_by_notice() {
     let fed = Fed::start().await;
     let (subject, _) = seed_records(&fed).await;
-    let id = consents(&fed.net, fed.county(), LINGYUAN)
-        .await
-        .grant(grant(&subject, BANK, &["power"]))
-        .await
-        .unwrap()
-        .into_inner()
-        .terms
-        .unwrap()
-        .id;
+    let id = grant_at_lingyuan(&fed, &subject, BANK).await;
     let uuid = uuid::Uuid::parse_str(&id).unwrap();
     let province = fed.province();
     assert!(

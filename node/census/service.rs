@@ -12,7 +12,7 @@ use crate::exchange::status::{Refusal, store_status};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::server::Gate;
-use crate::store::Store;
+use crate::store::{Store, UsageLog};
 use crate::usage::{self, Action, UsageEntry};
 
 #[derive(Clone)]
@@ -20,23 +20,24 @@ pub struct CensusService {
     config: Arc<Config>,
     store: Store,
     gate: Gate,
+    usage: UsageLog,
 }
 
 impl CensusService {
-    pub fn new(config: Arc<Config>, store: Store, gate: Gate) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, gate: Gate, usage: UsageLog) -> Self {
         CensusService {
             config,
             store,
             gate,
+            usage,
         }
     }
 
-    /// Appends the read's usage entry (a flush and an fdatasync: not on a runtime thread).
+    /// Appends the read's usage entry through the node's group-commit writer.
     async fn log(&self, entry: UsageEntry) -> Result<(), Status> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.append_usage(vec![entry]))
+        self.usage
+            .append(vec![entry])
             .await
-            .map_err(|e| Status::internal(format!("census task failed: {e}")))?
             .map_err(|e| store_status(&e))
     }
 

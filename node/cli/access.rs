@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 
 use super::client::{Target, status_error};
 use super::records::record_json;
-use super::{CliError, Exit, TargetArgs};
+use super::{CliError, Exit, TargetArgs, local_time};
 use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::store::{Store, StoreOptions};
@@ -154,16 +154,6 @@ pub enum AuditCommand {
     },
 }
 
-fn ms_text(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
 fn print_consent(out: &mut impl Write, c: &pb::Consent) -> std::io::Result<()> {
     let t = c.terms.clone().unwrap_or_default();
     writeln!(out, "consent   {}", t.id)?;
@@ -179,7 +169,7 @@ fn print_consent(out: &mut impl Write, c: &pb::Consent) -> std::io::Result<()> {
         "recorded  by {} at node {}, {}",
         t.recorded_by,
         t.node,
-        ms_text(t.recorded_at_ms)
+        local_time(t.recorded_at_ms)
     )?;
     if let Some(w) = &c.withdrawal {
         writeln!(
@@ -187,7 +177,7 @@ fn print_consent(out: &mut impl Write, c: &pb::Consent) -> std::io::Result<()> {
             "withdrawn by {} at node {}, {}: {}",
             w.by,
             w.node,
-            ms_text(w.at_ms),
+            local_time(w.at_ms),
             w.reason
         )?;
     }
@@ -313,7 +303,7 @@ pub async fn query(args: QueryArgs) -> Result<Exit, CliError> {
     eprintln!(
         "answered by {} as of {} (via {}): {} records, {} withheld{}",
         r.answered_by,
-        ms_text(r.as_of_ms),
+        local_time(r.as_of_ms),
         r.path.join(" <- "),
         r.records.len(),
         r.withheld,
@@ -394,7 +384,7 @@ pub async fn audit(command: AuditCommand) -> Result<Exit, CliError> {
                 writeln!(
                     out,
                     "{} node {} #{}  {} {}  by {}  purpose {}  basis {}{}  {}  {}",
-                    ms_text(e.at_ms),
+                    local_time(e.at_ms),
                     e.node,
                     e.seq,
                     e.action,

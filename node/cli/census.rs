@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::client::status_error;
-use super::{CliError, Exit, TargetArgs};
+use super::{CliError, Exit, TargetArgs, local_time};
 use crate::census::{flag, in_10k, ratio};
 use crate::pb;
 
@@ -229,19 +229,6 @@ fn display_width(s: &str) -> usize {
         .sum()
 }
 
-fn ms_text(ms: i64) -> String {
-    if ms == 0 {
-        return String::new();
-    }
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
 pub async fn report(command: ReportCommand) -> Result<Exit, CliError> {
     let ReportCommand::Monthly {
         period,
@@ -271,8 +258,8 @@ pub async fn report(command: ReportCommand) -> Result<Exit, CliError> {
                 p.name.replace(',', " "),
                 p.uscc,
                 p.records,
-                ms_text(p.first_ms),
-                ms_text(p.last_ms),
+                local_time(p.first_ms),
+                local_time(p.last_ms),
                 p.state,
                 contacts(p).replace(',', " ")
             )?;
@@ -287,12 +274,12 @@ pub async fn report(command: ReportCommand) -> Result<Exit, CliError> {
     for p in &r.providers {
         writeln!(
             out,
-            "  {:<9} {:<24} {:>6} records  first {:<16} last {:<16} {}",
+            "  {:<9} {:<24} {:>6} records  first {:<19} last {:<19} {}",
             p.state,
             p.id,
             p.records,
-            ms_text(p.first_ms),
-            ms_text(p.last_ms),
+            local_time(p.first_ms),
+            local_time(p.last_ms),
             p.name
         )?;
         if matches!(p.state.as_str(), "late" | "missing") {

@@ -220,6 +220,20 @@ impl TargetArgs {
     }
 }
 
+/// A Unix-ms time as local `YYYY-MM-DD HH:MM:SS`, or empty for 0 (never).
+pub(crate) fn local_time(ms: i64) -> String {
+    if ms == 0 {
+        return String::new();
+    }
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 /// The previous calendar month, YYYY-MM: what providers report by the 23rd (R-DATA-5),
 /// and a period for which generated records are never dated in the future.
 pub fn previous_month() -> String {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tokio_stream::StreamExt;
 
-use super::sync::{cpu_secs, load};
+use super::sync::{cpu_secs, load, verdict};
 use super::{machine, ms, percentile};
 use crate::cli::{CliError, Exit};
 use crate::consent::{Consent, Purpose, Terms};
@@ -274,10 +274,6 @@ async fn run(args: ReadBenchArgs, kind: Kind) -> Result<Exit, CliError> {
     println!("load average at end: {}", load());
     node.shutdown().await?;
     Ok(Exit::Ok)
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "MISSED" }
 }
 
 /// One client: reads round the targets until `end`; returns the latencies measured after

@@ -171,7 +171,7 @@ fn cpu_wait_secs() -> f64 {
     nanos as f64 / 1e9
 }
 
-fn verdict(met: bool) -> &'static str {
+pub(super) fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
 
