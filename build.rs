@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "credit/v1/exchange.proto",
         "credit/v1/access.proto",
         "credit/v1/census.proto",
+        "credit/v1/objection.proto",
         "credit/v1/federation.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;

@@ -30,12 +30,14 @@
 pub mod access;
 pub mod census;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod devnet;
 pub mod exchange;
 pub mod federation;
 pub mod identity;
+pub mod objection;
 pub mod policy;
 pub mod record;
 pub mod region;

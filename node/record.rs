@@ -50,6 +50,8 @@ pub enum Status {
     Suspended,
     Expired,
     Deleted,
+    /// Withdrawn from publication and sharing by credit repair (信用修复).
+    Repaired,
 }
 
 /// What a provider submits, before the node checks it. Text exactly as received.

@@ -209,6 +209,8 @@ fn rpc_name(rpc: Rpc) -> &'static str {
         Rpc::History => "History",
         Rpc::Checkpoints => "Checkpoints",
         Rpc::Census => "Census",
+        Rpc::Objections => "Objections",
+        Rpc::ObjectionReply => "Reply",
     }
 }
 
@@ -292,10 +294,9 @@ impl Node {
         );
         let usage_log = crate::store::UsageLog::spawn(self.store.clone());
         let exchange = ExchangeService::new(
-            config.region,
+            config,
             self.store.clone(),
             self.validator.clone(),
-            &config.providers,
             gate.clone(),
             usage_log.clone(),
         );
@@ -355,6 +356,7 @@ impl Node {
                     health: Some(health),
                     signer: Some(self.signer.clone()),
                     name: config.name.clone(),
+                    clock: config.clock.clone(),
                 };
                 Some(uplink.spawn(link, stopping.clone()))
             }
@@ -396,6 +398,23 @@ impl Node {
             )),
             Authenticate(self.tls.clone()),
         );
+        let objections = InterceptedService::new(
+            pb::objections_server::ObjectionsServer::new(
+                crate::objection::service::ObjectionService::new(
+                    &self,
+                    gate.clone(),
+                    usage_log.clone(),
+                ),
+            ),
+            Authenticate(self.tls.clone()),
+        );
+        let purge = crate::objection::origin::spawn_purge(
+            self.store.clone(),
+            config.region,
+            config.clock.clone(),
+            config.purge_every,
+            stopping.clone(),
+        );
         let checkpoints = crate::access::spawn_checkpoints(
             self.store.clone(),
             self.signer.clone(),
@@ -424,10 +443,12 @@ impl Node {
             .add_service(query)
             .add_service(audit)
             .add_service(census)
+            .add_service(objections)
             .serve_with_incoming_shutdown(incoming(listener, self.tls.clone()), shutdown)
             .await;
         crl_watch.abort();
         checkpoints.abort();
+        purge.abort();
         if let Some(task) = uplink_task {
             let _ = task.await;
         }

@@ -268,7 +268,7 @@ async fn a_notice_travels_down_to_the_county() {
     )
     .await;
     let notice = pb::Notice {
-        kind: pb::NoticeKind::Objection as i32,
+        kind: pb::NoticeKind::CorrectionRequest as i32,
         target_region: LINGYUAN.into(),
         record_id: "0190f0a0-0000-7000-8000-000000000001".into(),
         subject_id: "211382198002290134".into(),
@@ -338,7 +338,7 @@ async fn notices_and_an_upload_backlog_do_not_deadlock() {
     f.city_link.cut();
     for i in 0..600 {
         let notice = pb::Notice {
-            kind: pb::NoticeKind::Objection as i32,
+            kind: pb::NoticeKind::CorrectionRequest as i32,
             target_region: CHAOYANG.into(),
             record_id: format!("r{i}"),
             text: "异议".repeat(2000),

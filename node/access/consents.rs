@@ -314,6 +314,7 @@ impl pb::consents_server::Consents for AccessService {
                 ),
                 from: self.config.region,
                 created_at_ms: usage::now_ms(),
+                objection: None,
             };
             let queued = tokio::task::spawn_blocking(move || {
                 let notice = Notice {

@@ -134,12 +134,7 @@ impl AccessService {
 }
 
 fn refusal(code: Code, field: &str, rule: &str, message: impl Into<String>) -> Refusal {
-    Refusal {
-        code,
-        field: field.to_string(),
-        rule: rule.to_string(),
-        message: message.into(),
-    }
+    Refusal::new(code, field, rule, message)
 }
 
 /// Today in the node's time zone (consent validity is in calendar days).

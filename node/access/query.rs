@@ -13,6 +13,8 @@
 //! A forwarding node asks as itself, naming the party in `on_behalf_of`; the answering
 //! node accepts that only from its configured children, and checks the consent itself.
 
+use std::collections::BTreeMap;
+
 use tonic::{Code, Request, Response, Status};
 
 use super::consents::{consent_id, subject_id};
@@ -24,7 +26,7 @@ use crate::exchange::status::{Refusal, store_status};
 use crate::identity::{CallerId, Role};
 use crate::pb;
 use crate::policy::authz::Rpc;
-use crate::policy::release::{Basis, check_consent, mask_personal, releasable};
+use crate::policy::release::{Basis, check_consent, mask_personal, withheld};
 use crate::record::{Record, mask_id};
 use crate::usage::{self, Action, UsageEntry};
 
@@ -278,7 +280,7 @@ impl AccessService {
         asked: Asked,
         carried: Option<pb::Consent>,
     ) -> Result<pb::QueryResult, Status> {
-        let today = today();
+        let today = self.config.clock.today();
         let mut categories = asked.categories.clone();
         if let Some(id) = asked.consent_id {
             let consent = match self.consent_for(id, carried).await {
@@ -305,18 +307,28 @@ impl AccessService {
             .records_of(&asked.subject)
             .map_err(|e| store_status(&e))?;
         let catalog = self.validator.catalog();
-        let mut withheld = 0u32;
+        let mut kept_back: BTreeMap<&'static str, u32> = BTreeMap::new();
         let mut records: Vec<Record> = Vec::new();
         for r in held {
             if !categories.is_empty() && !categories.contains(&r.content.category) {
                 continue;
             }
-            if !releasable(&r, today) || !asked.basis.releases(r.content.disclosure) {
-                withheld += 1;
-                continue;
+            let why = withheld(
+                &r,
+                Some(asked.basis),
+                today,
+                &self.config.publication,
+                self.store.objection_open(&r.id),
+            );
+            match why {
+                Some(w) => *kept_back.entry(w.as_str()).or_default() += 1,
+                None if !asked.basis.releases(r.content.disclosure) => {
+                    *kept_back.entry("class").or_default() += 1;
+                }
+                None => records.push(r),
             }
-            records.push(r);
         }
+        let withheld: u32 = kept_back.values().sum();
         let masked = asked.basis == Basis::Public;
         entry.count = records.len() as u64;
         entry.record_ids = records
@@ -325,8 +337,15 @@ impl AccessService {
             .map(|r| r.id)
             .collect();
         entry.detail = format!(
-            "returned {} records, withheld {withheld}{}{}",
+            "returned {} records, withheld {withheld}{}{}{}",
             records.len(),
+            if kept_back.is_empty() {
+                String::new()
+            } else {
+                let parts: Vec<String> =
+                    kept_back.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                format!(" ({})", parts.join(", "))
+            },
             if masked { ", identifiers masked" } else { "" },
             if asked.legal_reference.is_empty() {
                 String::new()

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod census;
 pub mod client;
 pub mod demo;
+pub mod objection;
 pub mod records;
 
 use std::io::Write;
@@ -130,6 +131,18 @@ pub enum Command {
         #[command(subcommand)]
         command: census::ReportCommand,
     },
+    /// Subjects' objections to records (R-OBJ-1..3): file, list, check, reply, resolve.
+    /// The record is withheld on every level while its case is open.
+    Objection {
+        #[command(subcommand)]
+        command: objection::ObjectionCommand,
+    },
+    /// Credit repair (信用修复): withdraw an adverse record from publication and sharing
+    /// on every level (operators of the record's origin).
+    Repair(objection::RepairArgs),
+    /// Purge this node's adverse records about natural persons whose five years have
+    /// ended (R-SEC-2); the node also does this by itself every `[retention] purge_secs`.
+    Purge(objection::PurgeArgs),
     /// Start the development federation Lingyuan (211382) -> Chaoyang (211300) -> Liaoning
     /// (210000) with a generated PKI, push realistic records at Lingyuan and Chaoyang, wait
     /// until Liaoning holds them, print what happened and how to call the nodes, and serve
@@ -282,6 +295,9 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Audit { command } => access::audit(command).await,
         Command::Census(args) => census::census(args).await,
         Command::Report { command } => census::report(command).await,
+        Command::Objection { command } => objection::objection(command).await,
+        Command::Repair(args) => objection::repair(args).await,
+        Command::Purge(args) => objection::purge(args).await,
         Command::Demo { exit, dir } => demo::run(dir, exit).await,
         Command::Bench {
             command: BenchCommand::Push(args),

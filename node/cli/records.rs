@@ -331,6 +331,7 @@ pub fn record_json(r: &pb::Record) -> Value {
         Ok(pb::RecordStatus::Suspended) => "suspended",
         Ok(pb::RecordStatus::Expired) => "expired",
         Ok(pb::RecordStatus::Deleted) => "deleted",
+        Ok(pb::RecordStatus::Repaired) => "repaired",
         _ => "unspecified",
     };
     let fields: BTreeMap<&String, &String> = r.fields.iter().collect();

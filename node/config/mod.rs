@@ -11,8 +11,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use crate::clock::Clock;
 use crate::identity::tls::TlsFiles;
+use crate::objection::Calendar;
 use crate::policy::Catalog;
+use crate::policy::publication::Publication;
 use crate::region::RegionCode;
 use crate::store::StoreOptions;
 
@@ -58,6 +63,17 @@ pub struct Config {
     /// How often the node signs a checkpoint of its usage log (when it grew) and sends
     /// it up (R-SEC-3). `[audit] checkpoint_secs`, default 60.
     pub checkpoint_every: Duration,
+    /// Working days for objection deadlines (R-OBJ-2): `calendar = "file"`, else the
+    /// built-in State Council schedule.
+    pub calendar: Arc<Calendar>,
+    /// Publication periods: `publication = "file"`, else the built-in table.
+    pub publication: Arc<Publication>,
+    /// How often the node purges its own adverse records about persons past their five
+    /// years (R-SEC-2). `[retention] purge_secs`, default 3600.
+    pub purge_every: Duration,
+    /// The clock for dates (retention, publication, deadlines); the system clock unless
+    /// a test moves it.
+    pub clock: Clock,
 }
 
 /// 上级平台: where this node's uplink sends its changelog.
@@ -126,6 +142,16 @@ struct RawConfig {
     children: Vec<RawChild>,
     #[serde(default)]
     audit: RawAudit,
+    calendar: Option<PathBuf>,
+    publication: Option<PathBuf>,
+    #[serde(default)]
+    retention: RawRetention,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    purge_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -401,8 +427,20 @@ impl Config {
         if !(1..=86_400).contains(&checkpoint_secs) {
             return Err(err("audit.checkpoint_secs", "must be between 1 and 86400"));
         }
+        let calendar = Calendar::load(raw.calendar.as_deref().map(resolve).as_deref())
+            .map_err(|e| err("calendar", e.to_string()))?;
+        let publication = Publication::load(raw.publication.as_deref().map(resolve).as_deref())
+            .map_err(|e| err("publication", e.to_string()))?;
+        let purge_secs = raw.retention.purge_secs.unwrap_or(3600);
+        if !(1..=86_400).contains(&purge_secs) {
+            return Err(err("retention.purge_secs", "must be between 1 and 86400"));
+        }
         Ok(Config {
             checkpoint_every: Duration::from_secs(checkpoint_secs),
+            calendar: Arc::new(calendar),
+            publication: Arc::new(publication),
+            purge_every: Duration::from_secs(purge_secs),
+            clock: Clock::system(),
             region,
             name: raw.name,
             listen,

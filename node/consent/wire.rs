@@ -166,6 +166,9 @@ pub fn change_to_wire(seq: u64, change: &Change, today: NaiveDate) -> pb::Change
         Change::Record(r) => entry.record = Some(record_to_wire(r)),
         Change::Consent(c) => entry.consent = Some(consent_to_wire(c, today)),
         Change::Checkpoint(c) => entry.checkpoint = Some(checkpoint_to_wire(c)),
+        Change::Objection(c) => {
+            entry.objection = Some(crate::objection::wire::case_to_wire(c, None));
+        }
     }
     entry
 }

@@ -122,6 +122,7 @@ pub fn record_to_wire(r: &Record) -> pb::Record {
             Status::Suspended => pb::RecordStatus::Suspended as i32,
             Status::Expired => pb::RecordStatus::Expired as i32,
             Status::Deleted => pb::RecordStatus::Deleted as i32,
+            Status::Repaired => pb::RecordStatus::Repaired as i32,
         },
         status_reason: r.status_reason.clone(),
         content_hash: r.content_hash.to_vec(),
@@ -171,6 +172,7 @@ pub fn replica_from_wire(r: pb::Record) -> Result<(Draft, ReplicaMeta), Violatio
         Ok(pb::RecordStatus::Suspended) => Status::Suspended,
         Ok(pb::RecordStatus::Expired) => Status::Expired,
         Ok(pb::RecordStatus::Deleted) => Status::Deleted,
+        Ok(pb::RecordStatus::Repaired) => Status::Repaired,
         _ => return Err(bad("status", "R-SEC-1", "must be set by the origin")),
     };
     let disclosure = match pb::DisclosureClass::try_from(r.disclosure) {

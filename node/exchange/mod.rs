@@ -15,11 +15,15 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use crate::clock::Clock;
+use crate::config::Config;
 use crate::config::Provider;
 use crate::identity::CallerId;
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::{self, Rpc};
+use crate::policy::publication::Publication;
+use crate::policy::release::withheld;
 use crate::record::{Content, mask_id};
 use crate::region::RegionCode;
 use crate::server::Gate;
@@ -42,28 +46,34 @@ pub struct ExchangeService {
     gate: Gate,
     /// Pulls log through the group-commit writer.
     usage: UsageLog,
+    /// Dates for validation and release (retention, publication periods).
+    clock: Clock,
+    publication: Arc<Publication>,
 }
 
 impl ExchangeService {
+    /// The service of the node `config` describes, over its store and validator.
     pub fn new(
-        region: RegionCode,
+        config: &Config,
         store: Store,
         validator: Arc<Validator>,
-        providers: &[Provider],
         gate: Gate,
         usage: UsageLog,
     ) -> Self {
-        let providers = providers
+        let providers = config
+            .providers
             .iter()
             .map(|p| (p.id.clone(), p.clone()))
             .collect();
         ExchangeService {
-            region,
+            region: config.region,
             store,
             validator,
             providers: Arc::new(providers),
             gate,
             usage,
+            clock: config.clock.clone(),
+            publication: config.publication.clone(),
         }
     }
 
@@ -117,7 +127,7 @@ impl ExchangeService {
                 .refuse(Some(caller), "Push", Action::Push, refusal)
                 .await);
         }
-        let today = chrono::Local::now().date_naive();
+        let today = self.clock.today();
         let total = batch.records.len();
         let mut outcomes: Vec<Option<pb::RecordOutcome>> = vec![None; total];
         let mut accepted: Vec<(usize, Content)> = Vec::with_capacity(total);
@@ -361,10 +371,27 @@ impl pb::exchange_server::Exchange for ExchangeService {
         }
         let subject_for_log = subject.clone();
         // A read from sled is memory-speed; the entry goes through the group commit.
-        let records = self
+        let held = self
             .store
             .records_of(&subject)
             .map_err(|e| store_status(&e))?;
+        // Released as held, except what no one may have: records suspended by an
+        // objection, purged, deleted, repaired or past their retention (R-OBJ-3, R-SEC-2).
+        let today = self.clock.today();
+        let total = held.len();
+        let records: Vec<_> = held
+            .into_iter()
+            .filter(|r| {
+                withheld(
+                    r,
+                    None,
+                    today,
+                    &self.publication,
+                    self.store.objection_open(&r.id),
+                )
+                .is_none()
+            })
+            .collect();
         let mut e = UsageEntry::new(caller.uri(), Action::Pull, "PullBySubject", usage::now_ms());
         e.subject = Some(subject);
         e.count = records.len() as u64;
@@ -373,7 +400,11 @@ impl pb::exchange_server::Exchange for ExchangeService {
             .take(MAX_IDS_PER_ENTRY)
             .map(|r| r.id)
             .collect();
-        e.detail = format!("returned {} records", records.len());
+        e.detail = format!(
+            "returned {} records, withheld {}",
+            records.len(),
+            total - records.len()
+        );
         // The use is on record before any data leaves the node.
         self.usage
             .append(vec![e])

@@ -17,6 +17,15 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    pub fn new(code: Code, field: &str, rule: &str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            field: field.to_string(),
+            rule: rule.to_string(),
+            message: message.into(),
+        }
+    }
+
     pub fn status(&self) -> Status {
         let text = if self.field.is_empty() {
             format!("{} ({})", self.message, self.rule)

@@ -8,7 +8,7 @@ use crate::exchange::convert::{ReplicaMeta, replica_from_wire};
 use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::policy::{Validator, Violation};
-use crate::record::{Draft, Record};
+use crate::record::{Draft, Record, Status};
 use crate::region::RegionCode;
 use crate::store::Change;
 
@@ -42,13 +42,32 @@ pub fn check_entry(
         entry.record.is_some(),
         entry.consent.is_some(),
         entry.checkpoint.is_some(),
+        entry.objection.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         return Err(bad(
             "record",
             "R-FED-1",
-            "an entry must carry exactly one of a record, a consent or a checkpoint",
+            "an entry must carry exactly one of a record, a consent, a checkpoint or an \
+             objection case",
         ));
+    }
+    if let Some(wire) = entry.objection {
+        let case = crate::objection::wire::case_from_wire(&wire)
+            .map_err(|(field, why)| bad(&format!("objection.{field}"), "R-OBJ-1", why))?;
+        check_path(&case.path, &case.owner, child, local)?;
+        // Only a record's origin owns its cases (ids carry their origin).
+        if crate::store::id_origin(&case.record_id) != Some(case.owner) || case.version == 0 {
+            return Err(bad(
+                "objection.owner_region",
+                "R-OBJ-1",
+                format!(
+                    "case {} must come from the origin of record {}, which owns it",
+                    case.id, case.record_id
+                ),
+            ));
+        }
+        return Ok(Change::Objection(case));
     }
     if let Some(wire) = entry.consent {
         let consent = consent_from_wire(wire)?;
@@ -176,7 +195,24 @@ fn check_record(
             "version, provider and report time must be set by the origin",
         ));
     }
-    let content = validator.check(&draft, &meta.provider_id, today)?;
+    let content = if meta.status == Status::Expired {
+        let content = validator.check_purged(&draft, &meta.provider_id, today)?;
+        // `today` allows the child's clock a day ahead; a purge needs the period over
+        // by this node's own clock.
+        match crate::policy::publication::retained_until_content(&content) {
+            Some(until) if until.succ_opt().is_some_and(|d| d < today) => content,
+            _ => {
+                return Err(bad(
+                    "status",
+                    "R-SEC-2",
+                    "only adverse records about natural persons past their five years are \
+                     purged",
+                ));
+            }
+        }
+    } else {
+        validator.check(&draft, &meta.provider_id, today)?
+    };
     if meta.disclosure != Some(content.disclosure) {
         return Err(bad(
             "disclosure",

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::objection::Case;
+use crate::objection::wire::{case_from_wire, case_to_wire};
 use crate::pb;
 use crate::region::RegionCode;
 
@@ -27,6 +29,37 @@ pub struct Notice {
     /// The node that first queued it.
     pub from: RegionCode,
     pub created_at_ms: i64,
+    /// An objection notice carries the case as filed, for the owner to take.
+    pub objection: Option<Case>,
+}
+
+/// A notice as stored before notices could carry a case (read, never written).
+#[derive(Deserialize)]
+pub(crate) struct LegacyNotice {
+    id: u64,
+    kind: NoticeKind,
+    target: RegionCode,
+    record_id: String,
+    subject_id: String,
+    text: String,
+    from: RegionCode,
+    created_at_ms: i64,
+}
+
+impl From<LegacyNotice> for Notice {
+    fn from(n: LegacyNotice) -> Notice {
+        Notice {
+            id: n.id,
+            kind: n.kind,
+            target: n.target,
+            record_id: n.record_id,
+            subject_id: n.subject_id,
+            text: n.text,
+            from: n.from,
+            created_at_ms: n.created_at_ms,
+            objection: None,
+        }
+    }
 }
 
 impl Notice {
@@ -44,6 +77,7 @@ impl Notice {
             text: self.text.clone(),
             from_region: self.from.to_string(),
             created_at_ms: self.created_at_ms,
+            objection: self.objection.as_ref().map(|c| case_to_wire(c, None)),
         }
     }
 
@@ -72,7 +106,15 @@ impl Notice {
                 return Err((field, format!("at most {max} characters")));
             }
         }
+        let objection = match &n.objection {
+            Some(c) => Some(case_from_wire(c).map_err(|(_, why)| ("objection", why))?),
+            None => None,
+        };
+        if kind == NoticeKind::Objection && objection.is_none() {
+            return Err(("objection", "an objection notice carries its case: objections are filed with Objections.File (`credit-node objection file`)".into()));
+        }
         Ok(Notice {
+            objection,
             id: n.id,
             kind,
             target,

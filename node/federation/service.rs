@@ -86,7 +86,7 @@ impl FederationService {
             });
         };
         // Dates a day ahead are allowed: the child's clock may be past midnight already.
-        let today = chrono::Local::now().date_naive() + chrono::Days::new(1);
+        let today = self.config.clock.today() + chrono::Days::new(1);
         let mut records = Vec::with_capacity(batch.entries.len());
         let mut refused = Vec::new();
         for entry in batch.entries {

@@ -259,6 +259,7 @@ impl Uplink {
         let hop = next_hop(&link.children, &notice.target).map(|c| c.region);
         let parent = link.parent.region;
         let signer = link.signer.clone();
+        let now = link.clock.now_ms();
         let (received, routable) = tokio::task::spawn_blocking(
             move || -> Result<(bool, bool), crate::store::StoreError> {
                 let notice = kept;
@@ -276,9 +277,21 @@ impl Uplink {
                     );
                     let new = store.receive_notice(&notice, vec![e])?;
                     // Also for a notice seen before: a crash may have come between
-                    // keeping it and withdrawing, and withdrawing twice changes nothing.
+                    // keeping it and acting on it, and acting twice changes nothing.
                     if notice.kind == super::NoticeKind::ConsentWithdrawal {
                         withdraw_here(&store, &notice, local, signer.as_deref())?;
+                    }
+                    if let Some(case) = &notice.objection {
+                        // This node owns the record: take the case and suspend it.
+                        let by = format!("credit://node/{}/notice-{}", notice.from, notice.id);
+                        crate::objection::origin::take_case(
+                            &store,
+                            case.clone(),
+                            local,
+                            now,
+                            &by,
+                            "Take",
+                        )?;
                     }
                     Ok((new, true))
                 } else if let Some(hop) = hop {
@@ -290,9 +303,16 @@ impl Uplink {
                     if notice.kind == super::NoticeKind::ConsentWithdrawal {
                         withdraw_here(&store, &notice, local, signer.as_deref())?;
                     }
-                    store
-                        .queue_notice(&hop, &notice, vec![e])
-                        .map(|()| (true, true))
+                    match &notice.objection {
+                        // A node on the way holds a copy of the record: withhold it here
+                        // too, at once, while the notice goes on.
+                        Some(case) => store
+                            .keep_case(case, Some((&hop, &notice)), vec![e])
+                            .map(|_| (true, true)),
+                        None => store
+                            .queue_notice(&hop, &notice, vec![e])
+                            .map(|()| (true, true)),
+                    }
                 } else {
                     e.detail = format!(
                         "cannot route {:?} notice {} from {}: {} is not at or below this node's \
@@ -333,6 +353,8 @@ pub struct Link {
     pub signer: Option<std::sync::Arc<crate::identity::signing::NodeSigner>>,
     /// This platform's name, for the census it reports up.
     pub name: String,
+    /// The node's clock, for the objection cases it takes.
+    pub clock: crate::clock::Clock,
 }
 
 impl Link {

@@ -31,6 +31,11 @@ pub enum Rpc {
     Checkpoints,
     /// The census and the monthly report (operators).
     Census,
+    /// File, check, resolve and list objections; credit repair; the purge (operators of
+    /// this node, R-OBJ-1..3, R-SEC-2).
+    Objections,
+    /// A provider's reply to an objection, and its list of them (R-OBJ-2).
+    ObjectionReply,
 }
 
 /// A refusal by the role table: the rule it cites and a message for the caller.
@@ -115,6 +120,17 @@ pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denia
             ),
         )),
         (_, Rpc::Query) => Ok(()),
+        (Role::Operator, Rpc::Objections) if caller.region == *node => Ok(()),
+        (_, Rpc::Objections) => Err(Denial::new(
+            "R-OBJ-1",
+            format!("objections are filed and handled by an operator of region {node}"),
+        )),
+        // Which records' cases a provider may answer is checked by the service.
+        (Role::Provider | Role::Operator, Rpc::ObjectionReply) if caller.region == *node => Ok(()),
+        (_, Rpc::ObjectionReply) => Err(Denial::new(
+            "R-OBJ-2",
+            format!("a provider of region {node} answers objections about its own records"),
+        )),
         (Role::Operator, Rpc::History | Rpc::Checkpoints) if caller.region == *node => Ok(()),
         (Role::Node, Rpc::History | Rpc::Checkpoints) => Ok(()),
         (_, Rpc::History | Rpc::Checkpoints) => Err(Denial::new(
@@ -165,6 +181,13 @@ mod tests {
             (Role::Operator, Rpc::Notify, "211300", false),
             (Role::Node, Rpc::Status, "211300", false),
             (Role::Agency, Rpc::Notify, "211382", false),
+            (Role::Operator, Rpc::Objections, "211382", true),
+            (Role::Operator, Rpc::Objections, "211300", false),
+            (Role::Provider, Rpc::Objections, "211382", false),
+            (Role::Agency, Rpc::Objections, "211382", false),
+            (Role::Provider, Rpc::ObjectionReply, "211382", true),
+            (Role::Provider, Rpc::ObjectionReply, "211300", false),
+            (Role::Agency, Rpc::ObjectionReply, "211382", false),
         ];
         for (role, rpc, region, ok) in cases {
             assert_eq!(

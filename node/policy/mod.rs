@@ -9,6 +9,7 @@ pub mod authz;
 pub mod catalog;
 pub mod identifier;
 pub mod prohibited;
+pub mod publication;
 pub mod release;
 pub mod sample;
 pub mod validate;

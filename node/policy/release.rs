@@ -1,8 +1,9 @@
-//! What a query may release (R-REL-1..5, R-SEC-2): the one place that decides whether a
-//! held record leaves the node, on which legal basis, and masked or not.
+//! What a query may release (R-REL-1..5, R-SEC-2, R-OBJ-3): the one place that decides
+//! whether a held record leaves the node, on which legal basis, and masked or not.
 
 use chrono::NaiveDate;
 
+use super::publication::{Publication, retained_until};
 use super::{Catalog, FieldType};
 use crate::consent::{Consent, Purpose, State};
 use crate::record::{Disclosure, Record, Status, SubjectKind, mask_id};
@@ -55,11 +56,77 @@ impl Basis {
     }
 }
 
-/// Whether a held record may leave the node at all today. Suspended records (a subject's
-/// objection, R-OBJ) and expired or deleted ones never do. Retention periods (R-SEC-2)
-/// are decided here too once records carry them.
-pub fn releasable(record: &Record, _today: NaiveDate) -> bool {
-    record.status == Status::Active
+/// Why a held record does not leave the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Withheld {
+    /// Suspended by its origin (an objection, R-OBJ-3), expired (R-SEC-2), deleted
+    /// (R-OBJ-3), or withdrawn by credit repair.
+    Status(Status),
+    /// An objection is open here, before the origin's suspension has arrived (R-OBJ-3).
+    Objection,
+    /// Adverse information about a person, past its five years (R-SEC-2).
+    Retention { until: NaiveDate },
+    /// Past its publication period: no longer public, still shared for statutory duty.
+    PublicationEnded { until: NaiveDate, version: String },
+}
+
+impl Withheld {
+    /// A short name for usage-log details and tests.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Withheld::Status(Status::Suspended) => "suspended",
+            Withheld::Status(Status::Expired) => "expired",
+            Withheld::Status(Status::Deleted) => "deleted",
+            Withheld::Status(Status::Repaired) => "repaired",
+            Withheld::Status(Status::Active) => "active",
+            Withheld::Objection => "objection",
+            Withheld::Retention { .. } => "retention",
+            Withheld::PublicationEnded { .. } => "publication",
+        }
+    }
+}
+
+/// The one decision whether a held record may leave the node today, on `basis` (`None`
+/// for a node or operator pulling the node's holdings, where no disclosure class
+/// applies). The class itself is `Basis::releases`; this is everything else:
+/// * only active records leave; one withdrawn by credit repair still shows to its
+///   subject (`self`), nothing else does;
+/// * not while an objection is open here (`objection_open`), even before the origin's
+///   suspension arrives (R-OBJ-3);
+/// * adverse information about a person, not after its five years (R-SEC-2), whatever
+///   the status: the rule holds at read time on every node, purge or no purge;
+/// * a public record past its publication period, only for statutory duty or to its
+///   subject.
+pub fn withheld(
+    record: &Record,
+    basis: Option<Basis>,
+    today: NaiveDate,
+    publication: &Publication,
+    objection_open: bool,
+) -> Option<Withheld> {
+    match record.status {
+        Status::Active => {}
+        Status::Repaired if basis == Some(Basis::OwnRecord) => {}
+        other => return Some(Withheld::Status(other)),
+    }
+    if objection_open {
+        return Some(Withheld::Objection);
+    }
+    if let Some(until) = retained_until(record)
+        && today > until
+    {
+        return Some(Withheld::Retention { until });
+    }
+    if matches!(basis, Some(Basis::Public | Basis::Consent))
+        && let Some(period) = publication.period(record, today)
+        && today > period.public_until
+    {
+        return Some(Withheld::PublicationEnded {
+            until: period.public_until,
+            version: period.version,
+        });
+    }
+    None
 }
 
 /// A consent check that failed: which check, and why (R-REL-4).
@@ -239,6 +306,57 @@ mod tests {
             )),
             "validity"
         );
+    }
+
+    #[test]
+    fn status_objection_retention_and_publication_each_withhold() {
+        use crate::policy::publication::tests::record;
+        let p = Publication::builtin();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let today = d("2026-11-28");
+        let all = [
+            None,
+            Some(Basis::Public),
+            Some(Basis::Consent),
+            Some(Basis::StatutoryDuty),
+            Some(Basis::OwnRecord),
+        ];
+        let mut person = record(SubjectKind::Natural, true, &[]);
+        person.content.ended_on = Some("2021-11-28".into());
+        for b in all {
+            assert_eq!(withheld(&person, b, today, &p, false), None);
+            assert_eq!(
+                withheld(&person, b, today, &p, true),
+                Some(Withheld::Objection)
+            );
+            assert_eq!(
+                withheld(&person, b, d("2026-11-29"), &p, false).map(|w| w.as_str()),
+                Some("retention")
+            );
+        }
+        let mut repaired = person.clone();
+        repaired.status = Status::Repaired;
+        assert_eq!(
+            withheld(&repaired, Some(Basis::OwnRecord), today, &p, false),
+            None
+        );
+        assert_eq!(
+            withheld(&repaired, Some(Basis::StatutoryDuty), today, &p, false),
+            Some(Withheld::Status(Status::Repaired))
+        );
+        let firm = record(SubjectKind::Legal, true, &[("decided_on", "2025-06-10")]);
+        for (b, out) in [
+            (Some(Basis::Public), Some("publication")),
+            (Some(Basis::Consent), Some("publication")),
+            (Some(Basis::StatutoryDuty), None),
+            (Some(Basis::OwnRecord), None),
+            (None, None),
+        ] {
+            assert_eq!(
+                withheld(&firm, b, today, &p, false).map(|w| w.as_str()),
+                out
+            );
+        }
     }
 
     #[test]

@@ -92,6 +92,34 @@ impl Validator {
         provider_id: &str,
         today: NaiveDate,
     ) -> Result<Content, Violation> {
+        self.check_draft(draft, provider_id, today, false)
+    }
+
+    /// Checks a purged record (R-SEC-2): everything `check` checks except the fields,
+    /// which must be gone.
+    pub fn check_purged(
+        &self,
+        draft: &Draft,
+        provider_id: &str,
+        today: NaiveDate,
+    ) -> Result<Content, Violation> {
+        if let Some(name) = draft.fields.keys().next() {
+            return Err(violation(
+                field_path(name),
+                "R-SEC-2",
+                "a purged record keeps no fields",
+            ));
+        }
+        self.check_draft(draft, provider_id, today, true)
+    }
+
+    fn check_draft(
+        &self,
+        draft: &Draft,
+        provider_id: &str,
+        today: NaiveDate,
+        purged: bool,
+    ) -> Result<Content, Violation> {
         let kind = draft.subject_kind.ok_or_else(|| {
             violation(
                 "subject_kind",
@@ -146,7 +174,11 @@ impl Validator {
         };
         let period =
             check_period(&draft.period, today).map_err(|m| violation("period", "R-DATA-5", m))?;
-        let fields = self.check_fields(category, kind, &draft.fields, today)?;
+        let fields = if purged {
+            BTreeMap::new()
+        } else {
+            self.check_fields(category, kind, &draft.fields, today)?
+        };
         let adverse = check_adverse(category, draft.adverse)?;
         Ok(Content {
             subject: Subject {

@@ -35,6 +35,7 @@ mod codec;
 mod durability;
 mod ids;
 mod notices;
+mod objections;
 mod replica;
 mod side;
 mod usage_log;
@@ -54,6 +55,7 @@ use crate::usage::{Chained, Checkpoint, UsageEntry};
 
 pub use audit::{AuditFinding, AuditReport};
 pub use census::{Figures, Monthly};
+pub use objections::OriginChange;
 pub use replica::ReplicaOutcome;
 use replica::replica_id_key;
 use side::SideOverlay;
@@ -134,12 +136,15 @@ pub enum Change {
     Consent(Consent),
     /// A node's signed usage-log checkpoint.
     Checkpoint(Checkpoint),
+    /// A version of an objection case, made by the record's origin (R-OBJ-1..3).
+    Objection(crate::objection::Case),
 }
 
 /// postcard's variant index of each `Change` (one byte for these).
 const TAG_RECORD: u8 = 0;
 const TAG_CONSENT: u8 = 1;
 const TAG_CHECKPOINT: u8 = 2;
+const TAG_OBJECTION: u8 = 3;
 
 impl Change {
     pub fn as_record(&self) -> Option<&Record> {
@@ -162,6 +167,7 @@ impl Change {
             Change::Record(r) => &r.path,
             Change::Consent(c) => &c.path,
             Change::Checkpoint(c) => &c.path,
+            Change::Objection(c) => &c.path,
         }
     }
 
@@ -170,6 +176,7 @@ impl Change {
             Change::Record(r) => &mut r.path,
             Change::Consent(c) => &mut c.path,
             Change::Checkpoint(c) => &mut c.path,
+            Change::Objection(c) => &mut c.path,
         }
     }
 
@@ -180,6 +187,7 @@ impl Change {
             Change::Record(r) => r.id.to_string(),
             Change::Consent(c) => c.terms.id.to_string(),
             Change::Checkpoint(c) => format!("checkpoint {}/{}", c.node, c.seq),
+            Change::Objection(c) => format!("objection {} v{}", c.id, c.version),
         }
     }
 
@@ -192,6 +200,15 @@ impl Change {
                 .as_ref()
                 .map_or(c.terms.recorded_at_ms, |w| w.at_ms),
             Change::Checkpoint(c) => c.at_ms,
+            Change::Objection(c) => [
+                c.resolution.as_ref().map(|r| r.at_ms),
+                c.reply.as_ref().map(|r| r.at_ms),
+                c.checked.as_ref().map(|r| r.at_ms),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(c.received_ms),
         }
     }
 
@@ -200,6 +217,7 @@ impl Change {
             Change::Record(r) => (TAG_RECORD, encode(r)?),
             Change::Consent(c) => (TAG_CONSENT, encode(c)?),
             Change::Checkpoint(c) => (TAG_CHECKPOINT, encode(c)?),
+            Change::Objection(c) => (TAG_OBJECTION, encode(c)?),
         })
     }
 }
@@ -253,6 +271,10 @@ struct Inner {
     consents: sled::Tree,
     /// Signed usage-log checkpoints, this node's and those of nodes below.
     checkpoints: sled::Tree,
+    /// Objection cases (see `objections`).
+    objections: sled::Tree,
+    /// Records with an open objection case here.
+    held: std::sync::RwLock<std::collections::HashSet<Uuid>>,
     writer: Mutex<Writer>,
     /// The last changelog sequence made durable, for the uplink to wait on.
     head: tokio::sync::watch::Sender<u64>,
@@ -281,6 +303,8 @@ impl Store {
         let notices = db.open_tree("notices")?;
         let consents = db.open_tree("consents")?;
         let checkpoints = db.open_tree("checkpoints")?;
+        let objections = db.open_tree("objections")?;
+        let held = objections::load_held(&objections)?;
         let durability = Durability::new(dir)?;
 
         let next_change = match changelog.last()? {
@@ -304,6 +328,8 @@ impl Store {
                 notices,
                 consents,
                 checkpoints,
+                objections,
+                held: std::sync::RwLock::new(held),
                 head: tokio::sync::watch::Sender::new(next_change - 1),
                 notices_changed: tokio::sync::watch::Sender::new(0),
                 writer: Mutex::new(Writer {
@@ -689,6 +715,16 @@ impl Store {
             .collect()
     }
 
+    /// Calls `f` with the current version of every record held, in key order (a full
+    /// scan: for the retention purge, not for hot paths).
+    pub fn for_each_record(&self, mut f: impl FnMut(Record)) -> Result<(), StoreError> {
+        for item in self.inner.records.scan_prefix([RECORD_PREFIX]) {
+            let (_, v) = item?;
+            f(decode::<Record>(&v, "record")?);
+        }
+        Ok(())
+    }
+
     /// The current version of a record, by id.
     pub fn record(&self, id: &Uuid) -> Result<Option<Record>, StoreError> {
         if let Some(key) = self.inner.records.get(replica_id_key(id))? {
@@ -796,6 +832,7 @@ impl Store {
             &self.inner.changelog,
             &self.inner.consents,
             &self.inner.checkpoints,
+            &self.inner.objections,
         ] {
             for item in tree.iter() {
                 let (k, v) = item?;

@@ -20,6 +20,15 @@ fn outbox_key(next_hop: &RegionCode, from: &RegionCode, id: u64) -> Vec<u8> {
     key
 }
 
+/// A stored notice, also one stored before notices could carry a case.
+fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
+    decode::<Notice>(bytes, "notice").or_else(|e| {
+        decode::<crate::federation::notice::LegacyNotice>(bytes, "notice")
+            .map(Notice::from)
+            .map_err(|_| e)
+    })
+}
+
 fn inbox_key(from: &RegionCode, id: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(15);
     key.push(INBOX);
@@ -41,14 +50,22 @@ impl Store {
         notice: &Notice,
         usage: Vec<UsageEntry>,
     ) -> Result<(), StoreError> {
-        let key = outbox_key(next_hop, &notice.from, notice.id);
-        let value = encode(notice)?;
         self.write(|w| {
             self.write_usage(w, usage)?;
-            self.inner.notices.insert(key, value)?;
-            Ok(())
+            self.put_notice(next_hop, notice)
         })?;
         self.inner.notices_changed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Puts a notice in `next_hop`'s queue, as part of the caller's write.
+    pub(super) fn put_notice(
+        &self,
+        next_hop: &RegionCode,
+        notice: &Notice,
+    ) -> Result<(), StoreError> {
+        let key = outbox_key(next_hop, &notice.from, notice.id);
+        self.inner.notices.insert(key, encode(notice)?)?;
         Ok(())
     }
 
@@ -59,7 +76,7 @@ impl Store {
         self.inner
             .notices
             .scan_prefix(prefix)
-            .map(|item| decode(&item?.1, "notice"))
+            .map(|item| decode_notice(&item?.1))
             .collect()
     }
 
@@ -98,7 +115,7 @@ impl Store {
         self.inner
             .notices
             .scan_prefix([INBOX])
-            .map(|item| decode(&item?.1, "notice"))
+            .map(|item| decode_notice(&item?.1))
             .collect()
     }
 

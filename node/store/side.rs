@@ -8,13 +8,14 @@
 //! and before the records tree's `applied` mark, and applying one again changes nothing,
 //! so replay after a crash is safe. A consent changes only by gaining a withdrawal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
 use super::{APPLIED_KEY, Change, Inner, ReplicaOutcome, Store, StoreError, USAGE_INDEX, chunked};
 use crate::consent::Consent;
+use crate::objection::Case;
 use crate::record::Hash;
 use crate::region::RegionCode;
 use crate::usage::{Chained, Checkpoint, UsageEntry};
@@ -57,8 +58,10 @@ fn checkpoint_key(node: &RegionCode, seq: u64) -> Vec<u8> {
 pub(super) struct SideOverlay {
     consents: HashMap<Uuid, Consent>,
     checkpoints: HashMap<Vec<u8>, Checkpoint>,
+    cases: HashMap<Uuid, Case>,
     consent_batch: sled::Batch,
     checkpoint_batch: sled::Batch,
+    case_batch: sled::Batch,
 }
 
 impl SideOverlay {
@@ -68,6 +71,11 @@ impl SideOverlay {
         }
         if !self.checkpoints.is_empty() {
             inner.checkpoints.apply_batch(self.checkpoint_batch)?;
+        }
+        if !self.cases.is_empty() {
+            inner.objections.apply_batch(self.case_batch)?;
+            let records: HashSet<Uuid> = self.cases.values().map(|c| c.record_id).collect();
+            super::objections::refresh_held(inner, &records)?;
         }
         Ok(())
     }
@@ -108,6 +116,29 @@ impl Store {
                             .consent_batch
                             .insert(&consent_key(&id), encode(consent)?);
                         overlay.consents.insert(id, consent.clone());
+                        Ok(ReplicaOutcome::Applied)
+                    }
+                }
+            }
+            Change::Objection(case) => {
+                let current = match overlay.cases.get(&case.id) {
+                    Some(c) => Some(c.clone()),
+                    None => self.case(&case.id)?,
+                };
+                match current {
+                    // Only the owner's later versions replace a case.
+                    Some(cur) if cur.version >= case.version => Ok(ReplicaOutcome::Unchanged),
+                    existing => {
+                        if existing.is_none() {
+                            overlay.case_batch.insert(
+                                &super::objections::by_record_key(&case.record_id, &case.id)[..],
+                                &[],
+                            );
+                        }
+                        overlay
+                            .case_batch
+                            .insert(&super::objections::case_key(&case.id), encode(case)?);
+                        overlay.cases.insert(case.id, case.clone());
                         Ok(ReplicaOutcome::Applied)
                     }
                 }

@@ -32,6 +32,12 @@ pub enum Action {
     Query,
     /// The usage log verified or a subject's history read.
     Audit,
+    /// An objection filed, taken, checked, answered, resolved or listed (R-OBJ-1..3).
+    Objection,
+    /// A record withdrawn by credit repair.
+    Repair,
+    /// A record purged after its retention period (R-SEC-2).
+    Purge,
 }
 
 /// How it ended.

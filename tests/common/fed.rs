@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use credit_node::clock::Clock;
 use credit_node::devnet::{DevNet, DevProvider};
 use credit_node::server::{NodeHandle, start};
 
@@ -44,16 +45,25 @@ pub type Holdings = BTreeMap<String, (u64, Vec<u8>)>;
 
 impl Fed {
     pub async fn start() -> Fed {
+        Fed::start_with_clock(Clock::system()).await
+    }
+
+    /// The federation with one clock the test moves for all three nodes.
+    pub async fn start_with_clock(clock: Clock) -> Fed {
         let dir = tempfile::tempdir().unwrap();
         let net = DevNet::create(dir.path()).unwrap();
-        let province = start(
+        let with_clock = |mut config: credit_node::config::Config| {
+            config.clock = clock.clone();
+            config
+        };
+        let province = start(with_clock(
             net.federated_node_config(LIAONING, "辽宁省公共信用信息平台", &[], None, &[CHAOYANG])
                 .unwrap(),
-        )
+        ))
         .await
         .unwrap();
         let city_link = Proxy::start(province.addr).await;
-        let city = start(
+        let city = start(with_clock(
             net.federated_node_config(
                 CHAOYANG,
                 "朝阳市公共信用信息平台",
@@ -62,11 +72,11 @@ impl Fed {
                 &[LINGYUAN],
             )
             .unwrap(),
-        )
+        ))
         .await
         .unwrap();
         let county_link = Proxy::start(city.addr).await;
-        let county = start(
+        let county = start(with_clock(
             net.federated_node_config(
                 LINGYUAN,
                 "凌源市公共信用信息平台",
@@ -75,7 +85,7 @@ impl Fed {
                 &[],
             )
             .unwrap(),
-        )
+        ))
         .await
         .unwrap();
         Fed {

@@ -1,0 +1,67 @@
+//! The node's clock for everything that turns on a date: retention (R-SEC-2),
+//! publication periods, objection deadlines (R-OBJ-2). Normally the system clock; tests
+//! (and a rehearsal of next year's purge) move it. Clones share one setting, so a test
+//! moves a whole federation's clock at once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{Local, NaiveDate, TimeZone};
+
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    /// Added to the system time, in milliseconds.
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// Unix milliseconds now.
+    pub fn now_ms(&self) -> i64 {
+        crate::usage::now_ms() + self.offset_ms.load(Ordering::SeqCst)
+    }
+
+    /// Today in the node's time zone.
+    pub fn today(&self) -> NaiveDate {
+        local_date(self.now_ms())
+    }
+
+    /// Moves the clock so that it is noon of `day` now (noon, so that a test never
+    /// crosses midnight while it runs). Every clone moves with it.
+    pub fn set_today(&self, day: NaiveDate) {
+        let noon = day.and_hms_opt(12, 0, 0).unwrap_or_default();
+        let target = Local
+            .from_local_datetime(&noon)
+            .earliest()
+            .map_or(0, |t| t.timestamp_millis());
+        self.offset_ms
+            .store(target - crate::usage::now_ms(), Ordering::SeqCst);
+    }
+}
+
+/// The local date of Unix milliseconds `ms`.
+pub fn local_date(ms: i64) -> NaiveDate {
+    Local
+        .timestamp_millis_opt(ms)
+        .earliest()
+        .map_or_else(|| Local::now().date_naive(), |t| t.date_naive())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_move_together() {
+        let a = Clock::system();
+        let b = a.clone();
+        let day = NaiveDate::from_ymd_opt(2031, 11, 28).unwrap();
+        a.set_today(day);
+        assert_eq!(b.today(), day);
+        assert_eq!(local_date(b.now_ms()), day);
+    }
+}

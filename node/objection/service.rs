@@ -1,0 +1,910 @@
+//! The Objections service: file, check, reply, resolve and list objections (R-OBJ-1..3),
+//! credit repair, and the retention purge on demand (R-SEC-2).
+//!
+//! Every step is one atomic write at the case's owner (`Store::origin_write`): the case's
+//! next version, the record's next version where the step changes it, and the usage
+//! entry. A refused step writes its refusal to the usage log and nothing else.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tonic::{Code, Request, Response, Status};
+use uuid::Uuid;
+
+use super::origin::{next_version, purge_expired, take_case};
+use super::wire::case_to_wire;
+use super::{Answer, Case, Checked, Fault, Outcome, Reply, Resolution};
+use crate::config::Config;
+use crate::exchange::status::{Refusal, store_status};
+use crate::federation::{Notice, NoticeKind, next_hop};
+use crate::identity::{CallerId, Role};
+use crate::pb;
+use crate::policy::Validator;
+use crate::policy::authz::Rpc;
+use crate::record::{Draft, Record, Status as RecordStatus, mask_id};
+use crate::server::{Gate, Node};
+use crate::store::{OriginChange, Store, StoreError, UsageLog};
+use crate::usage::{Action, UsageEntry};
+
+const MAX_REASON: usize = 4000;
+const MAX_EVIDENCE: usize = 1000;
+
+/// The Objections service of one node.
+#[derive(Clone)]
+pub struct ObjectionService {
+    config: Arc<Config>,
+    store: Store,
+    validator: Arc<Validator>,
+    gate: Gate,
+    usage: UsageLog,
+}
+
+/// A step that did not happen: refused (logged with its field and rule), or failed.
+enum Fail {
+    Refused(Refusal),
+    Failed(Status),
+}
+
+impl From<Refusal> for Fail {
+    fn from(r: Refusal) -> Fail {
+        Fail::Refused(r)
+    }
+}
+
+fn refused(code: Code, field: &str, rule: &str, message: impl Into<String>) -> Refusal {
+    Refusal::new(code, field, rule, message)
+}
+
+/// Trimmed text that must be given, at most `max` characters.
+fn required(
+    value: &str,
+    field: &str,
+    rule: &str,
+    max: usize,
+    what: &str,
+) -> Result<String, Refusal> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(refused(
+            Code::InvalidArgument,
+            field,
+            rule,
+            format!("{what} must be given"),
+        ));
+    }
+    if v.chars().count() > max {
+        return Err(refused(
+            Code::InvalidArgument,
+            field,
+            rule,
+            format!("at most {max} characters"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
+fn parse_id(value: &str, field: &str) -> Result<Uuid, Refusal> {
+    Uuid::parse_str(value.trim()).map_err(|e| {
+        refused(
+            Code::InvalidArgument,
+            field,
+            "R-OBJ-1",
+            format!("not a UUID: {e}"),
+        )
+    })
+}
+
+/// The case `id` as the owner holds it, open.
+fn owned_open(
+    s: &Store,
+    id: &Uuid,
+    local: crate::region::RegionCode,
+) -> Result<Result<Case, Refusal>, StoreError> {
+    let Some(case) = s.case(id)? else {
+        return Ok(Err(refused(
+            Code::NotFound,
+            "case_id",
+            "R-OBJ-1",
+            format!("no objection case {id} is known at this node"),
+        )));
+    };
+    if case.owner != local {
+        return Ok(Err(refused(
+            Code::FailedPrecondition,
+            "case_id",
+            "R-OBJ-2",
+            format!(
+                "case {id} is owned by the record's origin {}; it is handled there",
+                case.owner
+            ),
+        )));
+    }
+    if case.version == 0 {
+        return Ok(Err(refused(
+            Code::FailedPrecondition,
+            "case_id",
+            "R-OBJ-2",
+            format!("case {id} has not been taken yet"),
+        )));
+    }
+    if !case.is_open() {
+        return Ok(Err(refused(
+            Code::FailedPrecondition,
+            "case_id",
+            "R-OBJ-2",
+            format!("case {id} is already resolved"),
+        )));
+    }
+    Ok(Ok(case))
+}
+
+/// Shorthand for a step's refusal inside `origin_write`.
+macro_rules! refuse_step {
+    ($r:expr) => {
+        match $r {
+            Ok(v) => v,
+            Err(refusal) => return Ok(Err(refusal)),
+        }
+    };
+}
+
+impl ObjectionService {
+    pub fn new(node: &Node, gate: Gate, usage: UsageLog) -> Self {
+        ObjectionService {
+            config: Arc::new(node.config.clone()),
+            store: node.store.clone(),
+            validator: node.validator.clone(),
+            gate,
+            usage,
+        }
+    }
+
+    fn entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
+        UsageEntry::new(
+            caller.uri(),
+            Action::Objection,
+            rpc,
+            self.config.clock.now_ms(),
+        )
+    }
+
+    fn wire(&self, case: &Case) -> pb::ObjectionCase {
+        case_to_wire(
+            case,
+            Some((&self.config.calendar, self.config.clock.today())),
+        )
+    }
+
+    /// Logs a refusal (or passes a failure on) and returns the caller's status.
+    async fn fail(&self, entry: UsageEntry, fail: Fail) -> Status {
+        match fail {
+            Fail::Failed(status) => status,
+            Fail::Refused(r) => {
+                tracing::info!(caller = %entry.caller, rpc = %entry.rpc, rule = %r.rule,
+                    field = %r.field, code = ?r.code, "refused");
+                let logged = entry.refused(r.code, &r.field, &r.rule, &r.message);
+                if let Err(e) = self.usage.append(vec![logged]).await {
+                    tracing::error!(error = %e, "could not log a refusal");
+                }
+                r.status()
+            }
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Fail> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store))
+            .await
+            .map_err(|e| Fail::Failed(Status::internal(format!("objection task failed: {e}"))))?
+            .map_err(|e| Fail::Failed(store_status(&e)))
+    }
+
+    /// Runs one step at the owner: `decide` sees the store under the writer lock.
+    async fn step<T: Send + 'static>(
+        &self,
+        decide: impl FnOnce(&Store) -> Result<Result<(OriginChange, T), Refusal>, StoreError>
+        + Send
+        + 'static,
+    ) -> Result<T, Fail> {
+        let now = self.config.clock.now_ms();
+        self.blocking(move |s| s.origin_write(now, decide))
+            .await?
+            .map_err(Fail::Refused)
+    }
+
+    async fn file_case(&self, caller: &CallerId, req: pb::FileObjection) -> Result<Case, Fail> {
+        let id = parse_id(&req.record_id, "record_id")?;
+        let reason = required(
+            &req.reason,
+            "reason",
+            "R-OBJ-1",
+            MAX_REASON,
+            "what is wrong with the record",
+        )?;
+        let evidence = required(
+            &req.evidence,
+            "evidence",
+            "R-OBJ-1",
+            MAX_EVIDENCE,
+            "a reference to the written objection and its evidence",
+        )?;
+        let record = self
+            .blocking(move |s| s.record(&id))
+            .await?
+            .ok_or_else(|| {
+                refused(
+                    Code::NotFound,
+                    "record_id",
+                    "R-OBJ-1",
+                    format!("record {id} is not held at this node"),
+                )
+            })?;
+        if matches!(record.status, RecordStatus::Deleted | RecordStatus::Expired) {
+            return Err(refused(
+                Code::FailedPrecondition,
+                "record_id",
+                "R-OBJ-3",
+                format!("record {id} is {:?} and no longer released", record.status),
+            )
+            .into());
+        }
+        let open = self
+            .blocking(move |s| s.cases_of_record(&id))
+            .await?
+            .into_iter()
+            .find(Case::is_open);
+        if let Some(open) = open {
+            return Err(refused(
+                Code::FailedPrecondition,
+                "record_id",
+                "R-OBJ-3",
+                format!("objection {} to record {id} is already open", open.id),
+            )
+            .into());
+        }
+        let local = self.config.region;
+        let now = self.config.clock.now_ms();
+        let case = Case {
+            id: Uuid::now_v7(),
+            record_id: id,
+            subject_id: record.content.subject.id.clone(),
+            owner: record.origin,
+            filed_at: local,
+            filed_by: caller.uri(),
+            received_ms: now,
+            reason,
+            evidence,
+            record_version: record.version,
+            record_hash: record.content_hash,
+            version: 0,
+            checked: None,
+            reply: None,
+            resolution: None,
+            path: Vec::new(),
+        };
+        if record.origin == local {
+            let (kept, by) = (case.clone(), caller.uri());
+            self.blocking(move |s| take_case(&s, kept, local, now, &by, "File"))
+                .await?;
+        } else {
+            let Some(hop) = next_hop(&self.config.children, &record.origin).map(|c| c.region)
+            else {
+                return Err(refused(
+                    Code::FailedPrecondition,
+                    "record_id",
+                    "R-OBJ-1",
+                    format!(
+                        "the record's origin {} is not below this node; file the objection there",
+                        record.origin
+                    ),
+                )
+                .into());
+            };
+            let mut e = self.entry(caller, "File");
+            e.subject = Some(case.subject_id.clone());
+            e.record_ids = vec![id];
+            e.count = 1;
+            e.detail = format!(
+                "filed objection {}; record withheld here, notice sent to its origin {} via {hop}",
+                case.id, record.origin
+            );
+            let kept = case.clone();
+            self.blocking(move |s| {
+                let notice = Notice {
+                    id: s.new_notice_id()?,
+                    kind: NoticeKind::Objection,
+                    target: kept.owner,
+                    record_id: kept.record_id.to_string(),
+                    subject_id: kept.subject_id.clone(),
+                    text: kept.reason.clone(),
+                    from: local,
+                    created_at_ms: now,
+                    objection: Some(kept.clone()),
+                };
+                s.keep_case(&kept, Some((&hop, &notice)), vec![e])
+            })
+            .await?;
+        }
+        tracing::info!(case = %case.id, record = %id, subject = %mask_id(&case.subject_id), owner = %case.owner, "objection filed");
+        let stored = self.blocking(move |s| s.case(&case.id)).await?;
+        stored.ok_or_else(|| Fail::Failed(Status::internal("the case was not kept")))
+    }
+
+    async fn check_case(&self, caller: &CallerId, req: pb::CheckObjection) -> Result<Case, Fail> {
+        let id = parse_id(&req.case_id, "case_id")?;
+        let fault = Fault::parse(req.fault.trim()).ok_or_else(|| {
+            refused(
+                Code::InvalidArgument,
+                "fault",
+                "R-OBJ-2",
+                "must be platform or provider",
+            )
+        })?;
+        let (local, by, now) = (self.config.region, caller.uri(), self.config.clock.now_ms());
+        let note = req.note.trim().to_string();
+        self.step(move |s| {
+            let mut case = refuse_step!(owned_open(s, &id, local)?);
+            if let Some(c) = &case.checked {
+                return Ok(Err(refused(
+                    Code::FailedPrecondition,
+                    "case_id",
+                    "R-OBJ-2",
+                    format!("case {id} was already checked ({} fault)", c.fault.as_str()),
+                )));
+            }
+            case.version += 1;
+            case.path = vec![local];
+            case.checked = Some(Checked {
+                at_ms: now,
+                by: by.clone(),
+                fault,
+                note,
+            });
+            let mut e = UsageEntry::new(by, Action::Objection, "Check", now);
+            e.subject = Some(case.subject_id.clone());
+            e.record_ids = vec![case.record_id];
+            e.detail = match fault {
+                Fault::Platform => format!("checked objection {id}: the platform's error"),
+                Fault::Provider => {
+                    format!("checked objection {id}: the provider's; provider notified")
+                }
+            };
+            let out = case.clone();
+            Ok(Ok((
+                OriginChange {
+                    records: vec![],
+                    cases: vec![case],
+                    usage: vec![e],
+                },
+                out,
+            )))
+        })
+        .await
+    }
+
+    async fn reply_case(&self, caller: &CallerId, req: pb::ReplyObjection) -> Result<Case, Fail> {
+        if caller.role != Role::Provider {
+            return Err(refused(
+                Code::PermissionDenied,
+                "",
+                "R-OBJ-2",
+                "the provider of the record replies to an objection",
+            )
+            .into());
+        }
+        let id = parse_id(&req.case_id, "case_id")?;
+        let answer = Answer::parse(req.answer.trim()).ok_or_else(|| {
+            refused(
+                Code::InvalidArgument,
+                "answer",
+                "R-OBJ-2",
+                "must be confirmed, corrected or unverifiable",
+            )
+        })?;
+        let text = required(
+            &req.text,
+            "text",
+            "R-OBJ-2",
+            MAX_REASON,
+            "the provider's written reply",
+        )?;
+        let (local, by, provider, now) = (
+            self.config.region,
+            caller.uri(),
+            caller.id.clone(),
+            self.config.clock.now_ms(),
+        );
+        self.step(move |s| {
+            let mut case = refuse_step!(owned_open(s, &id, local)?);
+            let record = s.record(&case.record_id)?;
+            if record.as_ref().map(|r| r.content.provider_id.as_str()) != Some(provider.as_str()) {
+                return Ok(Err(refused(
+                    Code::PermissionDenied,
+                    "case_id",
+                    "R-OBJ-2",
+                    format!("case {id} is about a record another provider supplied"),
+                )));
+            }
+            if case.checked.as_ref().map(|c| c.fault) != Some(Fault::Provider) {
+                return Ok(Err(refused(
+                    Code::FailedPrecondition,
+                    "case_id",
+                    "R-OBJ-2",
+                    format!("the platform has not referred case {id} to the provider"),
+                )));
+            }
+            if case.reply.is_some() {
+                return Ok(Err(refused(
+                    Code::FailedPrecondition,
+                    "case_id",
+                    "R-OBJ-2",
+                    format!("case {id} was already answered"),
+                )));
+            }
+            if answer == Answer::Corrected
+                && record
+                    .as_ref()
+                    .is_some_and(|r| r.content_hash == case.record_hash)
+            {
+                return Ok(Err(refused(
+                    Code::FailedPrecondition,
+                    "answer",
+                    "R-OBJ-2",
+                    "push the corrected record (same reference) before answering corrected",
+                )));
+            }
+            case.version += 1;
+            case.path = vec![local];
+            case.reply = Some(Reply {
+                at_ms: now,
+                by: by.clone(),
+                answer,
+                text,
+            });
+            let mut e = UsageEntry::new(by, Action::Objection, "Reply", now);
+            e.subject = Some(case.subject_id.clone());
+            e.record_ids = vec![case.record_id];
+            e.detail = format!("provider answered objection {id}: {}", answer.as_str());
+            let out = case.clone();
+            Ok(Ok((
+                OriginChange {
+                    records: vec![],
+                    cases: vec![case],
+                    usage: vec![e],
+                },
+                out,
+            )))
+        })
+        .await
+    }
+
+    async fn resolve_case(
+        &self,
+        caller: &CallerId,
+        req: pb::ResolveObjection,
+    ) -> Result<Case, Fail> {
+        let id = parse_id(&req.case_id, "case_id")?;
+        let outcome = Outcome::parse(req.outcome.trim()).ok_or_else(|| {
+            refused(
+                Code::InvalidArgument,
+                "outcome",
+                "R-OBJ-3",
+                "must be corrected, deleted or upheld",
+            )
+        })?;
+        let fault = Fault::parse(req.fault.trim()).ok_or_else(|| {
+            refused(
+                Code::InvalidArgument,
+                "fault",
+                "R-OBJ-2",
+                "must be platform or provider",
+            )
+        })?;
+        let reason = required(
+            &req.reason,
+            "reason",
+            "R-OBJ-3",
+            MAX_REASON,
+            "the written answer to the applicant",
+        )?;
+        if !req.set_fields.is_empty() && outcome != Outcome::Corrected {
+            return Err(refused(
+                Code::InvalidArgument,
+                "set_fields",
+                "R-OBJ-3",
+                "only a correction sets fields",
+            )
+            .into());
+        }
+        let (local, by, now) = (self.config.region, caller.uri(), self.config.clock.now_ms());
+        let today = self.config.clock.today();
+        let validator = self.validator.clone();
+        let set = req.set_fields;
+        self.step(move |s| {
+            let mut case = refuse_step!(owned_open(s, &id, local)?);
+            if fault == Fault::Provider && case.checked.as_ref().map(|c| c.fault) != Some(Fault::Provider) {
+                return Ok(Err(refused(
+                    Code::FailedPrecondition,
+                    "fault",
+                    "R-OBJ-2",
+                    format!("the provider was not notified of case {id}: check it with fault provider first"),
+                )));
+            }
+            let Some(cur) = s.record(&case.record_id)? else {
+                return Ok(Err(refused(
+                    Code::FailedPrecondition,
+                    "case_id",
+                    "R-OBJ-3",
+                    format!("record {} is not held here", case.record_id),
+                )));
+            };
+            let others_open = s
+                .cases_of_record(&case.record_id)?
+                .iter()
+                .any(|c| c.id != id && c.is_open());
+            let content = match (outcome, set.is_empty()) {
+                (Outcome::Corrected, false) => {
+                    let draft = corrected_draft(&cur, &set);
+                    let content = refuse_step!(
+                        validator
+                            .check(&draft, &cur.content.provider_id, today)
+                            .map_err(Refusal::from)
+                    );
+                    if content.hash() == case.record_hash {
+                        return Ok(Err(refused(
+                            Code::FailedPrecondition,
+                            "set_fields",
+                            "R-OBJ-3",
+                            "the correction leaves the disputed content as it was",
+                        )));
+                    }
+                    content
+                }
+                (Outcome::Corrected, true) if cur.content_hash == case.record_hash => {
+                    return Ok(Err(refused(
+                        Code::FailedPrecondition,
+                        "outcome",
+                        "R-OBJ-3",
+                        "nothing was corrected: the provider pushes the corrected record (same \
+                         reference), or the correction is given with set_fields",
+                    )));
+                }
+                _ => cur.content.clone(),
+            };
+            let status = match cur.status {
+                RecordStatus::Active | RecordStatus::Suspended => match outcome {
+                    Outcome::Deleted => RecordStatus::Deleted,
+                    _ if others_open => RecordStatus::Suspended,
+                    _ => RecordStatus::Active,
+                },
+                // Purged, deleted or repaired meanwhile: the outcome does not undo that.
+                other => other,
+            };
+            let status_reason = match status {
+                RecordStatus::Deleted if cur.status != RecordStatus::Deleted => {
+                    format!("R-OBJ-3: {reason} (objection {id})")
+                }
+                RecordStatus::Active => String::new(),
+                _ => cur.status_reason.clone(),
+            };
+            let mut change = OriginChange::default();
+            let mut record_version = cur.version;
+            if status != cur.status || content != cur.content {
+                let mut next = next_version(&cur, status, status_reason, now);
+                next.content_hash = content.hash();
+                next.content = content;
+                record_version = next.version;
+                change.records.push(next);
+            }
+            case.version += 1;
+            case.path = vec![local];
+            case.resolution = Some(Resolution {
+                at_ms: now,
+                by: by.clone(),
+                outcome,
+                fault,
+                reason,
+                record_version,
+            });
+            let mut e = UsageEntry::new(by, Action::Objection, "Resolve", now);
+            e.subject = Some(case.subject_id.clone());
+            e.record_ids = vec![case.record_id];
+            e.count = 1;
+            e.detail = format!(
+                "resolved objection {id}: {} ({} fault); record at version {record_version}, {:?}",
+                outcome.as_str(),
+                fault.as_str(),
+                status
+            );
+            change.usage.push(e);
+            let out = case.clone();
+            change.cases.push(case);
+            Ok(Ok((change, out)))
+        })
+        .await
+    }
+
+    async fn repair_record(
+        &self,
+        caller: &CallerId,
+        req: pb::RepairRequest,
+    ) -> Result<Record, Fail> {
+        let id = parse_id(&req.record_id, "record_id")?;
+        let reason = required(
+            &req.reason,
+            "reason",
+            "R-REL-1",
+            MAX_REASON,
+            "the repair decision",
+        )?;
+        let (local, by, now) = (self.config.region, caller.uri(), self.config.clock.now_ms());
+        let today = self.config.clock.today();
+        let publication = self.config.publication.clone();
+        self.step(move |s| {
+            let refuse = |field: &str, rule: &str, message: String| {
+                Ok(Err(refused(Code::FailedPrecondition, field, rule, message)))
+            };
+            let Some(cur) = s.record(&id)? else {
+                return Ok(Err(refused(Code::NotFound, "record_id", "R-REL-1", format!("record {id} is not held here"))));
+            };
+            if cur.origin != local {
+                return refuse(
+                    "record_id",
+                    "R-FED-1",
+                    format!("record {id} originated at {}; only its origin changes it, so repair it there", cur.origin),
+                );
+            }
+            if !cur.content.adverse {
+                return refuse("record_id", "R-REL-1", "credit repair withdraws adverse information only".into());
+            }
+            if s.objection_open(&id) || cur.status != RecordStatus::Active {
+                return refuse(
+                    "record_id",
+                    "R-OBJ-3",
+                    format!("record {id} is {:?}{}", cur.status, if s.objection_open(&id) { " with an objection open" } else { "" }),
+                );
+            }
+            if let Some(p) = publication.period(&cur, today)
+                && today < p.repairable_from
+            {
+                return refuse(
+                    "record_id",
+                    "R-REL-1",
+                    format!(
+                        "a {} penalty is published at least until {}; it can be repaired from {} ({})",
+                        p.class,
+                        p.repairable_from.pred_opt().unwrap_or(p.repairable_from),
+                        p.repairable_from,
+                        p.version
+                    ),
+                );
+            }
+            let next = next_version(&cur, RecordStatus::Repaired, format!("信用修复: {reason}"), now);
+            let mut e = UsageEntry::new(by, Action::Repair, "Repair", now);
+            e.subject = Some(cur.content.subject.id.clone());
+            e.record_ids = vec![id];
+            e.count = 1;
+            e.detail = format!("credit repair: withdrawn from publication and sharing at version {}", next.version);
+            let out = next.clone();
+            Ok(Ok((OriginChange { records: vec![next], cases: vec![], usage: vec![e] }, out)))
+        })
+        .await
+    }
+}
+
+/// A draft of `cur`'s content with `set` applied (an empty value removes the field).
+fn corrected_draft(cur: &Record, set: &std::collections::HashMap<String, String>) -> Draft {
+    let c = &cur.content;
+    let mut fields: BTreeMap<String, String> = c.fields.clone();
+    for (k, v) in set {
+        if v.trim().is_empty() {
+            fields.remove(k);
+        } else {
+            fields.insert(k.clone(), v.clone());
+        }
+    }
+    Draft {
+        subject_kind: Some(c.subject.kind),
+        subject_id: c.subject.id.clone(),
+        subject_name: c.subject.name.clone(),
+        category: c.category.clone(),
+        provider_ref: c.provider_ref.clone(),
+        occurred_on: c.occurred_on.clone(),
+        ended_on: c.ended_on.clone(),
+        period: c.period.clone(),
+        adverse: Some(c.adverse),
+        fields,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::objections_server::Objections for ObjectionService {
+    async fn file(
+        &self,
+        request: Request<pb::FileObjection>,
+    ) -> Result<Response<pb::ObjectionCase>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Objections, Action::Objection)
+            .await?;
+        let mut entry = self.entry(&caller, "File");
+        entry.record_ids = Uuid::parse_str(request.get_ref().record_id.trim())
+            .into_iter()
+            .collect();
+        match self.file_case(&caller, request.into_inner()).await {
+            Ok(case) => Ok(Response::new(self.wire(&case))),
+            Err(f) => Err(self.fail(entry, f).await),
+        }
+    }
+
+    async fn check(
+        &self,
+        request: Request<pb::CheckObjection>,
+    ) -> Result<Response<pb::ObjectionCase>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Objections, Action::Objection)
+            .await?;
+        let entry = self.entry(&caller, "Check");
+        match self.check_case(&caller, request.into_inner()).await {
+            Ok(case) => Ok(Response::new(self.wire(&case))),
+            Err(f) => Err(self.fail(entry, f).await),
+        }
+    }
+
+    async fn reply(
+        &self,
+        request: Request<pb::ReplyObjection>,
+    ) -> Result<Response<pb::ObjectionCase>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::ObjectionReply, Action::Objection)
+            .await?;
+        let entry = self.entry(&caller, "Reply");
+        match self.reply_case(&caller, request.into_inner()).await {
+            Ok(case) => Ok(Response::new(self.wire(&case))),
+            Err(f) => Err(self.fail(entry, f).await),
+        }
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveObjection>,
+    ) -> Result<Response<pb::ObjectionCase>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Objections, Action::Objection)
+            .await?;
+        let entry = self.entry(&caller, "Resolve");
+        match self.resolve_case(&caller, request.into_inner()).await {
+            Ok(case) => {
+                tracing::info!(case = %case.id, outcome = ?case.resolution.as_ref().map(|r| r.outcome), "objection resolved");
+                Ok(Response::new(self.wire(&case)))
+            }
+            Err(f) => Err(self.fail(entry, f).await),
+        }
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListObjections>,
+    ) -> Result<Response<pb::ObjectionList>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::ObjectionReply, Action::Objection)
+            .await?;
+        let req = request.into_inner();
+        let (local, today) = (self.config.region, self.config.clock.today());
+        let calendar = self.config.calendar.clone();
+        let provider = (caller.role == Role::Provider).then(|| caller.id.clone());
+        let listed = self.blocking(move |s| {
+            let mut out = Vec::new();
+            for case in s.cases()? {
+                if req.open && !case.is_open() {
+                    continue;
+                }
+                if req.overdue && !case.overdue(&calendar, today) {
+                    continue;
+                }
+                // A provider sees the cases about its own records, once referred to it.
+                if let Some(p) = &provider {
+                    let own = case.owner == local
+                        && s.record(&case.record_id)?
+                            .is_some_and(|r| &r.content.provider_id == p);
+                    if !own || case.checked.as_ref().map(|c| c.fault) != Some(Fault::Provider) {
+                        continue;
+                    }
+                }
+                out.push(case);
+            }
+            Ok(out)
+        });
+        let cases = match listed.await {
+            Ok(c) => c,
+            Err(f) => return Err(self.fail(self.entry(&caller, "List"), f).await),
+        };
+        let mut e = self.entry(&caller, "List");
+        e.count = cases.len() as u64;
+        e.detail = format!("listed {} objection cases", cases.len());
+        self.usage
+            .append(vec![e])
+            .await
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(pb::ObjectionList {
+            cases: cases.iter().map(|c| self.wire(c)).collect(),
+            calendar_years: self.config.calendar.years().map(|(y, _)| y).collect(),
+        }))
+    }
+
+    async fn repair(
+        &self,
+        request: Request<pb::RepairRequest>,
+    ) -> Result<Response<pb::RepairResult>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Objections, Action::Repair)
+            .await?;
+        let mut entry = UsageEntry::new(
+            caller.uri(),
+            Action::Repair,
+            "Repair",
+            self.config.clock.now_ms(),
+        );
+        entry.record_ids = Uuid::parse_str(request.get_ref().record_id.trim())
+            .into_iter()
+            .collect();
+        match self.repair_record(&caller, request.into_inner()).await {
+            Ok(r) => {
+                tracing::info!(record = %r.id, version = r.version, "record withdrawn by credit repair");
+                Ok(Response::new(pb::RepairResult {
+                    record_id: r.id.to_string(),
+                    version: r.version,
+                }))
+            }
+            Err(f) => Err(self.fail(entry, f).await),
+        }
+    }
+
+    async fn purge(
+        &self,
+        request: Request<pb::PurgeRequest>,
+    ) -> Result<Response<pb::PurgeResult>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::Objections, Action::Purge)
+            .await?;
+        let dry_run = request.get_ref().dry_run;
+        let (local, today, now) = (
+            self.config.region,
+            self.config.clock.today(),
+            self.config.clock.now_ms(),
+        );
+        let ids = match self
+            .blocking(move |s| purge_expired(&s, local, today, now, dry_run))
+            .await
+        {
+            Ok(ids) => ids,
+            Err(f) => return Err(self.fail(self.entry(&caller, "Purge"), f).await),
+        };
+        let mut e = UsageEntry::new(caller.uri(), Action::Purge, "Purge", now);
+        e.count = ids.len() as u64;
+        e.detail = if dry_run {
+            format!(
+                "{} records past their retention period would be purged",
+                ids.len()
+            )
+        } else {
+            format!("purge run: {} records purged", ids.len())
+        };
+        self.usage
+            .append(vec![e])
+            .await
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(pb::PurgeResult {
+            record_ids: ids.iter().map(ToString::to_string).collect(),
+        }))
+    }
+}

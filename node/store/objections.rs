@@ -1,0 +1,243 @@
+//! Objection cases (R-OBJ-1..3) and the writes only a record's origin makes: new
+//! versions that suspend, lift, correct, delete, repair or purge a record.
+//!
+//! Tree `objections`: `c` case id -> the case's latest state here; `r` record id, case
+//! id -> nothing (a record's cases are one prefix scan). The ids of records with an open
+//! case are also kept in memory, since every release asks.
+//!
+//! Cases reach the tree two ways. A copy as filed (version 0) is kept where the
+//! objection was filed and at each node its notice passes (`keep_case`), outside the
+//! changelog. The owner's versions go through the changelog like consents, so they
+//! travel up and are applied at every node above (`side::apply_side`).
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::codec::{decode, encode};
+use super::side::SideOverlay;
+use super::{APPLIED_KEY, Change, Inner, Store, StoreError, TAG_RECORD, chunked, natural_key};
+use crate::federation::Notice;
+use crate::objection::Case;
+use crate::record::Record;
+use crate::region::RegionCode;
+use crate::usage::UsageEntry;
+
+const CASE: u8 = b'c';
+const BY_RECORD: u8 = b'r';
+
+pub(super) fn case_key(id: &Uuid) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = CASE;
+    key[1..].copy_from_slice(id.as_bytes());
+    key
+}
+
+pub(super) fn by_record_key(record: &Uuid, case: &Uuid) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = BY_RECORD;
+    key[1..17].copy_from_slice(record.as_bytes());
+    key[17..].copy_from_slice(case.as_bytes());
+    key
+}
+
+/// What the origin writes in one atomic step: new versions of its own records, case
+/// versions, and the usage entries that say so.
+#[derive(Default)]
+pub struct OriginChange {
+    pub records: Vec<Record>,
+    pub cases: Vec<Case>,
+    pub usage: Vec<UsageEntry>,
+}
+
+/// The ids of records with an open case, read from the tree.
+pub(super) fn load_held(tree: &sled::Tree) -> Result<HashSet<Uuid>, StoreError> {
+    let mut held = HashSet::new();
+    for item in tree.scan_prefix([CASE]) {
+        let case: Case = decode(&item?.1, "objection case")?;
+        if case.is_open() {
+            held.insert(case.record_id);
+        }
+    }
+    Ok(held)
+}
+
+/// Recomputes whether each of `records` has an open case, after a write.
+pub(super) fn refresh_held(inner: &Inner, records: &HashSet<Uuid>) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut open = Vec::new();
+    for rid in records {
+        let mut prefix = vec![BY_RECORD];
+        prefix.extend_from_slice(rid.as_bytes());
+        let mut any = false;
+        for item in inner.objections.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            let case = Uuid::from_slice(&k[17..]).map_err(|e| StoreError::Corrupt {
+                what: "objection index",
+                detail: e.to_string(),
+            })?;
+            if let Some(v) = inner.objections.get(case_key(&case))?
+                && decode::<Case>(&v, "objection case")?.is_open()
+            {
+                any = true;
+                break;
+            }
+        }
+        open.push((*rid, any));
+    }
+    let mut held = inner.held.write().map_err(|_| StoreError::Lock)?;
+    for (rid, any) in open {
+        if any {
+            held.insert(rid);
+        } else {
+            held.remove(&rid);
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Whether an objection to `record` is open here (R-OBJ-3).
+    pub fn objection_open(&self, record: &Uuid) -> bool {
+        self.inner
+            .held
+            .read()
+            .map_or(true, |held| held.contains(record))
+    }
+
+    /// A case by id, in its latest state here.
+    pub fn case(&self, id: &Uuid) -> Result<Option<Case>, StoreError> {
+        match self.inner.objections.get(case_key(id))? {
+            Some(v) => Ok(Some(decode(&v, "objection case")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every case known here, oldest first (ids are UUID v7).
+    pub fn cases(&self) -> Result<Vec<Case>, StoreError> {
+        self.inner
+            .objections
+            .scan_prefix([CASE])
+            .map(|item| decode(&item?.1, "objection case"))
+            .collect()
+    }
+
+    /// The cases about one record.
+    pub fn cases_of_record(&self, record: &Uuid) -> Result<Vec<Case>, StoreError> {
+        let mut prefix = vec![BY_RECORD];
+        prefix.extend_from_slice(record.as_bytes());
+        let mut out = Vec::new();
+        for item in self.inner.objections.scan_prefix(&prefix) {
+            let (k, _) = item?;
+            let id = Uuid::from_slice(&k[17..]).map_err(|e| StoreError::Corrupt {
+                what: "objection index",
+                detail: e.to_string(),
+            })?;
+            if let Some(c) = self.case(&id)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keeps a case as filed (version 0) at a node that is not its owner, and queues the
+    /// notice that carries it towards the owner, with `usage`; durable on return. A copy
+    /// already here at the same or a later version is left as it is (returns false),
+    /// but the notice is still queued, so a resend after a crash goes on.
+    pub fn keep_case(
+        &self,
+        case: &Case,
+        notice: Option<(&RegionCode, &Notice)>,
+        usage: Vec<UsageEntry>,
+    ) -> Result<bool, StoreError> {
+        let kept = self.write(|w| {
+            self.write_usage(w, usage)?;
+            let newer = self
+                .case(&case.id)?
+                .is_none_or(|c| c.version < case.version);
+            if newer {
+                let mut overlay = SideOverlay::default();
+                self.apply_side(&Change::Objection(case.clone()), &mut overlay)?;
+                overlay.write(&self.inner)?;
+            }
+            if let Some((hop, notice)) = notice {
+                self.put_notice(hop, notice)?;
+            }
+            Ok(newer)
+        })?;
+        if notice.is_some() {
+            self.inner.notices_changed.send_modify(|n| *n += 1);
+        }
+        Ok(kept)
+    }
+
+    /// Writes, as the origin, what `decide` returns given the store as it is under the
+    /// writer lock: new versions of records this node originated, case versions, and
+    /// usage entries, all in one step and durable on return. `decide` may refuse
+    /// (`Ok(Err(..))`), which writes nothing.
+    pub fn origin_write<T, R>(
+        &self,
+        now_ms: i64,
+        decide: impl FnOnce(&Store) -> Result<Result<(OriginChange, T), R>, StoreError>,
+    ) -> Result<Result<T, R>, StoreError> {
+        self.write(|w| {
+            let (change, value) = match decide(self)? {
+                Ok(v) => v,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let inner = &self.inner;
+            let first_seq = w.next_change;
+            let mut seq = first_seq;
+            let mut written: Vec<(u8, Vec<u8>)> = Vec::new();
+            let mut current = sled::Batch::default();
+            let mut figures = w.figures.clone();
+            let mut monthly = super::census::MonthlyDelta::default();
+            for record in &change.records {
+                let key = natural_key(&record.content, &record.origin);
+                if let Some(v) = inner.records.get(&key)? {
+                    let cur: Record = decode(&v, "record")?;
+                    figures.count(&cur, false);
+                    // As `replay` counts it, so a replayed change counts the same.
+                    if cur.path.len() == 1 {
+                        monthly.count(&cur, false, record.reported_at_ms);
+                    }
+                }
+                figures.count(record, true);
+                if record.path.len() == 1 {
+                    monthly.count(record, true, record.reported_at_ms);
+                }
+                let value = encode(record)?;
+                current.insert(key, value.clone());
+                written.push((TAG_RECORD, value));
+                seq += 1;
+            }
+            let mut overlay = SideOverlay::default();
+            for case in change.cases {
+                let c = Change::Objection(case);
+                self.apply_side(&c, &mut overlay)?;
+                written.push(c.tag_and_value()?);
+                seq += 1;
+            }
+            if seq > super::ids::MAX_SEQ {
+                return Err(StoreError::Engine(
+                    "changelog sequence space exhausted".into(),
+                ));
+            }
+            self.write_usage(w, change.usage)?;
+            if seq != first_seq {
+                current.insert(APPLIED_KEY, &(seq - 1).to_be_bytes());
+                self.snapshot_day(&w.figures, now_ms, &mut current)?;
+                current.insert(super::census::FIGURES_KEY, encode(&figures)?);
+                monthly.write(self, &mut current)?;
+                inner.changelog.apply_batch(chunked(first_seq, &written))?;
+                overlay.write(inner)?;
+                inner.records.apply_batch(current)?;
+                w.figures = figures;
+                w.next_change = seq;
+            }
+            Ok(Ok(value))
+        })
+    }
+}

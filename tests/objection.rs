@@ -1,0 +1,638 @@
+//! Objections, retention and publication periods across the three levels, with a clock
+//! the test controls (R-OBJ-1..3, R-SEC-2): an objection filed at Liaoning withholds the
+//! record there at once and on every level within a sync round; each outcome (upheld,
+//! deleted, corrected) propagates; refusals name their field and rule, are logged and
+//! change nothing; an adverse record about a person one day past its five years is gone
+//! at every level; credit repair waits for the minimum publication period and then
+//! withdraws the record everywhere; a penalty past its publication period is no longer
+//! public but still shared for statutory duty.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{Months, NaiveDate};
+use common::fed::{CHAOYANG, Fed, LIAONING, LINGYUAN};
+use common::{eventually, pull, push_one, wire};
+use credit_node::clock::Clock;
+use credit_node::identity::Role;
+use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
+use credit_node::pb;
+use credit_node::policy::Catalog;
+use credit_node::record::{Draft, Status, SubjectKind};
+use credit_node::server::NodeHandle;
+use credit_node::usage::{Action, Outcome, UsageEntry};
+use tonic::Code;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn channel(fed: &Fed, node: &NodeHandle, role: Role, region: &str, id: &str) -> Channel {
+    let identity = ClientIdentity::load(&fed.net.identity(role, region, id).unwrap()).unwrap();
+    connect(&node.endpoint(), &identity, ExpectedServer::AnyNode)
+        .await
+        .unwrap()
+}
+
+type Objections = pb::objections_client::ObjectionsClient<Channel>;
+
+async fn operator(fed: &Fed, node: &NodeHandle, region: &str) -> Objections {
+    Objections::new(channel(fed, node, Role::Operator, region, "window-1").await)
+}
+
+async fn puller(
+    fed: &Fed,
+    node: &NodeHandle,
+    region: &str,
+) -> pb::exchange_client::ExchangeClient<Channel> {
+    pb::exchange_client::ExchangeClient::new(
+        channel(fed, node, Role::Operator, region, "window-1").await,
+    )
+}
+
+/// Penalty drafts as the generator makes them: `n` about legal persons or natural ones.
+fn penalties(kind: SubjectKind, n: usize, seed: u64) -> Vec<Draft> {
+    let catalog = Catalog::builtin().unwrap();
+    let period = credit_node::cli::previous_month();
+    credit_node::policy::sample::generate_drafts_in(
+        &catalog,
+        &["admin_penalty"],
+        200,
+        200,
+        seed,
+        &period,
+    )
+    .into_iter()
+    .filter(|d| d.subject_kind == Some(kind))
+    .take(n)
+    .collect()
+}
+
+/// Pushes `drafts` at Lingyuan as its market regulator; the records' ids.
+async fn push_at_lingyuan(fed: &Fed, drafts: &[Draft]) -> Vec<Uuid> {
+    let mut client = pb::exchange_client::ExchangeClient::new(
+        channel(fed, fed.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
+    );
+    let r = push_one(&mut client, wire(drafts)).await.unwrap();
+    assert!(r.outcomes.iter().all(|o| o.refusal.is_none()), "{r:?}");
+    r.outcomes
+        .iter()
+        .map(|o| Uuid::parse_str(&o.record_id).unwrap())
+        .collect()
+}
+
+fn nodes(fed: &Fed) -> [(&'static str, &NodeHandle); 3] {
+    [
+        (LINGYUAN, fed.county()),
+        (CHAOYANG, fed.city()),
+        (LIAONING, fed.province()),
+    ]
+}
+
+/// Waits until every level holds `id` with `status` (and, when given, `version`).
+async fn everywhere(fed: &Fed, id: Uuid, status: Status, version: Option<u64>) {
+    for (region, node) in nodes(fed) {
+        let ok = eventually(LIMIT, || async {
+            node.store()
+                .record(&id)
+                .unwrap()
+                .is_some_and(|r| r.status == status && version.is_none_or(|v| r.version == v))
+        })
+        .await;
+        let held = node.store().record(&id).unwrap();
+        assert!(
+            ok,
+            "{region}: record {id} is {held:?}, not {status:?} v{version:?}"
+        );
+    }
+}
+
+/// Whether an operator's pull at `node` returns record `id`.
+async fn pulled(fed: &Fed, node: &NodeHandle, region: &str, subject: &str, id: Uuid) -> bool {
+    pull(&mut puller(fed, node, region).await, subject)
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.id == id.to_string())
+}
+
+fn usage(node: &NodeHandle) -> Vec<UsageEntry> {
+    node.store()
+        .usage_since(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c.entry)
+        .collect()
+}
+
+/// The node's last usage entry is the refusal of `rpc` with `field` and `rule`, and the
+/// status has the code; the store is as it was.
+fn assert_refused(
+    node: &NodeHandle,
+    before: [u8; 32],
+    status: &tonic::Status,
+    code: Code,
+    field: &str,
+    rule: &str,
+) {
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().starts_with(&format!("{field}:")),
+        "{status:?}"
+    );
+    let last = usage(node).pop().unwrap();
+    match &last.outcome {
+        Outcome::Refused {
+            field: f, rule: r, ..
+        } => {
+            assert_eq!((f.as_str(), r.as_str()), (field, rule), "{last:?}");
+        }
+        Outcome::Ok => panic!("not logged as refused: {last:?}"),
+    }
+    assert_eq!(
+        node.store().fingerprint().unwrap(),
+        before,
+        "a refusal changed the store"
+    );
+}
+
+fn steps(node: &NodeHandle, record: Uuid) -> Vec<String> {
+    usage(node)
+        .into_iter()
+        .filter(|e| e.record_ids.contains(&record) && e.outcome == Outcome::Ok)
+        .filter(|e| matches!(e.action, Action::Objection | Action::Repair | Action::Purge))
+        .map(|e| e.rpc)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagates() {
+    let fed = Fed::start().await;
+    let drafts = penalties(SubjectKind::Legal, 3, 11);
+    let ids = push_at_lingyuan(&fed, &drafts).await;
+    for id in &ids {
+        everywhere(&fed, *id, Status::Active, Some(1)).await;
+    }
+    let (r1, r2, r3) = (ids[0], ids[1], ids[2]);
+    let subject1 = drafts[0].subject_id.clone();
+
+    // Filed at Liaoning: withheld there at once, before the owner has heard of it.
+    let mut liaoning = operator(&fed, fed.province(), LIAONING).await;
+    let case = liaoning
+        .file(pb::FileObjection {
+            record_id: r1.to_string(),
+            reason: "the penalty was annulled on review".into(),
+            evidence: "凌源异议〔2026〕17号".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (case.owner_region.as_str(), case.filed_at_region.as_str()),
+        (LINGYUAN, LIAONING)
+    );
+    assert!(case.deadlines.iter().any(|d| d.step == "check"));
+    assert!(!pulled(&fed, fed.province(), LIAONING, &subject1, r1).await);
+    // The owner suspends it, and its suspension reaches every level.
+    everywhere(&fed, r1, Status::Suspended, Some(2)).await;
+    for (region, node) in nodes(&fed) {
+        assert!(node.store().objection_open(&r1), "{region}");
+        assert!(
+            !pulled(&fed, node, region, &subject1, r1).await,
+            "{region} released it"
+        );
+    }
+
+    // Only the owner handles the case.
+    let before = fed.province().store().fingerprint().unwrap();
+    let err = liaoning
+        .resolve(pb::ResolveObjection {
+            case_id: case.id.clone(),
+            outcome: "upheld".into(),
+            reason: "x".into(),
+            fault: "platform".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_refused(
+        fed.province(),
+        before,
+        &err,
+        Code::FailedPrecondition,
+        "case_id",
+        "R-OBJ-2",
+    );
+    let mut lingyuan = operator(&fed, fed.county(), LINGYUAN).await;
+    let ok = eventually(LIMIT, || async {
+        fed.county()
+            .store()
+            .case(&Uuid::parse_str(&case.id).unwrap())
+            .unwrap()
+            .is_some_and(|c| c.version >= 1)
+    })
+    .await;
+    assert!(ok);
+    // The provider's fault, but not yet referred to it.
+    let before = fed.county().store().fingerprint().unwrap();
+    let err = lingyuan
+        .resolve(pb::ResolveObjection {
+            case_id: case.id.clone(),
+            outcome: "upheld".into(),
+            reason: "confirmed by the regulator".into(),
+            fault: "provider".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_refused(
+        fed.county(),
+        before,
+        &err,
+        Code::FailedPrecondition,
+        "fault",
+        "R-OBJ-2",
+    );
+    let err = lingyuan
+        .file(pb::FileObjection {
+            record_id: r2.to_string(),
+            reason: " ".into(),
+            evidence: "e".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_refused(
+        fed.county(),
+        before,
+        &err,
+        Code::InvalidArgument,
+        "reason",
+        "R-OBJ-1",
+    );
+
+    // Referred to the provider, who replies through its own client.
+    let checked = lingyuan
+        .check(pb::CheckObjection {
+            case_id: case.id.clone(),
+            fault: "provider".into(),
+            note: "refer to the market regulator".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(checked.state, "provider_notified");
+    assert!(checked.deadlines.iter().any(|d| d.step == "provider_reply"));
+    let mut power = Objections::new(
+        channel(
+            &fed,
+            fed.county(),
+            Role::Provider,
+            LINGYUAN,
+            "lingyuan-power",
+        )
+        .await,
+    );
+    let before = fed.county().store().fingerprint().unwrap();
+    let err = power
+        .reply(pb::ReplyObjection {
+            case_id: case.id.clone(),
+            answer: "confirmed".into(),
+            text: "not ours".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_refused(
+        fed.county(),
+        before,
+        &err,
+        Code::PermissionDenied,
+        "case_id",
+        "R-OBJ-2",
+    );
+    assert!(
+        power
+            .list(pb::ListObjections::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .cases
+            .is_empty()
+    );
+    let mut amr = Objections::new(
+        channel(&fed, fed.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
+    );
+    let listed = amr
+        .list(pb::ListObjections {
+            open: true,
+            overdue: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.cases.len(), 1);
+    amr.reply(pb::ReplyObjection {
+        case_id: case.id.clone(),
+        answer: "confirmed".into(),
+        text: "the decision stands; the review upheld it".into(),
+    })
+    .await
+    .unwrap();
+    let resolved = lingyuan
+        .resolve(pb::ResolveObjection {
+            case_id: case.id.clone(),
+            outcome: "upheld".into(),
+            reason: "the provider confirmed the record".into(),
+            fault: "provider".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resolved.state, "resolved");
+    assert_eq!(resolved.resolution.as_ref().unwrap().record_version, 3);
+    // Upheld: the suspension is lifted everywhere.
+    everywhere(&fed, r1, Status::Active, Some(3)).await;
+    for (region, node) in nodes(&fed) {
+        let ok = eventually(LIMIT, || async { !node.store().objection_open(&r1) }).await;
+        assert!(ok, "{region} still withholds it");
+        assert!(pulled(&fed, node, region, &subject1, r1).await, "{region}");
+    }
+    assert_eq!(
+        steps(fed.county(), r1),
+        ["Take", "Check", "Reply", "Resolve"]
+    );
+    assert_eq!(steps(fed.province(), r1), ["File"]);
+    assert!(
+        usage(fed.city())
+            .iter()
+            .any(|e| e.action == Action::Notice && e.detail.contains("forwarded"))
+    );
+
+    // Filed at Chaoyang, found unverifiable: deleted with the reason, on every level.
+    let mut chaoyang = operator(&fed, fed.city(), CHAOYANG).await;
+    let case2 = chaoyang
+        .file(pb::FileObjection {
+            record_id: r2.to_string(),
+            reason: "no such decision was ever issued".into(),
+            evidence: "朝阳异议〔2026〕3号".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    everywhere(&fed, r2, Status::Suspended, Some(2)).await;
+    lingyuan
+        .resolve(pb::ResolveObjection {
+            case_id: case2.id.clone(),
+            outcome: "deleted".into(),
+            reason: "the decision cannot be verified".into(),
+            fault: "platform".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    everywhere(&fed, r2, Status::Deleted, Some(3)).await;
+    for (region, node) in nodes(&fed) {
+        let r = node.store().record(&r2).unwrap().unwrap();
+        assert!(
+            r.status_reason.contains("R-OBJ-3") && r.status_reason.contains("cannot be verified"),
+            "{region}: {}",
+            r.status_reason
+        );
+    }
+
+    // Filed at the owner, corrected by the platform at once: the new content everywhere.
+    let case3 = lingyuan
+        .file(pb::FileObjection {
+            record_id: r3.to_string(),
+            reason: "the fine amount was mistyped".into(),
+            evidence: "凌源异议〔2026〕18号".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(case3.state, "open");
+    let err = lingyuan
+        .resolve(pb::ResolveObjection {
+            case_id: case3.id.clone(),
+            outcome: "corrected".into(),
+            reason: "nothing given".into(),
+            fault: "platform".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    lingyuan
+        .resolve(pb::ResolveObjection {
+            case_id: case3.id.clone(),
+            outcome: "corrected".into(),
+            reason: "the amount is corrected from the decision".into(),
+            fault: "platform".into(),
+            set_fields: [("fine_amount".to_string(), "1.5".to_string())].into(),
+        })
+        .await
+        .unwrap();
+    everywhere(&fed, r3, Status::Active, Some(3)).await;
+    for (region, node) in nodes(&fed) {
+        let r = node.store().record(&r3).unwrap().unwrap();
+        assert_eq!(
+            r.content.fields.get("fine_amount").map(String::as_str),
+            Some("1.5"),
+            "{region}"
+        );
+    }
+    assert_eq!(steps(fed.county(), r3), ["File", "Resolve"]);
+}
+
+#[tokio::test]
+async fn an_adverse_record_about_a_person_one_day_past_five_years_is_gone_at_every_level() {
+    let clock = Clock::system();
+    let fed = Fed::start_with_clock(clock.clone()).await;
+    let mut draft = penalties(SubjectKind::Natural, 1, 5).remove(0);
+    draft.ended_on = Some(draft.occurred_on.clone());
+    let ended = NaiveDate::parse_from_str(&draft.occurred_on, "%Y-%m-%d").unwrap();
+    let until = ended.checked_add_months(Months::new(60)).unwrap();
+    let subject = draft.subject_id.clone();
+    let id = push_at_lingyuan(&fed, &[draft]).await[0];
+    everywhere(&fed, id, Status::Active, Some(1)).await;
+
+    // The last day of the five years: still released everywhere.
+    clock.set_today(until);
+    for (region, node) in nodes(&fed) {
+        assert!(pulled(&fed, node, region, &subject, id).await, "{region}");
+    }
+    // One day past: gone at every level at once, purge or no purge.
+    clock.set_today(until.succ_opt().unwrap());
+    for (region, node) in nodes(&fed) {
+        assert!(!pulled(&fed, node, region, &subject, id).await, "{region}");
+    }
+    let mut query = pb::query_client::QueryClient::new(
+        channel(&fed, fed.province(), Role::Operator, LIAONING, "window-1").await,
+    );
+    let answer = query
+        .query(pb::QueryRequest {
+            subject_id: subject.clone(),
+            purpose: "other".into(),
+            basis: pb::LegalBasis::Self_ as i32,
+            legal_reference: "身份证 checked at the window".into(),
+            scope: pb::Scope::Local as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.records.iter().all(|r| r.id != id.to_string()));
+
+    // The origin purges it; the purge replaces every copy.
+    let dry = operator(&fed, fed.county(), LINGYUAN)
+        .await
+        .purge(pb::PurgeRequest { dry_run: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dry.record_ids, [id.to_string()]);
+    assert_eq!(
+        fed.county().store().record(&id).unwrap().unwrap().status,
+        Status::Active
+    );
+    let done = operator(&fed, fed.county(), LINGYUAN)
+        .await
+        .purge(pb::PurgeRequest { dry_run: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.record_ids, [id.to_string()]);
+    everywhere(&fed, id, Status::Expired, Some(2)).await;
+    for (region, node) in nodes(&fed) {
+        let r = node.store().record(&id).unwrap().unwrap();
+        assert!(r.content.fields.is_empty(), "{region} kept the fields");
+        assert!(r.status_reason.contains("R-SEC-2"), "{region}");
+    }
+    let purge = usage(fed.county())
+        .into_iter()
+        .find(|e| e.action == Action::Purge && e.record_ids == [id])
+        .expect("a usage entry for the purge");
+    assert_eq!(purge.subject.as_deref(), Some(subject.as_str()));
+    // A second run finds nothing more to do.
+    let again = operator(&fed, fed.county(), LINGYUAN)
+        .await
+        .purge(pb::PurgeRequest { dry_run: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.record_ids.is_empty());
+}
+
+#[tokio::test]
+async fn repair_waits_for_the_minimum_period_and_an_ended_publication_is_shared_only() {
+    let clock = Clock::system();
+    let fed = Fed::start_with_clock(clock.clone()).await;
+    let mut drafts = penalties(SubjectKind::Legal, 2, 23);
+    let today = clock.today();
+    let decided = today.pred_opt().unwrap();
+    for d in &mut drafts {
+        d.occurred_on = decided.to_string();
+        d.ended_on = None;
+        d.fields.insert("decided_on".into(), decided.to_string());
+        d.fields.remove("publish_until");
+        d.fields.remove("valid_until");
+        d.fields.insert("severity".into(), "严重".into());
+    }
+    drafts[1].fields.insert("severity".into(), "一般".into());
+    let ids = push_at_lingyuan(&fed, &drafts).await;
+    for id in &ids {
+        everywhere(&fed, *id, Status::Active, Some(1)).await;
+    }
+    let mut lingyuan = operator(&fed, fed.county(), LINGYUAN).await;
+
+    // A serious penalty is published for at least a year (Order No. 36).
+    let before = fed.county().store().fingerprint().unwrap();
+    let err = lingyuan
+        .repair(pb::RepairRequest {
+            record_id: ids[0].to_string(),
+            reason: "信用修复决定书 凌信修〔2026〕1号".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_refused(
+        fed.county(),
+        before,
+        &err,
+        Code::FailedPrecondition,
+        "record_id",
+        "R-REL-1",
+    );
+    // Only the origin repairs.
+    let before = fed.province().store().fingerprint().unwrap();
+    let err = operator(&fed, fed.province(), LIAONING)
+        .await
+        .repair(pb::RepairRequest {
+            record_id: ids[0].to_string(),
+            reason: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_refused(
+        fed.province(),
+        before,
+        &err,
+        Code::FailedPrecondition,
+        "record_id",
+        "R-FED-1",
+    );
+
+    // A year and a day later: repaired, and withdrawn from sharing on every level.
+    clock.set_today(decided.checked_add_months(Months::new(12)).unwrap());
+    lingyuan
+        .repair(pb::RepairRequest {
+            record_id: ids[0].to_string(),
+            reason: "信用修复决定书 凌信修〔2026〕1号".into(),
+        })
+        .await
+        .unwrap();
+    everywhere(&fed, ids[0], Status::Repaired, Some(2)).await;
+    assert_eq!(steps(fed.county(), ids[0]), ["Repair"]);
+
+    // The general penalty's year has ended: not public, still shared for statutory duty.
+    let subject = drafts[1].subject_id.clone();
+    clock.set_today(
+        decided
+            .checked_add_months(Months::new(12))
+            .unwrap()
+            .succ_opt()
+            .unwrap(),
+    );
+    let ask = |basis: pb::LegalBasis| pb::QueryRequest {
+        subject_id: subject.clone(),
+        purpose: "other".into(),
+        basis: basis as i32,
+        legal_reference: "《行政处罚法》".into(),
+        scope: pb::Scope::Local as i32,
+        ..Default::default()
+    };
+    let mut public = pb::query_client::QueryClient::new(
+        channel(&fed, fed.city(), Role::Agency, CHAOYANG, "chaoyang-bank").await,
+    );
+    let answer = public
+        .query(ask(pb::LegalBasis::Public))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        answer.records.iter().all(|r| r.id != ids[1].to_string()),
+        "still public"
+    );
+    let mut duty = pb::query_client::QueryClient::new(
+        channel(&fed, fed.city(), Role::Provider, CHAOYANG, "chaoyang-amr").await,
+    );
+    let answer = duty
+        .query(ask(pb::LegalBasis::StatutoryDuty))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        answer.records.iter().any(|r| r.id == ids[1].to_string()),
+        "not shared"
+    );
+}
