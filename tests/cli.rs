@@ -487,3 +487,102 @@ fn consent_query_history_and_an_offline_verify_that_catches_an_edit() {
         "{stdout}"
     );
 }
+
+#[test]
+fn an_objection_filed_checked_answered_and_resolved_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_served, endpoint) = setup(dir.path());
+    // Runs a client command as `who` against the node.
+    let as_ = |who: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--endpoint", endpoint.as_str(), "--identity", who]);
+        run(&all, dir.path())
+    };
+    let ok = |who: &str, args: &[&str]| {
+        let out = as_(who, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/lingyuan-amr.jsonl");
+    as_("amr", &["push", sample, "--period", &previous_month()]);
+    let pulled = ok("ops", &["pull", "91211382MA0Y3K1050"]);
+    let record: serde_json::Value = serde_json::from_str(pulled.lines().next().unwrap()).unwrap();
+    let record_id = record["id"].as_str().unwrap().to_string();
+
+    let filed = ok(
+        "ops",
+        &[
+            "objection",
+            "file",
+            "--record",
+            &record_id,
+            "--reason",
+            "wrong amount",
+            "--evidence",
+            "YY-1",
+        ],
+    );
+    let case = filed.lines().last().unwrap().trim().to_string();
+    assert!(uuid::Uuid::parse_str(&case).is_ok(), "{filed}");
+    assert!(filed.contains("check") && filed.contains("due"), "{filed}");
+    let pulled = ok("ops", &["pull", "91211382MA0Y3K1050"]);
+    assert!(
+        !pulled.contains(&record_id),
+        "released while the objection is open"
+    );
+
+    let checked = ok("ops", &["objection", "check", &case, "--fault", "provider"]);
+    assert!(
+        checked.contains("provider_notified") && checked.contains("provider_reply"),
+        "{checked}"
+    );
+    let listed = ok("amr", &["objection", "list", "--open", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(listed["id"], case.as_str());
+    ok(
+        "amr",
+        &[
+            "objection",
+            "reply",
+            &case,
+            "--answer",
+            "confirmed",
+            "--text",
+            "the amount is right",
+        ],
+    );
+    let resolve = |outcome: &str| {
+        as_(
+            "ops",
+            &[
+                "objection",
+                "resolve",
+                &case,
+                "--outcome",
+                outcome,
+                "--reason",
+                "confirmed",
+                "--fault",
+                "provider",
+            ],
+        )
+    };
+    // A bad outcome: refused with its field and rule, exit 1.
+    let out = resolve("kept");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("outcome") && err.contains("R-OBJ-3"), "{err}");
+    let out = resolve("upheld");
+    let resolved = text(&out.stdout);
+    assert!(
+        resolved.contains("resolved") && resolved.contains("upheld"),
+        "{resolved}"
+    );
+    let pulled = ok("ops", &["pull", "91211382MA0Y3K1050"]);
+    assert!(pulled.contains(&record_id), "the suspension was not lifted");
+}

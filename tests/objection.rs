@@ -454,6 +454,7 @@ async fn an_adverse_record_about_a_person_one_day_past_five_years_is_gone_at_eve
     let ended = NaiveDate::parse_from_str(&draft.occurred_on, "%Y-%m-%d").unwrap();
     let until = ended.checked_add_months(Months::new(60)).unwrap();
     let subject = draft.subject_id.clone();
+    let again_draft = draft.clone();
     let id = push_at_lingyuan(&fed, &[draft]).await[0];
     everywhere(&fed, id, Status::Active, Some(1)).await;
 
@@ -514,6 +515,18 @@ async fn an_adverse_record_about_a_person_one_day_past_five_years_is_gone_at_eve
         .find(|e| e.action == Action::Purge && e.record_ids == [id])
         .expect("a usage entry for the purge");
     assert_eq!(purge.subject.as_deref(), Some(subject.as_str()));
+    // The provider cannot bring it back: past its five years it is no longer kept.
+    let mut amr = pb::exchange_client::ExchangeClient::new(
+        channel(&fed, fed.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
+    );
+    let r = push_one(&mut amr, wire(std::slice::from_ref(&again_draft)))
+        .await
+        .unwrap();
+    let refusal = r.outcomes[0].refusal.as_ref().expect("refused");
+    assert_eq!(
+        (refusal.field.as_str(), refusal.rule.as_str()),
+        ("ended_on", "R-SEC-2")
+    );
     // A second run finds nothing more to do.
     let again = operator(&fed, fed.county(), LINGYUAN)
         .await

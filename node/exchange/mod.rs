@@ -51,6 +51,28 @@ pub struct ExchangeService {
     publication: Arc<Publication>,
 }
 
+/// Refuses adverse information about a person whose five years have already ended: it
+/// is no longer kept (R-SEC-2). Checked at the provider's push only; copies from below
+/// keep syncing until their origin purges them.
+fn within_retention(content: Content, today: chrono::NaiveDate) -> Result<Content, Refusal> {
+    match crate::policy::publication::retained_until_content(&content) {
+        Some(until) if until < today => Err(Refusal::new(
+            Code::InvalidArgument,
+            if content.ended_on.is_some() {
+                "ended_on"
+            } else {
+                "occurred_on"
+            },
+            "R-SEC-2",
+            format!(
+                "adverse information about a person is kept five years from the end of the act; \
+                 this record's ended on {until}"
+            ),
+        )),
+        _ => Ok(content),
+    }
+}
+
 impl ExchangeService {
     /// The service of the node `config` describes, over its store and validator.
     pub fn new(
@@ -158,7 +180,8 @@ impl ExchangeService {
                     self.validator
                         .check(&draft, &provider.id, today)
                         .map_err(Refusal::from)
-                });
+                })
+                .and_then(|content| within_retention(content, today));
             match checked {
                 Ok(content) => accepted.push((index, content)),
                 Err(refusal) => {

@@ -586,10 +586,18 @@ impl Store {
                         path: cur.path,
                         reported_at_ms: now_ms,
                         version,
-                        // A correction does not lift a suspension or undo an expiry;
-                        // those have their own procedures.
-                        status: cur.status,
-                        status_reason: cur.status_reason,
+                        // A correction does not lift a suspension, a deletion or a
+                        // repair; those have their own procedures. A purged record
+                        // whose new dates put it back within its five years (the push
+                        // refuses any that do not) is kept again.
+                        status: match cur.status {
+                            Status::Expired => Status::Active,
+                            other => other,
+                        },
+                        status_reason: match cur.status {
+                            Status::Expired => String::new(),
+                            _ => cur.status_reason,
+                        },
                         content_hash: hash,
                     }
                 }

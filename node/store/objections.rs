@@ -154,6 +154,12 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let kept = self.write(|w| {
             self.write_usage(w, usage)?;
+            // The notice first: sled recovers a prefix of its writes, so after a crash
+            // a case kept here always has its notice on the way (a case without one
+            // would withhold the record here for good, and refuse a second filing).
+            if let Some((hop, notice)) = notice {
+                self.put_notice(hop, notice)?;
+            }
             let newer = self
                 .case(&case.id)?
                 .is_none_or(|c| c.version < case.version);
@@ -161,9 +167,6 @@ impl Store {
                 let mut overlay = SideOverlay::default();
                 self.apply_side(&Change::Objection(case.clone()), &mut overlay)?;
                 overlay.write(&self.inner)?;
-            }
-            if let Some((hop, notice)) = notice {
-                self.put_notice(hop, notice)?;
             }
             Ok(newer)
         })?;
