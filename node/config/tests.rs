@@ -181,3 +181,45 @@ fn provider_contacts_and_the_audit_interval() {
         "audit.checkpoint_secs"
     );
 }
+
+#[test]
+fn the_calendar_publication_table_and_purge_interval() {
+    let dir = folder();
+    let c = Config::from_toml(GOOD, dir.path()).unwrap();
+    assert!(c.calendar.covers(2026));
+    assert!(
+        c.publication
+            .in_force(chrono::NaiveDate::from_ymd_opt(2026, 11, 28).unwrap())
+            .is_some()
+    );
+    assert_eq!(c.purge_every, Duration::from_secs(3600));
+    std::fs::write(
+        dir.path().join("cal.toml"),
+        "[[year]]\nyear = 2027\noff = [\"2027-01-01\"]\n",
+    )
+    .unwrap();
+    let with = format!("calendar = \"cal.toml\"\n{GOOD}\n[retention]\npurge_secs = 60\n");
+    let c = Config::from_toml(&with, dir.path()).unwrap();
+    assert!(c.calendar.covers(2027) && !c.calendar.covers(2026));
+    assert_eq!(c.purge_every, Duration::from_secs(60));
+    assert_eq!(
+        Config::from_toml(
+            &with.replace("purge_secs = 60", "purge_secs = 0"),
+            dir.path()
+        )
+        .unwrap_err()
+        .key,
+        "retention.purge_secs"
+    );
+    std::fs::write(
+        dir.path().join("cal.toml"),
+        "[[year]]\nyear = 2027\noff = [\"soon\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        Config::from_toml(&with, dir.path()).unwrap_err().key,
+        "calendar"
+    );
+    let missing = format!("publication = \"none.toml\"\n{GOOD}");
+    assert_eq!(refused(&missing).key, "publication");
+}
