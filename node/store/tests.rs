@@ -565,3 +565,98 @@ fn a_subject_id_with_a_nul_is_not_indexed_and_breaks_no_history() {
     assert_eq!(history.len(), 3);
     assert!(store.verify_usage(&region(), &[], None).unwrap().ok());
 }
+
+fn case_for(record: &Record, version: u64) -> crate::objection::Case {
+    crate::objection::Case {
+        id: Uuid::now_v7(),
+        record_id: record.id,
+        subject_id: record.content.subject.id.clone(),
+        owner: record.origin,
+        filed_at: record.origin,
+        filed_by: "credit://operator/211382/window-1".into(),
+        received_ms: 5,
+        reason: "wrong".into(),
+        evidence: "E-1".into(),
+        record_version: record.version,
+        record_hash: record.content_hash,
+        version,
+        checked: None,
+        reply: None,
+        resolution: None,
+        path: vec![record.origin],
+    }
+}
+
+/// A case taken at the origin suspends the record in the same step; after a crash that
+/// left the step in the changelog only, replay restores both, and the set of records
+/// with an open case is rebuilt at open.
+#[test]
+fn a_taken_case_and_its_suspension_survive_replay_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, replayed);
+    {
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        store
+            .accept(
+                vec![content("S1", "R-1", "1"), content("S2", "R-2", "1")],
+                region(),
+                1,
+                push_usage,
+            )
+            .unwrap();
+        let records = store.records_of("S1").unwrap();
+        let first = records[0].clone();
+        kept = case_for(&first, 0);
+        assert!(
+            crate::objection::origin::take_case(&store, kept.clone(), region(), 2, "op", "File")
+                .unwrap()
+        );
+        assert!(store.objection_open(&first.id));
+        assert_eq!(
+            store.record(&first.id).unwrap().unwrap().status,
+            Status::Suspended
+        );
+        // Taken twice (a resent notice): nothing more happens.
+        let before = store.fingerprint().unwrap();
+        assert!(
+            !crate::objection::origin::take_case(&store, kept.clone(), region(), 3, "op", "Take")
+                .unwrap()
+        );
+        assert_eq!(store.fingerprint().unwrap(), before);
+
+        // The crash: the second record's suspension and case reach the changelog only.
+        let second = store.records_of("S2").unwrap()[0].clone();
+        let suspended =
+            crate::objection::origin::next_version(&second, Status::Suspended, "R-OBJ-3".into(), 4);
+        replayed = case_for(&second, 1);
+        let seq = store.stats().unwrap().last_change + 1;
+        let written = [
+            Change::Record(suspended).tag_and_value().unwrap(),
+            Change::Objection(replayed.clone()).tag_and_value().unwrap(),
+        ];
+        store
+            .inner
+            .changelog
+            .apply_batch(chunked(seq, &written))
+            .unwrap();
+        store.sync().unwrap();
+        assert!(!store.objection_open(&second.id));
+    }
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let first = store.case(&kept.id).unwrap().unwrap();
+    assert_eq!(first.version, 1);
+    assert!(store.objection_open(&first.record_id));
+    assert!(store.objection_open(&replayed.record_id));
+    assert_eq!(
+        store.record(&replayed.record_id).unwrap().unwrap().status,
+        Status::Suspended
+    );
+    assert_eq!(
+        store.cases_of_record(&replayed.record_id).unwrap(),
+        [replayed]
+    );
+    assert_eq!(
+        store.recount().unwrap(),
+        store.inner.writer.lock().unwrap().figures
+    );
+}
