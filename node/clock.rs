@@ -2,11 +2,21 @@
 //! publication periods, objection deadlines (R-OBJ-2). Normally the system clock; tests
 //! (and a rehearsal of next year's purge) move it. Clones share one setting, so a test
 //! moves a whole federation's clock at once.
+//!
+//! Dates are China Standard Time (UTC+8), whatever the host's time zone: a node in a UTC
+//! container must not count an objection received at 07:00 on Monday from Sunday.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{Local, NaiveDate, TimeZone};
+use chrono::{FixedOffset, NaiveDate, TimeZone};
+
+/// China Standard Time, UTC+8 (no daylight saving).
+pub const CHINA: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    // Checked when compiling: 8 hours is a valid offset.
+    None => panic!("UTC+8"),
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
@@ -25,7 +35,7 @@ impl Clock {
         crate::usage::now_ms() + self.offset_ms.load(Ordering::SeqCst)
     }
 
-    /// Today in the node's time zone.
+    /// Today in China Standard Time.
     pub fn today(&self) -> NaiveDate {
         local_date(self.now_ms())
     }
@@ -34,7 +44,7 @@ impl Clock {
     /// crosses midnight while it runs). Every clone moves with it.
     pub fn set_today(&self, day: NaiveDate) {
         let noon = day.and_hms_opt(12, 0, 0).unwrap_or_default();
-        let target = Local
+        let target = CHINA
             .from_local_datetime(&noon)
             .earliest()
             .map_or(0, |t| t.timestamp_millis());
@@ -43,12 +53,12 @@ impl Clock {
     }
 }
 
-/// The local date of Unix milliseconds `ms`.
+/// The date in China Standard Time of Unix milliseconds `ms`.
 pub fn local_date(ms: i64) -> NaiveDate {
-    Local
+    CHINA
         .timestamp_millis_opt(ms)
         .earliest()
-        .map_or_else(|| Local::now().date_naive(), |t| t.date_naive())
+        .map_or(NaiveDate::MIN, |t| t.date_naive())
 }
 
 #[cfg(test)]

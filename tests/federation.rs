@@ -275,6 +275,17 @@ async fn a_notice_travels_down_to_the_county() {
         text: "the subject disputes this penalty".into(),
         ..Default::default()
     };
+    // Objections are filed with Objections.File, which keeps the case; not through Notify.
+    let forged = pb::Notice {
+        kind: pb::NoticeKind::Objection as i32,
+        ..notice.clone()
+    };
+    let err = ops.notify(forged).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().starts_with("kind:") && err.message().contains("R-OBJ-1"),
+        "{err:?}"
+    );
     let result = ops.notify(notice.clone()).await.unwrap().into_inner();
     assert_eq!(result.next_hop, CHAOYANG);
     let arrived = eventually(LIMIT, || async {

@@ -69,6 +69,19 @@ fn penalties(kind: SubjectKind, n: usize, seed: u64) -> Vec<Draft> {
     .collect()
 }
 
+/// Dates penalties the day before `today`, so they are within their publication period.
+fn decided_yesterday(drafts: &mut [Draft], today: NaiveDate) -> NaiveDate {
+    let decided = today.pred_opt().unwrap();
+    for d in drafts {
+        d.occurred_on = decided.to_string();
+        d.ended_on = None;
+        d.fields.insert("decided_on".into(), decided.to_string());
+        d.fields.remove("publish_until");
+        d.fields.remove("valid_until");
+    }
+    decided
+}
+
 /// Pushes `drafts` at Lingyuan as its market regulator; the records' ids.
 async fn push_at_lingyuan(fed: &Fed, drafts: &[Draft]) -> Vec<Uuid> {
     let mut client = pb::exchange_client::ExchangeClient::new(
@@ -115,6 +128,29 @@ async fn pulled(fed: &Fed, node: &NodeHandle, region: &str, subject: &str, id: U
         .unwrap()
         .iter()
         .any(|r| r.id == id.to_string())
+}
+
+/// The ids a subject's own query (basis self, at an operator's window) returns at `node`.
+async fn own_records(fed: &Fed, node: &NodeHandle, region: &str, subject: &str) -> Vec<String> {
+    let mut query = pb::query_client::QueryClient::new(
+        channel(fed, node, Role::Operator, region, "window-1").await,
+    );
+    query
+        .query(pb::QueryRequest {
+            subject_id: subject.into(),
+            purpose: "other".into(),
+            basis: pb::LegalBasis::Self_ as i32,
+            legal_reference: "身份证 checked at the window".into(),
+            scope: pb::Scope::Local as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .into_iter()
+        .map(|r| r.id)
+        .collect()
 }
 
 fn usage(node: &NodeHandle) -> Vec<UsageEntry> {
@@ -169,7 +205,8 @@ fn steps(node: &NodeHandle, record: Uuid) -> Vec<String> {
 #[tokio::test]
 async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagates() {
     let fed = Fed::start().await;
-    let drafts = penalties(SubjectKind::Legal, 3, 11);
+    let mut drafts = penalties(SubjectKind::Legal, 3, 11);
+    decided_yesterday(&mut drafts, Clock::system().today());
     let ids = push_at_lingyuan(&fed, &drafts).await;
     for id in &ids {
         everywhere(&fed, *id, Status::Active, Some(1)).await;
@@ -177,7 +214,10 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     let (r1, r2, r3) = (ids[0], ids[1], ids[2]);
     let subject1 = drafts[0].subject_id.clone();
 
-    // Filed at Liaoning: withheld there at once, before the owner has heard of it.
+    // Filed at Liaoning while the link to Chaoyang is down: withheld there at once,
+    // although the owner has not heard of it.
+    fed.city_link.set_target(None);
+    fed.city_link.cut();
     let mut liaoning = operator(&fed, fed.province(), LIAONING).await;
     let case = liaoning
         .file(pb::FileObjection {
@@ -194,7 +234,13 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     );
     assert!(case.deadlines.iter().any(|d| d.step == "check"));
     assert!(!pulled(&fed, fed.province(), LIAONING, &subject1, r1).await);
-    // The owner suspends it, and its suspension reaches every level.
+    assert!(!fed.county().store().objection_open(&r1));
+    assert_eq!(
+        fed.county().store().record(&r1).unwrap().unwrap().status,
+        Status::Active
+    );
+    // The link returns: the owner suspends it, and its suspension reaches every level.
+    fed.city_link.set_target(Some(fed.province().addr));
     everywhere(&fed, r1, Status::Suspended, Some(2)).await;
     for (region, node) in nodes(&fed) {
         assert!(node.store().objection_open(&r1), "{region}");
@@ -338,6 +384,26 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     })
     .await
     .unwrap();
+    // The outcome follows the provider's answer.
+    let before = fed.county().store().fingerprint().unwrap();
+    let err = lingyuan
+        .resolve(pb::ResolveObjection {
+            case_id: case.id.clone(),
+            outcome: "deleted".into(),
+            reason: "deleted anyway".into(),
+            fault: "provider".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_refused(
+        fed.county(),
+        before,
+        &err,
+        Code::FailedPrecondition,
+        "outcome",
+        "R-OBJ-3",
+    );
     let resolved = lingyuan
         .resolve(pb::ResolveObjection {
             case_id: case.id.clone(),
@@ -369,7 +435,24 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
             .any(|e| e.action == Action::Notice && e.detail.contains("forwarded"))
     );
 
-    // Filed at Chaoyang, found unverifiable: deleted with the reason, on every level.
+    // Filed at Chaoyang while Lingyuan is cut off: withheld at Chaoyang at once, also from
+    // a query Chaoyang forwards to Liaoning, whose copy is still active.
+    let subject2 = drafts[1].subject_id.clone();
+    let mut bank = pb::query_client::QueryClient::new(
+        channel(&fed, fed.city(), Role::Agency, CHAOYANG, "chaoyang-bank").await,
+    );
+    let public = pb::QueryRequest {
+        subject_id: subject2.clone(),
+        purpose: "other".into(),
+        basis: pb::LegalBasis::Public as i32,
+        scope: pb::Scope::Federation as i32,
+        ..Default::default()
+    };
+    let answer = bank.query(public.clone()).await.unwrap().into_inner();
+    assert_eq!(answer.answered_by, LIAONING);
+    assert!(answer.records.iter().any(|r| r.id == r2.to_string()));
+    fed.county_link.set_target(None);
+    fed.county_link.cut();
     let mut chaoyang = operator(&fed, fed.city(), CHAOYANG).await;
     let case2 = chaoyang
         .file(pb::FileObjection {
@@ -380,17 +463,60 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
         .await
         .unwrap()
         .into_inner();
+    let answer = bank.query(public.clone()).await.unwrap().into_inner();
+    assert_eq!(answer.answered_by, LIAONING);
+    assert!(
+        answer.records.iter().all(|r| r.id != r2.to_string()),
+        "released from above"
+    );
+    assert!(answer.withheld >= 1);
+    fed.county_link.set_target(Some(fed.city().addr));
     everywhere(&fed, r2, Status::Suspended, Some(2)).await;
+
+    // Referred to the provider, who cannot verify it: deleted with the reason, on every
+    // level; upholding it is refused.
+    let ok = eventually(LIMIT, || async {
+        fed.county()
+            .store()
+            .case(&Uuid::parse_str(&case2.id).unwrap())
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    assert!(ok);
     lingyuan
-        .resolve(pb::ResolveObjection {
+        .check(pb::CheckObjection {
             case_id: case2.id.clone(),
-            outcome: "deleted".into(),
-            reason: "the decision cannot be verified".into(),
-            fault: "platform".into(),
-            ..Default::default()
+            fault: "provider".into(),
+            note: String::new(),
         })
         .await
         .unwrap();
+    amr.reply(pb::ReplyObjection {
+        case_id: case2.id.clone(),
+        answer: "unverifiable".into(),
+        text: "no such decision in our register".into(),
+    })
+    .await
+    .unwrap();
+    let resolve2 = |outcome: &str| pb::ResolveObjection {
+        case_id: case2.id.clone(),
+        outcome: outcome.into(),
+        reason: "the decision cannot be verified".into(),
+        fault: "provider".into(),
+        ..Default::default()
+    };
+    let before = fed.county().store().fingerprint().unwrap();
+    let err = lingyuan.resolve(resolve2("upheld")).await.unwrap_err();
+    assert_refused(
+        fed.county(),
+        before,
+        &err,
+        Code::FailedPrecondition,
+        "outcome",
+        "R-OBJ-3",
+    );
+    lingyuan.resolve(resolve2("deleted")).await.unwrap();
     everywhere(&fed, r2, Status::Deleted, Some(3)).await;
     for (region, node) in nodes(&fed) {
         let r = node.store().record(&r2).unwrap().unwrap();
@@ -399,7 +525,23 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
             "{region}: {}",
             r.status_reason
         );
+        assert!(
+            r.content.fields.is_empty(),
+            "{region}: the tombstone kept the fields"
+        );
     }
+    // The provider's reference is closed: a re-push stores nothing.
+    let mut provider = pb::exchange_client::ExchangeClient::new(
+        channel(&fed, fed.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
+    );
+    let before = fed.county().store().fingerprint().unwrap();
+    let again = push_one(&mut provider, wire(&drafts[1..2])).await.unwrap();
+    let refusal = again.outcomes[0].refusal.as_ref().expect("refused");
+    assert_eq!(
+        (refusal.field.as_str(), refusal.rule.as_str()),
+        ("provider_ref", "R-OBJ-3")
+    );
+    assert_eq!(fed.county().store().fingerprint().unwrap(), before);
 
     // Filed at the owner, corrected by the platform at once: the new content everywhere.
     let case3 = lingyuan
@@ -412,6 +554,7 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
         .unwrap()
         .into_inner();
     assert_eq!(case3.state, "open");
+    let before = fed.county().store().fingerprint().unwrap();
     let err = lingyuan
         .resolve(pb::ResolveObjection {
             case_id: case3.id.clone(),
@@ -422,7 +565,14 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_refused(
+        fed.county(),
+        before,
+        &err,
+        Code::FailedPrecondition,
+        "outcome",
+        "R-OBJ-3",
+    );
     lingyuan
         .resolve(pb::ResolveObjection {
             case_id: case3.id.clone(),
@@ -458,32 +608,23 @@ async fn an_adverse_record_about_a_person_one_day_past_five_years_is_gone_at_eve
     let id = push_at_lingyuan(&fed, &[draft]).await[0];
     everywhere(&fed, id, Status::Active, Some(1)).await;
 
+    let own = || async {
+        own_records(&fed, fed.province(), LIAONING, &subject)
+            .await
+            .contains(&id.to_string())
+    };
     // The last day of the five years: still released everywhere.
     clock.set_today(until);
     for (region, node) in nodes(&fed) {
         assert!(pulled(&fed, node, region, &subject, id).await, "{region}");
     }
+    assert!(own().await);
     // One day past: gone at every level at once, purge or no purge.
     clock.set_today(until.succ_opt().unwrap());
     for (region, node) in nodes(&fed) {
         assert!(!pulled(&fed, node, region, &subject, id).await, "{region}");
     }
-    let mut query = pb::query_client::QueryClient::new(
-        channel(&fed, fed.province(), Role::Operator, LIAONING, "window-1").await,
-    );
-    let answer = query
-        .query(pb::QueryRequest {
-            subject_id: subject.clone(),
-            purpose: "other".into(),
-            basis: pb::LegalBasis::Self_ as i32,
-            legal_reference: "身份证 checked at the window".into(),
-            scope: pb::Scope::Local as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(answer.records.iter().all(|r| r.id != id.to_string()));
+    assert!(!own().await);
 
     // The origin purges it; the purge replaces every copy.
     let dry = operator(&fed, fed.county(), LINGYUAN)
@@ -543,15 +684,8 @@ async fn repair_waits_for_the_minimum_period_and_an_ended_publication_is_shared_
     let fed = Fed::start_with_clock(clock.clone()).await;
     let mut drafts = penalties(SubjectKind::Legal, 2, 23);
     let today = clock.today();
-    let decided = today.pred_opt().unwrap();
-    for d in &mut drafts {
-        d.occurred_on = decided.to_string();
-        d.ended_on = None;
-        d.fields.insert("decided_on".into(), decided.to_string());
-        d.fields.remove("publish_until");
-        d.fields.remove("valid_until");
-        d.fields.insert("severity".into(), "严重".into());
-    }
+    let decided = decided_yesterday(&mut drafts, today);
+    drafts[0].fields.insert("severity".into(), "严重".into());
     drafts[1].fields.insert("severity".into(), "一般".into());
     let ids = push_at_lingyuan(&fed, &drafts).await;
     for id in &ids {
@@ -606,16 +740,22 @@ async fn repair_waits_for_the_minimum_period_and_an_ended_publication_is_shared_
         .unwrap();
     everywhere(&fed, ids[0], Status::Repaired, Some(2)).await;
     assert_eq!(steps(fed.county(), ids[0]), ["Repair"]);
+    let repaired = drafts[0].subject_id.clone();
+    for (region, node) in nodes(&fed) {
+        assert!(
+            !pulled(&fed, node, region, &repaired, ids[0]).await,
+            "{region} shares it"
+        );
+    }
+    // The subject still sees its own record.
+    assert!(
+        own_records(&fed, fed.province(), LIAONING, &repaired)
+            .await
+            .contains(&ids[0].to_string())
+    );
 
     // The general penalty's year has ended: not public, still shared for statutory duty.
     let subject = drafts[1].subject_id.clone();
-    clock.set_today(
-        decided
-            .checked_add_months(Months::new(12))
-            .unwrap()
-            .succ_opt()
-            .unwrap(),
-    );
     let ask = |basis: pb::LegalBasis| pb::QueryRequest {
         subject_id: subject.clone(),
         purpose: "other".into(),
@@ -626,6 +766,23 @@ async fn repair_waits_for_the_minimum_period_and_an_ended_publication_is_shared_
     };
     let mut public = pb::query_client::QueryClient::new(
         channel(&fed, fed.city(), Role::Agency, CHAOYANG, "chaoyang-bank").await,
+    );
+    // Public through the last day of its year.
+    let answer = public
+        .query(ask(pb::LegalBasis::Public))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        answer.records.iter().any(|r| r.id == ids[1].to_string()),
+        "not public"
+    );
+    clock.set_today(
+        decided
+            .checked_add_months(Months::new(12))
+            .unwrap()
+            .succ_opt()
+            .unwrap(),
     );
     let answer = public
         .query(ask(pb::LegalBasis::Public))

@@ -382,6 +382,36 @@ impl AccessService {
         })
     }
 
+    /// Drops from a parent's answer what this node knows must be withheld and the parent
+    /// may not know yet: a record with an objection open here, or whose copy here is
+    /// newer (suspended, deleted, repaired, purged, not yet synced up) or withheld by
+    /// this node's own rules (R-OBJ-3, R-SEC-2). Returns how many it dropped.
+    fn withhold_newer_here(&self, records: &mut Vec<pb::Record>, basis: Basis) -> u32 {
+        let today = self.config.clock.today();
+        let mut dropped = 0;
+        records.retain(|r| {
+            let Ok(id) = uuid::Uuid::parse_str(&r.id) else {
+                return true;
+            };
+            let keep = !self.store.objection_open(&id)
+                && match self.store.record(&id) {
+                    Ok(Some(here)) => {
+                        here.version <= r.version
+                            && withheld(&here, Some(basis), today, &self.config.publication, false)
+                                .is_none()
+                    }
+                    Ok(None) => true,
+                    // Cannot be checked here: withheld, not released.
+                    Err(_) => false,
+                };
+            if !keep {
+                dropped += 1;
+            }
+            keep
+        });
+        dropped
+    }
+
     /// Forwards the query to the parent as this node, for `asked.requester`.
     async fn forward(
         &self,
@@ -410,7 +440,7 @@ impl AccessService {
         let mut client = pb::query_client::QueryClient::new(channel);
         let answer =
             tokio::time::timeout(std::time::Duration::from_secs(30), client.query(req)).await;
-        let result = match answer {
+        let mut result = match answer {
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(status)) => {
                 let r = refusal(
@@ -433,6 +463,8 @@ impl AccessService {
                 return Err(self.refuse(entry, r).await);
             }
         };
+        let held_back = self.withhold_newer_here(&mut result.records, asked.basis);
+        result.withheld += held_back;
         entry.count = result.records.len() as u64;
         entry.record_ids = result
             .records
@@ -441,12 +473,11 @@ impl AccessService {
             .filter_map(|r| uuid::Uuid::parse_str(&r.id).ok())
             .collect();
         entry.detail = format!(
-            "forwarded to {parent}; answered by {}, {} records",
+            "forwarded to {parent}; answered by {}, {} records, {held_back} more withheld here",
             result.answered_by,
             result.records.len()
         );
         self.log(vec![entry]).await?;
-        let mut result = result;
         result.path.push(self.config.region.to_string());
         Ok(result)
     }

@@ -173,6 +173,23 @@ pub async fn objection(command: ObjectionCommand) -> Result<Exit, CliError> {
                 }
             }
             if !json {
+                let mut outside: Vec<&str> = list
+                    .cases
+                    .iter()
+                    .flat_map(|c| &c.deadlines)
+                    .filter_map(|d| d.due.get(..4))
+                    .filter(|y| !list.calendar_years.iter().any(|k| k.to_string() == *y))
+                    .collect();
+                outside.sort_unstable();
+                outside.dedup();
+                if !outside.is_empty() {
+                    writeln!(
+                        out,
+                        "warning: the node's calendar has no holiday schedule for {}; those \
+                         deadlines count weekends only (add the year to its calendar file)",
+                        outside.join(", ")
+                    )?;
+                }
                 let years: Vec<String> = list
                     .calendar_years
                     .iter()

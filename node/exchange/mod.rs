@@ -66,7 +66,7 @@ fn within_retention(content: Content, today: chrono::NaiveDate) -> Result<Conten
             "R-SEC-2",
             format!(
                 "adverse information about a person is kept five years from the end of the act; \
-                 this record's ended on {until}"
+                 this record's five years ended on {until}"
             ),
         )),
         _ => Ok(content),
@@ -206,11 +206,19 @@ impl ExchangeService {
         .map_err(|e| Status::internal(format!("push task failed: {e}")))?
         .map_err(|e| store_status(&e))?;
 
+        let mut closed = 0;
         for (index, a) in indices.into_iter().zip(&applied) {
             let outcome = match a {
                 Applied::Created { .. } => pb::Outcome::Created,
                 Applied::NewVersion { .. } => pb::Outcome::NewVersion,
                 Applied::Unchanged { .. } => pb::Outcome::Unchanged,
+                Applied::Closed { .. } => {
+                    closed += 1;
+                    if let Some(r) = closed_refusal(a) {
+                        outcomes[index] = Some(rejected_outcome(index, &r));
+                    }
+                    continue;
+                }
             };
             outcomes[index] = Some(pb::RecordOutcome {
                 index: index as u32,
@@ -224,10 +232,30 @@ impl ExchangeService {
         Ok(pb::PushResult {
             batch_ref: batch.batch_ref,
             outcomes: outcomes.into_iter().flatten().collect(),
-            accepted: applied.len() as u32,
-            rejected: rejected as u32,
+            accepted: (applied.len() - closed) as u32,
+            rejected: (rejected + closed) as u32,
         })
     }
+}
+
+/// The refusal of a re-push of a deleted or purged record.
+fn closed_refusal(a: &Applied) -> Option<Refusal> {
+    let Applied::Closed { id, status, .. } = a else {
+        return None;
+    };
+    let (rule, what) = match status {
+        crate::record::Status::Deleted => ("R-OBJ-3", "deleted after an objection"),
+        _ => ("R-SEC-2", "purged at the end of its retention period"),
+    };
+    Some(Refusal::new(
+        Code::FailedPrecondition,
+        "provider_ref",
+        rule,
+        format!(
+            "record {id} with this reference was {what}; the reference is closed and nothing \
+             was stored (a corrected record takes a new reference)"
+        ),
+    ))
 }
 
 fn rejected_outcome(index: usize, r: &Refusal) -> pb::RecordOutcome {
@@ -253,29 +281,37 @@ fn push_usage(
     refused: &[(String, Refusal)],
 ) -> Vec<UsageEntry> {
     let (mut created, mut versions, mut unchanged) = (0, 0, 0);
+    let mut closed = Vec::new();
     for a in applied {
         match a {
             Applied::Created { .. } => created += 1,
             Applied::NewVersion { .. } => versions += 1,
             Applied::Unchanged { .. } => unchanged += 1,
+            Applied::Closed { .. } => closed.extend(closed_refusal(a).map(|r| (*a, r))),
         }
     }
-    let mut entries = Vec::with_capacity(1 + refused.len());
-    if !applied.is_empty() {
+    let accepted = applied.len() - closed.len();
+    let mut entries = Vec::with_capacity(1 + refused.len() + closed.len());
+    if accepted > 0 {
         let mut e = UsageEntry::new(caller, Action::Push, "Push", now);
-        e.count = applied.len() as u64;
+        e.count = accepted as u64;
         if applied.len() <= MAX_IDS_PER_ENTRY {
             e.record_ids = applied
                 .iter()
-                .filter(|a| !matches!(a, Applied::Unchanged { .. }))
+                .filter(|a| matches!(a, Applied::Created { .. } | Applied::NewVersion { .. }))
                 .map(Applied::id)
                 .collect();
         }
         e.detail = format!(
-            "accepted {}: created {created}, new versions {versions}, unchanged {unchanged}; rejected {}",
-            applied.len(),
-            refused.len()
+            "accepted {accepted}: created {created}, new versions {versions}, unchanged {unchanged}; rejected {}",
+            refused.len() + closed.len()
         );
+        entries.push(e);
+    }
+    for (a, r) in closed {
+        let mut e = UsageEntry::new(caller, Action::Push, "Push", now)
+            .refused(r.code, &r.field, &r.rule, &r.message);
+        e.record_ids = vec![a.id()];
         entries.push(e);
     }
     for (subject, r) in refused {

@@ -197,10 +197,9 @@ fn check_record(
     }
     let content = if meta.status == Status::Expired {
         let content = validator.check_purged(&draft, &meta.provider_id, today)?;
-        // `today` allows the child's clock a day ahead; a purge needs the period over
-        // by this node's own clock.
+        // `today` allows the child's clock a day ahead, as for every date here.
         match crate::policy::publication::retained_until_content(&content) {
-            Some(until) if until.succ_opt().is_some_and(|d| d < today) => content,
+            Some(until) if until < today => content,
             _ => {
                 return Err(bad(
                     "status",
@@ -210,6 +209,9 @@ fn check_record(
                 ));
             }
         }
+    } else if meta.status == Status::Deleted && draft.fields.is_empty() {
+        // A tombstone keeps who, what and why, not the fields (R-OBJ-3).
+        validator.check_purged(&draft, &meta.provider_id, today)?
     } else {
         validator.check(&draft, &meta.provider_id, today)?
     };

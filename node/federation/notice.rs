@@ -63,6 +63,23 @@ impl From<LegacyNotice> for Notice {
 }
 
 impl Notice {
+    /// The case an objection notice carries, if it is one a node may act on: as filed
+    /// (version 0, no steps yet), for the record the notice names, owned by the notice's
+    /// target. Anything else is ignored (the notice still travels and is logged).
+    pub fn filed_case(&self) -> Option<&Case> {
+        let case = self.objection.as_ref()?;
+        let as_filed = case.version == 0
+            && case.checked.is_none()
+            && case.reply.is_none()
+            && case.resolution.is_none();
+        (self.kind == NoticeKind::Objection
+            && as_filed
+            && case.owner == self.target
+            && case.record_id.to_string() == self.record_id
+            && crate::store::id_origin(&case.record_id) == Some(case.owner))
+        .then_some(case)
+    }
+
     pub fn to_wire(&self) -> pb::Notice {
         pb::Notice {
             id: self.id,
@@ -110,6 +127,12 @@ impl Notice {
             Some(c) => Some(case_from_wire(c).map_err(|(_, why)| ("objection", why))?),
             None => None,
         };
+        if kind != NoticeKind::Objection && objection.is_some() {
+            return Err((
+                "objection",
+                "only an objection notice carries a case".into(),
+            ));
+        }
         if kind == NoticeKind::Objection && objection.is_none() {
             return Err(("objection", "an objection notice carries its case: objections are filed with Objections.File (`credit-node objection file`)".into()));
         }

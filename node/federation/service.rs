@@ -472,6 +472,20 @@ impl pb::federation_server::Federation for FederationService {
             rule: rule.to_string(),
             message,
         };
+        if wire.kind == pb::NoticeKind::Objection as i32 || wire.objection.is_some() {
+            let message = "objections are filed with Objections.File (`credit-node objection \
+                           file`), which keeps the case and withholds the record"
+                .to_string();
+            return Err(self
+                .gate
+                .refuse(
+                    Some(&caller),
+                    "Notify",
+                    Action::Notice,
+                    refuse("kind", "R-OBJ-1", message),
+                )
+                .await);
+        }
         let mut notice = match Notice::from_wire(&wire) {
             Ok(n) => n,
             Err((field, why)) => {

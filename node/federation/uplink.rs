@@ -281,7 +281,7 @@ impl Uplink {
                     if notice.kind == super::NoticeKind::ConsentWithdrawal {
                         withdraw_here(&store, &notice, local, signer.as_deref())?;
                     }
-                    if let Some(case) = &notice.objection {
+                    if let Some(case) = notice.filed_case() {
                         // This node owns the record: take the case and suspend it.
                         let by = format!("credit://node/{}/notice-{}", notice.from, notice.id);
                         crate::objection::origin::take_case(
@@ -303,7 +303,7 @@ impl Uplink {
                     if notice.kind == super::NoticeKind::ConsentWithdrawal {
                         withdraw_here(&store, &notice, local, signer.as_deref())?;
                     }
-                    match &notice.objection {
+                    match notice.filed_case() {
                         // A node on the way holds a copy of the record: withhold it here
                         // too, at once, while the notice goes on.
                         Some(case) => store

@@ -55,19 +55,30 @@ impl Calendar {
         parse(BUILTIN, "built-in").unwrap_or_default()
     }
 
-    /// The operator's calendar file, or the built-in one.
+    /// The built-in schedule, with the years of the operator's file (when given) added
+    /// or, for a year both have, taken from the file.
     pub fn load(path: Option<&Path>) -> Result<Calendar, CalendarError> {
-        match path {
-            None => parse(BUILTIN, "built-in"),
-            Some(p) => {
-                let name = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|e| CalendarError {
-                    source_name: name.clone(),
-                    problem: e.to_string(),
-                })?;
-                parse(&text, &name)
-            }
+        let mut cal = parse(BUILTIN, "built-in")?;
+        if let Some(p) = path {
+            let name = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|e| CalendarError {
+                source_name: name.clone(),
+                problem: e.to_string(),
+            })?;
+            cal.merge(parse(&text, &name)?);
         }
+        Ok(cal)
+    }
+
+    /// Takes every year `other` has from it.
+    fn merge(&mut self, other: Calendar) {
+        for year in other.years.keys() {
+            self.off.retain(|d| d.year() != *year);
+            self.work.retain(|d| d.year() != *year);
+        }
+        self.off.extend(other.off);
+        self.work.extend(other.work);
+        self.years.extend(other.years);
     }
 
     pub fn from_toml_str(text: &str) -> Result<Calendar, CalendarError> {
@@ -219,6 +230,24 @@ mod tests {
         // Fri 2027-01-01 is a working day here: no 2027 schedule shipped.
         assert!(cal.is_working_day(d("2027-01-01")));
         assert_eq!(cal.add_working_days(d("2026-12-31"), 2), d("2027-01-04"));
+    }
+
+    #[test]
+    fn an_operator_file_adds_a_year_and_replaces_one_it_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cal.toml");
+        std::fs::write(
+            &path,
+            "[[year]]\nyear = 2027\noff = [\"2027-01-01\"]\n\
+             [[year]]\nyear = 2026\noff = [\"2026-01-01\"]\n",
+        )
+        .unwrap();
+        let cal = Calendar::load(Some(&path)).unwrap();
+        assert!(cal.covers(2025) && cal.covers(2026) && cal.covers(2027));
+        assert!(!cal.is_working_day(d("2027-01-01")));
+        // 2026 is the file's now: National Day is a working day in it.
+        assert!(cal.is_working_day(d("2026-10-05")));
+        assert!(!cal.is_working_day(d("2025-10-06")));
     }
 
     #[test]

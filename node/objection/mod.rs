@@ -142,14 +142,17 @@ pub struct Deadline {
     pub due: NaiveDate,
     /// When the step was done, if it was.
     pub done: Option<NaiveDate>,
+    /// When the case was resolved: a step never done is judged as of that day.
+    pub closed: Option<NaiveDate>,
 }
 
 impl Deadline {
-    /// Not done and past due on `today`, or done after it was due.
+    /// Done after it was due, or not done and past due on `today` (or, in a resolved
+    /// case, on the day it was resolved).
     pub fn overdue(&self, today: NaiveDate) -> bool {
         match self.done {
             Some(done) => done > self.due,
-            None => today > self.due,
+            None => self.closed.unwrap_or(today) > self.due,
         }
     }
 }
@@ -194,12 +197,14 @@ impl Case {
             step: "check",
             due: calendar.add_working_days(received, 3),
             done: checked,
+            closed: resolved,
         }];
         match (self.fault(), checked) {
             (Some(Fault::Platform), Some(checked)) => out.push(Deadline {
                 step: "tell_applicant",
                 due: calendar.add_working_days(checked, 2),
                 done: resolved,
+                closed: resolved,
             }),
             (Some(Fault::Provider), Some(checked)) => {
                 let replied = self.reply.as_ref().map(|r| local_date(r.at_ms));
@@ -207,12 +212,14 @@ impl Case {
                     step: "provider_reply",
                     due: calendar.add_working_days(checked, 10),
                     done: replied,
+                    closed: resolved,
                 });
                 if let Some(replied) = replied {
                     out.push(Deadline {
                         step: "tell_applicant",
                         due: calendar.add_working_days(replied, 2),
                         done: resolved,
+                        closed: resolved,
                     });
                 }
             }
@@ -221,9 +228,10 @@ impl Case {
         out
     }
 
-    /// Whether any deadline is overdue on `today`.
+    /// Whether the case is open with a deadline overdue on `today` (what `objection list
+    /// --overdue` shows: the cases that need action).
     pub fn overdue(&self, calendar: &Calendar, today: NaiveDate) -> bool {
-        self.deadlines(calendar).iter().any(|d| d.overdue(today))
+        self.is_open() && self.deadlines(calendar).iter().any(|d| d.overdue(today))
     }
 }
 
@@ -274,11 +282,11 @@ impl Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{Local, TimeZone};
+    use chrono::TimeZone;
 
     fn ms(day: &str) -> i64 {
         let d = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
-        Local
+        crate::clock::CHINA
             .from_local_datetime(&d.and_hms_opt(10, 0, 0).unwrap())
             .earliest()
             .unwrap()

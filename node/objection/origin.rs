@@ -85,9 +85,10 @@ pub fn take_case(
 }
 
 /// Whether `r` is this node's own, and past its retention period on `today` but not yet
-/// purged.
+/// purged. A deleted record is left as it is: its tombstone has no fields and keeps the
+/// reason it was deleted for (R-OBJ-3).
 fn purgeable(r: &Record, local: RegionCode, today: NaiveDate) -> Option<NaiveDate> {
-    if r.origin != local || r.status == Status::Expired {
+    if r.origin != local || matches!(r.status, Status::Expired | Status::Deleted) {
         return None;
     }
     retained_until(r).filter(|until| today > *until)
@@ -124,10 +125,14 @@ pub fn purge_expired(
                 let Some(until) = purgeable(&cur, local, today) else {
                     continue;
                 };
+                let was = match cur.status {
+                    Status::Active => String::new(),
+                    other => format!(" (was {other:?}: {})", cur.status_reason),
+                };
                 let mut next = next_version(
                     &cur,
                     Status::Expired,
-                    format!("R-SEC-2: released until {until}; purged on {today}"),
+                    format!("R-SEC-2: released until {until}; purged on {today}{was}"),
                     now_ms,
                 );
                 next.content.fields.clear();

@@ -83,12 +83,12 @@ fn required(
     Ok(v.to_string())
 }
 
-fn parse_id(value: &str, field: &str) -> Result<Uuid, Refusal> {
+fn parse_id(value: &str, field: &str, rule: &str) -> Result<Uuid, Refusal> {
     Uuid::parse_str(value.trim()).map_err(|e| {
         refused(
             Code::InvalidArgument,
             field,
-            "R-OBJ-1",
+            rule,
             format!("not a UUID: {e}"),
         )
     })
@@ -216,7 +216,7 @@ impl ObjectionService {
     }
 
     async fn file_case(&self, caller: &CallerId, req: pb::FileObjection) -> Result<Case, Fail> {
-        let id = parse_id(&req.record_id, "record_id")?;
+        let id = parse_id(&req.record_id, "record_id", "R-OBJ-1")?;
         let reason = required(
             &req.reason,
             "reason",
@@ -334,7 +334,7 @@ impl ObjectionService {
     }
 
     async fn check_case(&self, caller: &CallerId, req: pb::CheckObjection) -> Result<Case, Fail> {
-        let id = parse_id(&req.case_id, "case_id")?;
+        let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
         let fault = Fault::parse(req.fault.trim()).ok_or_else(|| {
             refused(
                 Code::InvalidArgument,
@@ -395,7 +395,7 @@ impl ObjectionService {
             )
             .into());
         }
-        let id = parse_id(&req.case_id, "case_id")?;
+        let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
         let answer = Answer::parse(req.answer.trim()).ok_or_else(|| {
             refused(
                 Code::InvalidArgument,
@@ -486,7 +486,7 @@ impl ObjectionService {
         caller: &CallerId,
         req: pb::ResolveObjection,
     ) -> Result<Case, Fail> {
-        let id = parse_id(&req.case_id, "case_id")?;
+        let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
         let outcome = Outcome::parse(req.outcome.trim()).ok_or_else(|| {
             refused(
                 Code::InvalidArgument,
@@ -522,16 +522,23 @@ impl ObjectionService {
         let (local, by, now) = (self.config.region, caller.uri(), self.config.clock.now_ms());
         let today = self.config.clock.today();
         let validator = self.validator.clone();
+        let calendar = self.config.calendar.clone();
         let set = req.set_fields;
         self.step(move |s| {
             let mut case = refuse_step!(owned_open(s, &id, local)?);
-            if fault == Fault::Provider && case.checked.as_ref().map(|c| c.fault) != Some(Fault::Provider) {
-                return Ok(Err(refused(
-                    Code::FailedPrecondition,
-                    "fault",
-                    "R-OBJ-2",
-                    format!("the provider was not notified of case {id}: check it with fault provider first"),
-                )));
+            if fault == Fault::Provider {
+                if case.checked.as_ref().map(|c| c.fault) != Some(Fault::Provider) {
+                    return Ok(Err(refused(
+                        Code::FailedPrecondition,
+                        "fault",
+                        "R-OBJ-2",
+                        format!(
+                            "the provider was not notified of case {id}: check it with \
+                             fault provider first"
+                        ),
+                    )));
+                }
+                refuse_step!(follows_the_reply(&case, outcome, &calendar, today));
             }
             let Some(cur) = s.record(&case.record_id)? else {
                 return Ok(Err(refused(
@@ -541,6 +548,19 @@ impl ObjectionService {
                     format!("record {} is not held here", case.record_id),
                 )));
             };
+            if outcome == Outcome::Corrected
+                && matches!(cur.status, RecordStatus::Deleted | RecordStatus::Expired)
+            {
+                return Ok(Err(refused(
+                    Code::FailedPrecondition,
+                    "outcome",
+                    "R-OBJ-3",
+                    format!(
+                        "record {} is {:?} and keeps no content to correct",
+                        case.record_id, cur.status
+                    ),
+                )));
+            }
             let others_open = s
                 .cases_of_record(&case.record_id)?
                 .iter()
@@ -590,6 +610,11 @@ impl ObjectionService {
                 RecordStatus::Active => String::new(),
                 _ => cur.status_reason.clone(),
             };
+            let mut content = content;
+            if status == RecordStatus::Deleted {
+                // The tombstone keeps who, what and why (R-OBJ-3), not the fields.
+                content.fields.clear();
+            }
             let mut change = OriginChange::default();
             let mut record_version = cur.version;
             if status != cur.status || content != cur.content {
@@ -632,7 +657,7 @@ impl ObjectionService {
         caller: &CallerId,
         req: pb::RepairRequest,
     ) -> Result<Record, Fail> {
-        let id = parse_id(&req.record_id, "record_id")?;
+        let id = parse_id(&req.record_id, "record_id", "R-REL-1")?;
         let reason = required(
             &req.reason,
             "reason",
@@ -692,6 +717,61 @@ impl ObjectionService {
             Ok(Ok((OriginChange { records: vec![next], cases: vec![], usage: vec![e] }, out)))
         })
         .await
+    }
+}
+
+/// On the provider's fault, the outcome follows its reply (R-OBJ-2, R-OBJ-3): confirmed is
+/// upheld, corrected is corrected, unverifiable is deleted. Without a reply the case
+/// waits for it until it is due; after that the record cannot be verified and is only
+/// deleted.
+fn follows_the_reply(
+    case: &Case,
+    outcome: Outcome,
+    calendar: &super::Calendar,
+    today: chrono::NaiveDate,
+) -> Result<(), Refusal> {
+    let refuse = |message: String| {
+        Err(refused(
+            Code::FailedPrecondition,
+            "outcome",
+            "R-OBJ-3",
+            message,
+        ))
+    };
+    match &case.reply {
+        Some(reply) => {
+            let expected = match reply.answer {
+                Answer::Confirmed => Outcome::Upheld,
+                Answer::Corrected => Outcome::Corrected,
+                Answer::Unverifiable => Outcome::Deleted,
+            };
+            if outcome == expected {
+                Ok(())
+            } else {
+                refuse(format!(
+                    "the provider answered {}: the outcome is {}",
+                    reply.answer.as_str(),
+                    expected.as_str()
+                ))
+            }
+        }
+        None => {
+            let due = case
+                .deadlines(calendar)
+                .into_iter()
+                .find(|d| d.step == "provider_reply")
+                .map(|d| d.due);
+            match due {
+                Some(due) if today > due && outcome == Outcome::Deleted => Ok(()),
+                Some(due) if today > due => refuse(format!(
+                    "the provider did not reply by {due}: the record cannot be verified and is \
+                     deleted"
+                )),
+                Some(due) => refuse(format!("the provider's reply is due by {due}; wait for it")),
+                // Not referred to the provider: the fault check refuses that.
+                None => Ok(()),
+            }
+        }
     }
 }
 

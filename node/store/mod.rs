@@ -108,6 +108,13 @@ pub enum Applied {
     NewVersion { id: Uuid, version: u64 },
     /// An identical re-push: nothing was written.
     Unchanged { id: Uuid, version: u64 },
+    /// The reference names a record that was deleted (R-OBJ-3) or purged (R-SEC-2): it
+    /// is closed, and nothing was written.
+    Closed {
+        id: Uuid,
+        version: u64,
+        status: Status,
+    },
 }
 
 impl Applied {
@@ -115,14 +122,16 @@ impl Applied {
         match *self {
             Applied::Created { id, .. }
             | Applied::NewVersion { id, .. }
-            | Applied::Unchanged { id, .. } => id,
+            | Applied::Unchanged { id, .. }
+            | Applied::Closed { id, .. } => id,
         }
     }
     pub fn version(&self) -> u64 {
         match *self {
             Applied::Created { version, .. }
             | Applied::NewVersion { version, .. }
-            | Applied::Unchanged { version, .. } => version,
+            | Applied::Unchanged { version, .. }
+            | Applied::Closed { version, .. } => version,
         }
     }
 }
@@ -564,6 +573,14 @@ impl Store {
                 ));
             }
             let record = match existing {
+                Some(cur) if matches!(cur.status, Status::Deleted | Status::Expired) => {
+                    applied.push(Applied::Closed {
+                        id: cur.id,
+                        version: cur.version,
+                        status: cur.status,
+                    });
+                    continue;
+                }
                 Some(cur) if cur.content_hash == hash => {
                     applied.push(Applied::Unchanged {
                         id: cur.id,
@@ -586,18 +603,10 @@ impl Store {
                         path: cur.path,
                         reported_at_ms: now_ms,
                         version,
-                        // A correction does not lift a suspension, a deletion or a
-                        // repair; those have their own procedures. A purged record
-                        // whose new dates put it back within its five years (the push
-                        // refuses any that do not) is kept again.
-                        status: match cur.status {
-                            Status::Expired => Status::Active,
-                            other => other,
-                        },
-                        status_reason: match cur.status {
-                            Status::Expired => String::new(),
-                            _ => cur.status_reason,
-                        },
+                        // A correction does not lift a suspension or a repair; those
+                        // have their own procedures.
+                        status: cur.status,
+                        status_reason: cur.status_reason,
                         content_hash: hash,
                     }
                 }
