@@ -130,6 +130,16 @@ async fn pulled(fed: &Fed, node: &NodeHandle, region: &str, subject: &str, id: U
         .any(|r| r.id == id.to_string())
 }
 
+fn resolution(case: &str, outcome: &str, fault: &str, reason: &str) -> pb::ResolveObjection {
+    pb::ResolveObjection {
+        case_id: case.into(),
+        outcome: outcome.into(),
+        reason: reason.into(),
+        fault: fault.into(),
+        ..Default::default()
+    }
+}
+
 /// The ids a subject's own query (basis self, at an operator's window) returns at `node`.
 async fn own_records(fed: &Fed, node: &NodeHandle, region: &str, subject: &str) -> Vec<String> {
     let mut query = pb::query_client::QueryClient::new(
@@ -253,13 +263,7 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     // Only the owner handles the case.
     let before = fed.province().store().fingerprint().unwrap();
     let err = liaoning
-        .resolve(pb::ResolveObjection {
-            case_id: case.id.clone(),
-            outcome: "upheld".into(),
-            reason: "x".into(),
-            fault: "platform".into(),
-            ..Default::default()
-        })
+        .resolve(resolution(&case.id, "upheld", "platform", "x"))
         .await
         .unwrap_err();
     assert_refused(
@@ -283,13 +287,12 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     // The provider's fault, but not yet referred to it.
     let before = fed.county().store().fingerprint().unwrap();
     let err = lingyuan
-        .resolve(pb::ResolveObjection {
-            case_id: case.id.clone(),
-            outcome: "upheld".into(),
-            reason: "confirmed by the regulator".into(),
-            fault: "provider".into(),
-            ..Default::default()
-        })
+        .resolve(resolution(
+            &case.id,
+            "upheld",
+            "provider",
+            "confirmed by the regulator",
+        ))
         .await
         .unwrap_err();
     assert_refused(
@@ -387,13 +390,12 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     // The outcome follows the provider's answer.
     let before = fed.county().store().fingerprint().unwrap();
     let err = lingyuan
-        .resolve(pb::ResolveObjection {
-            case_id: case.id.clone(),
-            outcome: "deleted".into(),
-            reason: "deleted anyway".into(),
-            fault: "provider".into(),
-            ..Default::default()
-        })
+        .resolve(resolution(
+            &case.id,
+            "deleted",
+            "provider",
+            "deleted anyway",
+        ))
         .await
         .unwrap_err();
     assert_refused(
@@ -405,13 +407,12 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
         "R-OBJ-3",
     );
     let resolved = lingyuan
-        .resolve(pb::ResolveObjection {
-            case_id: case.id.clone(),
-            outcome: "upheld".into(),
-            reason: "the provider confirmed the record".into(),
-            fault: "provider".into(),
-            ..Default::default()
-        })
+        .resolve(resolution(
+            &case.id,
+            "upheld",
+            "provider",
+            "the provider confirmed the record",
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -499,12 +500,13 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     })
     .await
     .unwrap();
-    let resolve2 = |outcome: &str| pb::ResolveObjection {
-        case_id: case2.id.clone(),
-        outcome: outcome.into(),
-        reason: "the decision cannot be verified".into(),
-        fault: "provider".into(),
-        ..Default::default()
+    let resolve2 = |outcome: &str| {
+        resolution(
+            &case2.id,
+            outcome,
+            "provider",
+            "the decision cannot be verified",
+        )
     };
     let before = fed.county().store().fingerprint().unwrap();
     let err = lingyuan.resolve(resolve2("upheld")).await.unwrap_err();
@@ -556,13 +558,12 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     assert_eq!(case3.state, "open");
     let before = fed.county().store().fingerprint().unwrap();
     let err = lingyuan
-        .resolve(pb::ResolveObjection {
-            case_id: case3.id.clone(),
-            outcome: "corrected".into(),
-            reason: "nothing given".into(),
-            fault: "platform".into(),
-            ..Default::default()
-        })
+        .resolve(resolution(
+            &case3.id,
+            "corrected",
+            "platform",
+            "nothing given",
+        ))
         .await
         .unwrap_err();
     assert_refused(

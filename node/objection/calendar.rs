@@ -135,8 +135,13 @@ fn parse(text: &str, source_name: &str) -> Result<Calendar, CalendarError> {
         }
         for (list, name) in [(&y.off, "off"), (&y.work, "work")] {
             for item in list {
-                let (first, last) = parse_range(item)
-                    .ok_or_else(|| fail(format!("year {}: {name} entry {item:?} is not YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD", y.year)))?;
+                let (first, last) = parse_range(item).ok_or_else(|| {
+                    fail(format!(
+                        "year {}: {name} entry {item:?} is not YYYY-MM-DD or \
+                         YYYY-MM-DD..YYYY-MM-DD",
+                        y.year
+                    ))
+                })?;
                 if first.year() != y.year || last.year() != y.year || last < first {
                     return Err(fail(format!(
                         "year {}: {name} entry {item:?} must lie within {} and run forwards",

@@ -191,6 +191,18 @@ impl ObjectionService {
         }
     }
 
+    /// The case for the caller, or the refusal logged.
+    async fn answer(
+        &self,
+        entry: UsageEntry,
+        result: Result<Case, Fail>,
+    ) -> Result<Response<pb::ObjectionCase>, Status> {
+        match result {
+            Ok(case) => Ok(Response::new(self.wire(&case))),
+            Err(f) => Err(self.fail(entry, f).await),
+        }
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
@@ -328,7 +340,8 @@ impl ObjectionService {
             })
             .await?;
         }
-        tracing::info!(case = %case.id, record = %id, subject = %mask_id(&case.subject_id), owner = %case.owner, "objection filed");
+        tracing::info!(case = %case.id, record = %id, subject = %mask_id(&case.subject_id),
+            owner = %case.owner, "objection filed");
         let stored = self.blocking(move |s| s.case(&case.id)).await?;
         stored.ok_or_else(|| Fail::Failed(Status::internal("the case was not kept")))
     }
@@ -673,24 +686,33 @@ impl ObjectionService {
                 Ok(Err(refused(Code::FailedPrecondition, field, rule, message)))
             };
             let Some(cur) = s.record(&id)? else {
-                return Ok(Err(refused(Code::NotFound, "record_id", "R-REL-1", format!("record {id} is not held here"))));
+                let message = format!("record {id} is not held here");
+                return Ok(Err(refused(
+                    Code::NotFound,
+                    "record_id",
+                    "R-REL-1",
+                    message,
+                )));
             };
             if cur.origin != local {
-                return refuse(
-                    "record_id",
-                    "R-FED-1",
-                    format!("record {id} originated at {}; only its origin changes it, so repair it there", cur.origin),
+                let message = format!(
+                    "record {id} originated at {}; only its origin changes it, so repair it there",
+                    cur.origin
                 );
+                return refuse("record_id", "R-FED-1", message);
             }
             if !cur.content.adverse {
-                return refuse("record_id", "R-REL-1", "credit repair withdraws adverse information only".into());
+                let message = "credit repair withdraws adverse information only".to_string();
+                return refuse("record_id", "R-REL-1", message);
             }
-            if s.objection_open(&id) || cur.status != RecordStatus::Active {
-                return refuse(
-                    "record_id",
-                    "R-OBJ-3",
-                    format!("record {id} is {:?}{}", cur.status, if s.objection_open(&id) { " with an objection open" } else { "" }),
+            let open = s.objection_open(&id);
+            if open || cur.status != RecordStatus::Active {
+                let message = format!(
+                    "record {id} is {:?}{}",
+                    cur.status,
+                    if open { " with an objection open" } else { "" }
                 );
+                return refuse("record_id", "R-OBJ-3", message);
             }
             if let Some(p) = publication.period(&cur, today)
                 && today < p.repairable_from
@@ -699,7 +721,8 @@ impl ObjectionService {
                     "record_id",
                     "R-REL-1",
                     format!(
-                        "a {} penalty is published at least until {}; it can be repaired from {} ({})",
+                        "a {} penalty is published at least until {}; it can be repaired \
+                         from {} ({})",
                         p.class,
                         p.repairable_from.pred_opt().unwrap_or(p.repairable_from),
                         p.repairable_from,
@@ -707,14 +730,23 @@ impl ObjectionService {
                     ),
                 );
             }
-            let next = next_version(&cur, RecordStatus::Repaired, format!("信用修复: {reason}"), now);
+            let reason = format!("信用修复: {reason}");
+            let next = next_version(&cur, RecordStatus::Repaired, reason, now);
             let mut e = UsageEntry::new(by, Action::Repair, "Repair", now);
             e.subject = Some(cur.content.subject.id.clone());
             e.record_ids = vec![id];
             e.count = 1;
-            e.detail = format!("credit repair: withdrawn from publication and sharing at version {}", next.version);
+            e.detail = format!(
+                "credit repair: withdrawn from publication and sharing at version {}",
+                next.version
+            );
             let out = next.clone();
-            Ok(Ok((OriginChange { records: vec![next], cases: vec![], usage: vec![e] }, out)))
+            let change = OriginChange {
+                records: vec![next],
+                cases: vec![],
+                usage: vec![e],
+            };
+            Ok(Ok((change, out)))
         })
         .await
     }
@@ -814,10 +846,8 @@ impl pb::objections_server::Objections for ObjectionService {
         entry.record_ids = Uuid::parse_str(request.get_ref().record_id.trim())
             .into_iter()
             .collect();
-        match self.file_case(&caller, request.into_inner()).await {
-            Ok(case) => Ok(Response::new(self.wire(&case))),
-            Err(f) => Err(self.fail(entry, f).await),
-        }
+        let result = self.file_case(&caller, request.into_inner()).await;
+        self.answer(entry, result).await
     }
 
     async fn check(
@@ -829,10 +859,8 @@ impl pb::objections_server::Objections for ObjectionService {
             .admit(&request, Rpc::Objections, Action::Objection)
             .await?;
         let entry = self.entry(&caller, "Check");
-        match self.check_case(&caller, request.into_inner()).await {
-            Ok(case) => Ok(Response::new(self.wire(&case))),
-            Err(f) => Err(self.fail(entry, f).await),
-        }
+        let result = self.check_case(&caller, request.into_inner()).await;
+        self.answer(entry, result).await
     }
 
     async fn reply(
@@ -844,10 +872,8 @@ impl pb::objections_server::Objections for ObjectionService {
             .admit(&request, Rpc::ObjectionReply, Action::Objection)
             .await?;
         let entry = self.entry(&caller, "Reply");
-        match self.reply_case(&caller, request.into_inner()).await {
-            Ok(case) => Ok(Response::new(self.wire(&case))),
-            Err(f) => Err(self.fail(entry, f).await),
-        }
+        let result = self.reply_case(&caller, request.into_inner()).await;
+        self.answer(entry, result).await
     }
 
     async fn resolve(
@@ -861,7 +887,8 @@ impl pb::objections_server::Objections for ObjectionService {
         let entry = self.entry(&caller, "Resolve");
         match self.resolve_case(&caller, request.into_inner()).await {
             Ok(case) => {
-                tracing::info!(case = %case.id, outcome = ?case.resolution.as_ref().map(|r| r.outcome), "objection resolved");
+                tracing::info!(case = %case.id,
+                    outcome = ?case.resolution.as_ref().map(|r| r.outcome), "objection resolved");
                 Ok(Response::new(self.wire(&case)))
             }
             Err(f) => Err(self.fail(entry, f).await),
@@ -938,7 +965,8 @@ impl pb::objections_server::Objections for ObjectionService {
             .collect();
         match self.repair_record(&caller, request.into_inner()).await {
             Ok(r) => {
-                tracing::info!(record = %r.id, version = r.version, "record withdrawn by credit repair");
+                tracing::info!(record = %r.id, version = r.version,
+                    "record withdrawn by credit repair");
                 Ok(Response::new(pb::RepairResult {
                     record_id: r.id.to_string(),
                     version: r.version,
