@@ -37,6 +37,7 @@ pub fn check_entry(
     validator: &Validator,
     verifier: &SignatureVerifier,
     today: NaiveDate,
+    known: &dyn Fn(&uuid::Uuid) -> Option<Record>,
 ) -> Result<Change, Violation> {
     let kinds = [
         entry.record.is_some(),
@@ -98,7 +99,7 @@ pub fn check_entry(
         .ok_or_else(|| bad("record", "R-FED-1", "an entry must carry a record"))?;
     let (draft, meta) = replica_from_wire(wire)?;
     check_path(&meta.path, &meta.origin, child, local)?;
-    check_record(draft, meta, child, validator, today).map(Change::Record)
+    check_record(draft, meta, child, validator, today, known).map(Change::Record)
 }
 
 /// The entry came from the child (the last hop of its path), along a path whose every
@@ -162,6 +163,7 @@ fn check_record(
     child: &Child,
     validator: &Validator,
     today: NaiveDate,
+    known: &dyn Fn(&uuid::Uuid) -> Option<Record>,
 ) -> Result<Record, Violation> {
     if crate::store::id_origin(&meta.id) != Some(meta.origin) {
         return Err(bad(
@@ -194,6 +196,27 @@ fn check_record(
             "R-SEC-1",
             "version, provider and report time must be set by the origin",
         ));
+    }
+    // A later version of content this node checked and holds (same hash): a change of
+    // status only (suspended, lifted, repaired). It is not checked again against today's
+    // catalog and dates, so a suspension is never lost to a catalog or calendar change.
+    if meta.version > 1
+        && let Some(held) = known(&meta.id)
+        && held.origin == meta.origin
+        && held.version < meta.version
+        && held.content_hash.as_slice() == meta.content_hash.as_slice()
+    {
+        return Ok(Record {
+            id: meta.id,
+            content_hash: held.content_hash,
+            content: held.content,
+            origin: meta.origin,
+            path: meta.path,
+            reported_at_ms: meta.reported_at_ms,
+            version: meta.version,
+            status: meta.status,
+            status_reason: meta.status_reason,
+        });
     }
     let content = if meta.status == Status::Expired {
         let content = validator.check_purged(&draft, &meta.provider_id, today)?;
@@ -266,7 +289,7 @@ mod tests {
     }
 
     /// A record Lingyuan accepted and Chaoyang forwards to Liaoning, as the wire carries it.
-    fn forwarded(validator: &Validator, today: NaiveDate) -> pb::ChangeEntry {
+    pub(super) fn forwarded(validator: &Validator, today: NaiveDate) -> pb::ChangeEntry {
         let catalog = Catalog::builtin().unwrap();
         let draft = crate::policy::sample::generate_drafts_in(
             &catalog,
@@ -310,6 +333,7 @@ mod tests {
             &validator,
             &verifier(),
             today,
+            &|_| None,
         )
         .unwrap_err();
         (v.field, v.rule)
@@ -331,7 +355,8 @@ mod tests {
                 &region(LIAONING),
                 &validator,
                 &verifier(),
-                today
+                today,
+                &|_| None
             )
             .is_ok()
         );
@@ -376,5 +401,68 @@ mod tests {
             }),
             ("content_hash".into(), "R-SEC-1")
         );
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::policy::Catalog;
+    use crate::record::Status;
+
+    /// A later version that changes only the status of content this node holds is
+    /// applied even when the content would no longer pass today's checks (here: dated
+    /// after the parent's "today"), so a suspension is never refused and lost.
+    #[test]
+    fn a_status_change_of_held_content_is_not_checked_again() {
+        let validator = Validator::new(Arc::new(Catalog::builtin().unwrap()), Vec::new());
+        let today = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+        let child = Child {
+            region: RegionCode::parse("211300").unwrap(),
+            exception: false,
+        };
+        let local = RegionCode::parse("210000").unwrap();
+        let ca = crate::identity::DevCa::generate("test ca").unwrap();
+        let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
+        let first = tests::forwarded(&validator, today);
+        let Change::Record(held) = check_entry(
+            first.clone(),
+            &child,
+            &local,
+            &validator,
+            &verifier,
+            today,
+            &|_| None,
+        )
+        .unwrap() else {
+            panic!("a record")
+        };
+        let mut later = first;
+        let wire = later.record.as_mut().unwrap();
+        wire.version = 2;
+        wire.status = crate::pb::RecordStatus::Suspended as i32;
+        let long_ago = NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
+        let check = |known: &dyn Fn(&uuid::Uuid) -> Option<Record>| {
+            check_entry(
+                later.clone(),
+                &child,
+                &local,
+                &validator,
+                &verifier,
+                long_ago,
+                known,
+            )
+        };
+        assert!(
+            check(&|_| None).is_err(),
+            "the content fails today's checks"
+        );
+        let Change::Record(r) = check(&|_| Some(held.clone())).unwrap() else {
+            panic!("a record")
+        };
+        assert_eq!((r.version, r.status), (2, Status::Suspended));
+        assert_eq!(r.content, held.content);
     }
 }

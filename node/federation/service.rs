@@ -89,6 +89,8 @@ impl FederationService {
         let today = self.config.clock.today() + chrono::Days::new(1);
         let mut records = Vec::with_capacity(batch.entries.len());
         let mut refused = Vec::new();
+        // The version held here, for a later one that changes only the status.
+        let known = |id: &uuid::Uuid| self.store.record(id).ok().flatten();
         for entry in batch.entries {
             let seq = entry.seq;
             let record_id = wire_label(&entry);
@@ -99,6 +101,7 @@ impl FederationService {
                 &self.validator,
                 &self.verifier,
                 today,
+                &known,
             ) {
                 Ok(r) => records.push((seq, r)),
                 Err(v) => refused.push(pb::EntryRefusal {
