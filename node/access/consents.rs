@@ -124,7 +124,7 @@ impl AccessService {
                 format!("unknown category {c:?}"),
             ));
         }
-        let today = today();
+        let today = self.config.clock.today();
         let valid_from = if req.valid_from.trim().is_empty() {
             today
         } else {
@@ -245,7 +245,10 @@ impl pb::consents_server::Consents for AccessService {
         self.write_consent(consent.clone(), e).await?;
         tracing::info!(consent = %consent.terms.id, subject = %mask_id(&consent.terms.subject_id),
             grantee = %consent.terms.grantee, "consent recorded");
-        Ok(Response::new(consent_to_wire(&consent, today())))
+        Ok(Response::new(consent_to_wire(
+            &consent,
+            self.config.clock.today(),
+        )))
     }
 
     async fn withdraw(
@@ -329,7 +332,10 @@ impl pb::consents_server::Consents for AccessService {
             }
         }
         tracing::info!(consent = %consent.terms.id, "consent withdrawn");
-        Ok(Response::new(consent_to_wire(&consent, today())))
+        Ok(Response::new(consent_to_wire(
+            &consent,
+            self.config.clock.today(),
+        )))
     }
 
     async fn get(&self, request: Request<pb::ConsentId>) -> Result<Response<pb::Consent>, Status> {
@@ -342,7 +348,10 @@ impl pb::consents_server::Consents for AccessService {
         e.subject = Some(consent.terms.subject_id.clone());
         e.consent_id = Some(consent.terms.id.to_string());
         self.log(vec![e]).await?;
-        Ok(Response::new(consent_to_wire(&consent, today())))
+        Ok(Response::new(consent_to_wire(
+            &consent,
+            self.config.clock.today(),
+        )))
     }
 
     async fn list(
@@ -367,7 +376,7 @@ impl pb::consents_server::Consents for AccessService {
         e.subject = Some(subject);
         e.count = consents.len() as u64;
         self.log(vec![e]).await?;
-        let today = today();
+        let today = self.config.clock.today();
         Ok(Response::new(pb::ConsentList {
             consents: consents.iter().map(|c| consent_to_wire(c, today)).collect(),
         }))

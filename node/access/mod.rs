@@ -137,9 +137,10 @@ fn refusal(code: Code, field: &str, rule: &str, message: impl Into<String>) -> R
     Refusal::new(code, field, rule, message)
 }
 
-/// Today in the node's time zone (consent validity is in calendar days).
+/// Today in China Standard Time, by the system clock (for checks outside a service,
+/// such as a birth date in an identity number; services read their node's clock).
 fn today() -> chrono::NaiveDate {
-    chrono::Local::now().date_naive()
+    crate::clock::Clock::system().today()
 }
 
 /// Signs a checkpoint of the usage log every `every` when the log has grown since the

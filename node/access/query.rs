@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use tonic::{Code, Request, Response, Status};
 
 use super::consents::{consent_id, subject_id};
-use super::{AccessService, MAX_IDS_PER_ENTRY, refusal, today};
+use super::{AccessService, MAX_IDS_PER_ENTRY, refusal};
 use crate::consent::wire::{consent_from_wire, consent_to_wire};
 use crate::consent::{Consent, Purpose};
 use crate::exchange::convert::record_to_wire;
@@ -435,7 +435,8 @@ impl AccessService {
         if let Some(id) = asked.consent_id {
             let carried = req.consent.take().and_then(|c| consent_from_wire(c).ok());
             let local = self.store.consent(&id).map_err(|e| store_status(&e))?;
-            req.consent = Consent::latest(local, carried).map(|c| consent_to_wire(&c, today()));
+            req.consent = Consent::latest(local, carried)
+                .map(|c| consent_to_wire(&c, self.config.clock.today()));
         }
         let mut client = pb::query_client::QueryClient::new(channel);
         let answer =
