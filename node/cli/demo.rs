@@ -282,6 +282,11 @@ pub async fn run(dir: Option<PathBuf>, exit: bool) -> Result<Exit, CliError> {
         );
     }
     println!(
+        "  cargo run --release -- objection list --endpoint {} --identity {}",
+        county.endpoint(),
+        ops_county.display()
+    );
+    println!(
         "  cargo run --release -- census --tree --endpoint {} --identity {}",
         province.endpoint(),
         ops_province.display()
