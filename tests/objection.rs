@@ -163,6 +163,17 @@ async fn own_records(fed: &Fed, node: &NodeHandle, region: &str, subject: &str) 
         .collect()
 }
 
+/// Every version of record `id` in the node's changelog.
+fn versions_of(node: &NodeHandle, id: Uuid) -> Vec<credit_node::record::Record> {
+    node.store()
+        .changes_since(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, c)| c.into_record())
+        .filter(|r| r.id == id)
+        .collect()
+}
+
 fn usage(node: &NodeHandle) -> Vec<UsageEntry> {
     node.store()
         .usage_since(0, usize::MAX)
@@ -531,6 +542,19 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
             r.content.fields.is_empty(),
             "{region}: the tombstone kept the fields"
         );
+        operator(&fed, node, region)
+            .await
+            .purge(pb::PurgeRequest { dry_run: false })
+            .await
+            .unwrap();
+        let versions = versions_of(node, r2);
+        assert_eq!(versions.len(), 3, "{region}");
+        assert!(
+            versions
+                .iter()
+                .all(|v| v.content.fields.is_empty() && v.status == Status::Deleted),
+            "{region}: an earlier version kept the fields"
+        );
     }
     // The provider's reference is closed: a re-push stores nothing.
     let mut provider = pb::exchange_client::ExchangeClient::new(
@@ -651,6 +675,21 @@ async fn an_adverse_record_about_a_person_one_day_past_five_years_is_gone_at_eve
         let r = node.store().record(&id).unwrap().unwrap();
         assert!(r.content.fields.is_empty(), "{region} kept the fields");
         assert!(r.status_reason.contains("R-SEC-2"), "{region}");
+    }
+    // Each level's next purge run also removes the fields from the versions before.
+    for (region, node) in nodes(&fed) {
+        let mut ops = operator(&fed, node, region).await;
+        ops.purge(pb::PurgeRequest { dry_run: false })
+            .await
+            .unwrap();
+        let versions = versions_of(node, id);
+        assert_eq!(versions.len(), 2, "{region}");
+        assert!(
+            versions
+                .iter()
+                .all(|r| r.content.fields.is_empty() && r.status == Status::Expired),
+            "{region} still holds the fields: {versions:?}"
+        );
     }
     let purge = usage(fed.county())
         .into_iter()

@@ -163,7 +163,9 @@ pub fn purge_expired(
     Ok(purged)
 }
 
-/// Runs the purge now and then every `every`, until `stopping` turns true.
+/// Runs the purge now and then every `every`, until `stopping` turns true; each run also
+/// removes the earlier versions of records deleted or purged here or above
+/// (`Store::redact_queued`).
 pub fn spawn_purge(
     store: Store,
     local: RegionCode,
@@ -175,11 +177,11 @@ pub fn spawn_purge(
         loop {
             let store = store.clone();
             let (today, now) = (clock.today(), clock.now_ms());
-            match tokio::task::spawn_blocking(move || {
-                purge_expired(&store, local, today, now, false)
-            })
-            .await
-            {
+            let run = move || {
+                purge_expired(&store, local, today, now, false)?;
+                store.redact_queued()
+            };
+            match tokio::task::spawn_blocking(run).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "retention purge failed"),
                 Err(e) => tracing::error!(error = %e, "retention purge task failed"),

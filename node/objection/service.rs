@@ -991,7 +991,13 @@ impl pb::objections_server::Objections for ObjectionService {
             self.config.clock.now_ms(),
         );
         let ids = match self
-            .blocking(move |s| purge_expired(&s, local, today, now, dry_run))
+            .blocking(move |s| {
+                let ids = purge_expired(&s, local, today, now, dry_run)?;
+                if !dry_run {
+                    s.redact_queued()?;
+                }
+                Ok(ids)
+            })
             .await
         {
             Ok(ids) => ids,

@@ -36,6 +36,7 @@ mod durability;
 mod ids;
 mod notices;
 mod objections;
+mod redact;
 mod replica;
 mod side;
 mod usage_log;
@@ -457,6 +458,9 @@ impl Store {
                 // is found by id through the replica index.
                 if record.path.len() > 1 {
                     batch.insert(&replica_id_key(&record.id), key.clone());
+                }
+                if let Some((k, v)) = redact::queue_entry(&record)? {
+                    batch.insert(&k, v);
                 }
                 batch.insert(key, encode(&record)?);
             }

@@ -212,6 +212,9 @@ impl Store {
                     monthly.count(record, true, record.reported_at_ms);
                 }
                 let value = encode(record)?;
+                if let Some((k, v)) = super::redact::queue_entry(record)? {
+                    current.insert(&k, v);
+                }
                 current.insert(key, value.clone());
                 written.push((TAG_RECORD, value));
                 seq += 1;

@@ -147,6 +147,9 @@ impl Store {
             }
             figures.count(&record, true);
             let value = encode(&record)?;
+            if let Some((k, v)) = super::redact::queue_entry(&record)? {
+                current.insert(&k, v);
+            }
             current.insert(key.clone(), value.clone());
             overlay.insert(key, record);
             written.push((TAG_RECORD, value));

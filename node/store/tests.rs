@@ -660,3 +660,68 @@ fn a_taken_case_and_its_suspension_survive_replay_together() {
         store.inner.writer.lock().unwrap().figures
     );
 }
+
+/// A purged record's earlier versions lose their fields in the changelog too; the
+/// record is still found by id, and a second run has nothing to do.
+#[test]
+fn redaction_removes_the_fields_of_earlier_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    store
+        .accept(vec![content("S1", "R-1", "1")], region(), 1, push_usage)
+        .unwrap();
+    store
+        .accept(vec![content("S1", "R-1", "2")], region(), 2, push_usage)
+        .unwrap();
+    let other = store
+        .accept(vec![content("S2", "R-2", "3")], region(), 3, push_usage)
+        .unwrap()[0]
+        .id();
+    let cur = store.records_of("S1").unwrap().remove(0);
+    assert_eq!(store.redact_queued().unwrap(), 0, "nothing queued yet");
+    let mut purged =
+        crate::objection::origin::next_version(&cur, Status::Expired, "R-SEC-2".into(), 4);
+    purged.content.fields.clear();
+    purged.content_hash = purged.content.hash();
+    store
+        .origin_write(4, |_| {
+            Ok(Ok::<_, ()>((
+                OriginChange {
+                    records: vec![purged.clone()],
+                    ..Default::default()
+                },
+                (),
+            )))
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.redact_queued().unwrap(), 2);
+    let versions: Vec<Record> = store
+        .changes_since(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, c)| c.into_record())
+        .filter(|r| r.id == cur.id)
+        .collect();
+    assert_eq!(versions.len(), 3);
+    for v in &versions {
+        assert!(
+            v.content.fields.is_empty() && v.status == Status::Expired,
+            "{v:?}"
+        );
+        assert_eq!(v.content_hash, v.content.hash());
+    }
+    assert_eq!(store.redact_queued().unwrap(), 0);
+    drop(store);
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(store.record(&cur.id).unwrap().unwrap(), purged);
+    let untouched = store.record(&other).unwrap().unwrap();
+    assert_eq!(
+        untouched
+            .content
+            .fields
+            .get("fine_amount")
+            .map(String::as_str),
+        Some("3")
+    );
+}
