@@ -143,9 +143,7 @@ pub fn duty_state(m: &Monthly, deadline: NaiveDate, today: NaiveDate) -> &'stati
     if m.first_ms == 0 {
         return if today > deadline { "missing" } else { "due" };
     }
-    let first = chrono::DateTime::from_timestamp_millis(m.first_ms)
-        .map(|t| t.with_timezone(&chrono::Local).date_naive())
-        .unwrap_or(deadline);
+    let first = crate::clock::local_date(m.first_ms);
     if first <= deadline { "on_time" } else { "late" }
 }
 
@@ -173,7 +171,7 @@ mod tests {
                 .unwrap()
                 .and_hms_opt(12, 0, 0)
                 .unwrap()
-                .and_local_timezone(chrono::Local)
+                .and_local_timezone(crate::clock::CHINA)
                 .unwrap()
                 .timestamp_millis()
         };

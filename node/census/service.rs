@@ -137,7 +137,7 @@ impl pb::census_server::Census for CensusService {
                 .refuse(Some(&caller), "Monthly", Action::Status, r)
                 .await);
         };
-        let today = chrono::Local::now().date_naive();
+        let today = self.config.clock.today();
         let mut providers = Vec::with_capacity(self.config.providers.len());
         for p in &self.config.providers {
             let m = self

@@ -198,8 +198,11 @@ impl ExchangeService {
         let rejected = refused.len();
         let applied = tokio::task::spawn_blocking(move || {
             let now = usage::now_ms();
+            // Outcomes come back in the order of `contents`: a closed reference's
+            // refusal names its subject from here.
+            let subjects: Vec<String> = contents.iter().map(|c| c.subject.id.clone()).collect();
             store.accept(contents, origin, now, |applied| {
-                push_usage(&caller_uri, now, applied, &refused)
+                push_usage(&caller_uri, now, applied, &subjects, &refused)
             })
         })
         .await
@@ -228,7 +231,8 @@ impl ExchangeService {
                 refusal: None,
             });
         }
-        tracing::debug!(caller = %caller, accepted = applied.len(), rejected, "push batch stored");
+        tracing::debug!(caller = %caller, accepted = applied.len() - closed,
+            rejected = rejected + closed, "push batch stored");
         Ok(pb::PushResult {
             batch_ref: batch.batch_ref,
             outcomes: outcomes.into_iter().flatten().collect(),
@@ -278,16 +282,19 @@ fn push_usage(
     caller: &str,
     now: i64,
     applied: &[Applied],
+    subjects: &[String],
     refused: &[(String, Refusal)],
 ) -> Vec<UsageEntry> {
     let (mut created, mut versions, mut unchanged) = (0, 0, 0);
     let mut closed = Vec::new();
-    for a in applied {
+    for (i, a) in applied.iter().enumerate() {
         match a {
             Applied::Created { .. } => created += 1,
             Applied::NewVersion { .. } => versions += 1,
             Applied::Unchanged { .. } => unchanged += 1,
-            Applied::Closed { .. } => closed.extend(closed_refusal(a).map(|r| (*a, r))),
+            Applied::Closed { .. } => {
+                closed.extend(closed_refusal(a).map(|r| (*a, subjects.get(i), r)));
+            }
         }
     }
     let accepted = applied.len() - closed.len();
@@ -308,10 +315,11 @@ fn push_usage(
         );
         entries.push(e);
     }
-    for (a, r) in closed {
+    for (a, subject, r) in closed {
         let mut e = UsageEntry::new(caller, Action::Push, "Push", now)
             .refused(r.code, &r.field, &r.rule, &r.message);
         e.record_ids = vec![a.id()];
+        e.subject = subject.cloned();
         entries.push(e);
     }
     for (subject, r) in refused {

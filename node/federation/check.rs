@@ -200,8 +200,35 @@ fn check_record(
     // A later version of content this node checked and holds (same hash): a change of
     // status only (suspended, lifted, repaired). It is not checked again against today's
     // catalog and dates, so a suspension is never lost to a catalog or calendar change.
-    if meta.version > 1
-        && let Some(held) = known(&meta.id)
+    let held = if meta.version > 1 {
+        known(&meta.id)
+    } else {
+        None
+    };
+    let tombstone = |s: Status| matches!(s, Status::Deleted | Status::Expired);
+    // A deleted or purged record stays closed: no later version reopens it (R-OBJ-3,
+    // R-SEC-2); its origin refuses to make one.
+    if let Some(held) = &held
+        && tombstone(held.status)
+        && held.version < meta.version
+        && !tombstone(meta.status)
+    {
+        return Err(bad(
+            "status",
+            if held.status == Status::Deleted {
+                "R-OBJ-3"
+            } else {
+                "R-SEC-2"
+            },
+            format!(
+                "record {} is {:?} here; a later version may not reopen it",
+                meta.id, held.status
+            ),
+        ));
+    }
+    if let Some(held) = held
+        && !tombstone(held.status)
+        && !tombstone(meta.status)
         && held.origin == meta.origin
         && held.version < meta.version
         && held.content_hash.as_slice() == meta.content_hash.as_slice()
@@ -218,22 +245,12 @@ fn check_record(
             status_reason: meta.status_reason,
         });
     }
-    let content = if meta.status == Status::Expired {
-        let content = validator.check_purged(&draft, &meta.provider_id, today)?;
-        // `today` allows the child's clock a day ahead, as for every date here.
-        match crate::policy::publication::retained_until_content(&content) {
-            Some(until) if until < today => content,
-            _ => {
-                return Err(bad(
-                    "status",
-                    "R-SEC-2",
-                    "only adverse records about natural persons past their five years are \
-                     purged",
-                ));
-            }
-        }
-    } else if meta.status == Status::Deleted && draft.fields.is_empty() {
-        // A tombstone keeps who, what and why, not the fields (R-OBJ-3).
+    let content = if meta.status == Status::Expired
+        || (meta.status == Status::Deleted && draft.fields.is_empty())
+    {
+        // A tombstone keeps who, what and why (R-OBJ-3, R-SEC-2), not the fields. It
+        // releases nothing, so when its origin made it is the origin's affair; an
+        // earlier version redacted at the origin arrives in the same form.
         validator.check_purged(&draft, &meta.provider_id, today)?
     } else {
         validator.check(&draft, &meta.provider_id, today)?
@@ -464,5 +481,22 @@ mod status_tests {
         };
         assert_eq!((r.version, r.status), (2, Status::Suspended));
         assert_eq!(r.content, held.content);
+
+        // A tombstone held here is not reopened, and a purge that keeps its fields
+        // does not take the shortcut.
+        let mut deleted = held.clone();
+        deleted.status = Status::Deleted;
+        let (field, rule) = match check(&|_| Some(deleted.clone())) {
+            Err(v) => (v.field, v.rule),
+            Ok(c) => panic!("reopened: {c:?}"),
+        };
+        assert_eq!((field.as_str(), rule), ("status", "R-OBJ-3"));
+        let mut purge = later.clone();
+        purge.record.as_mut().unwrap().status = crate::pb::RecordStatus::Expired as i32;
+        let refused = check_entry(purge, &child, &local, &validator, &verifier, today, &|_| {
+            Some(held.clone())
+        })
+        .unwrap_err();
+        assert_eq!(refused.rule, "R-SEC-2", "{refused:?}");
     }
 }

@@ -453,7 +453,7 @@ async fn send_changes(
         };
         permit.forget();
         from = entries.last().map_or(from, |(seq, _)| *seq);
-        let today = chrono::Local::now().date_naive();
+        let today = crate::clock::Clock::system().today();
         let batch = pb::ChangeBatch {
             entries: entries
                 .iter()

@@ -402,7 +402,7 @@ impl ObjectionService {
         if caller.role != Role::Provider {
             return Err(refused(
                 Code::PermissionDenied,
-                "",
+                "caller",
                 "R-OBJ-2",
                 "the provider of the record replies to an objection",
             )

@@ -146,11 +146,9 @@ impl MonthlyDelta {
     }
 }
 
-/// The local calendar day of a Unix-ms time.
+/// The calendar day (China Standard Time) of a Unix-ms time.
 fn day_of(ms: i64) -> NaiveDate {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&chrono::Local).date_naive())
-        .unwrap_or_default()
+    crate::clock::local_date(ms)
 }
 
 impl Store {

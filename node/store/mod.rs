@@ -949,19 +949,25 @@ fn chunked(first_seq: u64, written: &[(u8, Vec<u8>)]) -> sled::Batch {
             end += 1;
         }
         let records = &written[start..end];
-        let mut value = Vec::with_capacity(bytes + 10);
-        value.push(codec::CHANGES_FORMAT);
-        codec::push_varint(&mut value, records.len() as u64);
-        for (tag, r) in records {
-            // The variant's tag, then the value without its format byte.
-            value.push(*tag);
-            value.extend_from_slice(&r[1..]);
-        }
-        batch.insert(&chunk_start.to_be_bytes(), value);
+        batch.insert(&chunk_start.to_be_bytes(), chunk_value(records));
         chunk_start += records.len() as u64;
         start = end;
     }
     batch
+}
+
+/// One chunk's value from entries encoded as `tag_and_value` makes them: the format byte,
+/// the count, then each entry's tag and value without its own format byte.
+fn chunk_value(entries: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let bytes: usize = entries.iter().map(|(_, v)| v.len()).sum();
+    let mut value = Vec::with_capacity(bytes + 10);
+    value.push(codec::CHANGES_FORMAT);
+    codec::push_varint(&mut value, entries.len() as u64);
+    for (tag, r) in entries {
+        value.push(*tag);
+        value.extend_from_slice(&r[1..]);
+    }
+    value
 }
 
 /// A changelog chunk: `CHANGES_FORMAT` holds `Change`s; chunks written before consents

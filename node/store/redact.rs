@@ -6,18 +6,20 @@
 //! record (`x` id -> that version and status, in the records tree, in the same atomic
 //! batch). `Store::redact_queued` later finds the chunks holding earlier versions of
 //! queued records, rewrites those versions in place (same sequence and version, status
-//! and no fields, content hash recomputed), syncs, and only then drops the queue
-//! entries: a crash redoes it, and redoing changes nothing. The chunks are found without
+//! and no fields, content hash recomputed; the chunk stays one value under its key),
+//! syncs, and only then drops the queue entries it read (compare-and-swap, so a record
+//! queued again meanwhile stays queued): a crash redoes it, and redoing changes nothing. The chunks are found without
 //! the writer lock and rewritten one at a time under it, so pushes wait for one chunk at
 //! most. A parent that syncs from the start later receives the redacted versions, which
 //! pass its checks as tombstones.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
-use super::{Change, Store, StoreError, chunked, decode_chunk, seq_of};
+use super::{Change, Store, StoreError, chunk_value, decode_chunk, seq_of};
 use crate::record::{Record, Status};
 
 const QUEUE: u8 = b'x';
@@ -60,7 +62,11 @@ impl Store {
     /// doc). Returns how many versions it rewrote.
     pub fn redact_queued(&self) -> Result<usize, StoreError> {
         let inner = &self.inner;
+        if inner.poisoned.load(Ordering::SeqCst) {
+            return Err(StoreError::Poisoned);
+        }
         let mut queued: HashMap<Uuid, (u64, Status)> = HashMap::new();
+        let mut raw = Vec::new();
         for item in inner.records.scan_prefix([QUEUE]) {
             let (k, v) = item?;
             let id = Uuid::from_slice(&k[1..]).map_err(|e| StoreError::Corrupt {
@@ -68,6 +74,7 @@ impl Store {
                 detail: e.to_string(),
             })?;
             queued.insert(id, decode(&v, "redaction queue")?);
+            raw.push((k, v));
         }
         if queued.is_empty() {
             return Ok(0);
@@ -108,14 +115,25 @@ impl Store {
                 };
                 written.push(change.tag_and_value()?);
             }
-            inner.changelog.apply_batch(chunked(first, &written))?;
+            // One value under the same key, even if it grew: a reader never sees a
+            // sequence twice.
+            inner
+                .changelog
+                .insert(first.to_be_bytes(), chunk_value(&written))?;
         }
-        self.sync()?;
-        let mut done = sled::Batch::default();
-        for id in queued.keys() {
-            done.remove(&queue_key(id));
+        if let Err(e) = self.sync() {
+            // As for every write: after a failed sync nothing more is acknowledged.
+            inner.poisoned.store(true, Ordering::SeqCst);
+            return Err(e);
         }
-        inner.records.apply_batch(done)?;
+        // Only the entries as read: a record queued again meanwhile (a later tombstone)
+        // stays queued for the next run.
+        for (k, v) in raw {
+            let swapped = inner.records.compare_and_swap(k, Some(v), None::<&[u8]>)?;
+            if swapped.is_err() {
+                tracing::debug!("a record was queued again during redaction; next run");
+            }
+        }
         if rewritten > 0 {
             tracing::info!(
                 records = queued.len(),
