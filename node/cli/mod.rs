@@ -141,7 +141,9 @@ pub enum Command {
     /// on every level (operators of the record's origin).
     Repair(objection::RepairArgs),
     /// Purge this node's adverse records about natural persons whose five years have
-    /// ended (R-SEC-2); the node also does this by itself every `[retention] purge_secs`.
+    /// ended (R-SEC-2), and remove the fields from the earlier versions of records
+    /// deleted or purged here or below; the node also does both every
+    /// `[retention] purge_secs`.
     Purge(objection::PurgeArgs),
     /// Start the development federation Lingyuan (211382) -> Chaoyang (211300) -> Liaoning
     /// (210000) with a generated PKI, push realistic records at Lingyuan and Chaoyang, wait

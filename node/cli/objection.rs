@@ -47,6 +47,7 @@ pub enum ObjectionCommand {
     /// platform's, or the provider's, which notifies the provider (operators of the
     /// record's origin).
     Check {
+        /// The case id.
         case: String,
         /// platform or provider.
         #[arg(long)]
@@ -58,6 +59,7 @@ pub enum ObjectionCommand {
     },
     /// Answer an objection about one of your records (providers, at their node).
     Reply {
+        /// The case id.
         case: String,
         /// confirmed, corrected (push the corrected record first) or unverifiable.
         #[arg(long)]
@@ -70,9 +72,12 @@ pub enum ObjectionCommand {
     },
     /// Close a case with its outcome, the written answer to the applicant (operators of
     /// the record's origin). corrected: the corrected version is released; deleted: a
-    /// tombstone with the reason (R-OBJ-3); upheld: the suspension is lifted. Every node
-    /// follows within a sync round.
+    /// tombstone with the reason (R-OBJ-3); upheld: the suspension is lifted. On the
+    /// provider's fault the outcome follows its reply (confirmed: upheld, corrected:
+    /// corrected, unverifiable: deleted; no reply by its day: deleted). Every node follows
+    /// within a sync round.
     Resolve {
+        /// The case id.
         case: String,
         /// corrected, deleted or upheld.
         #[arg(long)]
