@@ -198,11 +198,17 @@ impl ExchangeService {
         let rejected = refused.len();
         let applied = tokio::task::spawn_blocking(move || {
             let now = usage::now_ms();
-            // Outcomes come back in the order of `contents`: a closed reference's
-            // refusal names its subject from here.
-            let subjects: Vec<String> = contents.iter().map(|c| c.subject.id.clone()).collect();
+            // A closed reference's refusal names its subject from the record held (a
+            // read on that rare path only).
+            let subject_of = |id: &uuid::Uuid| {
+                store
+                    .record(id)
+                    .ok()
+                    .flatten()
+                    .map(|r| r.content.subject.id)
+            };
             store.accept(contents, origin, now, |applied| {
-                push_usage(&caller_uri, now, applied, &subjects, &refused)
+                push_usage(&caller_uri, now, applied, &subject_of, &refused)
             })
         })
         .await
@@ -282,19 +288,17 @@ fn push_usage(
     caller: &str,
     now: i64,
     applied: &[Applied],
-    subjects: &[String],
+    subject_of: &dyn Fn(&uuid::Uuid) -> Option<String>,
     refused: &[(String, Refusal)],
 ) -> Vec<UsageEntry> {
     let (mut created, mut versions, mut unchanged) = (0, 0, 0);
     let mut closed = Vec::new();
-    for (i, a) in applied.iter().enumerate() {
+    for a in applied {
         match a {
             Applied::Created { .. } => created += 1,
             Applied::NewVersion { .. } => versions += 1,
             Applied::Unchanged { .. } => unchanged += 1,
-            Applied::Closed { .. } => {
-                closed.extend(closed_refusal(a).map(|r| (*a, subjects.get(i), r)));
-            }
+            Applied::Closed { .. } => closed.extend(closed_refusal(a).map(|r| (*a, r))),
         }
     }
     let accepted = applied.len() - closed.len();
@@ -315,11 +319,11 @@ fn push_usage(
         );
         entries.push(e);
     }
-    for (a, subject, r) in closed {
+    for (a, r) in closed {
         let mut e = UsageEntry::new(caller, Action::Push, "Push", now)
             .refused(r.code, &r.field, &r.rule, &r.message);
         e.record_ids = vec![a.id()];
-        e.subject = subject.cloned();
+        e.subject = subject_of(&a.id());
         entries.push(e);
     }
     for (subject, r) in refused {

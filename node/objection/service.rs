@@ -51,10 +51,6 @@ impl From<Refusal> for Fail {
     }
 }
 
-fn refused(code: Code, field: &str, rule: &str, message: impl Into<String>) -> Refusal {
-    Refusal::new(code, field, rule, message)
-}
-
 /// Trimmed text that must be given, at most `max` characters.
 fn required(
     value: &str,
@@ -65,7 +61,7 @@ fn required(
 ) -> Result<String, Refusal> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(refused(
+        return Err(Refusal::new(
             Code::InvalidArgument,
             field,
             rule,
@@ -73,7 +69,7 @@ fn required(
         ));
     }
     if v.chars().count() > max {
-        return Err(refused(
+        return Err(Refusal::new(
             Code::InvalidArgument,
             field,
             rule,
@@ -85,7 +81,7 @@ fn required(
 
 fn parse_id(value: &str, field: &str, rule: &str) -> Result<Uuid, Refusal> {
     Uuid::parse_str(value.trim()).map_err(|e| {
-        refused(
+        Refusal::new(
             Code::InvalidArgument,
             field,
             rule,
@@ -101,7 +97,7 @@ fn owned_open(
     local: crate::region::RegionCode,
 ) -> Result<Result<Case, Refusal>, StoreError> {
     let Some(case) = s.case(id)? else {
-        return Ok(Err(refused(
+        return Ok(Err(Refusal::new(
             Code::NotFound,
             "case_id",
             "R-OBJ-1",
@@ -109,7 +105,7 @@ fn owned_open(
         )));
     };
     if case.owner != local {
-        return Ok(Err(refused(
+        return Ok(Err(Refusal::new(
             Code::FailedPrecondition,
             "case_id",
             "R-OBJ-2",
@@ -120,7 +116,7 @@ fn owned_open(
         )));
     }
     if case.version == 0 {
-        return Ok(Err(refused(
+        return Ok(Err(Refusal::new(
             Code::FailedPrecondition,
             "case_id",
             "R-OBJ-2",
@@ -128,7 +124,7 @@ fn owned_open(
         )));
     }
     if !case.is_open() {
-        return Ok(Err(refused(
+        return Ok(Err(Refusal::new(
             Code::FailedPrecondition,
             "case_id",
             "R-OBJ-2",
@@ -243,19 +239,19 @@ impl ObjectionService {
             MAX_EVIDENCE,
             "a reference to the written objection and its evidence",
         )?;
-        let record = self
-            .blocking(move |s| s.record(&id))
-            .await?
-            .ok_or_else(|| {
-                refused(
-                    Code::NotFound,
-                    "record_id",
-                    "R-OBJ-1",
-                    format!("record {id} is not held at this node"),
-                )
-            })?;
+        let (record, cases) = self
+            .blocking(move |s| Ok((s.record(&id)?, s.cases_of_record(&id)?)))
+            .await?;
+        let record = record.ok_or_else(|| {
+            Refusal::new(
+                Code::NotFound,
+                "record_id",
+                "R-OBJ-1",
+                format!("record {id} is not held at this node"),
+            )
+        })?;
         if matches!(record.status, RecordStatus::Deleted | RecordStatus::Expired) {
-            return Err(refused(
+            return Err(Refusal::new(
                 Code::FailedPrecondition,
                 "record_id",
                 "R-OBJ-3",
@@ -263,13 +259,9 @@ impl ObjectionService {
             )
             .into());
         }
-        let open = self
-            .blocking(move |s| s.cases_of_record(&id))
-            .await?
-            .into_iter()
-            .find(Case::is_open);
+        let open = cases.into_iter().find(Case::is_open);
         if let Some(open) = open {
-            return Err(refused(
+            return Err(Refusal::new(
                 Code::FailedPrecondition,
                 "record_id",
                 "R-OBJ-3",
@@ -304,7 +296,7 @@ impl ObjectionService {
         } else {
             let Some(hop) = next_hop(&self.config.children, &record.origin).map(|c| c.region)
             else {
-                return Err(refused(
+                return Err(Refusal::new(
                     Code::FailedPrecondition,
                     "record_id",
                     "R-OBJ-1",
@@ -349,7 +341,7 @@ impl ObjectionService {
     async fn check_case(&self, caller: &CallerId, req: pb::CheckObjection) -> Result<Case, Fail> {
         let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
         let fault = Fault::parse(req.fault.trim()).ok_or_else(|| {
-            refused(
+            Refusal::new(
                 Code::InvalidArgument,
                 "fault",
                 "R-OBJ-2",
@@ -361,7 +353,7 @@ impl ObjectionService {
         self.step(move |s| {
             let mut case = refuse_step!(owned_open(s, &id, local)?);
             if let Some(c) = &case.checked {
-                return Ok(Err(refused(
+                return Ok(Err(Refusal::new(
                     Code::FailedPrecondition,
                     "case_id",
                     "R-OBJ-2",
@@ -400,7 +392,7 @@ impl ObjectionService {
 
     async fn reply_case(&self, caller: &CallerId, req: pb::ReplyObjection) -> Result<Case, Fail> {
         if caller.role != Role::Provider {
-            return Err(refused(
+            return Err(Refusal::new(
                 Code::PermissionDenied,
                 "caller",
                 "R-OBJ-2",
@@ -410,7 +402,7 @@ impl ObjectionService {
         }
         let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
         let answer = Answer::parse(req.answer.trim()).ok_or_else(|| {
-            refused(
+            Refusal::new(
                 Code::InvalidArgument,
                 "answer",
                 "R-OBJ-2",
@@ -434,7 +426,7 @@ impl ObjectionService {
             let mut case = refuse_step!(owned_open(s, &id, local)?);
             let record = s.record(&case.record_id)?;
             if record.as_ref().map(|r| r.content.provider_id.as_str()) != Some(provider.as_str()) {
-                return Ok(Err(refused(
+                return Ok(Err(Refusal::new(
                     Code::PermissionDenied,
                     "case_id",
                     "R-OBJ-2",
@@ -442,7 +434,7 @@ impl ObjectionService {
                 )));
             }
             if case.checked.as_ref().map(|c| c.fault) != Some(Fault::Provider) {
-                return Ok(Err(refused(
+                return Ok(Err(Refusal::new(
                     Code::FailedPrecondition,
                     "case_id",
                     "R-OBJ-2",
@@ -450,7 +442,7 @@ impl ObjectionService {
                 )));
             }
             if case.reply.is_some() {
-                return Ok(Err(refused(
+                return Ok(Err(Refusal::new(
                     Code::FailedPrecondition,
                     "case_id",
                     "R-OBJ-2",
@@ -462,7 +454,7 @@ impl ObjectionService {
                     .as_ref()
                     .is_some_and(|r| r.content_hash == case.record_hash)
             {
-                return Ok(Err(refused(
+                return Ok(Err(Refusal::new(
                     Code::FailedPrecondition,
                     "answer",
                     "R-OBJ-2",
@@ -501,7 +493,7 @@ impl ObjectionService {
     ) -> Result<Case, Fail> {
         let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
         let outcome = Outcome::parse(req.outcome.trim()).ok_or_else(|| {
-            refused(
+            Refusal::new(
                 Code::InvalidArgument,
                 "outcome",
                 "R-OBJ-3",
@@ -509,7 +501,7 @@ impl ObjectionService {
             )
         })?;
         let fault = Fault::parse(req.fault.trim()).ok_or_else(|| {
-            refused(
+            Refusal::new(
                 Code::InvalidArgument,
                 "fault",
                 "R-OBJ-2",
@@ -524,7 +516,7 @@ impl ObjectionService {
             "the written answer to the applicant",
         )?;
         if !req.set_fields.is_empty() && outcome != Outcome::Corrected {
-            return Err(refused(
+            return Err(Refusal::new(
                 Code::InvalidArgument,
                 "set_fields",
                 "R-OBJ-3",
@@ -541,7 +533,7 @@ impl ObjectionService {
             let mut case = refuse_step!(owned_open(s, &id, local)?);
             if fault == Fault::Provider {
                 if case.checked.as_ref().map(|c| c.fault) != Some(Fault::Provider) {
-                    return Ok(Err(refused(
+                    return Ok(Err(Refusal::new(
                         Code::FailedPrecondition,
                         "fault",
                         "R-OBJ-2",
@@ -554,7 +546,7 @@ impl ObjectionService {
                 refuse_step!(follows_the_reply(&case, outcome, &calendar, today));
             }
             let Some(cur) = s.record(&case.record_id)? else {
-                return Ok(Err(refused(
+                return Ok(Err(Refusal::new(
                     Code::FailedPrecondition,
                     "case_id",
                     "R-OBJ-3",
@@ -564,7 +556,7 @@ impl ObjectionService {
             if outcome == Outcome::Corrected
                 && matches!(cur.status, RecordStatus::Deleted | RecordStatus::Expired)
             {
-                return Ok(Err(refused(
+                return Ok(Err(Refusal::new(
                     Code::FailedPrecondition,
                     "outcome",
                     "R-OBJ-3",
@@ -587,7 +579,7 @@ impl ObjectionService {
                             .map_err(Refusal::from)
                     );
                     if content.hash() == case.record_hash {
-                        return Ok(Err(refused(
+                        return Ok(Err(Refusal::new(
                             Code::FailedPrecondition,
                             "set_fields",
                             "R-OBJ-3",
@@ -597,7 +589,7 @@ impl ObjectionService {
                     content
                 }
                 (Outcome::Corrected, true) if cur.content_hash == case.record_hash => {
-                    return Ok(Err(refused(
+                    return Ok(Err(Refusal::new(
                         Code::FailedPrecondition,
                         "outcome",
                         "R-OBJ-3",
@@ -683,11 +675,16 @@ impl ObjectionService {
         let publication = self.config.publication.clone();
         self.step(move |s| {
             let refuse = |field: &str, rule: &str, message: String| {
-                Ok(Err(refused(Code::FailedPrecondition, field, rule, message)))
+                Ok(Err(Refusal::new(
+                    Code::FailedPrecondition,
+                    field,
+                    rule,
+                    message,
+                )))
             };
             let Some(cur) = s.record(&id)? else {
                 let message = format!("record {id} is not held here");
-                return Ok(Err(refused(
+                return Ok(Err(Refusal::new(
                     Code::NotFound,
                     "record_id",
                     "R-REL-1",
@@ -763,7 +760,7 @@ fn follows_the_reply(
     today: chrono::NaiveDate,
 ) -> Result<(), Refusal> {
     let refuse = |message: String| {
-        Err(refused(
+        Err(Refusal::new(
             Code::FailedPrecondition,
             "outcome",
             "R-OBJ-3",
