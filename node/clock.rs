@@ -30,6 +30,19 @@ impl Clock {
         Clock::default()
     }
 
+    /// A clock that reads noon of `day` now and runs on from there: a rehearsal of a
+    /// future date (`[clock] today` in the config), or a test pinned to a fixed date.
+    pub fn on(day: NaiveDate) -> Clock {
+        let clock = Clock::default();
+        clock.set_today(day);
+        clock
+    }
+
+    /// Whether this clock has been moved away from the system clock.
+    pub fn is_moved(&self) -> bool {
+        self.offset_ms.load(Ordering::SeqCst) != 0
+    }
+
     /// Unix milliseconds now.
     pub fn now_ms(&self) -> i64 {
         crate::usage::now_ms() + self.offset_ms.load(Ordering::SeqCst)
@@ -73,5 +86,8 @@ mod tests {
         a.set_today(day);
         assert_eq!(b.today(), day);
         assert_eq!(local_date(b.now_ms()), day);
+        assert!(b.is_moved());
+        assert_eq!(Clock::on(day).today(), day);
+        assert!(!Clock::system().is_moved());
     }
 }

@@ -63,6 +63,8 @@ pub fn sample_providers() -> Vec<DevProvider> {
 pub struct DevNet {
     dir: PathBuf,
     ca: DevCa,
+    /// The day every node config written here starts its clock on (`[clock] today`).
+    today: Option<chrono::NaiveDate>,
 }
 
 impl DevNet {
@@ -74,7 +76,15 @@ impl DevNet {
         Ok(DevNet {
             dir: dir.to_path_buf(),
             ca,
+            today: None,
         })
+    }
+
+    /// Every node config written from now on starts its clock at noon of `day`, so a
+    /// test's nodes (in-process or the real binary) see the same fixed date.
+    pub fn pinned_to(mut self, day: chrono::NaiveDate) -> DevNet {
+        self.today = Some(day);
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -150,6 +160,9 @@ impl DevNet {
         }
         for child in children {
             toml.push_str(&format!("\n[[children]]\nregion = {child:?}\n"));
+        }
+        if let Some(day) = self.today {
+            toml.push_str(&format!("\n[clock]\ntoday = \"{day}\"\n"));
         }
         for p in providers {
             toml.push_str(&format!(

@@ -432,6 +432,10 @@ impl Node {
         );
         tracing::info!(region = %config.region, level = %config.region.level(), name = %config.name,
             addr = ?listener.local_addr().ok(), "node serving");
+        if config.clock.is_moved() {
+            tracing::warn!(today = %config.clock.today(),
+                "the node's clock is moved ([clock] today): every date rule reads this day, not the real one");
+        }
         let served = Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .add_service(health_service)

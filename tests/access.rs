@@ -57,7 +57,7 @@ async fn agency(
 /// at Lingyuan by their providers. Returns a natural-person subject that has both.
 async fn seed_records(fed: &Fed) -> (String, Vec<Draft>) {
     let catalog = Catalog::builtin().unwrap();
-    let period = credit_node::cli::previous_month();
+    let period = common::previous_month();
     let drafts = credit_node::policy::sample::generate_drafts_in(
         &catalog,
         &["power", "admin_penalty"],
@@ -114,7 +114,7 @@ async fn grant_at_lingyuan(fed: &Fed, subject: &str, grantee: &str) -> String {
 }
 
 fn grant(subject: &str, grantee: &str, categories: &[&str]) -> pb::GrantRequest {
-    let until = chrono::Local::now().date_naive() + Days::new(30);
+    let until = common::today() + Days::new(30);
     pb::GrantRequest {
         subject_id: subject.into(),
         grantee: grantee.into(),
@@ -187,7 +187,7 @@ fn bank_terms(subject: &str, from: chrono::NaiveDate, until: chrono::NaiveDate) 
         valid_until: until,
         evidence: "SQ-OLD".into(),
         recorded_by: "credit://operator/211382/window-1".into(),
-        recorded_at_ms: credit_node::usage::now_ms(),
+        recorded_at_ms: common::wall_ms(),
         node: RegionCode::parse(LINGYUAN).unwrap(),
     }
 }
@@ -195,7 +195,7 @@ fn bank_terms(subject: &str, from: chrono::NaiveDate, until: chrono::NaiveDate) 
 /// A consent written straight into a node's store, signed by the node: for states the
 /// Grant RPC refuses to make (already expired) and for forgeries.
 fn stored_consent(node: &NodeHandle, subject: &str, edit: impl FnOnce(&mut Terms)) -> Consent {
-    let today = chrono::Local::now().date_naive();
+    let today = common::today();
     let mut terms = bank_terms(subject, today - Days::new(60), today - Days::new(1));
     let consent = Consent::sign(terms.clone(), &node.node.signer).unwrap();
     edit(&mut terms);
@@ -290,7 +290,7 @@ async fn each_consent_check_fails_alone_with_its_status_and_a_usage_entry() {
 
     // Signed as expired, then extended: the signature no longer matches.
     let forged = stored_consent(county, &subject, |t| {
-        t.valid_until = chrono::Local::now().date_naive() + Days::new(10);
+        t.valid_until = common::today() + Days::new(10);
     });
     let s = bank
         .query(on_consent(
@@ -622,7 +622,7 @@ async fn a_caller_cannot_bring_its_own_copy_of_a_consent_or_read_another_window(
     let county = fed.county();
     // A consent validly signed by Lingyuan but held nowhere: only a forwarding child
     // may carry a copy, so an agency's copy is not looked at.
-    let today = chrono::Local::now().date_naive();
+    let today = common::today();
     let terms = bank_terms(&subject, today, today + Days::new(10));
     let copy = Consent::sign(terms, &county.node.signer).unwrap();
     let mut q = on_consent(&subject, &copy.terms.id.to_string(), "lending", &[]);

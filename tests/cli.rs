@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+mod common;
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_credit-node"))
 }
@@ -33,7 +35,7 @@ impl Drop for Served {
 }
 
 fn previous_month() -> String {
-    credit_node::cli::previous_month()
+    common::previous_month()
 }
 
 /// Sets up a CA, a node and identities with the CLI alone, then serves the node.
@@ -84,7 +86,11 @@ crl = "ca/crl.pem"
 id = "lingyuan-amr"
 name = "凌源市市场监督管理局"
 categories = ["registration", "admin_license", "admin_penalty"]
-"#,
+
+[clock]
+today = "TODAY"
+"#
+        .replace("TODAY", &common::today().to_string()),
     )
     .unwrap();
     let mut child = bin()
@@ -339,7 +345,7 @@ fn consent_query_history_and_an_offline_verify_that_catches_an_edit() {
         ],
         dir.path(),
     );
-    let until = (chrono::Local::now().date_naive() + chrono::Days::new(30)).to_string();
+    let until = (common::today() + chrono::Days::new(30)).to_string();
     let granted = ok(&[
         "consent",
         "grant",

@@ -42,7 +42,7 @@ struct Net {
 
 fn net() -> Net {
     let dir = tempfile::tempdir().unwrap();
-    let net = credit_node::devnet::DevNet::create(dir.path()).unwrap();
+    let net = common::devnet(dir.path());
     net.node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
         .unwrap();
     let config = dir.path().join(LINGYUAN).join("node.toml");

@@ -14,7 +14,6 @@ use std::time::Duration;
 use chrono::{Months, NaiveDate};
 use common::fed::{CHAOYANG, Fed, LIAONING, LINGYUAN};
 use common::{eventually, pull, push_one, wire};
-use credit_node::clock::Clock;
 use credit_node::identity::Role;
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
@@ -54,7 +53,7 @@ async fn puller(
 /// Penalty drafts as the generator makes them: `n` about legal persons or natural ones.
 fn penalties(kind: SubjectKind, n: usize, seed: u64) -> Vec<Draft> {
     let catalog = Catalog::builtin().unwrap();
-    let period = credit_node::cli::previous_month();
+    let period = common::previous_month();
     credit_node::policy::sample::generate_drafts_in(
         &catalog,
         &["admin_penalty"],
@@ -227,7 +226,7 @@ fn steps(node: &NodeHandle, record: Uuid) -> Vec<String> {
 async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagates() {
     let fed = Fed::start().await;
     let mut drafts = penalties(SubjectKind::Legal, 3, 11);
-    decided_yesterday(&mut drafts, Clock::system().today());
+    decided_yesterday(&mut drafts, common::today());
     let ids = push_at_lingyuan(&fed, &drafts).await;
     for id in &ids {
         everywhere(&fed, *id, Status::Active, Some(1)).await;
@@ -622,7 +621,7 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
 
 #[tokio::test]
 async fn an_adverse_record_about_a_person_one_day_past_five_years_is_gone_at_every_level() {
-    let clock = Clock::system();
+    let clock = common::clock();
     let fed = Fed::start_with_clock(clock.clone()).await;
     let mut draft = penalties(SubjectKind::Natural, 1, 5).remove(0);
     draft.ended_on = Some(draft.occurred_on.clone());
@@ -720,7 +719,7 @@ async fn an_adverse_record_about_a_person_one_day_past_five_years_is_gone_at_eve
 
 #[tokio::test]
 async fn repair_waits_for_the_minimum_period_and_an_ended_publication_is_shared_only() {
-    let clock = Clock::system();
+    let clock = common::clock();
     let fed = Fed::start_with_clock(clock.clone()).await;
     let mut drafts = penalties(SubjectKind::Legal, 2, 23);
     let today = clock.today();

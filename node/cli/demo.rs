@@ -480,7 +480,7 @@ async fn consent_walkthrough(
     let ops_county = net.identity(Role::Operator, LINGYUAN, &format!("ops-{LINGYUAN}"))?;
     let mut consents =
         pb::consents_client::ConsentsClient::new(connect(county, ops_county.clone()).await?);
-    let until = chrono::Local::now().date_naive() + chrono::Days::new(90);
+    let until = crate::clock::Clock::system().today() + chrono::Days::new(90);
     let granted = consents
         .grant(pb::GrantRequest {
             subject_id: subject.clone(),

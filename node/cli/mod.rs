@@ -252,8 +252,12 @@ pub(crate) fn local_time(ms: i64) -> String {
 /// The previous calendar month, YYYY-MM: what providers report by the 23rd (R-DATA-5),
 /// and a period for which generated records are never dated in the future.
 pub fn previous_month() -> String {
+    previous_month_of(crate::clock::Clock::system().today())
+}
+
+/// The calendar month before `today`'s, YYYY-MM.
+pub fn previous_month_of(today: chrono::NaiveDate) -> String {
     use chrono::Datelike;
-    let today = chrono::Local::now().date_naive();
     let first = today.with_day(1).unwrap_or(today);
     first
         .pred_opt()

@@ -71,8 +71,9 @@ pub struct Config {
     /// How often the node purges its own adverse records about persons past their five
     /// years (R-SEC-2). `[retention] purge_secs`, default 3600.
     pub purge_every: Duration,
-    /// The clock for dates (retention, publication, deadlines); the system clock unless
-    /// a test moves it.
+    /// The clock for dates (retention, publication, deadlines, validation, acceptance
+    /// times); the system clock unless a test moves it or `[clock] today = "YYYY-MM-DD"`
+    /// starts it at noon of that day (a rehearsal; the node warns at start).
     pub clock: Clock,
 }
 
@@ -146,6 +147,14 @@ struct RawConfig {
     publication: Option<PathBuf>,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    clock: RawClock,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawClock {
+    today: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -435,12 +444,18 @@ impl Config {
         if !(1..=86_400).contains(&purge_secs) {
             return Err(err("retention.purge_secs", "must be between 1 and 86400"));
         }
+        let clock = match raw.clock.today.as_deref() {
+            None => Clock::system(),
+            Some(day) => chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                .map(Clock::on)
+                .map_err(|_| err("clock.today", format!("{day:?} is not a date (YYYY-MM-DD)")))?,
+        };
         Ok(Config {
             checkpoint_every: Duration::from_secs(checkpoint_secs),
             calendar: Arc::new(calendar),
             publication: Arc::new(publication),
             purge_every: Duration::from_secs(purge_secs),
-            clock: Clock::system(),
+            clock,
             region,
             name: raw.name,
             listen,

@@ -223,3 +223,24 @@ fn the_calendar_publication_table_and_purge_interval() {
     let missing = format!("publication = \"none.toml\"\n{GOOD}");
     assert_eq!(refused(&missing).key, "publication");
 }
+
+#[test]
+fn a_clock_moved_to_a_rehearsal_day() {
+    let dir = folder();
+    assert!(
+        !Config::from_toml(GOOD, dir.path())
+            .unwrap()
+            .clock
+            .is_moved()
+    );
+    let with = format!("{GOOD}\n[clock]\ntoday = \"2028-02-29\"\n");
+    let c = Config::from_toml(&with, dir.path()).unwrap();
+    assert_eq!(
+        c.clock.today(),
+        chrono::NaiveDate::from_ymd_opt(2028, 2, 29).unwrap()
+    );
+    assert_eq!(
+        refused(&with.replace("2028-02-29", "2027-02-29")).key,
+        "clock.today"
+    );
+}

@@ -261,7 +261,7 @@ pub(crate) mod tests {
             valid_until: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
             evidence: "SQ-2026-0042".into(),
             recorded_by: "credit://operator/211382/window-1".into(),
-            recorded_at_ms: crate::usage::now_ms(),
+            recorded_at_ms: crate::usage::now_ms(), // wall-clock: signing times only
             node: RegionCode::parse(node).unwrap(),
         }
     }
@@ -282,7 +282,7 @@ pub(crate) mod tests {
         edited.terms.categories.push("tax_arrears".into());
         assert_eq!(edited.verify(&verifier), Err(VerifyError::Signature));
 
-        let now = crate::usage::now_ms();
+        let now = crate::usage::now_ms(); // wall-clock: signing times only
         consent
             .withdraw(
                 "credit://operator/211382/w",

@@ -196,8 +196,11 @@ impl ExchangeService {
         let caller_uri = caller.uri();
         let origin = self.region;
         let rejected = refused.len();
+        let clock = self.clock.clone();
         let applied = tokio::task::spawn_blocking(move || {
-            let now = usage::now_ms();
+            // Acceptance time by the node's clock: the monthly duty (R-DATA-5) judges it
+            // against the same calendar as every other date rule.
+            let now = clock.now_ms();
             // A closed reference's refusal names its subject from the record held (a
             // read on that rare path only).
             let subject_of = |id: &uuid::Uuid| {

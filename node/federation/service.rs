@@ -124,8 +124,9 @@ impl FederationService {
         let who = caller.uri();
         let refused_for_log = refused.clone();
         let entries_for_log = entries.clone();
+        let now = self.config.clock.now_ms();
         let outcomes = tokio::task::spawn_blocking(move || {
-            store.apply_replicas(child_region, local, records, last_seq, |outcomes| {
+            store.apply_replicas(child_region, local, records, last_seq, now, |outcomes| {
                 sync_usage(
                     &who,
                     child_region,

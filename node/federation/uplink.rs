@@ -157,6 +157,7 @@ impl Uplink {
             cursor,
             window.clone(),
             link.census_source(),
+            link.clock.clone(),
         )));
         // `sender` is dropped, and so aborted, on every way out of here, a cancelled session
         // included (the stop signal drops this future): it holds the store and must not
@@ -417,6 +418,7 @@ async fn send_changes(
     mut from: u64,
     window: Arc<Semaphore>,
     census: CensusSource,
+    clock: crate::clock::Clock,
 ) {
     let mut head = store.watch_head();
     // The census first, so the parent knows this node's stock before the backlog.
@@ -453,7 +455,7 @@ async fn send_changes(
         };
         permit.forget();
         from = entries.last().map_or(from, |(seq, _)| *seq);
-        let today = crate::clock::Clock::system().today();
+        let today = clock.today();
         let batch = pb::ChangeBatch {
             entries: entries
                 .iter()

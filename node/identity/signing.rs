@@ -217,7 +217,7 @@ mod tests {
             .unwrap();
         let signer = NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::usage::now_ms();
+        let now = crate::usage::now_ms(); // wall-clock: signing times only
         let sig = signer.sign(b"consent 1").unwrap();
         verifier
             .verify(b"consent 1", &sig, &region("211382"), now)
@@ -248,7 +248,7 @@ mod tests {
         let ca = DevCa::generate("test ca").unwrap();
         let other = DevCa::generate("test ca").unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::usage::now_ms();
+        let now = crate::usage::now_ms(); // wall-clock: signing times only
         let foreign = other
             .issue(&CallerId::new(Role::Node, region("211382"), "x"), &[])
             .unwrap();

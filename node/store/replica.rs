@@ -52,19 +52,21 @@ fn cursor_key(child: &RegionCode) -> [u8; 7] {
 impl Store {
     /// Applies `entries` from `child` (checked by the caller), moves the child's cursor to
     /// `last_seq` (never backwards), and writes the usage entries `usage` returns for the
-    /// outcomes. Returns after everything is durable.
+    /// outcomes. `now_ms` is the node's clock (the day the census figures move on).
+    /// Returns after everything is durable.
     pub fn apply_replicas<F>(
         &self,
         child: RegionCode,
         local: RegionCode,
         entries: Vec<Change>,
         last_seq: u64,
+        now_ms: i64,
         usage: F,
     ) -> Result<Vec<ReplicaOutcome>, StoreError>
     where
         F: FnOnce(&[ReplicaOutcome]) -> Vec<UsageEntry>,
     {
-        self.write(|w| self.apply_locked(w, child, local, entries, last_seq, usage))
+        self.write(|w| self.apply_locked(w, child, local, entries, (last_seq, now_ms), usage))
     }
 
     fn apply_locked<F>(
@@ -73,7 +75,7 @@ impl Store {
         child: RegionCode,
         local: RegionCode,
         entries: Vec<Change>,
-        last_seq: u64,
+        (last_seq, now_ms): (u64, i64),
         usage: F,
     ) -> Result<Vec<ReplicaOutcome>, StoreError>
     where
@@ -163,7 +165,7 @@ impl Store {
         self.write_usage(w, entries)?;
         if next_change != first_seq {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
-            self.snapshot_day(&w.figures, crate::usage::now_ms(), &mut current)?;
+            self.snapshot_day(&w.figures, now_ms, &mut current)?;
             current.insert(super::census::FIGURES_KEY, encode(&figures)?);
             inner.changelog.apply_batch(chunked(first_seq, &written))?;
         }

@@ -45,13 +45,13 @@ pub type Holdings = BTreeMap<String, (u64, Vec<u8>)>;
 
 impl Fed {
     pub async fn start() -> Fed {
-        Fed::start_with_clock(Clock::system()).await
+        Fed::start_with_clock(super::clock()).await
     }
 
     /// The federation with one clock the test moves for all three nodes.
     pub async fn start_with_clock(clock: Clock) -> Fed {
         let dir = tempfile::tempdir().unwrap();
-        let net = DevNet::create(dir.path()).unwrap();
+        let net = super::devnet(dir.path());
         let with_clock = |mut config: credit_node::config::Config| {
             config.clock = clock.clone();
             config

@@ -142,7 +142,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     // Ceiling: the same records, checked, written straight into a fresh store in the
     // same batch sizes (no TLS, no gRPC, no validation in the timed part).
     let validator = Validator::new(Arc::new(catalog), Vec::new());
-    let today = chrono::Local::now().date_naive();
+    let today = crate::clock::Clock::system().today();
     let contents = drafts
         .iter()
         .map(|d| validator.check(d, "bench-0", today))

@@ -100,7 +100,7 @@ async fn run(args: ReadBenchArgs, kind: Kind) -> Result<Exit, CliError> {
     let (records, per_subject) = (args.records, args.per_subject.max(1));
     let fill_store = store.clone();
     let subjects: Vec<(String, bool)> = tokio::task::spawn_blocking(move || {
-        let today = chrono::Local::now().date_naive();
+        let today = crate::clock::Clock::system().today();
         let region = crate::region::RegionCode::parse(REGION)?;
         let mut subjects = Vec::new();
         let mut written = 0usize;
@@ -162,7 +162,7 @@ async fn run(args: ReadBenchArgs, kind: Kind) -> Result<Exit, CliError> {
         let grant_store = store.clone();
         let classes = consent_classes.clone();
         tokio::task::spawn_blocking(move || {
-            let today = chrono::Local::now().date_naive();
+            let today = crate::clock::Clock::system().today();
             let mut out = Vec::with_capacity(chosen.len());
             for subject in chosen {
                 let terms = Terms {
