@@ -278,6 +278,53 @@ pub fn status_text(s: &pb::NodeStatus) -> String {
             when(c.last_seen_ms),
             c.notices_pending
         ));
+        if c.refused > 0 {
+            out.push_str(&format!(
+                "    refused from this child and kept in quarantine: {}\n",
+                c.refused
+            ));
+        }
+    }
+    if s.refused_from_below > 0 {
+        out.push_str(&format!(
+            "  refused from below, kept in quarantine (R-FED-1): {}{}\n",
+            s.refused_from_below,
+            if s.quarantine.len() as u64 == s.refused_from_below {
+                String::new()
+            } else {
+                format!("; the latest {}", s.quarantine.len())
+            }
+        ));
+        for q in &s.quarantine {
+            out.push_str(&format!(
+                "    child {} entry {} ({}) at {}: {}{} ({})\n",
+                q.child_region,
+                q.seq,
+                q.record_id,
+                when(q.at_ms),
+                if q.field.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", q.field)
+                },
+                q.message,
+                q.rule
+            ));
+        }
+    }
+    if !s.refused_above.is_empty() {
+        out.push_str(&format!(
+            "  entries the parent refused (it keeps them in quarantine; fix and resend): {}\n",
+            s.refused_above.len()
+        ));
+        for n in &s.refused_above {
+            out.push_str(&format!(
+                "    record {} at {}: {}\n",
+                n.record_id,
+                when(n.created_at_ms),
+                n.text
+            ));
+        }
     }
     out
 }
@@ -309,6 +356,24 @@ pub fn status_json(s: &pb::NodeStatus) -> serde_json::Value {
             "reported_head": c.reported_head,
             "last_seen_ms": c.last_seen_ms,
             "notices_pending": c.notices_pending,
+            "refused": c.refused,
+        })).collect::<Vec<_>>(),
+        "refused_from_below": s.refused_from_below,
+        "quarantine": s.quarantine.iter().map(|q| serde_json::json!({
+            "child_region": q.child_region,
+            "seq": q.seq,
+            "record_id": q.record_id,
+            "field": q.field,
+            "rule": q.rule,
+            "message": q.message,
+            "at_ms": q.at_ms,
+        })).collect::<Vec<_>>(),
+        "refused_above": s.refused_above.iter().map(|n| serde_json::json!({
+            "from_region": n.from_region,
+            "id": n.id,
+            "record_id": n.record_id,
+            "text": n.text,
+            "at_ms": n.created_at_ms,
         })).collect::<Vec<_>>(),
     })
 }

@@ -93,7 +93,8 @@ pub enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Print a subject's records held by the node, as JSON Lines (operators and nodes).
+    /// Print a subject's records held by the node, as JSON Lines (operators of the node;
+    /// a node's certificate only for its configured parent or children, R-REL-4).
     Pull {
         /// The subject's Unified Social Credit Code or resident identity number.
         subject_id: String,
@@ -101,7 +102,8 @@ pub enum Command {
         target: TargetArgs,
     },
     /// Show a node's region, level, parent and children, connection state, cursors and
-    /// lag (operators of that node).
+    /// lag; the entries refused from children and kept in quarantine (R-FED-1), and the
+    /// entries this node's parent refused (operators of that node).
     Status {
         /// Print the status as one JSON object.
         #[arg(long)]
