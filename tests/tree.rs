@@ -248,6 +248,8 @@ struct Pair {
     county: NodeHandle,
     link: Proxy,
     catalog: credit_node::policy::Catalog,
+    /// The county's extra catalog file (heating).
+    extra: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -287,6 +289,7 @@ async fn pair(clock: Clock) -> Pair {
         county,
         link,
         catalog: credit_node::policy::Catalog::load(Some(&extra)).unwrap(),
+        extra,
         _dir: dir,
     }
 }
@@ -297,8 +300,13 @@ impl Pair {
     }
 
     async fn restart_city(&mut self) {
+        self.restart_city_with(|_| {}).await;
+    }
+
+    async fn restart_city_with(&mut self, change: impl FnOnce(&mut credit_node::config::Config)) {
         let node = self.city.take().unwrap();
         let mut config = node.node.config.clone();
+        change(&mut config);
         node.shutdown().await.unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
         let node = start(config).await.unwrap();
@@ -474,4 +482,62 @@ async fn an_operator_cannot_send_an_entry_refused_notice_r_fed_1() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("R-FED-1"), "{}", status.message());
+}
+
+async fn retry(p: &Pair) -> pb::RetryQuarantineResult {
+    let mut ops = pb::federation_client::FederationClient::new(
+        channel(
+            &p.net,
+            &p.city().endpoint(),
+            Role::Operator,
+            CHAOYANG,
+            "ops",
+        )
+        .await,
+    );
+    ops.retry_quarantine(pb::RetryQuarantineRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Once the parent's catalog has the category, an operator's retry applies the kept
+/// entries (they then travel on up like any other); a retry changes nothing twice.
+#[tokio::test]
+async fn a_retry_applies_quarantined_entries_once_the_parent_is_fixed_r_fed_1() {
+    let mut p = pair(pinned_clock()).await;
+    let heating = p.drafts("heating", 2, 21);
+    assert_eq!(p.push(&heating).await.accepted, 2);
+    assert!(
+        eventually(LIMIT, || async {
+            p.city().store().quarantined(10).unwrap().len() == 2
+        })
+        .await
+    );
+    let cursor = p.city().store().cursor(&LINGYUAN.parse().unwrap()).unwrap();
+    // Nothing fixed yet: both stay, with the reason.
+    let r = retry(&p).await;
+    assert_eq!((r.applied, r.unchanged, r.refused.len()), (0, 0, 2));
+    assert!(r.refused.iter().all(|e| e.rule == "R-DATA-2"));
+    assert_eq!(p.city().store().quarantined(10).unwrap().len(), 2);
+
+    let extra = p.extra.clone();
+    p.restart_city_with(|c| c.catalog = Some(extra)).await;
+    let r = retry(&p).await;
+    assert_eq!((r.applied, r.unchanged, r.refused.len()), (2, 0, 0));
+    assert!(p.city().store().quarantined(10).unwrap().is_empty());
+    assert_eq!(p.city().store().stats().unwrap().records, 2);
+    let status = p.status(p.city(), CHAOYANG).await;
+    assert_eq!(
+        (status.refused_from_below, status.children[0].refused),
+        (0, 0)
+    );
+    assert_eq!(
+        p.city().store().cursor(&LINGYUAN.parse().unwrap()).unwrap(),
+        cursor,
+        "the cursor does not move"
+    );
+    let r = retry(&p).await;
+    assert_eq!((r.applied, r.unchanged, r.refused.len()), (0, 0, 0));
+    assert_eq!(p.city().store().stats().unwrap().records, 2);
 }

@@ -378,6 +378,83 @@ pub fn status_json(s: &pb::NodeStatus) -> serde_json::Value {
     })
 }
 
+/// `quarantine list` and `quarantine retry`.
+#[derive(clap::Subcommand, Debug)]
+pub enum QuarantineCommand {
+    /// The latest 100 entries refused from children and kept here, as JSON Lines: child,
+    /// the child's sequence, record, field, rule, message, when.
+    List {
+        #[command(flatten)]
+        target: super::TargetArgs,
+    },
+    /// Check the kept entries again by this node's catalog and rules as they are now (say,
+    /// after adding the category the child uses) and apply those that pass; the others
+    /// stay, with today's reason. Running it again changes nothing. Exit 3 when some stay.
+    Retry {
+        /// Only this configured child's entries (default: every child's).
+        #[arg(long)]
+        child: Option<String>,
+        #[command(flatten)]
+        target: super::TargetArgs,
+    },
+}
+
+fn quarantined_json(q: &pb::QuarantinedEntry) -> serde_json::Value {
+    serde_json::json!({
+        "child_region": q.child_region,
+        "seq": q.seq,
+        "record_id": q.record_id,
+        "field": q.field,
+        "rule": q.rule,
+        "message": q.message,
+        "at_ms": q.at_ms,
+    })
+}
+
+pub async fn quarantine(command: QuarantineCommand) -> Result<super::Exit, CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match command {
+        QuarantineCommand::List { target } => {
+            let s = status(target.target().connect().await?).await?;
+            for q in &s.quarantine {
+                writeln!(out, "{}", quarantined_json(q))?;
+            }
+            Ok(super::Exit::Ok)
+        }
+        QuarantineCommand::Retry { child, target } => {
+            let mut client =
+                pb::federation_client::FederationClient::new(target.target().connect().await?);
+            let r = client
+                .retry_quarantine(pb::RetryQuarantineRequest {
+                    child_region: child.unwrap_or_default(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            writeln!(
+                out,
+                "applied {}, already held {}, still refused {}",
+                r.applied,
+                r.unchanged,
+                r.refused.len()
+            )?;
+            for e in &r.refused {
+                writeln!(
+                    out,
+                    "  entry {} ({}): {}: {} ({})",
+                    e.seq, e.record_id, e.field, e.message, e.rule
+                )?;
+            }
+            Ok(if r.refused.is_empty() {
+                super::Exit::Ok
+            } else {
+                super::Exit::SomeRejected
+            })
+        }
+    }
+}
+
 /// All records of one subject that the node holds.
 pub async fn pull(channel: Channel, subject_id: &str) -> Result<Vec<pb::Record>, CliError> {
     let mut client =

@@ -17,7 +17,7 @@ use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::Rpc;
 use crate::server::Gate;
-use crate::store::{Quarantined, Refused, ReplicaOutcome, Store};
+use crate::store::{ChildLog, Quarantined, Refused, ReplicaOutcome, Store};
 use crate::usage::{self, Action, UsageEntry};
 
 /// How many quarantined entries and refusal notices `status` lists (the latest).
@@ -154,7 +154,11 @@ impl FederationService {
                     let entry = raw.remove(&r.seq).unwrap_or_default();
                     kept.push(quarantine(child_region, local, &r, entry, id, now));
                 }
-                Ok((log, kept))
+                Ok(ChildLog {
+                    usage: log,
+                    refused: kept,
+                    released: Vec::new(),
+                })
             })
         })
         .await
@@ -179,6 +183,112 @@ impl FederationService {
             unchanged,
             refused,
         })
+    }
+
+    /// Checks `child`'s quarantined entries again and applies those that pass now; the
+    /// cursor stays where it is. Returns (applied, unchanged, still refused).
+    async fn retry(
+        &self,
+        who: &str,
+        child: &Child,
+    ) -> Result<(u32, u32, Vec<pb::EntryRefusal>), Status> {
+        let store = self.store.clone();
+        let region = child.region;
+        let kept = tokio::task::spawn_blocking(move || store.quarantined_from(&region))
+            .await
+            .map_err(|e| Status::internal(format!("retry task failed: {e}")))?
+            .map_err(|e| store_status(&e))?;
+        let today = self.config.clock.today() + chrono::Days::new(1);
+        let known = |id: &uuid::Uuid| self.store.record(id).ok().flatten();
+        // Entries that pass now (with what is kept of them, in case they conflict), and
+        // those that still fail, with today's reason.
+        let (mut changes, mut passed) = (Vec::new(), Vec::new());
+        let mut still: Vec<(Quarantined, pb::EntryRefusal)> = Vec::new();
+        for q in kept {
+            let refusal = |field: String, rule: String, message: String| pb::EntryRefusal {
+                seq: q.child_seq,
+                record_id: q.label.clone(),
+                field,
+                rule,
+                message,
+            };
+            let checked = match <pb::ChangeEntry as prost::Message>::decode(q.entry.as_slice()) {
+                Ok(wire) => check_entry(
+                    wire,
+                    child,
+                    &self.config.region,
+                    &self.validator,
+                    &self.verifier,
+                    today,
+                    &known,
+                )
+                .map_err(|v| refusal(v.field, v.rule.to_string(), v.message)),
+                Err(e) => Err(refusal(
+                    "entry".into(),
+                    "R-FED-1".into(),
+                    format!("the kept entry cannot be read: {e}"),
+                )),
+            };
+            match checked {
+                Ok(change) => {
+                    changes.push(change);
+                    passed.push(q);
+                }
+                Err(r) => still.push((q, r)),
+            }
+        }
+        let entries: Vec<(u64, String)> = passed
+            .iter()
+            .zip(&changes)
+            .map(|(q, c)| (q.child_seq, c.label()))
+            .collect();
+        let still_refused: Vec<pb::EntryRefusal> = still.iter().map(|(_, r)| r.clone()).collect();
+        let (store, local, who) = (self.store.clone(), self.config.region, who.to_string());
+        let (entries_for_log, still_for_log) = (entries.clone(), still_refused.clone());
+        let now = usage::now_ms();
+        let outcomes = tokio::task::spawn_blocking(move || {
+            store.apply_from_child(region, local, changes, 0, |outcomes| {
+                let mut usage =
+                    sync_usage(&who, region, outcomes, &entries_for_log, &still_for_log);
+                for e in &mut usage {
+                    e.rpc = "RetryQuarantine".into();
+                }
+                if let Some(first) = usage.first_mut() {
+                    first.detail = format!("quarantine retried {}", first.detail);
+                }
+                let mut log = ChildLog {
+                    usage,
+                    ..ChildLog::default()
+                };
+                // What stays is kept with today's reason (its key is there already, so
+                // the child is not told twice).
+                for (q, r) in still {
+                    log.refused
+                        .push(quarantine(region, local, &r, q.entry, 0, now));
+                }
+                for (((seq, id), outcome), q) in entries_for_log.iter().zip(outcomes).zip(passed) {
+                    match outcome {
+                        ReplicaOutcome::Conflict { existing } => {
+                            let r = conflict_refusal(*seq, id, existing);
+                            log.refused
+                                .push(quarantine(region, local, &r, q.entry, 0, now));
+                        }
+                        _ => log.released.push(*seq),
+                    }
+                }
+                Ok(log)
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("retry task failed: {e}")))?
+        .map_err(|e| store_status(&e))?;
+        let count =
+            |f: fn(&ReplicaOutcome) -> bool| outcomes.iter().filter(|o| f(o)).count() as u32;
+        let applied = count(|o| matches!(o, ReplicaOutcome::Applied));
+        let unchanged = count(|o| matches!(o, ReplicaOutcome::Unchanged));
+        let mut refused = still_refused;
+        refused.extend(conflicts(&entries, &outcomes));
+        Ok((applied, unchanged, refused))
     }
 
     fn node_status(&self) -> Result<pb::NodeStatus, Status> {
@@ -561,6 +671,56 @@ impl pb::federation_server::Federation for FederationService {
             .map_err(|e| Status::internal(format!("status task failed: {e}")))?
             .map_err(|e| store_status(&e))?;
         Ok(Response::new(status))
+    }
+
+    async fn retry_quarantine(
+        &self,
+        request: Request<pb::RetryQuarantineRequest>,
+    ) -> Result<Response<pb::RetryQuarantineResult>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::RetryQuarantine, Action::Sync)
+            .await?;
+        let asked = request.into_inner().child_region;
+        let children: Vec<Child> = if asked.trim().is_empty() {
+            self.config.children.clone()
+        } else {
+            let found = crate::region::RegionCode::parse(asked.trim())
+                .ok()
+                .and_then(|r| self.config.child(&r).cloned());
+            match found {
+                Some(c) => vec![c],
+                None => {
+                    let refusal = Refusal::new(
+                        Code::InvalidArgument,
+                        "child_region",
+                        "R-FED-1",
+                        format!(
+                            "{asked:?} is not a configured child of {}",
+                            self.config.region
+                        ),
+                    );
+                    return Err(self
+                        .gate
+                        .refuse(Some(&caller), "RetryQuarantine", Action::Sync, refusal)
+                        .await);
+                }
+            }
+        };
+        let mut result = pb::RetryQuarantineResult::default();
+        for child in &children {
+            let (applied, unchanged, refused) = self.retry(&caller.uri(), child).await?;
+            result.applied += applied;
+            result.unchanged += unchanged;
+            result.refused.extend(refused);
+        }
+        tracing::info!(
+            applied = result.applied,
+            unchanged = result.unchanged,
+            still_refused = result.refused.len(),
+            "quarantine retried"
+        );
+        Ok(Response::new(result))
     }
 
     async fn notify(

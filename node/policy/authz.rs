@@ -18,6 +18,8 @@ pub enum Rpc {
     Status,
     /// Queue a notice for a node below (operators).
     Notify,
+    /// Retry the entries refused from children and kept in quarantine (operators).
+    RetryQuarantine,
     /// Record, withdraw, read or list consents (operators, R-REL-4).
     Consents,
     /// A subject's records on a legal basis; which roles may use which basis is checked
@@ -64,8 +66,9 @@ impl Denial {
 /// | node     | no: nodes sync upward (R-NODE-5) | its parent and configured children only (`tree_reader`) |
 /// | agency   | no (R-REL-4)                  | no: query with consent (R-REL-4) |
 ///
-/// Sync: nodes only (R-NODE-5). Status, Notify, Consents and AuditVerify: operators of
-/// this node's region only. Query: every role; the basis decides what each may see.
+/// Sync: nodes only (R-NODE-5). Status, Notify, RetryQuarantine, Consents and
+/// AuditVerify: operators of this node's region only. Query: every role; the basis
+/// decides what each may see.
 /// History and Checkpoints: operators of this region, and nodes (the service checks a
 /// node is a configured child).
 pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denial> {
@@ -104,15 +107,16 @@ pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denia
         // checked against the config by the service.
         (Role::Node, Rpc::Sync) => Ok(()),
         (_, Rpc::Sync) => Err(Denial::new("R-NODE-5", "only a child node syncs upward")),
-        (Role::Operator, Rpc::Status | Rpc::Notify | Rpc::AuditVerify | Rpc::Census)
-            if caller.region == *node =>
-        {
-            Ok(())
+        (
+            Role::Operator,
+            Rpc::Status | Rpc::Notify | Rpc::RetryQuarantine | Rpc::AuditVerify | Rpc::Census,
+        ) if caller.region == *node => Ok(()),
+        (_, Rpc::Status | Rpc::Notify | Rpc::RetryQuarantine | Rpc::AuditVerify | Rpc::Census) => {
+            Err(Denial::new(
+                "R-NODE-3",
+                format!("only an operator of region {node} administers this node"),
+            ))
         }
-        (_, Rpc::Status | Rpc::Notify | Rpc::AuditVerify | Rpc::Census) => Err(Denial::new(
-            "R-NODE-3",
-            format!("only an operator of region {node} administers this node"),
-        )),
         (Role::Operator, Rpc::Consents) if caller.region == *node => Ok(()),
         (_, Rpc::Consents) => Err(Denial::new(
             "R-REL-4",

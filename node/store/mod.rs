@@ -58,7 +58,7 @@ use crate::usage::{Chained, Checkpoint, UsageEntry};
 pub use audit::{AuditFinding, AuditReport};
 pub use census::{Figures, Monthly};
 pub use objections::OriginChange;
-pub use quarantine::{Quarantined, Refused};
+pub use quarantine::{ChildLog, Quarantined, Refused};
 pub use replica::ReplicaOutcome;
 use replica::replica_id_key;
 use side::SideOverlay;

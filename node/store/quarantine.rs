@@ -16,6 +16,7 @@ use super::codec::{decode, encode};
 use super::{Store, StoreError};
 use crate::federation::Notice;
 use crate::region::RegionCode;
+use crate::usage::UsageEntry;
 
 const QUARANTINE_PREFIX: u8 = b'q';
 
@@ -44,6 +45,16 @@ pub struct Quarantined {
 pub struct Refused {
     pub kept: Quarantined,
     pub notice: Notice,
+}
+
+/// What a batch from a child (or a retry of its quarantined entries) writes beside the
+/// records: its usage entries, the entries to keep in quarantine, and the child
+/// sequences to release from it (applied now).
+#[derive(Debug, Default)]
+pub struct ChildLog {
+    pub usage: Vec<UsageEntry>,
+    pub refused: Vec<Refused>,
+    pub released: Vec<u64>,
 }
 
 pub(super) fn quarantine_key(child: &RegionCode, seq: u64) -> [u8; 15] {
@@ -86,6 +97,17 @@ impl Store {
         }
         out.reverse();
         Ok(out)
+    }
+
+    /// Every entry of `child` kept in quarantine, by sequence.
+    pub fn quarantined_from(&self, child: &RegionCode) -> Result<Vec<Quarantined>, StoreError> {
+        let mut prefix = vec![QUARANTINE_PREFIX];
+        prefix.extend_from_slice(child.as_str().as_bytes());
+        self.inner
+            .records
+            .scan_prefix(prefix)
+            .map(|item| decode::<Quarantined>(&item?.1, "quarantined entry"))
+            .collect()
     }
 
     /// How many entries of each child are kept in quarantine.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
-use super::quarantine::Refused;
+use super::quarantine::{ChildLog, quarantine_key};
 use super::side::SideOverlay;
 use super::{
     APPLIED_KEY, Change, Store, StoreError, TAG_RECORD, Writer, chunked, natural_key, seq_of,
@@ -66,13 +66,17 @@ impl Store {
         F: FnOnce(&[ReplicaOutcome]) -> Vec<UsageEntry>,
     {
         self.apply_from_child(child, local, entries, last_seq, |outcomes| {
-            Ok((usage(outcomes), Vec::new()))
+            Ok(ChildLog {
+                usage: usage(outcomes),
+                ..ChildLog::default()
+            })
         })
     }
 
     /// As `apply_replicas`, and keeps the entries `log` names as refused in the
-    /// quarantine (with a notice for the child) in the same records-tree batch as the
-    /// cursor move, so none is dropped (R-FED-1).
+    /// quarantine (with a notice for the child) and drops those it names as released,
+    /// in the same records-tree batch as the cursor move, so none is dropped (R-FED-1).
+    /// A retry of quarantined entries passes `last_seq` 0: the cursor never moves back.
     pub fn apply_from_child<F>(
         &self,
         child: RegionCode,
@@ -82,7 +86,7 @@ impl Store {
         log: F,
     ) -> Result<Vec<ReplicaOutcome>, StoreError>
     where
-        F: FnOnce(&[ReplicaOutcome]) -> Result<(Vec<UsageEntry>, Vec<Refused>), StoreError>,
+        F: FnOnce(&[ReplicaOutcome]) -> Result<ChildLog, StoreError>,
     {
         let (outcomes, notices) =
             self.write(|w| self.apply_locked(w, child, local, entries, last_seq, log))?;
@@ -102,7 +106,7 @@ impl Store {
         log: F,
     ) -> Result<(Vec<ReplicaOutcome>, usize), StoreError>
     where
-        F: FnOnce(&[ReplicaOutcome]) -> Result<(Vec<UsageEntry>, Vec<Refused>), StoreError>,
+        F: FnOnce(&[ReplicaOutcome]) -> Result<ChildLog, StoreError>,
     {
         let inner = &self.inner;
         let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
@@ -184,8 +188,15 @@ impl Store {
 
         let cursor = self.cursor(&child)?.max(last_seq);
         current.insert(&cursor_key(&child), &cursor.to_be_bytes());
-        let (entries, refused) = log(&outcomes)?;
-        self.write_usage(w, entries)?;
+        let ChildLog {
+            usage,
+            refused,
+            released,
+        } = log(&outcomes)?;
+        self.write_usage(w, usage)?;
+        for seq in released {
+            current.remove(&quarantine_key(&child, seq));
+        }
         let notices = self.put_quarantined(&mut current, refused)?;
         if next_change != first_seq {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
