@@ -127,3 +127,88 @@ impl Store {
         Ok(counts)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::federation::NoticeKind;
+    use crate::store::StoreOptions;
+
+    fn refused(child: RegionCode, seq: u64, notice_id: u64) -> Refused {
+        let city = RegionCode::parse("211300").unwrap();
+        Refused {
+            kept: Quarantined {
+                child,
+                child_seq: seq,
+                label: format!("record {seq}"),
+                field: "category".into(),
+                rule: "R-DATA-2".into(),
+                message: "unknown category".into(),
+                at_ms: 1,
+                entry: vec![1, 2, 3],
+            },
+            notice: Notice {
+                id: notice_id,
+                kind: NoticeKind::EntryRefused,
+                target: child,
+                record_id: format!("record {seq}"),
+                subject_id: String::new(),
+                text: "refused".into(),
+                from: city,
+                created_at_ms: 1,
+                objection: None,
+            },
+        }
+    }
+
+    /// The cursor, the kept entry and the notice are written by one call, across a
+    /// reopen; a resent refusal replaces the kept entry and tells the child only once;
+    /// a release drops it (R-FED-1).
+    #[test]
+    fn refused_entries_are_kept_with_the_cursor_and_told_once_r_fed_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = RegionCode::parse("211382").unwrap();
+        let city = RegionCode::parse("211300").unwrap();
+        let keep = |store: &Store, seq: u64, id: u64| {
+            store
+                .apply_from_child(child, city, Vec::new(), seq, |_| {
+                    Ok(ChildLog {
+                        refused: vec![refused(child, seq, id)],
+                        ..ChildLog::default()
+                    })
+                })
+                .unwrap();
+        };
+        {
+            let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            keep(&store, 7, 1);
+            assert_eq!(store.cursor(&child).unwrap(), 7);
+        }
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        assert_eq!(store.cursor(&child).unwrap(), 7);
+        let kept = store.quarantined(10).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            (kept[0].child_seq, kept[0].entry.as_slice()),
+            (7, &[1u8, 2, 3][..])
+        );
+        assert_eq!(store.quarantined_from(&child).unwrap(), kept);
+        assert_eq!(store.quarantine_counts().unwrap().get(&child), Some(&1));
+        assert_eq!(store.pending_notices(&child).unwrap().len(), 1);
+        // The same entry refused again (a resend after a lost acknowledgement).
+        keep(&store, 7, 2);
+        assert_eq!(store.quarantined(10).unwrap().len(), 1);
+        assert_eq!(store.pending_notices(&child).unwrap().len(), 1);
+        // Released by a retry: gone, the cursor where it was.
+        store
+            .apply_from_child(child, city, Vec::new(), 0, |_| {
+                Ok(ChildLog {
+                    released: vec![7],
+                    ..ChildLog::default()
+                })
+            })
+            .unwrap();
+        assert!(store.quarantined(10).unwrap().is_empty());
+        assert_eq!(store.cursor(&child).unwrap(), 7);
+    }
+}
