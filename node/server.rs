@@ -203,6 +203,7 @@ fn rpc_name(rpc: Rpc) -> &'static str {
         Rpc::Sync => "Sync",
         Rpc::Status => "Status",
         Rpc::Notify => "Notify",
+        Rpc::RetryQuarantine => "RetryQuarantine",
         Rpc::Consents => "Consents",
         Rpc::Query => "Query",
         Rpc::AuditVerify => "Verify",

@@ -99,8 +99,11 @@ async fn operators_pull_only_from_their_own_node_and_never_push() {
     );
 }
 
+/// A node never pushes; it pulls only where it is the configured parent or a child
+/// (this Lingyuan node has neither, so Chaoyang's certificate is refused: R-REL-4;
+/// `tests/tree.rs` has the parent and child that are answered).
 #[tokio::test]
-async fn nodes_may_pull_but_not_push() {
+async fn nodes_may_not_push_nor_pull_outside_the_tree() {
     let t = TestNode::start().await;
     let mut city = t.client(Role::Node, "211300", "chaoyang").await;
     let n = t.usage_entries();
@@ -108,12 +111,9 @@ async fn nodes_may_pull_but_not_push() {
         .await
         .unwrap_err();
     assert_denied(&t, &status, "R-NODE-5", n);
-    assert!(
-        pull(&mut city, "91211382MA0Y3K1050")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let n = t.usage_entries();
+    let status = pull(&mut city, "91211382MA0Y3K1050").await.unwrap_err();
+    assert_denied(&t, &status, "R-REL-4", n);
 }
 
 /// A provider pushes only the categories its config entry lists; the refusal is per

@@ -229,12 +229,12 @@ impl pb::audit_server::Audit for AccessService {
                 return Err(self.refuse(entry, r).await);
             }
         };
-        if caller.role == Role::Node && caller.region != node {
+        if caller.role == Role::Node && (caller.region != node || !self.is_child(&caller)) {
             let r = refusal(
                 Code::PermissionDenied,
                 "node",
                 "R-SEC-3",
-                "a node reads only its own checkpoints",
+                "a node reads only its own checkpoints, and only as a configured child",
             );
             return Err(self.refuse(entry, r).await);
         }

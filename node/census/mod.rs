@@ -46,6 +46,7 @@ impl PlatformReport {
                 .map(|(c, held)| pb::ChildFigures {
                     platform: Some(c.to_wire()),
                     held: *held,
+                    refused: 0,
                 })
                 .collect(),
         }

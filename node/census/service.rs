@@ -101,17 +101,28 @@ impl pb::census_server::Census for CensusService {
                     *held = figures.via_child.get(&child.region).copied().unwrap_or(0);
                 }
             }
-            Ok::<_, crate::store::StoreError>((platform, figures))
+            let refused = store.quarantine_counts()?;
+            Ok::<_, crate::store::StoreError>((platform, figures, refused))
         })
         .await
         .map_err(|e| Status::internal(format!("census task failed: {e}")))?
         .map_err(|e| store_status(&e))?;
-        let (platform, figures): (PlatformReport, _) = report;
+        let (platform, figures, refused): (PlatformReport, _, _) = report;
+        // Refused from below (R-FED-1): what this node keeps in quarantine, by child.
+        let mut wire = platform.to_wire();
+        for c in &mut wire.children {
+            let region = c.platform.as_ref().map(|p| p.region.as_str()).unwrap_or("");
+            c.refused = refused
+                .iter()
+                .find(|(r, _)| r.as_str() == region)
+                .map_or(0, |(_, n)| *n);
+        }
         let mut e = UsageEntry::new(caller.uri(), Action::Status, "Census", usage::now_ms());
         e.detail = format!("census read: {} records", platform.total);
         self.log(e).await?;
         Ok(Response::new(pb::CensusReport {
-            platform: Some(platform.to_wire()),
+            platform: Some(wire),
+            refused_from_below: refused.values().sum(),
             by_category: figures.by_category.into_iter().collect(),
             by_provider: figures.by_provider.into_iter().collect(),
             as_of: day.map(|d| d.to_string()).unwrap_or_default(),

@@ -12,7 +12,8 @@ use crate::pb;
 
 #[derive(Args, Debug)]
 pub struct CensusArgs {
-    /// One JSON object: region, total, natural, legal, children (region, stock, held, ratio) ...
+    /// One JSON object: region, total, natural, legal, children (region, stock, held,
+    /// refused, ratio), refused_from_below ...
     #[arg(long, conflicts_with_all = ["csv", "tree"])]
     pub json: bool,
     /// The census table as CSV (this node and its children).
@@ -91,6 +92,7 @@ pub async fn census(args: CensusArgs) -> Result<Exit, CliError> {
                     "natural": cp.natural,
                     "legal": cp.legal,
                     "held": c.held,
+                    "refused": c.refused,
                     "ratio": r,
                     "flag": flag(r),
                     "reported_at_ms": cp.at_ms,
@@ -110,6 +112,7 @@ pub async fn census(args: CensusArgs) -> Result<Exit, CliError> {
             "by_category": report.by_category,
             "by_provider": report.by_provider,
             "children": children,
+            "refused_from_below": report.refused_from_below,
             "ratio": regional,
             "flag": flag(regional),
         });
@@ -185,6 +188,27 @@ pub async fn census(args: CensusArgs) -> Result<Exit, CliError> {
         ratio_text(regional),
         flag(regional)
     )?;
+    if report.refused_from_below > 0 || !p.children.is_empty() {
+        let by_child: Vec<String> = p
+            .children
+            .iter()
+            .filter(|c| c.refused > 0)
+            .map(|c| {
+                let region = c.platform.as_ref().map_or("", |p| p.region.as_str());
+                format!("{region} {}", c.refused)
+            })
+            .collect();
+        writeln!(
+            out,
+            "refused from below: {}{} (kept in quarantine here; `credit-node status` lists them)",
+            report.refused_from_below,
+            if by_child.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", by_child.join(", "))
+            }
+        )?;
+    }
     if !args.tree {
         for (category, n) in &report.by_category {
             writeln!(out, "  {category:<24} {n}")?;

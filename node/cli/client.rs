@@ -278,6 +278,53 @@ pub fn status_text(s: &pb::NodeStatus) -> String {
             when(c.last_seen_ms),
             c.notices_pending
         ));
+        if c.refused > 0 {
+            out.push_str(&format!(
+                "    refused from this child and kept in quarantine: {}\n",
+                c.refused
+            ));
+        }
+    }
+    if s.refused_from_below > 0 {
+        out.push_str(&format!(
+            "  refused from below, kept in quarantine (R-FED-1): {}{}\n",
+            s.refused_from_below,
+            if s.quarantine.len() as u64 == s.refused_from_below {
+                String::new()
+            } else {
+                format!("; the latest {}", s.quarantine.len())
+            }
+        ));
+        for q in &s.quarantine {
+            out.push_str(&format!(
+                "    child {} entry {} ({}) at {}: {}{} ({})\n",
+                q.child_region,
+                q.seq,
+                q.record_id,
+                when(q.at_ms),
+                if q.field.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", q.field)
+                },
+                q.message,
+                q.rule
+            ));
+        }
+    }
+    if !s.refused_above.is_empty() {
+        out.push_str(&format!(
+            "  entries the parent refused (it keeps them in quarantine; fix and resend): {}\n",
+            s.refused_above.len()
+        ));
+        for n in &s.refused_above {
+            out.push_str(&format!(
+                "    record {} at {}: {}\n",
+                n.record_id,
+                when(n.created_at_ms),
+                n.text
+            ));
+        }
     }
     out
 }
@@ -309,8 +356,103 @@ pub fn status_json(s: &pb::NodeStatus) -> serde_json::Value {
             "reported_head": c.reported_head,
             "last_seen_ms": c.last_seen_ms,
             "notices_pending": c.notices_pending,
+            "refused": c.refused,
+        })).collect::<Vec<_>>(),
+        "refused_from_below": s.refused_from_below,
+        "quarantine": s.quarantine.iter().map(|q| serde_json::json!({
+            "child_region": q.child_region,
+            "seq": q.seq,
+            "record_id": q.record_id,
+            "field": q.field,
+            "rule": q.rule,
+            "message": q.message,
+            "at_ms": q.at_ms,
+        })).collect::<Vec<_>>(),
+        "refused_above": s.refused_above.iter().map(|n| serde_json::json!({
+            "from_region": n.from_region,
+            "id": n.id,
+            "record_id": n.record_id,
+            "text": n.text,
+            "at_ms": n.created_at_ms,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// `quarantine list` and `quarantine retry`.
+#[derive(clap::Subcommand, Debug)]
+pub enum QuarantineCommand {
+    /// The latest 100 entries refused from children and kept here, as JSON Lines: child,
+    /// the child's sequence, record, field, rule, message, when.
+    List {
+        #[command(flatten)]
+        target: super::TargetArgs,
+    },
+    /// Check the kept entries again by this node's catalog and rules as they are now (say,
+    /// after adding the category the child uses) and apply those that pass; the others
+    /// stay, with today's reason. Running it again changes nothing. Exit 3 when some stay.
+    Retry {
+        /// Only this configured child's entries (default: every child's).
+        #[arg(long)]
+        child: Option<String>,
+        #[command(flatten)]
+        target: super::TargetArgs,
+    },
+}
+
+fn quarantined_json(q: &pb::QuarantinedEntry) -> serde_json::Value {
+    serde_json::json!({
+        "child_region": q.child_region,
+        "seq": q.seq,
+        "record_id": q.record_id,
+        "field": q.field,
+        "rule": q.rule,
+        "message": q.message,
+        "at_ms": q.at_ms,
+    })
+}
+
+pub async fn quarantine(command: QuarantineCommand) -> Result<super::Exit, CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match command {
+        QuarantineCommand::List { target } => {
+            let s = status(target.target().connect().await?).await?;
+            for q in &s.quarantine {
+                writeln!(out, "{}", quarantined_json(q))?;
+            }
+            Ok(super::Exit::Ok)
+        }
+        QuarantineCommand::Retry { child, target } => {
+            let mut client =
+                pb::federation_client::FederationClient::new(target.target().connect().await?);
+            let r = client
+                .retry_quarantine(pb::RetryQuarantineRequest {
+                    child_region: child.unwrap_or_default(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            writeln!(
+                out,
+                "applied {}, already held {}, still refused {}",
+                r.applied,
+                r.unchanged,
+                r.refused.len()
+            )?;
+            for e in &r.refused {
+                writeln!(
+                    out,
+                    "  entry {} ({}): {}: {} ({})",
+                    e.seq, e.record_id, e.field, e.message, e.rule
+                )?;
+            }
+            Ok(if r.refused.is_empty() {
+                super::Exit::Ok
+            } else {
+                super::Exit::SomeRejected
+            })
+        }
+    }
 }
 
 /// All records of one subject that the node holds.

@@ -32,7 +32,8 @@ pub type CliError = Box<dyn std::error::Error + Send + Sync>;
 pub enum Exit {
     /// Everything done (0).
     Ok,
-    /// `push`: some records were refused, the others stored (3).
+    /// `push`: some records were refused, the others stored; `quarantine retry`: some
+    /// entries stay in quarantine (3).
     SomeRejected,
     /// `audit verify`: the usage log does not match itself or its checkpoints (4).
     AuditFailed,
@@ -56,7 +57,8 @@ impl Exit {
     long_about = "Exchange node for county, city and provincial public-credit-information platforms.\n\n\
         Providers push records to their local node over mutual TLS; operators and nodes pull a \
         subject's records. Every use is written to the node's usage log.\n\n\
-        Exit status: 0 success; 3 `push` stored some records and refused others; 4 `audit verify` \
+        Exit status: 0 success; 3 `push` stored some records and refused others (or `quarantine \
+        retry` left some entries in quarantine); 4 `audit verify` \
         found a mismatch; 1 any other failure."
 )]
 pub struct Cli {
@@ -93,7 +95,8 @@ pub enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Print a subject's records held by the node, as JSON Lines (operators and nodes).
+    /// Print a subject's records held by the node, as JSON Lines (operators of the node;
+    /// a node's certificate only for its configured parent or children, R-REL-4).
     Pull {
         /// The subject's Unified Social Credit Code or resident identity number.
         subject_id: String,
@@ -101,13 +104,20 @@ pub enum Command {
         target: TargetArgs,
     },
     /// Show a node's region, level, parent and children, connection state, cursors and
-    /// lag (operators of that node).
+    /// lag; the entries refused from children and kept in quarantine (R-FED-1), and the
+    /// entries this node's parent refused (operators of that node).
     Status {
         /// Print the status as one JSON object.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         target: TargetArgs,
+    },
+    /// Entries refused from children and kept in quarantine at this node (operators of
+    /// the node, R-FED-1): list them, or retry them once the cause is fixed.
+    Quarantine {
+        #[command(subcommand)]
+        command: client::QuarantineCommand,
     },
     /// Subjects' written consents (operators of the node): grant, withdraw, show, list.
     Consent {
@@ -301,6 +311,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Audit { command } => access::audit(command).await,
         Command::Census(args) => census::census(args).await,
         Command::Report { command } => census::report(command).await,
+        Command::Quarantine { command } => client::quarantine(command).await,
         Command::Objection { command } => objection::objection(command).await,
         Command::Repair(args) => objection::repair(args).await,
         Command::Purge(args) => objection::purge(args).await,

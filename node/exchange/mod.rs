@@ -49,6 +49,8 @@ pub struct ExchangeService {
     /// Dates for validation and release (retention, publication periods).
     clock: Clock,
     publication: Arc<Publication>,
+    /// The parent and children: the only nodes that read here (R-REL-4).
+    tree: crate::policy::authz::Tree,
 }
 
 /// Refuses adverse information about a person whose five years have already ended: it
@@ -96,6 +98,7 @@ impl ExchangeService {
             usage,
             clock: config.clock.clone(),
             publication: config.publication.clone(),
+            tree: crate::policy::authz::Tree::of(config),
         }
     }
 
@@ -430,6 +433,12 @@ impl pb::exchange_server::Exchange for ExchangeService {
             .gate
             .admit(&request, Rpc::PullBySubject, Action::Pull)
             .await?;
+        if let Err(denial) = crate::policy::authz::tree_reader(&caller, &self.tree, &self.region) {
+            return Err(self
+                .gate
+                .refuse(Some(&caller), "PullBySubject", Action::Pull, denial.into())
+                .await);
+        }
         let subject = crate::policy::identifier::normalise_id(&request.get_ref().subject_id);
         if !crate::policy::identifier::has_id_shape(&subject) {
             let refusal = Refusal {

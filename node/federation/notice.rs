@@ -14,6 +14,9 @@ pub enum NoticeKind {
     Objection,
     ConsentWithdrawal,
     CorrectionRequest,
+    /// The parent refused an entry this node sent up and keeps it in its quarantine
+    /// (R-FED-1); written only by the parent's Sync.
+    EntryRefused,
 }
 
 /// A notice as nodes keep it. `(from, id)` names it across the federation.
@@ -87,6 +90,7 @@ impl Notice {
                 NoticeKind::Objection => pb::NoticeKind::Objection,
                 NoticeKind::ConsentWithdrawal => pb::NoticeKind::ConsentWithdrawal,
                 NoticeKind::CorrectionRequest => pb::NoticeKind::CorrectionRequest,
+                NoticeKind::EntryRefused => pb::NoticeKind::EntryRefused,
             } as i32,
             target_region: self.target.to_string(),
             record_id: self.record_id.clone(),
@@ -104,10 +108,12 @@ impl Notice {
             Ok(pb::NoticeKind::Objection) => NoticeKind::Objection,
             Ok(pb::NoticeKind::ConsentWithdrawal) => NoticeKind::ConsentWithdrawal,
             Ok(pb::NoticeKind::CorrectionRequest) => NoticeKind::CorrectionRequest,
+            Ok(pb::NoticeKind::EntryRefused) => NoticeKind::EntryRefused,
             _ => {
                 return Err((
                     "kind",
-                    "must be objection, consent withdrawal or correction request".into(),
+                    "must be objection, consent withdrawal, correction request or entry refused"
+                        .into(),
                 ));
             }
         };

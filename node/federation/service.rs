@@ -8,7 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::check::check_entry;
-use super::{Notice, Uplink, next_hop};
+use super::{Notice, NoticeKind, Uplink, next_hop};
 use crate::config::{Child, Config};
 use crate::exchange::status::{Refusal, store_status};
 use crate::identity::CallerId;
@@ -17,8 +17,11 @@ use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::Rpc;
 use crate::server::Gate;
-use crate::store::{ReplicaOutcome, Store};
+use crate::store::{ChildLog, Quarantined, Refused, ReplicaOutcome, Store};
 use crate::usage::{self, Action, UsageEntry};
+
+/// How many quarantined entries and refusal notices `status` lists (the latest).
+const SHOWN: usize = 100;
 
 /// What a parent knows of each child's connection, for `status`.
 #[derive(Clone, Debug, Default)]
@@ -89,11 +92,15 @@ impl FederationService {
         let today = self.config.clock.today() + chrono::Days::new(1);
         let mut records = Vec::with_capacity(batch.entries.len());
         let mut refused = Vec::new();
+        // Each entry as the child sent it, by sequence: a refused one (or one that turns
+        // out to conflict) is kept whole in the quarantine (R-FED-1).
+        let mut raw: HashMap<u64, Vec<u8>> = HashMap::with_capacity(batch.entries.len());
         // The version held here, for a later one that changes only the status.
         let known = |id: &uuid::Uuid| self.store.record(id).ok().flatten();
         for entry in batch.entries {
             let seq = entry.seq;
             let record_id = wire_label(&entry);
+            raw.insert(seq, prost::Message::encode_to_vec(&entry));
             match check_entry(
                 entry,
                 child,
@@ -126,31 +133,49 @@ impl FederationService {
         let entries_for_log = entries.clone();
         let now = self.config.clock.now_ms();
         let outcomes = tokio::task::spawn_blocking(move || {
-            store.apply_replicas(child_region, local, records, last_seq, now, |outcomes| {
-                sync_usage(
+            let ids = store.clone();
+            store.apply_from_child(child_region, local, records, last_seq, now, |outcomes| {
+                let log = sync_usage(
                     &who,
                     child_region,
                     outcomes,
                     &entries_for_log,
                     &refused_for_log,
-                )
+                );
+                let all = refused_for_log
+                    .iter()
+                    .cloned()
+                    .chain(conflicts(&entries_for_log, outcomes));
+                let mut kept = Vec::new();
+                for r in all {
+                    // Drawn also for a resent entry whose notice is not sent again: ids
+                    // need only be unique.
+                    let id = ids.new_notice_id()?;
+                    let entry = raw.remove(&r.seq).unwrap_or_default();
+                    kept.push(quarantine(child_region, local, &r, entry, id, now));
+                }
+                Ok(ChildLog {
+                    usage: log,
+                    refused: kept,
+                    released: Vec::new(),
+                })
             })
         })
         .await
         .map_err(|e| Status::internal(format!("sync task failed: {e}")))?
         .map_err(|e| store_status(&e))?;
         let (mut applied, mut unchanged) = (0, 0);
-        for ((seq, id), outcome) in entries.iter().zip(&outcomes) {
+        for outcome in &outcomes {
             match outcome {
                 ReplicaOutcome::Applied => applied += 1,
                 ReplicaOutcome::Unchanged => unchanged += 1,
-                ReplicaOutcome::Conflict { existing } => {
-                    refused.push(conflict_refusal(*seq, id, existing))
-                }
+                ReplicaOutcome::Conflict { .. } => {}
             }
         }
+        refused.extend(conflicts(&entries, &outcomes));
         if !refused.is_empty() {
-            tracing::warn!(child = %child.region, refused = refused.len(), "refused entries from a child");
+            tracing::warn!(child = %child.region, refused = refused.len(),
+                "refused entries from a child; kept in quarantine and the child notified");
         }
         Ok(pb::Ack {
             acked: last_seq,
@@ -158,6 +183,112 @@ impl FederationService {
             unchanged,
             refused,
         })
+    }
+
+    /// Checks `child`'s quarantined entries again and applies those that pass now; the
+    /// cursor stays where it is. Returns (applied, unchanged, still refused).
+    async fn retry(
+        &self,
+        who: &str,
+        child: &Child,
+    ) -> Result<(u32, u32, Vec<pb::EntryRefusal>), Status> {
+        let store = self.store.clone();
+        let region = child.region;
+        let kept = tokio::task::spawn_blocking(move || store.quarantined_from(&region))
+            .await
+            .map_err(|e| Status::internal(format!("retry task failed: {e}")))?
+            .map_err(|e| store_status(&e))?;
+        let today = self.config.clock.today() + chrono::Days::new(1);
+        let known = |id: &uuid::Uuid| self.store.record(id).ok().flatten();
+        // Entries that pass now (with what is kept of them, in case they conflict), and
+        // those that still fail, with today's reason.
+        let (mut changes, mut passed) = (Vec::new(), Vec::new());
+        let mut still: Vec<(Quarantined, pb::EntryRefusal)> = Vec::new();
+        for q in kept {
+            let refusal = |field: String, rule: String, message: String| pb::EntryRefusal {
+                seq: q.child_seq,
+                record_id: q.label.clone(),
+                field,
+                rule,
+                message,
+            };
+            let checked = match <pb::ChangeEntry as prost::Message>::decode(q.entry.as_slice()) {
+                Ok(wire) => check_entry(
+                    wire,
+                    child,
+                    &self.config.region,
+                    &self.validator,
+                    &self.verifier,
+                    today,
+                    &known,
+                )
+                .map_err(|v| refusal(v.field, v.rule.to_string(), v.message)),
+                Err(e) => Err(refusal(
+                    "entry".into(),
+                    "R-FED-1".into(),
+                    format!("the kept entry cannot be read: {e}"),
+                )),
+            };
+            match checked {
+                Ok(change) => {
+                    changes.push(change);
+                    passed.push(q);
+                }
+                Err(r) => still.push((q, r)),
+            }
+        }
+        let entries: Vec<(u64, String)> = passed
+            .iter()
+            .zip(&changes)
+            .map(|(q, c)| (q.child_seq, c.label()))
+            .collect();
+        let still_refused: Vec<pb::EntryRefusal> = still.iter().map(|(_, r)| r.clone()).collect();
+        let (store, local, who) = (self.store.clone(), self.config.region, who.to_string());
+        let (entries_for_log, still_for_log) = (entries.clone(), still_refused.clone());
+        let now = self.config.clock.now_ms();
+        let outcomes = tokio::task::spawn_blocking(move || {
+            store.apply_from_child(region, local, changes, 0, now, |outcomes| {
+                let mut usage =
+                    sync_usage(&who, region, outcomes, &entries_for_log, &still_for_log);
+                for e in &mut usage {
+                    e.rpc = "RetryQuarantine".into();
+                }
+                if let Some(first) = usage.first_mut() {
+                    first.detail = format!("quarantine retried {}", first.detail);
+                }
+                let mut log = ChildLog {
+                    usage,
+                    ..ChildLog::default()
+                };
+                // What stays is kept with today's reason (its key is there already, so
+                // the child is not told twice).
+                for (q, r) in still {
+                    log.refused
+                        .push(quarantine(region, local, &r, q.entry, 0, now));
+                }
+                for (((seq, id), outcome), q) in entries_for_log.iter().zip(outcomes).zip(passed) {
+                    match outcome {
+                        ReplicaOutcome::Conflict { existing } => {
+                            let r = conflict_refusal(*seq, id, existing);
+                            log.refused
+                                .push(quarantine(region, local, &r, q.entry, 0, now));
+                        }
+                        _ => log.released.push(*seq),
+                    }
+                }
+                Ok(log)
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("retry task failed: {e}")))?
+        .map_err(|e| store_status(&e))?;
+        let count =
+            |f: fn(&ReplicaOutcome) -> bool| outcomes.iter().filter(|o| f(o)).count() as u32;
+        let applied = count(|o| matches!(o, ReplicaOutcome::Applied));
+        let unchanged = count(|o| matches!(o, ReplicaOutcome::Unchanged));
+        let mut refused = still_refused;
+        refused.extend(conflicts(&entries, &outcomes));
+        Ok((applied, unchanged, refused))
     }
 
     fn node_status(&self) -> Result<pb::NodeStatus, Status> {
@@ -189,6 +320,10 @@ impl FederationService {
             _ => None,
         };
         let seen = self.children.lock().map(|m| m.clone()).unwrap_or_default();
+        let refused_counts = self
+            .store
+            .quarantine_counts()
+            .map_err(|e| store_status(&e))?;
         let mut children = Vec::with_capacity(self.config.children.len());
         for c in &self.config.children {
             let s = seen.get(&c.region).cloned().unwrap_or_default();
@@ -203,8 +338,31 @@ impl FederationService {
                     .pending_notices(&c.region)
                     .map_err(|e| store_status(&e))?
                     .len() as u32,
+                refused: refused_counts.get(&c.region).copied().unwrap_or(0),
             });
         }
+        let quarantine = self
+            .store
+            .quarantined(SHOWN)
+            .map_err(|e| store_status(&e))?
+            .iter()
+            .map(|q| pb::QuarantinedEntry {
+                child_region: q.child.to_string(),
+                seq: q.child_seq,
+                record_id: q.label.clone(),
+                field: q.field.clone(),
+                rule: q.rule.clone(),
+                message: q.message.clone(),
+                at_ms: q.at_ms,
+            })
+            .collect();
+        let inbox = self.store.inbox().map_err(|e| store_status(&e))?;
+        let refused_above: Vec<pb::Notice> = inbox
+            .iter()
+            .filter(|n| n.kind == NoticeKind::EntryRefused)
+            .map(Notice::to_wire)
+            .collect();
+        let refused_above = refused_above[refused_above.len().saturating_sub(SHOWN)..].to_vec();
         Ok(pb::NodeStatus {
             region: self.config.region.to_string(),
             level: self.config.region.level().to_string(),
@@ -214,7 +372,10 @@ impl FederationService {
             records: stats.records,
             changelog_head: stats.last_change,
             usage_entries: stats.usage_entries,
-            inbox: self.store.inbox().map_err(|e| store_status(&e))?.len() as u32,
+            inbox: inbox.len() as u32,
+            refused_from_below: refused_counts.values().sum(),
+            quarantine,
+            refused_above,
         })
     }
 }
@@ -238,6 +399,66 @@ fn conflict_refusal(seq: u64, id: &str, existing: &uuid::Uuid) -> pb::EntryRefus
         field: "id".into(),
         rule: "R-SEC-1".into(),
         message,
+    }
+}
+
+/// The refusals of the entries that passed the checks but contradict what this node
+/// holds (`entries` in the order of `outcomes`).
+fn conflicts(entries: &[(u64, String)], outcomes: &[ReplicaOutcome]) -> Vec<pb::EntryRefusal> {
+    entries
+        .iter()
+        .zip(outcomes)
+        .filter_map(|((seq, id), o)| match o {
+            ReplicaOutcome::Conflict { existing } => Some(conflict_refusal(*seq, id, existing)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A refused entry as the quarantine keeps it, with the notice that tells the child
+/// which record and which rule (R-FED-1).
+fn quarantine(
+    child: crate::region::RegionCode,
+    local: crate::region::RegionCode,
+    r: &pb::EntryRefusal,
+    entry: Vec<u8>,
+    notice_id: u64,
+    now: i64,
+) -> Refused {
+    let reason = if r.field.is_empty() {
+        format!("{} ({})", r.message, r.rule)
+    } else {
+        format!("{}: {} ({})", r.field, r.message, r.rule)
+    };
+    let text: String = format!(
+        "node {local} refused entry {} ({}) and keeps it in quarantine: {reason}",
+        r.seq, r.record_id
+    )
+    .chars()
+    .take(4000)
+    .collect();
+    Refused {
+        kept: Quarantined {
+            child,
+            child_seq: r.seq,
+            label: r.record_id.clone(),
+            field: r.field.clone(),
+            rule: r.rule.clone(),
+            message: r.message.clone(),
+            at_ms: now,
+            entry,
+        },
+        notice: Notice {
+            id: notice_id,
+            kind: NoticeKind::EntryRefused,
+            target: child,
+            record_id: r.record_id.chars().take(64).collect(),
+            subject_id: String::new(),
+            text,
+            from: local,
+            created_at_ms: now,
+            objection: None,
+        },
     }
 }
 
@@ -285,14 +506,7 @@ fn sync_usage(
         refused.len()
     );
     log.push(e);
-    let conflicts_refused: Vec<pb::EntryRefusal> = entries
-        .iter()
-        .zip(outcomes)
-        .filter_map(|((seq, id), o)| match o {
-            ReplicaOutcome::Conflict { existing } => Some(conflict_refusal(*seq, id, existing)),
-            _ => None,
-        })
-        .collect();
+    let conflicts_refused = self::conflicts(entries, outcomes);
     for r in refused.iter().chain(&conflicts_refused) {
         log.push(UsageEntry::new(who, Action::Sync, "Sync", now).refused(
             Code::InvalidArgument,
@@ -459,6 +673,56 @@ impl pb::federation_server::Federation for FederationService {
         Ok(Response::new(status))
     }
 
+    async fn retry_quarantine(
+        &self,
+        request: Request<pb::RetryQuarantineRequest>,
+    ) -> Result<Response<pb::RetryQuarantineResult>, Status> {
+        let caller = self
+            .gate
+            .admit(&request, Rpc::RetryQuarantine, Action::Sync)
+            .await?;
+        let asked = request.into_inner().child_region;
+        let children: Vec<Child> = if asked.trim().is_empty() {
+            self.config.children.clone()
+        } else {
+            let found = crate::region::RegionCode::parse(asked.trim())
+                .ok()
+                .and_then(|r| self.config.child(&r).cloned());
+            match found {
+                Some(c) => vec![c],
+                None => {
+                    let refusal = Refusal::new(
+                        Code::InvalidArgument,
+                        "child_region",
+                        "R-FED-1",
+                        format!(
+                            "{asked:?} is not a configured child of {}",
+                            self.config.region
+                        ),
+                    );
+                    return Err(self
+                        .gate
+                        .refuse(Some(&caller), "RetryQuarantine", Action::Sync, refusal)
+                        .await);
+                }
+            }
+        };
+        let mut result = pb::RetryQuarantineResult::default();
+        for child in &children {
+            let (applied, unchanged, refused) = self.retry(&caller.uri(), child).await?;
+            result.applied += applied;
+            result.unchanged += unchanged;
+            result.refused.extend(refused);
+        }
+        tracing::info!(
+            applied = result.applied,
+            unchanged = result.unchanged,
+            still_refused = result.refused.len(),
+            "quarantine retried"
+        );
+        Ok(Response::new(result))
+    }
+
     async fn notify(
         &self,
         request: Request<pb::Notice>,
@@ -476,6 +740,20 @@ impl pb::federation_server::Federation for FederationService {
             rule: rule.to_string(),
             message,
         };
+        if wire.kind == pb::NoticeKind::EntryRefused as i32 {
+            let message = "entry-refused notices are written only by a parent's Sync, for \
+                           the entries it keeps in quarantine"
+                .to_string();
+            return Err(self
+                .gate
+                .refuse(
+                    Some(&caller),
+                    "Notify",
+                    Action::Notice,
+                    refuse("kind", "R-FED-1", message),
+                )
+                .await);
+        }
         if wire.kind == pb::NoticeKind::Objection as i32 || wire.objection.is_some() {
             let message = "objections are filed with Objections.File (`credit-node objection \
                            file`), which keeps the case and withholds the record"

@@ -277,6 +277,12 @@ impl Uplink {
                         notice.kind, notice.id, notice.from, notice.record_id
                     );
                     let new = store.receive_notice(&notice, vec![e])?;
+                    if new && notice.kind == super::NoticeKind::EntryRefused {
+                        // The entry is kept in the parent's quarantine; the operator here
+                        // sees the notice in `status` (R-FED-1).
+                        tracing::warn!(parent = %notice.from, record_id = %notice.record_id,
+                            "the parent refused an entry and keeps it in quarantine; see `credit-node status`");
+                    }
                     // Also for a notice seen before: a crash may have come between
                     // keeping it and acting on it, and acting twice changes nothing.
                     if notice.kind == super::NoticeKind::ConsentWithdrawal {

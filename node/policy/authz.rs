@@ -18,6 +18,8 @@ pub enum Rpc {
     Status,
     /// Queue a notice for a node below (operators).
     Notify,
+    /// Retry the entries refused from children and kept in quarantine (operators).
+    RetryQuarantine,
     /// Record, withdraw, read or list consents (operators, R-REL-4).
     Consents,
     /// A subject's records on a legal basis; which roles may use which basis is checked
@@ -61,11 +63,12 @@ impl Denial {
 /// |----------|-------------------------------|----------------------------|
 /// | provider | yes, registered here (R-DATA-6) | no (R-REL-4)             |
 /// | operator | no (R-DATA-4)                 | this node's region only    |
-/// | node     | no: nodes sync upward (R-NODE-5) | yes                     |
+/// | node     | no: nodes sync upward (R-NODE-5) | its parent and configured children only (`tree_reader`) |
 /// | agency   | no (R-REL-4)                  | no: query with consent (R-REL-4) |
 ///
-/// Sync: nodes only (R-NODE-5). Status, Notify, Consents and AuditVerify: operators of
-/// this node's region only. Query: every role; the basis decides what each may see.
+/// Sync: nodes only (R-NODE-5). Status, Notify, RetryQuarantine, Consents and
+/// AuditVerify: operators of this node's region only. Query: every role; the basis
+/// decides what each may see.
 /// History and Checkpoints: operators of this region, and nodes (the service checks a
 /// node is a configured child).
 pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denial> {
@@ -92,6 +95,8 @@ pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denia
             "R-NODE-5",
             "nodes send data upward through the uplink, not through Push",
         )),
+        // Which nodes may pull here (the parent and configured children, by certificate
+        // region) is checked against the config by the service with `tree_reader`.
         (Role::Node, Rpc::PullBySubject) => Ok(()),
         (Role::Agency, Rpc::Push) => Err(Denial::new("R-REL-4", "an agency may not push records")),
         (Role::Agency, Rpc::PullBySubject) => Err(Denial::new(
@@ -102,15 +107,16 @@ pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denia
         // checked against the config by the service.
         (Role::Node, Rpc::Sync) => Ok(()),
         (_, Rpc::Sync) => Err(Denial::new("R-NODE-5", "only a child node syncs upward")),
-        (Role::Operator, Rpc::Status | Rpc::Notify | Rpc::AuditVerify | Rpc::Census)
-            if caller.region == *node =>
-        {
-            Ok(())
+        (
+            Role::Operator,
+            Rpc::Status | Rpc::Notify | Rpc::RetryQuarantine | Rpc::AuditVerify | Rpc::Census,
+        ) if caller.region == *node => Ok(()),
+        (_, Rpc::Status | Rpc::Notify | Rpc::RetryQuarantine | Rpc::AuditVerify | Rpc::Census) => {
+            Err(Denial::new(
+                "R-NODE-3",
+                format!("only an operator of region {node} administers this node"),
+            ))
         }
-        (_, Rpc::Status | Rpc::Notify | Rpc::AuditVerify | Rpc::Census) => Err(Denial::new(
-            "R-NODE-3",
-            format!("only an operator of region {node} administers this node"),
-        )),
         (Role::Operator, Rpc::Consents) if caller.region == *node => Ok(()),
         (_, Rpc::Consents) => Err(Denial::new(
             "R-REL-4",
@@ -138,6 +144,47 @@ pub fn check(caller: &CallerId, rpc: Rpc, node: &RegionCode) -> Result<(), Denia
             format!("usage history is read by an operator of region {node}, for the subject"),
         )),
     }
+}
+
+/// This node's neighbours in the federation, from its config: the only nodes it
+/// answers as nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tree {
+    pub parent: Option<RegionCode>,
+    pub children: Vec<RegionCode>,
+}
+
+impl Tree {
+    /// The tree of the node `config` describes.
+    pub fn of(config: &crate::config::Config) -> Tree {
+        Tree {
+            parent: config.parent.as_ref().map(|p| p.region),
+            children: config.children.iter().map(|c| c.region).collect(),
+        }
+    }
+
+    /// Whether `region` is this node's configured parent or one of its children.
+    pub fn neighbour(&self, region: &RegionCode) -> bool {
+        self.parent.as_ref() == Some(region) || self.children.contains(region)
+    }
+}
+
+/// Whether a caller with role `node` may read unmasked records here: only this node's
+/// configured parent or one of its configured children, by certificate region (R-REL-4,
+/// R-NODE-3). Any other node under the CA is refused: holding a node certificate does
+/// not make a node a party to another region's data.
+pub fn tree_reader(caller: &CallerId, tree: &Tree, node: &RegionCode) -> Result<(), Denial> {
+    if caller.role != Role::Node || tree.neighbour(&caller.region) {
+        return Ok(());
+    }
+    Err(Denial::new(
+        "R-REL-4",
+        format!(
+            "node {} is neither the parent nor a configured child of node {node}; only \
+             the federation tree reads records between nodes (R-NODE-3)",
+            caller.region
+        ),
+    ))
 }
 
 /// Whether a registered provider may push records of `category`: only the categories
@@ -195,6 +242,29 @@ mod tests {
                 ok,
                 "{role} {rpc:?} {region}"
             );
+        }
+    }
+
+    #[test]
+    fn only_the_parent_and_children_read_as_nodes_r_rel_4() {
+        let here = RegionCode::parse("211300").unwrap();
+        let tree = Tree {
+            parent: Some(RegionCode::parse("210000").unwrap()),
+            children: vec![RegionCode::parse("211382").unwrap()],
+        };
+        for (role, region, ok) in [
+            (Role::Node, "210000", true),
+            (Role::Node, "211382", true),
+            (Role::Node, "220000", false),
+            (Role::Node, "211300", false),
+            (Role::Node, "211381", false),
+            (Role::Operator, "211300", true),
+        ] {
+            let result = tree_reader(&caller(role, region), &tree, &here);
+            assert_eq!(result.is_ok(), ok, "{role} {region}");
+            if let Err(d) = result {
+                assert_eq!(d.rule, "R-REL-4");
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
+use super::quarantine::{ChildLog, quarantine_key};
 use super::side::SideOverlay;
 use super::{
     APPLIED_KEY, Change, Store, StoreError, TAG_RECORD, Writer, chunked, natural_key, seq_of,
@@ -66,7 +67,36 @@ impl Store {
     where
         F: FnOnce(&[ReplicaOutcome]) -> Vec<UsageEntry>,
     {
-        self.write(|w| self.apply_locked(w, child, local, entries, (last_seq, now_ms), usage))
+        self.apply_from_child(child, local, entries, last_seq, now_ms, |outcomes| {
+            Ok(ChildLog {
+                usage: usage(outcomes),
+                ..ChildLog::default()
+            })
+        })
+    }
+
+    /// As `apply_replicas`, and keeps the entries `log` names as refused in the
+    /// quarantine (with a notice for the child) and drops those it names as released,
+    /// in the same records-tree batch as the cursor move, so none is dropped (R-FED-1).
+    /// A retry of quarantined entries passes `last_seq` 0: the cursor never moves back.
+    pub fn apply_from_child<F>(
+        &self,
+        child: RegionCode,
+        local: RegionCode,
+        entries: Vec<Change>,
+        last_seq: u64,
+        now_ms: i64,
+        log: F,
+    ) -> Result<Vec<ReplicaOutcome>, StoreError>
+    where
+        F: FnOnce(&[ReplicaOutcome]) -> Result<ChildLog, StoreError>,
+    {
+        let (outcomes, notices) =
+            self.write(|w| self.apply_locked(w, child, local, entries, (last_seq, now_ms), log))?;
+        if notices > 0 {
+            self.inner.notices_changed.send_modify(|n| *n += 1);
+        }
+        Ok(outcomes)
     }
 
     fn apply_locked<F>(
@@ -76,10 +106,10 @@ impl Store {
         local: RegionCode,
         entries: Vec<Change>,
         (last_seq, now_ms): (u64, i64),
-        usage: F,
-    ) -> Result<Vec<ReplicaOutcome>, StoreError>
+        log: F,
+    ) -> Result<(Vec<ReplicaOutcome>, usize), StoreError>
     where
-        F: FnOnce(&[ReplicaOutcome]) -> Vec<UsageEntry>,
+        F: FnOnce(&[ReplicaOutcome]) -> Result<ChildLog, StoreError>,
     {
         let inner = &self.inner;
         let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
@@ -161,8 +191,16 @@ impl Store {
 
         let cursor = self.cursor(&child)?.max(last_seq);
         current.insert(&cursor_key(&child), &cursor.to_be_bytes());
-        let entries = usage(&outcomes);
-        self.write_usage(w, entries)?;
+        let ChildLog {
+            usage,
+            refused,
+            released,
+        } = log(&outcomes)?;
+        self.write_usage(w, usage)?;
+        for seq in released {
+            current.remove(&quarantine_key(&child, seq));
+        }
+        let notices = self.put_quarantined(&mut current, refused)?;
         if next_change != first_seq {
             current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
             self.snapshot_day(&w.figures, now_ms, &mut current)?;
@@ -173,7 +211,7 @@ impl Store {
         inner.records.apply_batch(current)?;
         w.figures = figures;
         w.next_change = next_change;
-        Ok(outcomes)
+        Ok((outcomes, notices))
     }
 
     /// The last sequence of `child` applied here (0 before its first entry).
