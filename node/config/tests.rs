@@ -223,3 +223,17 @@ fn the_calendar_publication_table_and_purge_interval() {
     let missing = format!("publication = \"none.toml\"\n{GOOD}");
     assert_eq!(refused(&missing).key, "publication");
 }
+
+#[test]
+fn the_consent_term_limit_defaults_to_five_years_and_is_checked_r_rel_4() {
+    let dir = folder();
+    let c = Config::from_toml(GOOD, dir.path()).unwrap();
+    assert_eq!(c.consent_max_term_years, 5);
+    let with = format!("{GOOD}\n[consent]\nmax_term_years = 2\n");
+    let c = Config::from_toml(&with, dir.path()).unwrap();
+    assert_eq!(c.consent_max_term_years, 2);
+    for bad in ["0", "31", "-1"] {
+        let text = with.replace("max_term_years = 2", &format!("max_term_years = {bad}"));
+        assert!(refused(&text).key.contains("max_term_years"), "{bad}");
+    }
+}

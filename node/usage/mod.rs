@@ -116,6 +116,18 @@ impl UsageEntry {
         self
     }
 
+    /// Masks the personal identifiers (resident ids, mobiles, bank cards, USCC-shaped
+    /// codes) in the entry's free text, its detail and its refusal message, before it is
+    /// kept (R-REL-2, R-DATA-3). `subject` is left whole: it is what the subject's
+    /// history is found by.
+    pub fn scrub_free_text(&mut self) {
+        use crate::policy::mask::{Masking, mask_text};
+        self.detail = mask_text(&self.detail, Masking::LOG);
+        if let Outcome::Refused { message, .. } = &mut self.outcome {
+            *message = mask_text(message, Masking::LOG);
+        }
+    }
+
     /// Links this entry after `prev_hash`: hash = SHA-256(prev_hash || encoding).
     pub fn chain(self, prev_hash: Hash) -> Chained {
         let hash = chain_hash(&prev_hash, &self);
