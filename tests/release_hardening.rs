@@ -435,3 +435,53 @@ async fn a_consent_longer_than_the_configured_term_is_refused_r_rel_4() {
         .into_inner();
     assert_eq!(given.terms.unwrap().valid_from, "2030-01-01");
 }
+
+#[tokio::test]
+async fn a_public_answer_forwarded_through_the_federation_is_masked_r_rel_2() {
+    use common::fed::{Fed, holdings};
+    let today = "2026-12-31";
+    let clock = Clock::system();
+    clock.set_today(day(today));
+    let fed = Fed::start_with_clock(clock).await;
+    let channel = |node: &NodeHandle, role: Role, id: &str| {
+        let identity =
+            ClientIdentity::load(&fed.net.identity(role, LINGYUAN, id).unwrap()).unwrap();
+        let endpoint = node.endpoint();
+        async move {
+            connect(&endpoint, &identity, ExpectedServer::AnyNode)
+                .await
+                .unwrap()
+        }
+    };
+    let mut amr = pb::exchange_client::ExchangeClient::new(
+        channel(fed.county(), Role::Provider, "lingyuan-amr").await,
+    );
+    let r = push_one(
+        &mut amr,
+        vec![draft_to_wire(&penalty_naming_everything(today))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.accepted, 1, "{r:?}");
+    let arrived = common::eventually(std::time::Duration::from_secs(20), || async {
+        !holdings(fed.province()).is_empty()
+    })
+    .await;
+    assert!(arrived, "the record reached Liaoning");
+    let mut anyone = pb::query_client::QueryClient::new(
+        channel(fed.county(), Role::Agency, "news-agency").await,
+    );
+    let answer = anyone
+        .query(pb::QueryRequest {
+            scope: pb::Scope::Federation as i32,
+            ..ask(pb::LegalBasis::Public, "")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.answered_by, "210000");
+    assert!(answer.masked);
+    assert_eq!(answer.records.len(), 1);
+    let all = format!("{:?}", answer.records);
+    assert_eq!(identifiers_in(&all), Vec::<&str>::new(), "{all}");
+}

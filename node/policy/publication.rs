@@ -128,12 +128,14 @@ impl Publication {
             .and_then(|f| c.fields.get(f))
             .or(Some(&c.occurred_on))
             .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())?;
-        // A decision cannot postdate the version's acceptance. A later date (held from
-        // before dates in fields were checked, R-DATA-4) starts the period on the day of
-        // acceptance, so a mistyped 9999-12-31 cannot keep a penalty public for ever.
-        let accepted =
-            (record.reported_at_ms > 0).then(|| crate::clock::local_date(record.reported_at_ms));
-        let starts = accepted.map_or(starts, |a| starts.min(a));
+        // A decision date still in the future (held from before dates in fields were
+        // checked, R-DATA-4) counts from the day the version was accepted, so a mistyped
+        // 9999-12-31 cannot keep a penalty public for ever. (Acceptance is stamped by the
+        // system clock, so this applies only to dates the validator now refuses.)
+        let starts = match (starts > today, record.reported_at_ms > 0) {
+            (true, true) => starts.min(crate::clock::local_date(record.reported_at_ms)),
+            _ => starts,
+        };
         let value = rule
             .severity_field
             .as_ref()
