@@ -102,8 +102,8 @@ pub enum PublicRule {
     /// Released as held.
     Released,
     /// Released with the identifiers in it masked (`policy::mask`): resident ids,
-    /// mobiles, bank cards always; for a natural person also USCC-shaped tokens and the
-    /// subject's name.
+    /// mobiles, bank cards, sole traders' codes always; for a natural person also any
+    /// USCC-shaped token and the subject's name.
     Masked,
     /// Left out of public answers.
     Withheld,

@@ -13,8 +13,8 @@
 //! * bank card numbers (13 to 19 digits, also in groups): always when the text is about a
 //!   natural person, else when the Luhn check passes (a legal person's text holds
 //!   licence and case numbers of that length that are not personal);
-//! * for a natural person also any USCC-shaped token (a 个体工商户's code identifies its
-//!   owner) and any run of 20 or more digits;
+//! * a sole trader's (个体工商户) USCC-shaped code, type `92`, always: it identifies its
+//!   owner; for a natural person any USCC-shaped token, and any run of 20 or more digits;
 //! * the names given (the subject's own), wherever they appear.
 //!
 //! The style is `record::mask_id`'s: a few leading and trailing characters kept, stars
@@ -54,12 +54,20 @@ pub fn mask_name(name: &str) -> String {
 /// `text` with every identifier and name `how` asks for masked. Text without any comes
 /// back unchanged.
 pub fn mask_text(text: &str, how: Masking<'_>) -> String {
+    // Every identifier shape holds digits; most text (names of units, dates aside) needs
+    // only the name check.
+    let names_in = || {
+        how.names
+            .iter()
+            .any(|n| n.trim().chars().count() >= 2 && text.contains(n.trim()))
+    };
+    if !text.bytes().any(|b| b.is_ascii_digit()) && !names_in() {
+        return text.to_string();
+    }
     let mut chars: Vec<char> = text.chars().collect();
     let mut star = vec![false; chars.len()];
     mark_digit_chains(&chars, how.natural, &mut star);
-    if how.natural {
-        mark_uscc_shapes(&chars, &mut star);
-    }
+    mark_uscc_shapes(&chars, !how.natural, &mut star);
     for (c, s) in chars.iter_mut().zip(&star) {
         if *s {
             *c = '*';
@@ -179,8 +187,9 @@ fn luhn(digits: &[char]) -> bool {
 
 /// Marks every 18-character window of ASCII letters and digits that has a USCC's shape:
 /// USCC symbols, positions 3-8 digits, and letters or a valid check character (a run of
-/// 18 bare digits is already a resident id's shape).
-fn mark_uscc_shapes(chars: &[char], star: &mut [bool]) {
+/// 18 bare digits is already a resident id's shape). With `sole_traders_only`, only the
+/// codes of type `92` (个体工商户 registered by market regulation).
+fn mark_uscc_shapes(chars: &[char], sole_traders_only: bool, star: &mut [bool]) {
     const LEN: usize = 18;
     if chars.len() < LEN {
         return;
@@ -192,6 +201,9 @@ fn mark_uscc_shapes(chars: &[char], star: &mut [bool]) {
     for start in 0..=chars.len() - LEN {
         let w = &chars[start..start + LEN];
         if !w.iter().all(|&c| in_set(c)) || !w[2..8].iter().all(char::is_ascii_digit) {
+            continue;
+        }
+        if sole_traders_only && w[..2] != ['9', '2'] {
             continue;
         }
         let body: String = w[..17].iter().map(char::to_ascii_uppercase).collect();
@@ -274,13 +286,15 @@ mod tests {
     }
 
     #[test]
-    fn a_sole_traders_uscc_is_masked_in_a_persons_text_only() {
+    fn a_sole_traders_uscc_is_masked_everywhere_other_codes_in_a_persons_text() {
         let text = "个体工商户 92211382MA0Y8L6X3K 经营";
+        let masked = "个体工商户 9221**********6X3K 经营";
+        assert_eq!(mask_text(text, FIRM), masked);
+        assert_eq!(mask_text(text, PERSON), masked);
+        // An enterprise's code is not personal, except in a person's record.
+        let text = "供货方 91211382MA0Y3K1050";
         assert_eq!(mask_text(text, FIRM), text);
-        assert_eq!(
-            mask_text(text, PERSON),
-            "个体工商户 9221**********6X3K 经营"
-        );
+        assert_eq!(mask_text(text, PERSON), "供货方 9121**********1050");
         // Lower case, and glued to other text.
         assert_eq!(
             mask_text("代码92211382ma0y8l6x3k", PERSON),
