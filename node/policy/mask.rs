@@ -6,8 +6,9 @@
 //! refusal message that quotes its input). It masks by shape, never by checking: a
 //! resident id with a wrong check character identifies a person just as well.
 //!
-//! * 18-character resident ids (17 digits and a digit or `X`) and 15-digit ones (issued
-//!   before 1999), always;
+//! * 18-character resident ids (17 digits and a digit or `X`), always, and 15-digit
+//!   ones (issued before 1999): always about a natural person, else when digits 7-12
+//!   are a date (a 15-digit enterprise registration number is not personal);
 //! * mainland mobile numbers (`1[3-9]` and 9 more digits, also written `138 1234 5678`),
 //!   always;
 //! * bank card numbers (13 to 19 digits, also in groups): always when the text is about a
@@ -83,11 +84,6 @@ pub fn mask_text(text: &str, how: Masking<'_>) -> String {
     out
 }
 
-/// Whether any identifier or name `how` asks for would be masked in `text`.
-pub fn holds_identifier(text: &str, how: Masking<'_>) -> bool {
-    mask_text(text, how) != text
-}
-
 /// Separators a number may be written with inside one group chain.
 fn is_separator(c: char) -> bool {
     c == ' ' || c == '-'
@@ -158,13 +154,31 @@ fn mark_digit_chains(chars: &[char], natural: bool, star: &mut [bool]) {
 fn identifier_kind(digits: &[char], natural: bool) -> Option<(usize, usize)> {
     let n = digits.len();
     match n {
-        // Resident ids, new (a digit or X last) and old.
-        18 | 15 => Some((4, 4)),
+        // Resident ids, new (a digit or X last) and old (region, YYMMDD, sequence).
+        18 => Some((4, 4)),
+        15 if natural || old_birth_date(digits) => Some((4, 4)),
         // A mobile: 1[3-9] and nine more.
         11 if digits[0] == '1' && ('3'..='9').contains(&digits[1]) => Some((3, 4)),
         13..=19 if natural || luhn(digits) => Some((4, 4)),
         20.. if natural => Some((4, 4)),
         _ => None,
+    }
+}
+
+/// Whether digits 7-12 of a 15-digit number are a date YYMMDD (19YY), as in an old
+/// resident id.
+fn old_birth_date(digits: &[char]) -> bool {
+    let two = |i: usize| {
+        digits[i]
+            .to_digit(10)
+            .zip(digits[i + 1].to_digit(10))
+            .map(|(a, b)| a * 10 + b)
+    };
+    match (two(6), two(8), two(10)) {
+        (Some(y), Some(m), Some(d)) => {
+            chrono::NaiveDate::from_ymd_opt(1900 + y as i32, m, d).is_some()
+        }
+        _ => false,
     }
 }
 
@@ -242,6 +256,7 @@ mod tests {
             // A wrong check character is still a person's number.
             ("211382198002290135", "2113**********0135"),
             ("211382800229013", "2113*******9013"),
+            ("211382 800229 013", "2113** *****9 013"),
             ("211382 19800229 0134", "2113** ******** 0134"),
         ] {
             assert_eq!(mask_text(text, FIRM), masked, "{text}");
@@ -268,6 +283,20 @@ mod tests {
         // masks it all the same.
         assert_eq!(mask_text("JY12113820012345", FIRM), "JY12113820012345");
         assert_eq!(mask_text("JY12113820012345", PERSON), "JY1211******2345");
+    }
+
+    #[test]
+    fn an_old_id_is_told_from_a_registration_number_in_a_firms_text() {
+        // Region 211382, then no date: a 15-digit 注册号.
+        assert_eq!(
+            mask_text("注册号211382600000567", FIRM),
+            "注册号211382600000567"
+        );
+        assert_eq!(
+            mask_text("注册号211382600000567", PERSON),
+            "注册号2113*******0567"
+        );
+        assert_eq!(mask_text("211382800229013", FIRM), "2113*******9013");
     }
 
     #[test]
@@ -313,7 +342,6 @@ mod tests {
             names: &["王"],
         };
         assert_eq!(mask_text("王府井", one), "王府井");
-        assert!(holds_identifier("王建国", PERSON));
-        assert!(!holds_identifier("王府井", PERSON));
+        assert_eq!(mask_text("王建国", PERSON), "王**");
     }
 }
