@@ -117,8 +117,8 @@ impl UsageEntry {
     }
 
     /// Masks the personal identifiers (resident ids, mobiles, bank cards, USCC-shaped
-    /// codes) in the entry's free text (detail, refusal message, and the purpose and
-    /// consent id as the caller sent them) before it is kept (R-REL-2, R-DATA-3).
+    /// codes) in the entry's free text (detail, refusal message and field, and the
+    /// purpose and consent id as the caller sent them) before it is kept (R-REL-2, R-DATA-3).
     /// `subject` is left whole: it is what the subject's history is found by; `caller`
     /// and `on_behalf_of` are identities, who used the data.
     pub fn scrub_free_text(&mut self) {
@@ -131,8 +131,10 @@ impl UsageEntry {
         {
             *text = mask_text(text, Masking::LOG);
         }
-        if let Outcome::Refused { message, .. } = &mut self.outcome {
+        if let Outcome::Refused { message, field, .. } = &mut self.outcome {
             *message = mask_text(message, Masking::LOG);
+            // A refused field's name is the caller's key (`fields.<anything>`).
+            *field = mask_text(field, Masking::LOG);
         }
     }
 
@@ -228,7 +230,7 @@ mod tests {
         let mut e = UsageEntry::new("credit://agency/211382/bank", Action::Query, "Query", 0)
             .refused(
                 tonic::Code::InvalidArgument,
-                "purpose",
+                "fields.13812345678",
                 "R-REL-6",
                 "unknown purpose 13812345678",
             );
@@ -239,10 +241,11 @@ mod tests {
         assert_eq!(e.subject.as_deref(), Some("211382198002290134"));
         assert_eq!(e.purpose.as_deref(), Some("138****5678"));
         assert_eq!(e.detail, "reference: 身份证 2113**********0134");
-        let Outcome::Refused { message, .. } = &e.outcome else {
+        let Outcome::Refused { message, field, .. } = &e.outcome else {
             panic!("refused")
         };
         assert_eq!(message, "unknown purpose 138****5678");
+        assert_eq!(field, "fields.138****5678");
     }
 
     #[test]
