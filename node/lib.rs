@@ -6,7 +6,9 @@
 //! * `region`: GB/T 2260 region codes and their levels.
 //! * `record`: the domain model (records, subjects, drafts); no wire or storage types.
 //! * `policy`: the rules: catalog of categories, identifier checks (USCC, resident
-//!   identity numbers), prohibited personal data, and the role-to-RPC table.
+//!   identity numbers), prohibited personal data, record validation, what a query
+//!   releases and the masking of identifiers in released text, and the role-to-RPC
+//!   table.
 //! * `identity`: mutual TLS. Development PKI, the server's certificate verifier with
 //!   CRLs reread while running, the client connector that checks it reaches a node, and
 //!   `CallerId`, read once from the client certificate.

@@ -1,7 +1,7 @@
 //! The Consents service: an operator records a subject's written consent from the signed
 //! paper, withdraws it, reads it, lists a subject's consents (R-REL-4, R-REL-6).
 
-use chrono::NaiveDate;
+use chrono::{Months, NaiveDate};
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
@@ -137,6 +137,34 @@ impl AccessService {
                 "valid_until",
                 "R-REL-4",
                 "must be today or later, and not before valid_from",
+            ));
+        }
+        // A consent is for a purpose at hand, not for ever: its term is capped, and so is
+        // how far ahead it may start.
+        let years = self.config.consent_max_term_years;
+        let term = Months::new(12 * years);
+        if today
+            .checked_add_months(term)
+            .is_none_or(|last| valid_from > last)
+        {
+            return Err(refusal(
+                Code::InvalidArgument,
+                "valid_from",
+                "R-REL-4",
+                format!("must be within {years} years from today"),
+            ));
+        }
+        if let Some(last) = valid_from.checked_add_months(term)
+            && valid_until > last
+        {
+            return Err(refusal(
+                Code::InvalidArgument,
+                "valid_until",
+                "R-REL-4",
+                format!(
+                    "a consent lasts at most {years} years ([consent] max_term_years): from \
+                     {valid_from} the last day is {last}"
+                ),
             ));
         }
         let evidence = req.evidence.trim().to_string();

@@ -26,7 +26,8 @@ use crate::exchange::status::{Refusal, store_status};
 use crate::identity::{CallerId, Role};
 use crate::pb;
 use crate::policy::authz::Rpc;
-use crate::policy::release::{Basis, check_consent, mask_personal, withheld};
+use crate::policy::mask::{Masking, mask_name, mask_text};
+use crate::policy::release::{Basis, check_consent, mask_public, public_field, withheld};
 use crate::record::{Record, mask_id};
 use crate::usage::{self, Action, UsageEntry};
 
@@ -356,7 +357,7 @@ impl AccessService {
         self.log(vec![entry]).await?;
         if masked {
             for r in &mut records {
-                mask_personal(r, catalog);
+                mask_public(r, catalog);
             }
         }
         tracing::debug!(requester = %asked.requester, subject = %mask_id(&asked.subject),
@@ -466,6 +467,15 @@ impl AccessService {
         };
         let held_back = self.withhold_newer_here(&mut result.records, asked.basis);
         result.withheld += held_back;
+        if asked.basis == Basis::Public {
+            // The answering node masked them; masking again costs little and holds
+            // should that node run an older release (R-REL-2).
+            let catalog = self.validator.catalog();
+            for r in &mut result.records {
+                mask_public_wire(r, catalog);
+            }
+            result.masked = true;
+        }
         entry.count = result.records.len() as u64;
         entry.record_ids = result
             .records
@@ -481,6 +491,40 @@ impl AccessService {
         self.log(vec![entry]).await?;
         result.path.push(self.config.region.to_string());
         Ok(result)
+    }
+}
+
+/// `policy::release::mask_public` on a record as it came from the parent. Masking is
+/// idempotent: a masked value comes back unchanged.
+fn mask_public_wire(r: &mut pb::Record, catalog: &crate::policy::Catalog) {
+    let natural = r
+        .subject
+        .as_ref()
+        .is_some_and(|s| s.kind == pb::SubjectKind::Natural as i32);
+    let name = r
+        .subject
+        .as_ref()
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    let names = [name.as_str()];
+    let how = Masking {
+        natural,
+        names: if natural { &names } else { &[] },
+    };
+    let category = catalog.get(&r.category);
+    r.fields = std::mem::take(&mut r.fields)
+        .into_iter()
+        .filter_map(|(field, value)| {
+            let spec = category.and_then(|c| c.field(&field));
+            public_field(spec, &value, how).map(|v| (field, v))
+        })
+        .collect();
+    r.provider_ref = mask_text(&r.provider_ref, how);
+    r.status_reason = mask_text(&r.status_reason, how);
+    r.content_hash.clear();
+    if let Some(s) = r.subject.as_mut().filter(|_| natural) {
+        s.id = mask_id(&s.id);
+        s.name = mask_name(&s.name);
     }
 }
 

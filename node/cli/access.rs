@@ -34,10 +34,12 @@ pub enum ConsentCommand {
         /// Catalog categories covered, comma-separated.
         #[arg(long, value_delimiter = ',', required = true)]
         categories: Vec<String>,
-        /// First valid day, YYYY-MM-DD (default today).
+        /// First valid day, YYYY-MM-DD (default today); at most the node's maximum term
+        /// ahead.
         #[arg(long, default_value = "")]
         from: String,
-        /// Last valid day, YYYY-MM-DD.
+        /// Last valid day, YYYY-MM-DD; at most the node's `[consent] max_term_years`
+        /// (default 5) after the first (R-REL-4).
         #[arg(long)]
         until: String,
         /// The number of the subject's signed paper.

@@ -75,7 +75,13 @@ pub struct Config {
     /// times); the system clock unless a test moves it or `[clock] today = "YYYY-MM-DD"`
     /// starts it at noon of that day (a rehearsal; the node warns at start).
     pub clock: Clock,
+    /// The longest a recorded consent may last, from its first day to its last, in
+    /// years (R-REL-4). `[consent] max_term_years`, default 5.
+    pub consent_max_term_years: u32,
 }
+
+/// The default of `[consent] max_term_years`.
+pub const CONSENT_MAX_TERM_YEARS: u32 = 5;
 
 /// 上级平台: where this node's uplink sends its changelog.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,12 +155,20 @@ struct RawConfig {
     retention: RawRetention,
     #[serde(default)]
     clock: RawClock,
+    #[serde(default)]
+    consent: RawConsent,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawClock {
     today: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsent {
+    max_term_years: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -450,7 +464,12 @@ impl Config {
                 .map(Clock::on)
                 .map_err(|_| err("clock.today", format!("{day:?} is not a date (YYYY-MM-DD)")))?,
         };
+        let consent_max_term_years = raw.consent.max_term_years.unwrap_or(CONSENT_MAX_TERM_YEARS);
+        if !(1..=30).contains(&consent_max_term_years) {
+            return Err(err("consent.max_term_years", "must be between 1 and 30"));
+        }
         Ok(Config {
+            consent_max_term_years,
             checkpoint_every: Duration::from_secs(checkpoint_secs),
             calendar: Arc::new(calendar),
             publication: Arc::new(publication),

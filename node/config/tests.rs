@@ -244,3 +244,17 @@ fn a_clock_moved_to_a_rehearsal_day() {
         "clock.today"
     );
 }
+
+#[test]
+fn the_consent_term_limit_defaults_to_five_years_and_is_checked_r_rel_4() {
+    let dir = folder();
+    let c = Config::from_toml(GOOD, dir.path()).unwrap();
+    assert_eq!(c.consent_max_term_years, 5);
+    let with = format!("{GOOD}\n[consent]\nmax_term_years = 2\n");
+    let c = Config::from_toml(&with, dir.path()).unwrap();
+    assert_eq!(c.consent_max_term_years, 2);
+    for bad in ["0", "31", "-1"] {
+        let text = with.replace("max_term_years = 2", &format!("max_term_years = {bad}"));
+        assert!(refused(&text).key.contains("max_term_years"), "{bad}");
+    }
+}

@@ -76,6 +76,47 @@ pub struct FieldSpec {
     /// The allowed values of an enum field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
+    /// What public release does with the field (R-REL-2); without it,
+    /// [`FieldSpec::public_rule`] decides by type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<PublicRule>,
+    /// Date and year-month fields: the earliest value accepted, `YYYY-MM-DD`; without it
+    /// 1949-10-01 (`validate::EARLIEST_DATE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    /// Date and year-month fields: whether a value may lie after today (`any`: an end of
+    /// validity, a publication deadline) or not (`today`, the default: something that
+    /// happened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<DateLimit>,
+    /// Integer and decimal fields: whether the value may be negative. Amounts, counts and
+    /// areas may not, unless the catalog says so.
+    #[serde(default)]
+    pub allow_negative: bool,
+}
+
+/// What public release (R-REL-2) does with a field of a released record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicRule {
+    /// Released as held.
+    Released,
+    /// Released with the identifiers in it masked (`policy::mask`): resident ids,
+    /// mobiles, bank cards, sole traders' codes always; for a natural person also any
+    /// USCC-shaped token and the subject's name.
+    Masked,
+    /// Left out of public answers.
+    Withheld,
+}
+
+/// The latest value a date field accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateLimit {
+    /// Not after the node's today (the current month for a year-month).
+    Today,
+    /// Any real date.
+    Any,
 }
 
 /// The type of a field's value; every value travels as text and is checked against it.
@@ -183,6 +224,27 @@ impl FieldSpec {
     /// Whether the field applies to records about subjects of `kind`.
     pub fn applies_to(&self, kind: SubjectKind) -> bool {
         !self.legal_only || kind == SubjectKind::Legal
+    }
+
+    /// What public release does with the field: the catalog's `public`, else by type:
+    /// free text masked, a resident id withheld, a USCC masked (it may be a sole
+    /// trader's), dates, numbers, flags and enum values released.
+    pub fn public_rule(&self) -> PublicRule {
+        self.public.unwrap_or(match self.kind {
+            FieldType::Text | FieldType::Uscc => PublicRule::Masked,
+            FieldType::ResidentId => PublicRule::Withheld,
+            FieldType::Date
+            | FieldType::YearMonth
+            | FieldType::Integer
+            | FieldType::Decimal
+            | FieldType::Bool
+            | FieldType::Enum => PublicRule::Released,
+        })
+    }
+
+    /// Whether the field is a date or a year-month, which date limits apply to.
+    pub fn is_dated(&self) -> bool {
+        matches!(self.kind, FieldType::Date | FieldType::YearMonth)
     }
 }
 
@@ -295,6 +357,37 @@ fn field_problem(c: &Category, f: &FieldSpec, before: &[FieldSpec]) -> Option<St
         }
         Some(0) => return Some("max_len must be at least 1".into()),
         _ => {}
+    }
+    if (f.not_before.is_some() || f.not_after.is_some()) && !f.is_dated() {
+        return Some(format!(
+            "not_before and not_after are only for date and year_month fields, this is {}",
+            f.kind
+        ));
+    }
+    if let Some(floor) = &f.not_before
+        && super::validate::parse_date(floor).is_none()
+    {
+        return Some(format!("not_before {floor:?} is not a date YYYY-MM-DD"));
+    }
+    if f.allow_negative && !matches!(f.kind, FieldType::Integer | FieldType::Decimal) {
+        return Some(format!(
+            "allow_negative is only for integer and decimal fields, this is {}",
+            f.kind
+        ));
+    }
+    if f.public_rule() == PublicRule::Released {
+        if f.kind == FieldType::ResidentId {
+            return Some(
+                "a resident id is never released publicly; use masked or withheld (R-REL-2)".into(),
+            );
+        }
+        if f.kind == FieldType::Text && c.allows(SubjectKind::Natural) && !f.legal_only {
+            return Some(
+                "free text about natural persons is not released unmasked; use masked or \
+                 withheld, or mark it legal_only (R-REL-2)"
+                    .into(),
+            );
+        }
     }
     if c.allows(SubjectKind::Natural) && !f.legal_only {
         let names = std::iter::once(f.name.as_str()).chain(f.name_zh.as_deref());
@@ -514,6 +607,75 @@ adverse = "per_record"
         assert!(Catalog::from_toml_str(&legal_only).is_ok());
         let legal_cat = text.replace("[\"legal\", \"natural\"]", "[\"legal\"]");
         assert!(Catalog::from_toml_str(&legal_cat).is_ok());
+    }
+
+    #[test]
+    fn r_rel_2_public_rules_are_checked_and_default_by_type() {
+        let rule =
+            |extra: &str| ONE.replace("type = \"text\"", &format!("type = \"text\"\n{extra}"));
+        // Free text about natural persons is never released unmasked.
+        let msg = err(&rule("public = \"released\""));
+        assert!(
+            msg.contains("field \"note\": free text about natural persons"),
+            "{msg}"
+        );
+        assert!(msg.contains("R-REL-2"), "{msg}");
+        assert!(Catalog::from_toml_str(&rule("public = \"released\"\nlegal_only = true")).is_ok());
+        assert!(Catalog::from_toml_str(&rule("public = \"withheld\"")).is_ok());
+        assert!(err(&rule("public = \"open\"")).contains("open"));
+        let id = ONE.replace(
+            "type = \"text\"",
+            "type = \"resident_id\"\npublic = \"released\"",
+        );
+        assert!(err(&id).contains("a resident id is never released publicly"));
+
+        let catalog = Catalog::builtin().unwrap();
+        let penalty = catalog.get("admin_penalty").unwrap();
+        let rule_of = |f: &str| penalty.field(f).unwrap().public_rule();
+        assert_eq!(rule_of("facts"), PublicRule::Masked);
+        assert_eq!(rule_of("decision_no"), PublicRule::Masked);
+        assert_eq!(rule_of("remarks"), PublicRule::Withheld);
+        assert_eq!(rule_of("fine_amount"), PublicRule::Released);
+        assert_eq!(rule_of("authority_uscc"), PublicRule::Released);
+        // No field of the built-in catalog releases a resident id or unmasked text
+        // about a person.
+        for c in catalog.categories() {
+            for f in &c.fields {
+                if f.kind == FieldType::ResidentId {
+                    assert_ne!(
+                        f.public_rule(),
+                        PublicRule::Released,
+                        "{}.{}",
+                        c.code,
+                        f.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn r_data_4_date_limits_and_negative_amounts_are_checked() {
+        let date =
+            |extra: &str| ONE.replace("type = \"text\"", &format!("type = \"date\"\n{extra}"));
+        assert!(
+            Catalog::from_toml_str(&date("not_after = \"any\"\nnot_before = \"1900-01-01\""))
+                .is_ok()
+        );
+        assert!(err(&date("not_before = \"1900\"")).contains("not_before \"1900\" is not a date"));
+        assert!(err(&date("not_after = \"tomorrow\"")).contains("tomorrow"));
+        let text = ONE.replace("type = \"text\"", "type = \"text\"\nnot_after = \"any\"");
+        assert!(err(&text).contains("only for date and year_month fields"));
+        let text = ONE.replace("type = \"text\"", "type = \"text\"\nallow_negative = true");
+        assert!(err(&text).contains("allow_negative is only for integer and decimal"));
+        let catalog = Catalog::builtin().unwrap();
+        let penalty = catalog.get("admin_penalty").unwrap();
+        assert_eq!(penalty.field("decided_on").unwrap().not_after, None);
+        assert_eq!(
+            penalty.field("publish_until").unwrap().not_after,
+            Some(DateLimit::Any)
+        );
+        assert!(!penalty.field("fine_amount").unwrap().allow_negative);
     }
 
     #[test]

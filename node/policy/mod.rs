@@ -1,6 +1,7 @@
 //! The rules a node applies to what it is given: the catalog of categories (R-DATA-2),
 //! identifier checks (R-DATA-1), prohibited personal data (R-DATA-3), record validation
-//! (R-DATA-1..5), the role-to-RPC table, and generated drafts for tests and benchmarks.
+//! (R-DATA-1..5), masking identifiers in released text (R-REL-2), the role-to-RPC table,
+//! and generated drafts for tests and benchmarks.
 //!
 //! Everything here is pure: no I/O except reading the operator's catalog file, no clock
 //! (callers pass `today`), so the rules are tested beside the code.
@@ -8,13 +9,16 @@
 pub mod authz;
 pub mod catalog;
 pub mod identifier;
+pub mod mask;
 pub mod prohibited;
 pub mod publication;
 pub mod release;
 pub mod sample;
 pub mod validate;
 
-pub use catalog::{AdverseRule, Catalog, CatalogError, Category, FieldSpec, FieldType};
+pub use catalog::{
+    AdverseRule, Catalog, CatalogError, Category, DateLimit, FieldSpec, FieldType, PublicRule,
+};
 pub use validate::Validator;
 
 /// Why one record was refused: the field, the rule id from REQUIREMENTS.md and a message.

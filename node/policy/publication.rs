@@ -128,6 +128,14 @@ impl Publication {
             .and_then(|f| c.fields.get(f))
             .or(Some(&c.occurred_on))
             .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())?;
+        // A decision date still in the future (held from before dates in fields were
+        // checked, R-DATA-4) counts from the day the version was accepted, so a mistyped
+        // 9999-12-31 cannot keep a penalty public for ever. (Acceptance is stamped by the
+        // system clock, so this applies only to dates the validator now refuses.)
+        let starts = match (starts > today, record.reported_at_ms > 0) {
+            (true, true) => starts.min(crate::clock::local_date(record.reported_at_ms)),
+            _ => starts,
+        };
         let value = rule
             .severity_field
             .as_ref()
@@ -311,6 +319,20 @@ pub(crate) mod tests {
         assert_eq!(
             p.period(&long, today).unwrap().public_until,
             d("2027-06-10")
+        );
+        // A decision date after the record was accepted (held from before dates in
+        // fields were checked) counts from the day of acceptance.
+        let mut far = record(SubjectKind::Legal, true, &[("decided_on", "9999-12-31")]);
+        far.reported_at_ms = chrono::NaiveDate::from_ymd_opt(2026, 6, 10)
+            .unwrap()
+            .and_hms_opt(4, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
+        let per = p.period(&far, today).unwrap();
+        assert_eq!(
+            (per.starts, per.public_until),
+            (d("2026-06-10"), d("2027-06-10"))
         );
         // Under the earlier order, every class ran to three years.
         let per = p.period(&general, d("2026-03-01")).unwrap();

@@ -3,8 +3,9 @@
 
 use chrono::NaiveDate;
 
+use super::mask::{Masking, mask_name, mask_text};
 use super::publication::{Publication, retained_until};
-use super::{Catalog, FieldType};
+use super::{Catalog, FieldSpec, FieldType, PublicRule};
 use crate::consent::{Consent, Purpose, State};
 use crate::record::{Disclosure, Record, Status, SubjectKind, mask_id};
 
@@ -202,27 +203,47 @@ pub fn check_consent(
     }
 }
 
-/// Masks what identifies a natural person in a record released publicly (R-REL-2): the
-/// subject's identity number and name, and every resident-identity field.
-pub fn mask_personal(record: &mut Record, catalog: &Catalog) {
+/// Masks what identifies a person in a record released publicly (R-REL-2, R-DATA-3):
+/// a natural subject's identity number and name; each field as its catalog rule says
+/// (`public`: released, masked, withheld; a field the catalog no longer knows is
+/// withheld); identifiers and the subject's name inside the provider's reference and the
+/// status reason. Everything that leaves a node on the `public` basis passes here.
+pub fn mask_public(record: &mut Record, catalog: &Catalog) {
     let c = &mut record.content;
-    if c.subject.kind == SubjectKind::Natural {
+    let natural = c.subject.kind == SubjectKind::Natural;
+    let name = c.subject.name.clone();
+    let names = [name.as_str()];
+    let how = Masking {
+        natural,
+        names: if natural { &names } else { &[] },
+    };
+    let category = catalog.get(&c.category);
+    c.fields = std::mem::take(&mut c.fields)
+        .into_iter()
+        .filter_map(|(field, value)| {
+            let spec = category.and_then(|cat| cat.field(&field));
+            public_field(spec, &value, how).map(|v| (field, v))
+        })
+        .collect();
+    c.provider_ref = mask_text(&c.provider_ref, how);
+    record.status_reason = mask_text(&record.status_reason, how);
+    if natural {
         c.subject.id = mask_id(&c.subject.id);
-        let mut name = c.subject.name.chars();
-        c.subject.name = match name.next() {
-            Some(first) => format!("{first}{}", "*".repeat(name.count())),
-            None => String::new(),
-        };
+        c.subject.name = mask_name(&c.subject.name);
     }
-    if let Some(category) = catalog.get(&c.category) {
-        for (field, value) in c.fields.iter_mut() {
-            if category
-                .field(field)
-                .is_some_and(|f| f.kind == FieldType::ResidentId)
-            {
-                *value = mask_id(value);
-            }
-        }
+}
+
+/// What public release makes of one field's value (R-REL-2): `None` when it is
+/// withheld, including a field `spec` the catalog does not know.
+pub fn public_field(spec: Option<&FieldSpec>, value: &str, how: Masking<'_>) -> Option<String> {
+    let spec = spec?;
+    match spec.public_rule() {
+        PublicRule::Released => Some(value.to_string()),
+        PublicRule::Withheld => None,
+        PublicRule::Masked => Some(match spec.kind {
+            FieldType::ResidentId | FieldType::Uscc => mask_id(value),
+            _ => mask_text(value, how),
+        }),
     }
 }
 
@@ -357,6 +378,69 @@ mod tests {
                 out
             );
         }
+    }
+
+    #[test]
+    fn public_release_masks_identifiers_in_free_text_and_withholds_remarks_r_rel_2() {
+        use crate::policy::publication::tests::record;
+        let id = "211382198002290134";
+        let text = format!("当事人王建国（身份证{id}，电话13812345678，卡号6222021234567890128）");
+        let mut r = record(
+            SubjectKind::Natural,
+            true,
+            &[
+                ("facts", text.as_str()),
+                (
+                    "decision_no",
+                    "凌市监罚决〔2026〕7号 王建国 211382198002290134",
+                ),
+                ("remarks", "内部备注 王建国"),
+                ("fine_amount", "0.5"),
+                ("authority_uscc", "11211382MB1234567X"),
+                ("no_longer_in_catalog", "王建国"),
+            ],
+        );
+        r.content.subject.id = id.into();
+        r.content.subject.name = "王建国".into();
+        r.content.provider_ref = format!("CF-{id}");
+        let catalog = Catalog::builtin().unwrap();
+        mask_public(&mut r, &catalog);
+        let c = &r.content;
+        let all = format!("{:?}", c);
+        for secret in [id, "王建国", "13812345678", "6222021234567890128"] {
+            assert!(!all.contains(secret), "{secret} in {all}");
+        }
+        assert_eq!(c.subject.id, "2113**********0134");
+        assert_eq!(c.subject.name, "王**");
+        assert_eq!(c.provider_ref, "CF-2113**********0134");
+        assert!(
+            c.fields["facts"].starts_with("当事人王**（身份证2113**********0134，电话138****5678"),
+            "{}",
+            c.fields["facts"]
+        );
+        assert_eq!(c.fields["fine_amount"], "0.5");
+        assert_eq!(c.fields["authority_uscc"], "11211382MB1234567X");
+        assert!(!c.fields.contains_key("remarks"));
+        assert!(!c.fields.contains_key("no_longer_in_catalog"));
+    }
+
+    #[test]
+    fn a_legal_persons_public_record_keeps_its_names_but_not_a_persons_id_r_rel_2() {
+        use crate::policy::publication::tests::record;
+        let mut r = record(
+            SubjectKind::Legal,
+            true,
+            &[("facts", "法定代表人李四（211382198002290134）")],
+        );
+        r.content.subject.name = "凌源市某某有限公司".into();
+        let catalog = Catalog::builtin().unwrap();
+        mask_public(&mut r, &catalog);
+        assert_eq!(r.content.subject.id, "91210000MA0TEST001");
+        assert_eq!(r.content.subject.name, "凌源市某某有限公司");
+        assert_eq!(
+            r.content.fields["facts"],
+            "法定代表人李四（2113**********0134）"
+        );
     }
 
     #[test]

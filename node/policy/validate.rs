@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{Datelike, NaiveDate};
 
 use super::Violation;
-use super::catalog::{AdverseRule, Catalog, Category, FieldSpec, FieldType};
+use super::catalog::{AdverseRule, Catalog, Category, DateLimit, FieldSpec, FieldType};
 use super::identifier::{check_resident_id, check_uscc, normalise_id};
 use super::prohibited::{PROHIBITED_ARTICLE, prohibited_term};
 use crate::record::{Content, Draft, Subject, SubjectKind};
@@ -24,6 +24,15 @@ pub const MAX_SUBJECT_NAME: usize = 200;
 pub const MAX_PROVIDER_REF: usize = 128;
 /// Longest text value of a field without its own `max_len`, in characters.
 pub const MAX_TEXT: usize = 2000;
+
+/// The earliest date a record or a dated field accepts unless the catalog says otherwise
+/// for a field: the founding of the People's Republic, before which no platform's data
+/// begins. `0000-01-01` is a placeholder, not a date (R-DATA-4).
+pub const EARLIEST_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1949, 10, 1) {
+    Some(d) => d,
+    // Checked when compiling: a real date.
+    None => panic!("1949-10-01"),
+};
 
 /// Longest piece of caller input quoted back in a message.
 const MAX_QUOTED: usize = 64;
@@ -84,8 +93,10 @@ impl Validator {
     /// Rules, in order: subject kind (R-DATA-1); category known and open to the subject
     /// kind (R-DATA-2); subject identifier and name (R-DATA-1); provider reference and
     /// dates (R-DATA-4); reporting period (R-DATA-5); prohibited fields for natural
-    /// persons (R-DATA-3); fields known, applicable, required and well typed, and the
-    /// adverse flag (R-DATA-2).
+    /// persons (R-DATA-3); fields known, applicable, required and well typed (R-DATA-2),
+    /// dated fields within their limits and amounts not negative (R-DATA-4), and the
+    /// adverse flag (R-DATA-2). Every date, the record's own and those in its fields,
+    /// lies between 1949-10-01 and today unless the catalog says otherwise for a field.
     pub fn check(
         &self,
         draft: &Draft,
@@ -294,6 +305,8 @@ impl Validator {
                     format!("not a valid {} value: {m}", spec.kind),
                 )
             })?;
+            check_limits(spec, &value, today)
+                .map_err(|m| violation(field_path(name), "R-DATA-4", m))?;
             out.insert(name.clone(), value);
         }
         Ok(out)
@@ -412,6 +425,9 @@ fn check_past_date(raw: &str, today: NaiveDate) -> Result<NaiveDate, String> {
     if date > today {
         return Err(format!("{date} is after today ({today})"));
     }
+    if date < EARLIEST_DATE {
+        return Err(format!("{date} is before {EARLIEST_DATE}"));
+    }
     Ok(date)
 }
 
@@ -422,7 +438,64 @@ fn check_period(raw: &str, today: NaiveDate) -> Result<&str, String> {
     if (year, month) > (today.year(), today.month()) {
         return Err(format!("{s} is after the current month"));
     }
+    if (year, month) < (EARLIEST_DATE.year(), EARLIEST_DATE.month()) {
+        return Err(format!("{s} is before {}", EARLIEST_DATE.format("%Y-%m")));
+    }
     Ok(s)
+}
+
+/// What is wrong with a well-typed field value beyond its type (R-DATA-4), as the
+/// catalog states for the field: a date or year-month not after today (unless
+/// `not_after = "any"`) and not before its `not_before` (1949-10-01 unless stated); an
+/// amount not negative (unless `allow_negative`).
+fn check_limits(spec: &FieldSpec, value: &str, today: NaiveDate) -> Result<(), String> {
+    let floor = spec
+        .not_before
+        .as_deref()
+        .and_then(parse_date)
+        .unwrap_or(EARLIEST_DATE);
+    let future_ok = spec.not_after == Some(DateLimit::Any);
+    match spec.kind {
+        FieldType::Date => {
+            let Some(date) = parse_date(value) else {
+                return Ok(());
+            };
+            if !future_ok && date > today {
+                return Err(format!("{date} is after today ({today})"));
+            }
+            if date < floor {
+                return Err(format!(
+                    "{date} is before {floor}, the earliest date this field accepts"
+                ));
+            }
+        }
+        FieldType::YearMonth => {
+            let Some(month) = parse_year_month(value) else {
+                return Ok(());
+            };
+            if !future_ok && month > (today.year(), today.month()) {
+                return Err(format!("{value} is after the current month"));
+            }
+            if month < (floor.year(), floor.month()) {
+                return Err(format!(
+                    "{value} is before {}, the earliest month this field accepts",
+                    floor.format("%Y-%m")
+                ));
+            }
+        }
+        FieldType::Integer | FieldType::Decimal => {
+            let negative =
+                value.starts_with('-') && value.bytes().any(|b| (b'1'..=b'9').contains(&b));
+            if negative && !spec.allow_negative {
+                return Err(format!(
+                    "{} is negative; this amount cannot be",
+                    quoted(value)
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn check_adverse(category: &Category, stated: Option<bool>) -> Result<bool, Violation> {

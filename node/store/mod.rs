@@ -664,7 +664,10 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut seq = w.next_usage;
         let mut head = w.usage_head;
-        for entry in entries {
+        for mut entry in entries {
+            // Free text keeps no personal identifier (R-REL-2, R-DATA-3): a detail or a
+            // refusal can quote what a caller typed. The subject stays, in its own field.
+            entry.scrub_free_text();
             // The index takes identifiers only (a NUL would break its key's shape).
             if let Some(subject) = &entry.subject
                 && crate::policy::identifier::has_id_shape(subject)

@@ -116,6 +116,28 @@ impl UsageEntry {
         self
     }
 
+    /// Masks the personal identifiers (resident ids, mobiles, bank cards, USCC-shaped
+    /// codes) in the entry's free text (detail, refusal message and field, and the
+    /// purpose and consent id as the caller sent them) before it is kept (R-REL-2, R-DATA-3).
+    /// `subject` is left whole: it is what the subject's history is found by; `caller`
+    /// and `on_behalf_of` are identities, who used the data.
+    pub fn scrub_free_text(&mut self) {
+        use crate::policy::mask::{Masking, mask_text};
+        self.detail = mask_text(&self.detail, Masking::LOG);
+        // Taken from the request before it is checked, so they hold what a caller typed.
+        for text in [&mut self.purpose, &mut self.consent_id]
+            .into_iter()
+            .flatten()
+        {
+            *text = mask_text(text, Masking::LOG);
+        }
+        if let Outcome::Refused { message, field, .. } = &mut self.outcome {
+            *message = mask_text(message, Masking::LOG);
+            // A refused field's name is the caller's key (`fields.<anything>`).
+            *field = mask_text(field, Masking::LOG);
+        }
+    }
+
     /// Links this entry after `prev_hash`: hash = SHA-256(prev_hash || encoding).
     pub fn chain(self, prev_hash: Hash) -> Chained {
         let hash = chain_hash(&prev_hash, &self);
@@ -202,6 +224,29 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_text_is_scrubbed_but_the_subject_stays_r_data_3() {
+        let mut e = UsageEntry::new("credit://agency/211382/bank", Action::Query, "Query", 0)
+            .refused(
+                tonic::Code::InvalidArgument,
+                "fields.13812345678",
+                "R-REL-6",
+                "unknown purpose 13812345678",
+            );
+        e.subject = Some("211382198002290134".into());
+        e.purpose = Some("13812345678".into());
+        e.detail = "reference: 身份证 211382198002290134".into();
+        e.scrub_free_text();
+        assert_eq!(e.subject.as_deref(), Some("211382198002290134"));
+        assert_eq!(e.purpose.as_deref(), Some("138****5678"));
+        assert_eq!(e.detail, "reference: 身份证 2113**********0134");
+        let Outcome::Refused { message, field, .. } = &e.outcome else {
+            panic!("refused")
+        };
+        assert_eq!(message, "unknown purpose 138****5678");
+        assert_eq!(field, "fields.138****5678");
+    }
 
     #[test]
     fn a_changed_entry_changes_its_chain_hash() {

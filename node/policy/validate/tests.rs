@@ -445,7 +445,7 @@ fn r_data_2_field_types() {
     }
     for (name, value) in [
         ("fine_amount", "12"),
-        ("fine_amount", "-0.5"),
+        ("fine_amount", "-0"),
         ("fine_amount", "+3.123456"),
         ("facts", "第一行\n第二行\t完"),
         ("suspended_license", &"证".repeat(200)),
@@ -468,8 +468,8 @@ subjects = ["legal"]
 disclosure = "public"
 adverse = "no"
 field = [
-  { name = "n", type = "integer" },
-  { name = "ym", type = "year_month" },
+  { name = "n", type = "integer", allow_negative = true },
+  { name = "ym", type = "year_month", not_after = "any" },
   { name = "b", type = "bool" },
   { name = "rid", type = "resident_id" },
   { name = "e", type = "enum", values = ["正常", "欠费"] },
@@ -556,5 +556,117 @@ fn r_data_3_utility_arrears_are_not_prohibited_for_persons() {
         ("arrears_amount", "88.00"),
         ("arrears_months", "3"),
     ]);
+    assert!(validator().check(&d, "p1", today()).is_ok());
+}
+
+#[test]
+fn r_data_4_dates_in_fields_are_real_past_and_not_before_1949_10_01() {
+    // 9999-12-31 made a penalty public "until +10000-03-30", unrepairable.
+    for (value, says) in [
+        ("9999-12-31", "9999-12-31 is after today (2024-06-10)"),
+        ("2024-06-11", "2024-06-11 is after today (2024-06-10)"),
+        ("0000-01-01", "0000-01-01 is before 1949-10-01"),
+        ("1949-09-30", "1949-09-30 is before 1949-10-01"),
+    ] {
+        let v = with_field("decided_on", value).unwrap_err();
+        assert_eq!(
+            (v.field.as_str(), v.rule),
+            ("fields.decided_on", "R-DATA-4"),
+            "{v}"
+        );
+        assert!(v.message.starts_with(says), "{v}");
+    }
+    assert!(with_field("decided_on", "1949-10-01").is_ok());
+    assert!(with_field("decided_on", "2024-06-10").is_ok());
+    // Fields the catalog opens to the future: an end of validity, a deadline.
+    assert!(with_field("valid_until", "2099-12-31").is_ok());
+    assert!(with_field("publish_until", "2027-06-10").is_ok());
+    let v = with_field("valid_until", "1900-01-01").unwrap_err();
+    assert_eq!(v.rule, "R-DATA-4");
+}
+
+#[test]
+fn r_data_4_year_months_in_fields_and_the_catalogs_own_limits() {
+    let mut d = penalty_on_person();
+    d.category = "social_insurance".into();
+    d.adverse = Some(false);
+    d.fields = fields(&[
+        ("agency", "凌源市社会保险事业服务中心"),
+        ("insurance_type", "养老保险"),
+        ("payment_status", "正常"),
+        ("paid_until", "2024-12"),
+    ]);
+    // Paid in advance: the catalog allows a future month here.
+    assert!(validator().check(&d, "p1", today()).is_ok());
+    d.fields.insert("paid_until".into(), "1900-01".into());
+    let v = assert_refused(&d, "fields.paid_until", "R-DATA-4");
+    assert!(v.message.contains("1949-10"), "{v}");
+
+    let catalog = Catalog::from_toml_str(
+        r#"
+[[category]]
+code = "demo"
+name = "Demo"
+name_zh = "示例"
+subjects = ["legal"]
+disclosure = "public"
+adverse = "no"
+field = [
+  { name = "founded", type = "date", not_before = "1900-01-01" },
+  { name = "billed", type = "year_month" },
+]
+"#,
+    )
+    .unwrap();
+    let v = Validator::new(Arc::new(catalog), Vec::new());
+    let check = |name: &str, value: &str| {
+        let mut d = penalty();
+        d.category = "demo".into();
+        d.adverse = None;
+        d.fields = fields(&[(name, value)]);
+        v.check(&d, "p1", today())
+    };
+    assert!(check("founded", "1912-01-01").is_ok());
+    assert_eq!(check("founded", "1899-12-31").unwrap_err().rule, "R-DATA-4");
+    assert!(check("billed", "2024-06").is_ok());
+    let e = check("billed", "2024-07").unwrap_err();
+    assert_eq!((e.field.as_str(), e.rule), ("fields.billed", "R-DATA-4"));
+}
+
+#[test]
+fn r_data_4_amounts_are_not_negative_unless_the_catalog_says_so() {
+    for (name, value) in [("fine_amount", "-0.5"), ("confiscated_amount", "-1")] {
+        let v = with_field(name, value).unwrap_err();
+        assert_eq!((v.field, v.rule), (format!("fields.{name}"), "R-DATA-4"));
+        assert!(v.message.contains("negative"), "{}", v.message);
+    }
+    let mut d = penalty_on_person();
+    d.category = "power".into();
+    d.adverse = Some(true);
+    d.fields = fields(&[
+        ("supplier", "国网朝阳供电公司"),
+        ("account_no", "0099"),
+        ("payment_status", "欠费"),
+        ("arrears_months", "-3"),
+    ]);
+    assert_refused(&d, "fields.arrears_months", "R-DATA-4");
+}
+
+#[test]
+fn r_data_4_the_records_own_dates_are_not_before_1949_10_01() {
+    let mut d = penalty();
+    d.occurred_on = "0000-01-01".into();
+    let v = assert_refused(&d, "occurred_on", "R-DATA-4");
+    assert!(v.message.contains("before 1949-10-01"), "{v}");
+    let mut d = penalty();
+    d.ended_on = Some("0000-01-01".into());
+    assert_refused(&d, "ended_on", "R-DATA-4");
+    let mut d = penalty();
+    d.period = "1900-01".into();
+    let v = assert_refused(&d, "period", "R-DATA-5");
+    assert!(v.message.contains("before 1949-10"), "{v}");
+    d.period = "1949-10".into();
+    d.occurred_on = "1949-10-01".into();
+    d.fields.insert("decided_on".into(), "1949-10-01".into());
     assert!(validator().check(&d, "p1", today()).is_ok());
 }
