@@ -432,8 +432,13 @@ impl Node {
         );
         tracing::info!(region = %config.region, level = %config.region.level(), name = %config.name,
             addr = ?listener.local_addr().ok(), "node serving");
+        // Keepalive pings find peers that went away (no answer in 20 s: closed); a
+        // connection carries at most `max_streams` calls at once (REFUSED_STREAM
+        // beyond). The other bounds (handshake, preface, counts) are in `incoming`.
         let served = Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+            .max_concurrent_streams(config.connections.max_streams)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -444,7 +449,10 @@ impl Node {
             .add_service(audit)
             .add_service(census)
             .add_service(objections)
-            .serve_with_incoming_shutdown(incoming(listener, self.tls.clone()), shutdown)
+            .serve_with_incoming_shutdown(
+                incoming(listener, self.tls.clone(), config.connections),
+                shutdown,
+            )
             .await;
         crl_watch.abort();
         checkpoints.abort();

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::identity::tls::TlsFiles;
+use crate::identity::tls::{ConnectionLimits, TlsFiles};
 use crate::objection::Calendar;
 use crate::policy::Catalog;
 use crate::policy::publication::Publication;
@@ -74,6 +74,9 @@ pub struct Config {
     /// The clock for dates (retention, publication, deadlines); the system clock unless
     /// a test moves it.
     pub clock: Clock,
+    /// Bounds on connections: `[connections] handshake_secs, preface_secs,
+    /// max_handshakes, max_connections, max_streams`.
+    pub connections: ConnectionLimits,
 }
 
 /// 上级平台: where this node's uplink sends its changelog.
@@ -146,6 +149,71 @@ struct RawConfig {
     publication: Option<PathBuf>,
     #[serde(default)]
     retention: RawRetention,
+    #[serde(default)]
+    connections: RawConnections,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConnections {
+    handshake_secs: Option<u64>,
+    preface_secs: Option<u64>,
+    max_handshakes: Option<usize>,
+    max_connections: Option<usize>,
+    max_streams: Option<u32>,
+}
+
+impl RawConnections {
+    fn check(&self) -> Result<ConnectionLimits, ConfigError> {
+        let d = ConnectionLimits::default();
+        let secs = |key: &str, v: Option<u64>, default: Duration| match v {
+            None => Ok(default),
+            Some(n) if (1..=300).contains(&n) => Ok(Duration::from_secs(n)),
+            Some(_) => Err(err(key, "must be between 1 and 300 seconds")),
+        };
+        let count = |key: &str, v: Option<usize>, default: usize, max: usize| match v {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            Some(_) => Err(err(key, format!("must be between 1 and {max}"))),
+        };
+        let limits = ConnectionLimits {
+            handshake_timeout: secs(
+                "connections.handshake_secs",
+                self.handshake_secs,
+                d.handshake_timeout,
+            )?,
+            preface_timeout: secs(
+                "connections.preface_secs",
+                self.preface_secs,
+                d.preface_timeout,
+            )?,
+            max_handshakes: count(
+                "connections.max_handshakes",
+                self.max_handshakes,
+                d.max_handshakes,
+                65_536,
+            )?,
+            max_connections: count(
+                "connections.max_connections",
+                self.max_connections,
+                d.max_connections,
+                1_000_000,
+            )?,
+            max_streams: count(
+                "connections.max_streams",
+                self.max_streams.map(|n| n as usize),
+                d.max_streams as usize,
+                10_000,
+            )? as u32,
+        };
+        if limits.max_handshakes > limits.max_connections {
+            return Err(err(
+                "connections.max_handshakes",
+                "must not exceed connections.max_connections",
+            ));
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -435,7 +503,9 @@ impl Config {
         if !(1..=86_400).contains(&purge_secs) {
             return Err(err("retention.purge_secs", "must be between 1 and 86400"));
         }
+        let connections = raw.connections.check()?;
         Ok(Config {
+            connections,
             checkpoint_every: Duration::from_secs(checkpoint_secs),
             calendar: Arc::new(calendar),
             publication: Arc::new(publication),
