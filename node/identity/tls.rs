@@ -382,9 +382,10 @@ pub fn incoming(
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
     tokio::spawn(async move {
         let mut accept_failing = false;
+        let mut throttle = [Throttle::default(), Throttle::default()];
         loop {
             let permits = tokio::select! {
-                permits = permits(&connections, &handshakes) => permits,
+                permits = permits(&connections, &handshakes, &mut throttle) => permits,
                 () = tx.closed() => return,
             };
             let Some((connection, handshaking)) = permits else {
@@ -427,23 +428,46 @@ pub fn incoming(
     ReceiverStream::new(rx)
 }
 
+/// At most one warning per `WARN_EVERY` for a cap that is reached: a flood must not
+/// turn into a flood of log lines.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Throttle(Option<tokio::time::Instant>);
+
+impl Throttle {
+    fn ready(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.0.is_some_and(|last| now < last + WARN_EVERY) {
+            return false;
+        }
+        self.0 = Some(now);
+        true
+    }
+}
+
 /// A connection permit and a handshake permit, waiting for each; `None` once closed.
-/// Logs (once per episode) when a cap is reached.
+/// Warns (throttled) when a cap is reached.
 async fn permits(
     connections: &Arc<Semaphore>,
     handshakes: &Arc<Semaphore>,
+    throttle: &mut [Throttle; 2],
 ) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
     let connection = match connections.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
-            tracing::warn!("connections.max_connections reached; new connections wait");
+            if throttle[0].ready() {
+                tracing::warn!("connections.max_connections reached; new connections wait");
+            }
             connections.clone().acquire_owned().await.ok()?
         }
     };
     let handshaking = match handshakes.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
-            tracing::warn!("connections.max_handshakes reached; new connections wait");
+            if throttle[1].ready() {
+                tracing::warn!("connections.max_handshakes reached; new connections wait");
+            }
             handshakes.clone().acquire_owned().await.ok()?
         }
     };
