@@ -20,8 +20,9 @@ use tokio_stream::StreamExt;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http;
 
+/// The reporting period of the generated drafts, so no test here reads the clock itself.
 fn period() -> String {
-    credit_node::cli::previous_month()
+    drafts("admin_penalty", 1, 60)[0].period.clone()
 }
 
 /// A record file in `dir`, pushed through the CLI's own reader and client.
