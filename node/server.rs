@@ -439,6 +439,10 @@ impl Node {
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
             .max_concurrent_streams(config.connections.max_streams)
+            .layer(crate::exchange::codec::LogUndecodable {
+                gate: gate.clone(),
+                tls: self.tls.clone(),
+            })
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -272,6 +272,7 @@ async fn malformed_protobuf_is_invalid_argument_naming_the_message_r_node_2() {
     // Field 1 (subject_id, a string) holding bytes that are not UTF-8; then a length
     // that runs past the end of the message.
     for raw in [&[0x0a, 0x02, 0xc3, 0x28][..], &[0x0a, 0x7f, 0x41]] {
+        let n = t.usage_entries();
         grpc.ready().await.unwrap();
         let status = grpc
             .server_streaming(
@@ -287,6 +288,18 @@ async fn malformed_protobuf_is_invalid_argument_naming_the_message_r_node_2() {
             "{status:?}"
         );
         assert!(status.message().contains("R-NODE-2"), "{status:?}");
+        // The refusal is in the usage log, with the caller from the certificate.
+        let logged = eventually(std::time::Duration::from_secs(10), || async {
+            t.usage_entries() == n + 1
+        })
+        .await;
+        assert!(logged, "no usage entry for the refused call");
+        let entry = t.last_usage();
+        assert_eq!(entry.caller, "credit://operator/211382/ops");
+        assert!(
+            matches!(&entry.outcome, Outcome::Refused { code, rule, .. } if *code == tonic::Code::InvalidArgument as i32 && rule == "R-NODE-2"),
+            "{entry:?}"
+        );
     }
 
     // A push stream whose batch is not a PushBatch: refused, named, and logged.
