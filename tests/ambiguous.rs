@@ -166,6 +166,26 @@ async fn invisible_and_bidi_characters_in_ids_names_and_references_are_refused()
     // The same records without the hidden characters are taken.
     let result = push_one(&mut amr, wire(&base)).await.unwrap();
     assert_eq!(result.accepted, 5, "{result:?}");
+
+    // An objection's evidence is a reference too.
+    let identity = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
+    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
+        .await
+        .unwrap();
+    let mut objections = pb::objections_client::ObjectionsClient::new(channel);
+    let status = objections
+        .file(pb::FileObjection {
+            record_id: result.outcomes[0].record_id.clone(),
+            reason: "the fine was paid".into(),
+            evidence: "凌信异\u{202E}〔2026〕1号".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("evidence") && status.message().contains("U+202E"),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]

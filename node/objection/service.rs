@@ -76,6 +76,9 @@ fn required(
             format!("at most {max} characters"),
         ));
     }
+    if let Some(m) = crate::policy::text::hidden(v) {
+        return Err(Refusal::new(Code::InvalidArgument, field, rule, m));
+    }
     Ok(v.to_string())
 }
 
