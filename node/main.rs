@@ -39,6 +39,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
+            let e: &(dyn std::error::Error + 'static) = &*e;
+            if let Some(why) = credit_node::identity::client::refused_certificate(e) {
+                eprintln!("error: the node refused this certificate: {why} (R-NODE-3)");
+            }
             eprintln!("error: {e}");
             let mut source = e.source();
             while let Some(cause) = source {

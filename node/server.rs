@@ -437,8 +437,17 @@ impl Node {
             tracing::warn!(today = %config.clock.today(),
                 "the node's clock is moved ([clock] today): every date rule reads this day, not the real one");
         }
+        // Keepalive pings find peers that went away (no answer in 20 s: closed); a
+        // connection carries at most `max_streams` calls at once (REFUSED_STREAM
+        // beyond). The other bounds (handshake, preface, counts) are in `incoming`.
         let served = Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+            .max_concurrent_streams(config.connections.max_streams)
+            .layer(crate::exchange::codec::LogUndecodable {
+                gate: gate.clone(),
+                tls: self.tls.clone(),
+            })
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -449,7 +458,10 @@ impl Node {
             .add_service(audit)
             .add_service(census)
             .add_service(objections)
-            .serve_with_incoming_shutdown(incoming(listener, self.tls.clone()), shutdown)
+            .serve_with_incoming_shutdown(
+                incoming(listener, self.tls.clone(), config.connections),
+                shutdown,
+            )
             .await;
         crl_watch.abort();
         checkpoints.abort();

@@ -167,6 +167,16 @@ impl AccessService {
                 ),
             ));
         }
+        // The paper's number is a reference and the purpose is read by people: neither
+        // may hide characters (see `policy::text`).
+        for (field, text) in [
+            ("evidence", &req.evidence),
+            ("purpose_text", &req.purpose_text),
+        ] {
+            if let Some(m) = crate::policy::text::hidden(text) {
+                return Err(refusal(Code::InvalidArgument, field, "R-REL-4", m));
+            }
+        }
         let evidence = req.evidence.trim().to_string();
         if evidence.is_empty() || evidence.chars().count() > 200 {
             return Err(refusal(

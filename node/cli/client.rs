@@ -477,6 +477,9 @@ pub async fn pull(channel: Channel, subject_id: &str) -> Result<Vec<pb::Record>,
 /// (R-…)`) is told apart from a call that failed on the way (unreachable, TLS, transport).
 pub fn status_error(s: tonic::Status) -> CliError {
     use tonic::Code::*;
+    if let Some(why) = crate::identity::client::refused_certificate(&s) {
+        return format!("the node refused this certificate: {why} (R-NODE-3)").into();
+    }
     match s.code() {
         InvalidArgument | PermissionDenied | Unauthenticated | FailedPrecondition | OutOfRange
         | ResourceExhausted | NotFound | AlreadyExists => {

@@ -70,7 +70,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a node from its TOML config file until interrupted (Ctrl-C or SIGTERM).
     Serve {
-        /// The node's config file (keys: region, name, listen, data_dir, [tls], [[providers]] ...).
+        /// The node's config file (keys: region, name, listen, data_dir, [tls], [[providers]],
+        /// [connections] ...).
         #[arg(long, env = "CREDIT_NODE_CONFIG")]
         config: PathBuf,
     },
@@ -83,6 +84,9 @@ pub enum Command {
     ///
     /// Prints each refused record with its line number, field and rule, then
     /// `accepted N, rejected M`. Exits 0 when all were accepted, 3 when some were refused.
+    /// Text is UTF-8 (a leading byte order mark is skipped; GBK and UTF-16 are named with
+    /// the iconv line that converts them); a key given twice on a JSON line, or a column
+    /// twice in a CSV header, is refused rather than guessed.
     Push {
         /// The record file.
         file: PathBuf,

@@ -126,6 +126,21 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{s:?} is not FIELD=VALUE"))
 }
 
+/// `--set` pairs as the request's map; a field given twice is refused rather than the
+/// last value silently winning.
+fn set_fields(
+    pairs: Vec<(String, String)>,
+) -> Result<std::collections::HashMap<String, String>, CliError> {
+    let mut fields = std::collections::HashMap::new();
+    for (name, value) in pairs {
+        if fields.contains_key(&name) {
+            return Err(format!("--set names the field {name:?} twice; give it once").into());
+        }
+        fields.insert(name, value);
+    }
+    Ok(fields)
+}
+
 async fn client(
     t: &TargetArgs,
 ) -> Result<pb::objections_client::ObjectionsClient<Channel>, CliError> {
@@ -251,7 +266,7 @@ pub async fn objection(command: ObjectionCommand) -> Result<Exit, CliError> {
                 outcome,
                 reason,
                 fault,
-                set_fields: set.into_iter().collect(),
+                set_fields: set_fields(set)?,
             })
             .await
             .map_err(status_error)?,
@@ -390,4 +405,18 @@ pub fn case_json(c: &pb::ObjectionCase) -> String {
         "resolution": step(&c.resolution),
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_set_twice_is_refused() {
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let ok = set_fields(vec![pair("facts", "a"), pair("decision_no", "b")]).unwrap();
+        assert_eq!(ok.len(), 2);
+        let err = set_fields(vec![pair("facts", "a"), pair("facts", "b")]).unwrap_err();
+        assert!(err.to_string().contains("\"facts\" twice"), "{err}");
+    }
 }

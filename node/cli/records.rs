@@ -4,10 +4,17 @@
 //! `subject_id`, `subject_name`, `category`, `provider_ref`, `occurred_on` (YYYY-MM-DD),
 //! optional `ended_on`, optional `adverse`, and `fields` (a JSON object; in CSV, one
 //! `fields.<name>` column per field, an empty cell meaning "not given").
+//!
+//! Ambiguous input is refused, never guessed: a key given twice on one JSON line, a
+//! column named twice in a CSV header. Text must be UTF-8 (a UTF-8 byte order mark is
+//! skipped); a file in GBK or UTF-16 is named as such, with the `iconv` line that
+//! converts it.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::pb;
@@ -57,8 +64,84 @@ fn line_error(field: &str, rule: &'static str, message: impl Into<String>) -> Li
     }
 }
 
+/// The UTF-8 byte order mark, which Windows tools put at the start of "UTF-8" files.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Whether the first bytes of a file look like UTF-16: a UTF-16 byte order mark, or NUL
+/// bytes all in the even or all in the odd positions (ASCII text in UTF-16 without one).
+pub fn looks_like_utf16(head: &[u8]) -> bool {
+    if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
+        return true;
+    }
+    let head = &head[..head.len().min(64)];
+    let nul_at = |parity: usize| {
+        head.iter()
+            .enumerate()
+            .filter(|&(i, &b)| b == 0 && i % 2 == parity)
+            .count()
+    };
+    let (even, odd) = (nul_at(0), nul_at(1));
+    (even >= 2 && odd == 0) || (odd >= 2 && even == 0)
+}
+
+/// Whether bytes that are not UTF-8 read as GBK (GB 2312 / GB 18030 two-byte form):
+/// ASCII, or a lead byte 0x81-0xFE followed by a trail byte 0x40-0xFE other than 0x7F.
+pub fn looks_like_gbk(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            0x00..=0x7F => i += 1,
+            0x81..=0xFE => match bytes.get(i + 1) {
+                Some(&t) if (0x40..=0xFE).contains(&t) && t != 0x7F => i += 2,
+                _ => return false,
+            },
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// What to tell a provider whose text is not UTF-8, naming the encoding it looks like.
+pub fn encoding_hint(bytes: &[u8]) -> String {
+    if looks_like_utf16(bytes) {
+        "not UTF-8 text: this looks like UTF-16; convert with iconv -f UTF-16 -t UTF-8".into()
+    } else if looks_like_gbk(bytes) {
+        "not UTF-8 text: this looks like GBK; convert with iconv -f GBK -t UTF-8".into()
+    } else {
+        "not UTF-8 text; convert the file to UTF-8 (iconv -f <its encoding> -t UTF-8)".into()
+    }
+}
+
+/// Skips a UTF-8 byte order mark at the start of `reader`; returns whether the file looks
+/// like UTF-16 instead.
+fn sniff<R: BufRead>(reader: &mut R) -> std::io::Result<bool> {
+    let head = reader.fill_buf()?;
+    if head.starts_with(UTF8_BOM) {
+        reader.consume(UTF8_BOM.len());
+        return Ok(false);
+    }
+    Ok(looks_like_utf16(head))
+}
+
+/// A file refused as a whole, reported as one error on its first line.
+fn whole_file_error(field: &str, message: String) -> Lines {
+    Box::new(std::iter::once(Ok(Parsed {
+        line: 1,
+        bytes: 0,
+        draft: Err(line_error(field, "R-DATA-2", message)),
+    })))
+}
+
 /// Reads JSON Lines. Blank lines are skipped; each other line is a record or an error.
-pub fn read_json_lines<R: BufRead + Send + 'static>(reader: R, period: &str) -> Lines {
+/// A leading UTF-8 byte order mark is skipped; a UTF-16 file is refused as a whole.
+pub fn read_json_lines<R: BufRead + Send + 'static>(mut reader: R, period: &str) -> Lines {
+    match sniff(&mut reader) {
+        Ok(false) => {}
+        Ok(true) => {
+            return whole_file_error("(file)", encoding_hint(b"\xFF\xFE"));
+        }
+        Err(e) => return Box::new(std::iter::once(Err(e))),
+    }
     let period = period.to_string();
     Box::new(
         reader
@@ -74,11 +157,11 @@ pub fn read_json_lines<R: BufRead + Send + 'static>(reader: R, period: &str) -> 
                 // not the whole file.
                 let line = match String::from_utf8(bytes) {
                     Ok(line) => line,
-                    Err(_) => {
+                    Err(e) => {
                         let draft = Err(line_error(
                             "(line)",
                             "R-DATA-2",
-                            "not UTF-8 text; convert the file from GBK (or its encoding) to UTF-8",
+                            encoding_hint(e.as_bytes()),
                         ));
                         return Some(Ok(Parsed {
                             line: i as u64 + 1,
@@ -91,18 +174,14 @@ pub fn read_json_lines<R: BufRead + Send + 'static>(reader: R, period: &str) -> 
                 if line.trim().is_empty() {
                     return None;
                 }
-                let draft = match serde_json::from_str::<Value>(&line) {
+                let draft = match parse_strict(&line) {
                     Ok(Value::Object(obj)) => draft_from_json(obj, &period),
                     Ok(_) => Err(line_error(
                         "(line)",
                         "R-DATA-2",
                         "each line must be one JSON object",
                     )),
-                    Err(e) => Err(line_error(
-                        "(line)",
-                        "R-DATA-2",
-                        format!("not valid JSON: {e}"),
-                    )),
+                    Err(e) => Err(e),
                 };
                 Some(Ok(Parsed {
                     line: i as u64 + 1,
@@ -111,6 +190,128 @@ pub fn read_json_lines<R: BufRead + Send + 'static>(reader: R, period: &str) -> 
                 }))
             }),
     )
+}
+
+/// Parses one JSON value, refusing an object that names a key twice: `serde_json::Value`
+/// keeps the last value silently, and which one the provider meant is a guess.
+fn parse_strict(line: &str) -> Result<Value, LineError> {
+    let duplicate = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(line);
+    let parsed = Strict {
+        path: String::new(),
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    match (parsed, duplicate.into_inner()) {
+        (_, Some(key)) => Err(line_error(
+            &key,
+            "R-DATA-2",
+            format!("the key {key:?} is given twice on this line; give it once"),
+        )),
+        (Ok(v), None) => Ok(v),
+        (Err(e), None) => Err(line_error(
+            "(line)",
+            "R-DATA-2",
+            format!("not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// A `serde_json::Value` built by hand so that a repeated key is seen; `path` names where
+/// in the line the value is (`fields.fine_amount`), and `duplicate` gets the first
+/// repeated key's path.
+struct Strict<'a> {
+    path: String,
+    duplicate: &'a RefCell<Option<String>>,
+}
+
+impl Strict<'_> {
+    fn child(&self, name: &str) -> Self {
+        Strict {
+            path: if self.path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{}.{name}", self.path)
+            },
+            duplicate: self.duplicate,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(self.child(&format!("[{}]", items.len())))? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let child = self.child(&key);
+            if obj.contains_key(&key) {
+                let message = format!("duplicate key {:?}", child.path);
+                *self.duplicate.borrow_mut() = Some(child.path);
+                return Err(de::Error::custom(message));
+            }
+            let value = map.next_value_seed(child)?;
+            obj.insert(key, value);
+        }
+        Ok(Value::Object(obj))
+    }
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -216,18 +417,37 @@ fn set_column(draft: &mut Draft, column: &str, value: String) -> Result<(), Line
     Ok(())
 }
 
-/// Reads CSV with a header row. Line numbers count the header as line 1.
+/// Reads CSV with a header row. Line numbers count the header as line 1. A leading UTF-8
+/// byte order mark is skipped; a UTF-16 file, a header that is not UTF-8 or that names a
+/// column twice is refused as a whole; a cell that is not UTF-8 refuses its row.
 pub fn read_csv<R: std::io::Read + Send + 'static>(
     reader: R,
     period: &str,
 ) -> Result<Lines, csv::Error> {
+    let mut reader = std::io::BufReader::new(reader);
+    if sniff(&mut reader)? {
+        return Ok(whole_file_error("(file)", encoding_hint(b"\xFF\xFE")));
+    }
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
         .from_reader(reader);
-    let headers = rdr.headers()?.clone();
+    let mut headers = Vec::new();
+    let mut seen = HashSet::new();
+    for raw in rdr.byte_headers()?.iter() {
+        let Ok(h) = std::str::from_utf8(raw) else {
+            return Ok(whole_file_error("(header)", encoding_hint(raw)));
+        };
+        if !seen.insert(h.to_string()) {
+            return Ok(whole_file_error(
+                h,
+                format!("the header names the column {h:?} twice; which one is meant is ambiguous"),
+            ));
+        }
+        headers.push(h.to_string());
+    }
     let period = period.to_string();
     let mut last_offset = rdr.position().byte();
-    Ok(Box::new(rdr.into_records().map(move |row| {
+    Ok(Box::new(rdr.into_byte_records().map(move |row| {
         let row = match row {
             Ok(row) => row,
             Err(e) if e.is_io_error() => {
@@ -257,10 +477,14 @@ pub fn read_csv<R: std::io::Read + Send + 'static>(
             ..Draft::default()
         };
         let mut result = Ok(());
-        for (h, v) in headers.iter().zip(row.iter()) {
-            if v.is_empty() {
+        for (h, raw) in headers.iter().zip(row.iter()) {
+            if raw.is_empty() {
                 continue;
             }
+            let Ok(v) = std::str::from_utf8(raw) else {
+                result = Err(line_error(h, "R-DATA-2", encoding_hint(raw)));
+                break;
+            };
             result = match h.strip_prefix("fields.") {
                 Some(name) => {
                     draft.fields.insert(name.to_string(), v.to_string());
@@ -440,5 +664,98 @@ mod tests {
         let Ok(d) = &parsed[1].draft else { panic!() };
         assert_eq!(d.ended_on.as_deref(), Some("2026-03-05"));
         assert!(!d.fields.contains_key("arrears_months"));
+    }
+
+    fn one(parsed: Lines) -> Parsed {
+        let mut all: Vec<Parsed> = parsed.map(Result::unwrap).collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all.remove(0)
+    }
+
+    const LINE: &str = r#"{"subject_kind":"natural","subject_id":"211382198002290134","subject_name":"张三","category":"power","provider_ref":"P-1","occurred_on":"2026-03-01","fields":{"meter_no":"M-1"}}"#;
+
+    #[test]
+    fn a_key_given_twice_on_a_json_line_is_refused_naming_it() {
+        let twice_top = LINE.replace(
+            r#""subject_name":"张三""#,
+            r#""subject_name":"张三","subject_name":"李四""#,
+        );
+        let twice_field = LINE.replace(
+            r#""meter_no":"M-1""#,
+            r#""meter_no":"M-1","meter_no":"M-2""#,
+        );
+        for (text, key) in [
+            (twice_top, "subject_name"),
+            (twice_field, "fields.meter_no"),
+        ] {
+            let p = one(read_json_lines(
+                std::io::Cursor::new(format!("\n{text}\n").into_bytes()),
+                "2026-03",
+            ));
+            let e = p.draft.unwrap_err();
+            assert_eq!(p.line, 2);
+            assert_eq!(e.field, key);
+            assert!(e.message.contains("twice"), "{e:?}");
+        }
+        // The same key in two different objects is not a repetition.
+        let p = one(read_json_lines(
+            std::io::Cursor::new(LINE.as_bytes().to_vec()),
+            "2026-03",
+        ));
+        assert_eq!(p.draft.unwrap().subject_name, "张三");
+    }
+
+    #[test]
+    fn a_utf8_bom_is_skipped_in_json_lines_and_csv() {
+        let mut bytes = UTF8_BOM.to_vec();
+        bytes.extend_from_slice(LINE.as_bytes());
+        let p = one(read_json_lines(std::io::Cursor::new(bytes), "2026-03"));
+        assert_eq!(p.draft.unwrap().subject_kind, Some(SubjectKind::Natural));
+        let mut bytes = UTF8_BOM.to_vec();
+        bytes.extend_from_slice(b"subject_kind,subject_id\nnatural,211382198002290134\n");
+        let p = one(read_csv(std::io::Cursor::new(bytes), "2026-03").unwrap());
+        assert_eq!(p.draft.unwrap().subject_kind, Some(SubjectKind::Natural));
+    }
+
+    #[test]
+    fn gbk_and_utf16_files_are_named_with_the_iconv_line() {
+        // GBK for 张三 in a CSV cell.
+        let csv = b"subject_kind,subject_name\nnatural,\xd5\xc5\xc8\xfd\n".to_vec();
+        let p = one(read_csv(std::io::Cursor::new(csv), "2026-03").unwrap());
+        let e = p.draft.unwrap_err();
+        assert_eq!(e.field, "subject_name");
+        assert!(e.message.contains("iconv -f GBK -t UTF-8"), "{e:?}");
+        let json = b"{\"subject_name\":\"\xd5\xc5\xc8\xfd\"}\n".to_vec();
+        let e = one(read_json_lines(std::io::Cursor::new(json), "2026-03"))
+            .draft
+            .unwrap_err();
+        assert!(e.message.contains("iconv -f GBK -t UTF-8"), "{e:?}");
+        // UTF-16 with a byte order mark, and without one (NUL-interleaved ASCII).
+        let utf16 = |bom: bool| {
+            let mut b = if bom { vec![0xFF, 0xFE] } else { Vec::new() };
+            for u in "subject_kind,subject_id\n".encode_utf16() {
+                b.extend_from_slice(&u.to_le_bytes());
+            }
+            b
+        };
+        for bom in [true, false] {
+            let e = one(read_csv(std::io::Cursor::new(utf16(bom)), "2026-03").unwrap())
+                .draft
+                .unwrap_err();
+            assert!(e.message.contains("iconv -f UTF-16 -t UTF-8"), "{e:?}");
+            let e = one(read_json_lines(std::io::Cursor::new(utf16(bom)), "2026-03"))
+                .draft
+                .unwrap_err();
+            assert!(e.message.contains("iconv -f UTF-16 -t UTF-8"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_csv_column_named_twice_is_refused() {
+        let csv = b"subject_kind,subject_id,subject_id\nnatural,1,2\n".to_vec();
+        let e = one(read_csv(std::io::Cursor::new(csv), "2026-03").unwrap())
+            .draft
+            .unwrap_err();
+        assert_eq!(e.field, "subject_id");
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::identity::tls::TlsFiles;
+use crate::identity::tls::{ConnectionLimits, TlsFiles};
 use crate::objection::Calendar;
 use crate::policy::Catalog;
 use crate::policy::publication::Publication;
@@ -78,6 +78,9 @@ pub struct Config {
     /// The longest a recorded consent may last, from its first day to its last, in
     /// years (R-REL-4). `[consent] max_term_years`, default 5.
     pub consent_max_term_years: u32,
+    /// Bounds on connections: `[connections] handshake_secs, preface_secs,
+    /// max_handshakes, max_connections, max_streams`.
+    pub connections: ConnectionLimits,
 }
 
 /// The default of `[consent] max_term_years`.
@@ -157,6 +160,8 @@ struct RawConfig {
     clock: RawClock,
     #[serde(default)]
     consent: RawConsent,
+    #[serde(default)]
+    connections: RawConnections,
 }
 
 #[derive(Deserialize, Default)]
@@ -169,6 +174,69 @@ struct RawClock {
 #[serde(deny_unknown_fields)]
 struct RawConsent {
     max_term_years: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConnections {
+    handshake_secs: Option<u64>,
+    preface_secs: Option<u64>,
+    max_handshakes: Option<usize>,
+    max_connections: Option<usize>,
+    max_streams: Option<u32>,
+}
+
+impl RawConnections {
+    fn check(&self) -> Result<ConnectionLimits, ConfigError> {
+        let d = ConnectionLimits::default();
+        let secs = |key: &str, v: Option<u64>, default: Duration| match v {
+            None => Ok(default),
+            Some(n) if (1..=300).contains(&n) => Ok(Duration::from_secs(n)),
+            Some(_) => Err(err(key, "must be between 1 and 300 seconds")),
+        };
+        let count = |key: &str, v: Option<usize>, default: usize, max: usize| match v {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            Some(_) => Err(err(key, format!("must be between 1 and {max}"))),
+        };
+        let limits = ConnectionLimits {
+            handshake_timeout: secs(
+                "connections.handshake_secs",
+                self.handshake_secs,
+                d.handshake_timeout,
+            )?,
+            preface_timeout: secs(
+                "connections.preface_secs",
+                self.preface_secs,
+                d.preface_timeout,
+            )?,
+            max_handshakes: count(
+                "connections.max_handshakes",
+                self.max_handshakes,
+                d.max_handshakes,
+                65_536,
+            )?,
+            max_connections: count(
+                "connections.max_connections",
+                self.max_connections,
+                d.max_connections,
+                1_000_000,
+            )?,
+            max_streams: count(
+                "connections.max_streams",
+                self.max_streams.map(|n| n as usize),
+                d.max_streams as usize,
+                10_000,
+            )? as u32,
+        };
+        if limits.max_handshakes > limits.max_connections {
+            return Err(err(
+                "connections.max_handshakes",
+                "must not exceed connections.max_connections",
+            ));
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -468,7 +536,9 @@ impl Config {
         if !(1..=30).contains(&consent_max_term_years) {
             return Err(err("consent.max_term_years", "must be between 1 and 30"));
         }
+        let connections = raw.connections.check()?;
         Ok(Config {
+            connections,
             consent_max_term_years,
             checkpoint_every: Duration::from_secs(checkpoint_secs),
             calendar: Arc::new(calendar),

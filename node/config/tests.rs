@@ -258,3 +258,62 @@ fn the_consent_term_limit_defaults_to_five_years_and_is_checked_r_rel_4() {
         assert!(refused(&text).key.contains("max_term_years"), "{bad}");
     }
 }
+
+#[test]
+fn connection_limits_have_defaults_and_are_checked() {
+    let dir = folder();
+    let c = Config::from_toml(GOOD, dir.path()).unwrap();
+    assert_eq!(c.connections, ConnectionLimits::default());
+    assert_eq!(c.connections.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(c.connections.preface_timeout, Duration::from_secs(10));
+    assert_eq!(c.connections.max_handshakes, 256);
+    assert_eq!(c.connections.max_connections, 1024);
+    assert_eq!(c.connections.max_streams, 256);
+    let with = format!(
+        "{GOOD}\n[connections]\nhandshake_secs = 2\npreface_secs = 3\nmax_handshakes = 8\nmax_connections = 64\nmax_streams = 16\n"
+    );
+    let c = Config::from_toml(&with, dir.path()).unwrap();
+    assert_eq!(
+        c.connections,
+        ConnectionLimits {
+            handshake_timeout: Duration::from_secs(2),
+            preface_timeout: Duration::from_secs(3),
+            max_handshakes: 8,
+            max_connections: 64,
+            max_streams: 16,
+        }
+    );
+    for (from, to, key) in [
+        (
+            "handshake_secs = 2",
+            "handshake_secs = 0",
+            "connections.handshake_secs",
+        ),
+        (
+            "preface_secs = 3",
+            "preface_secs = 301",
+            "connections.preface_secs",
+        ),
+        (
+            "max_handshakes = 8",
+            "max_handshakes = 0",
+            "connections.max_handshakes",
+        ),
+        (
+            "max_handshakes = 8",
+            "max_handshakes = 65",
+            "connections.max_handshakes",
+        ),
+        (
+            "max_streams = 16",
+            "max_streams = 0",
+            "connections.max_streams",
+        ),
+    ] {
+        assert_eq!(refused(&with.replace(from, to)).key, key, "{to}");
+    }
+    assert_eq!(
+        refused(&format!("{GOOD}\n[connections]\nidle_secs = 5\n")).key,
+        "idle_secs"
+    );
+}

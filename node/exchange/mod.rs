@@ -2,9 +2,12 @@
 //! subject's records. Every pull, every batch that stores or refuses a record, and every
 //! refused call writes the usage log.
 //!
+//! * `codec`: the prost codec of every service, with undecodable messages as
+//!   `InvalidArgument`.
 //! * `convert`: wire <-> domain.
 //! * `status`: library errors -> `tonic::Status`, in one place.
 
+pub mod codec;
 pub mod convert;
 pub mod status;
 

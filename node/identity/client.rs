@@ -146,9 +146,8 @@ impl ServerCertVerifier for NodeVerifier {
         )?;
         let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let uri = identity_uri(&cert).ok_or_else(|| {
-            wrong_server("the server is not a node: its certificate names no identity".into())
-        })?;
+        let uri = identity_uri(&cert)
+            .map_err(|e| wrong_server(format!("the server is not a node: {e}")))?;
         let server = CallerId::parse_uri(uri).map_err(|e| {
             wrong_server(format!(
                 "the server is not a node: identity URI {uri:?}: {e}"
@@ -373,6 +372,52 @@ fn classify(endpoint: &str, error: &(dyn std::error::Error + 'static)) -> Client
         endpoint: endpoint.to_string(),
         reason: reasons.join(": "),
     }
+}
+
+/// Why the node refused this party's own certificate, when `error` (an RPC's status or a
+/// connection error, with its chain of causes) shows it. Under TLS 1.3 the client's side
+/// of the handshake completes before the node has checked the client certificate, so the
+/// refusal arrives as a TLS alert on the first RPC, deep in the error's causes (tokio-rustls
+/// passes it on as text inside an `io::Error`), and the top of the chain says only
+/// "transport error" or "operation was canceled".
+pub fn refused_certificate(error: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let mut next = Some(error);
+    while let Some(err) = next {
+        // `io::Error::source` skips the error it wraps; step into it by hand.
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for e in [Some(err), inner].into_iter().flatten() {
+            let alert = match e.downcast_ref::<rustls::Error>() {
+                Some(rustls::Error::AlertReceived(alert)) => Some(format!("{alert:?}")),
+                _ => e
+                    .to_string()
+                    .split_once("received fatal alert: ")
+                    .map(|(_, alert)| alert.trim().to_string()),
+            };
+            if let Some(why) = alert.as_deref().and_then(alert_meaning) {
+                return Some(why);
+            }
+        }
+        next = inner.or_else(|| err.source());
+    }
+    None
+}
+
+/// What a TLS alert from the node says about the client's certificate.
+fn alert_meaning(alert: &str) -> Option<&'static str> {
+    Some(match alert {
+        "CertificateExpired" => "expired (or not yet valid)",
+        "UnknownCA" => "not issued by the federation CA",
+        "CertificateRevoked" => "revoked",
+        "CertificateRequired" => "none was presented",
+        "BadCertificate" | "UnsupportedCertificate" | "CertificateUnknown" => {
+            "not acceptable (bad or unsupported certificate)"
+        }
+        "AccessDenied" => "access denied",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

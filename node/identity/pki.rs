@@ -257,12 +257,23 @@ impl DevCa {
     /// that clients dial. `hosts` is ignored for other roles: nobody dials a provider.
     pub fn issue(&self, caller: &CallerId, hosts: &[String]) -> Result<IssuedCert, PkiError> {
         if caller.role != Role::Node {
-            return self.leaf(caller, &[], false);
+            return self.leaf(caller, &[], false, &[]);
         }
         if hosts.is_empty() {
-            return self.leaf(caller, &["localhost".into(), "127.0.0.1".into()], true);
+            return self.leaf(caller, &["localhost".into(), "127.0.0.1".into()], true, &[]);
         }
-        self.leaf(caller, hosts, true)
+        self.leaf(caller, hosts, true, &[])
+    }
+
+    /// A client certificate naming `caller` and, after it, the `extra` SAN URIs. It
+    /// exists for tests that prove a node refuses an ambiguous identity: a certificate
+    /// with two `credit://` URIs names two parties, and the node takes neither (R-NODE-3).
+    pub fn issue_with_extra_uris(
+        &self,
+        caller: &CallerId,
+        extra: &[String],
+    ) -> Result<IssuedCert, PkiError> {
+        self.leaf(caller, &[], false, extra)
     }
 
     /// Test-only: a server certificate for any role, to prove that clients refuse to talk
@@ -273,7 +284,7 @@ impl DevCa {
         caller: &CallerId,
         hosts: &[String],
     ) -> Result<IssuedCert, PkiError> {
-        self.leaf(caller, hosts, true)
+        self.leaf(caller, hosts, true, &[])
     }
 
     fn leaf(
@@ -281,6 +292,7 @@ impl DevCa {
         caller: &CallerId,
         hosts: &[String],
         server: bool,
+        extra_uris: &[String],
     ) -> Result<IssuedCert, PkiError> {
         let now = unix_now();
         let uri = caller.uri();
@@ -290,6 +302,11 @@ impl DevCa {
             .distinguished_name
             .push(DnType::CommonName, uri.as_str());
         params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+        for extra in extra_uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI(extra.as_str().try_into()?));
+        }
         for host in hosts {
             let san = match host.parse::<IpAddr>() {
                 Ok(ip) => SanType::IpAddress(ip),

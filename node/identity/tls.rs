@@ -10,9 +10,12 @@
 //! an HTTP/2 connection opened before the revocation can stay up for days.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use rustls::RootCertStore;
@@ -20,22 +23,91 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
 use tonic::{Request, Status};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use super::caller::CallerId;
 
-/// A peer that neither finishes nor abandons its handshake must not hold a task forever.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Back-off after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// What a client sends first: the HTTP/2 connection preface (24 bytes) and the header of
+/// its SETTINGS frame (9). Until that much has arrived the preface deadline applies.
+const PREFACE_BYTES: usize = 24 + 9;
+/// Descriptors kept for the store, the CRL and logs when the connection cap is derived
+/// from the process's open-file limit.
+const RESERVED_FDS: usize = 64;
+/// The connection cap never goes below this, whatever the open-file limit.
+const MIN_CONNECTIONS: usize = 16;
+
+/// Bounds on connections before tonic sees them (`[connections]` in the config). A peer
+/// that opens connections and sends nothing must not exhaust tasks, memory or file
+/// descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A TLS handshake not finished by then is dropped.
+    pub handshake_timeout: Duration,
+    /// After the handshake, the client's HTTP/2 preface must arrive by then.
+    pub preface_timeout: Duration,
+    /// Connections still handshaking at once; beyond it new ones wait in the kernel's
+    /// backlog, holding no descriptor of ours.
+    pub max_handshakes: usize,
+    /// Open connections in total (also capped below the process's open-file limit).
+    pub max_connections: usize,
+    /// Concurrent streams (calls) per HTTP/2 connection.
+    pub max_streams: u32,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            handshake_timeout: Duration::from_secs(10),
+            preface_timeout: Duration::from_secs(10),
+            max_handshakes: 256,
+            max_connections: 1024,
+            max_streams: 256,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// `max_connections`, lowered to leave `RESERVED_FDS` below the soft open-file limit
+    /// when that is known (Linux `/proc/self/limits`).
+    fn effective_max_connections(&self) -> usize {
+        let by_fds = open_file_limit().map(|n| n.saturating_sub(RESERVED_FDS));
+        match by_fds {
+            Some(cap) if cap < self.max_connections => {
+                let cap = cap.max(MIN_CONNECTIONS);
+                tracing::warn!(
+                    configured = self.max_connections,
+                    effective = cap,
+                    "connections.max_connections lowered below the open-file limit (ulimit -n)"
+                );
+                cap
+            }
+            _ => self.max_connections,
+        }
+    }
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (no `unsafe` needed).
+fn open_file_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
 
 /// Where a node's TLS material lives on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -291,23 +363,48 @@ impl ServerTls {
 /// Accepts TCP connections and completes mutual-TLS handshakes, yielding streams for
 /// `Server::serve_with_incoming_shutdown`. Each handshake runs in its own task with a
 /// timeout, using the config current at accept time, so a reloaded CRL applies to the
-/// next connection. Refused handshakes never reach tonic; they are logged at debug.
-/// The accept loop ends, closing the listener, when the returned stream is dropped.
+/// next connection. Refused handshakes never reach tonic; they are logged at `warn` with
+/// the peer address and the reason. The accept loop ends, closing the listener, when the
+/// returned stream is dropped.
+///
+/// Before each `accept` the loop takes a connection permit and a handshake permit, so
+/// beyond `max_connections` or `max_handshakes` connections wait in the kernel's backlog
+/// instead of taking descriptors; a failed `accept` (out of descriptors) backs off and
+/// goes on. A connection gives its handshake permit back when the handshake ends and its
+/// connection permit when it closes.
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<ServerTls>,
-) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
+    limits: ConnectionLimits,
+) -> impl Stream<Item = Result<Guarded, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
+    let connections = Arc::new(Semaphore::new(limits.effective_max_connections()));
+    let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
     tokio::spawn(async move {
+        let mut accept_failing = false;
+        let mut throttle = [Throttle::default(), Throttle::default()];
         loop {
+            let permits = tokio::select! {
+                permits = permits(&connections, &handshakes, &mut throttle) => permits,
+                () = tx.closed() => return,
+            };
+            let Some((connection, handshaking)) = permits else {
+                return;
+            };
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = tx.closed() => return,
             };
             let (tcp, peer) = match accepted {
-                Ok(conn) => conn,
+                Ok(conn) => {
+                    accept_failing = false;
+                    conn
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "accept failed");
+                    if !accept_failing {
+                        tracing::warn!(%error, "accept failed; retrying every 100 ms");
+                    }
+                    accept_failing = true;
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -317,25 +414,210 @@ pub fn incoming(
             }
             let acceptor = TlsAcceptor::from(tls.server_config());
             let tx = tx.clone();
-            tokio::spawn(handshake(acceptor, tcp, peer, tx));
+            tokio::spawn(async move {
+                let stream = handshake(acceptor, tcp, peer, limits.handshake_timeout).await;
+                drop(handshaking);
+                if let Some(stream) = stream {
+                    let guarded = Guarded::new(stream, peer, limits.preface_timeout, connection);
+                    // A send error means the server stopped; the connection is simply dropped.
+                    let _ = tx.send(Ok(guarded)).await;
+                }
+            });
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// At most one warning per `WARN_EVERY` for a cap that is reached: a flood must not
+/// turn into a flood of log lines.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Throttle(Option<tokio::time::Instant>);
+
+impl Throttle {
+    fn ready(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.0.is_some_and(|last| now < last + WARN_EVERY) {
+            return false;
+        }
+        self.0 = Some(now);
+        true
+    }
+}
+
+/// A connection permit and a handshake permit, waiting for each; `None` once closed.
+/// Warns (throttled) when a cap is reached.
+async fn permits(
+    connections: &Arc<Semaphore>,
+    handshakes: &Arc<Semaphore>,
+    throttle: &mut [Throttle; 2],
+) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    let connection = match connections.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            if throttle[0].ready() {
+                tracing::warn!("connections.max_connections reached; new connections wait");
+            }
+            connections.clone().acquire_owned().await.ok()?
+        }
+    };
+    let handshaking = match handshakes.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            if throttle[1].ready() {
+                tracing::warn!("connections.max_handshakes reached; new connections wait");
+            }
+            handshakes.clone().acquire_owned().await.ok()?
+        }
+    };
+    Some((connection, handshaking))
 }
 
 async fn handshake(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
-    tx: mpsc::Sender<Result<TlsStream<TcpStream>, std::io::Error>>,
-) {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => {
-            // A send error means the server stopped; the connection is simply dropped.
-            let _ = tx.send(Ok(stream)).await;
+    timeout: Duration,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::warn!(%peer, reason = %refusal_reason(&error), %error, "R-NODE-3: TLS handshake refused");
+            None
         }
-        Ok(Err(error)) => tracing::debug!(%peer, %error, "R-NODE-3: TLS handshake refused"),
-        Err(_) => tracing::debug!(%peer, "R-NODE-3: TLS handshake timed out"),
+        Err(_) => {
+            tracing::warn!(%peer, timeout_ms = timeout.as_millis() as u64, "R-NODE-3: TLS handshake not finished in time; connection dropped");
+            None
+        }
+    }
+}
+
+/// A short name for why a handshake failed: what the operator looks for in the log.
+fn refusal_reason(error: &std::io::Error) -> &'static str {
+    use rustls::{CertificateError, Error};
+    match error.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(c)) => match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "client certificate expired"
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "client certificate not valid yet"
+            }
+            CertificateError::Revoked => "client certificate revoked",
+            CertificateError::UnknownIssuer => "client certificate not issued by the federation CA",
+            CertificateError::BadSignature => "client certificate signature invalid",
+            _ => "client certificate refused",
+        },
+        Some(Error::NoCertificatesPresented) => "no client certificate",
+        Some(Error::PeerIncompatible(_)) => "client does not speak TLS 1.3 with our settings",
+        Some(Error::InvalidMessage(_)) => "not a TLS client hello",
+        Some(Error::AlertReceived(_)) => "client aborted the handshake",
+        Some(_) => "TLS error",
+        None => "connection failed during the handshake",
+    }
+}
+
+/// A TLS connection handed to tonic: until the client has sent its HTTP/2 preface, a
+/// deadline applies, so a client that completes TLS and then sends nothing (or half a
+/// preface) is disconnected; it also holds the connection's permit until it closes.
+pub struct Guarded {
+    inner: TlsStream<TcpStream>,
+    peer: SocketAddr,
+    /// Bytes of the preface still to come; the deadline is dropped once it is zero.
+    awaiting: usize,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Guarded {
+    fn new(
+        inner: TlsStream<TcpStream>,
+        peer: SocketAddr,
+        preface_timeout: Duration,
+        permit: OwnedSemaphorePermit,
+    ) -> Guarded {
+        Guarded {
+            inner,
+            peer,
+            awaiting: PREFACE_BYTES,
+            deadline: Some(Box::pin(tokio::time::sleep(preface_timeout))),
+            _permit: permit,
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let read = buf.filled().len() - before;
+                if this.deadline.is_some() {
+                    this.awaiting = this.awaiting.saturating_sub(read);
+                    if this.awaiting == 0 {
+                        this.deadline = None;
+                    }
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                if let Some(deadline) = this.deadline.as_mut()
+                    && deadline.as_mut().poll(cx).is_ready()
+                {
+                    tracing::warn!(peer = %this.peer, "R-NODE-3: no HTTP/2 preface in time after the TLS handshake; disconnected");
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no HTTP/2 preface in time",
+                    )));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+impl Connected for Guarded {
+    type ConnectInfo = <TlsStream<TcpStream> as Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
     }
 }
 
@@ -405,13 +687,42 @@ impl Material {
     }
 }
 
-/// The first `credit://` style URI among the certificate's subject alternative names.
-pub(crate) fn identity_uri<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a str> {
-    let san = cert.subject_alternative_name().ok()??;
-    san.value.general_names.iter().find_map(|name| match name {
-        GeneralName::URI(uri) => Some(*uri),
-        _ => None,
-    })
+/// Why a certificate names no single caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityUriError {
+    #[error("certificate has no identity URI (SAN credit://<role>/<region>/<id>)")]
+    Missing,
+    /// Two `credit://` URIs name two parties; taking the first would be a guess.
+    #[error(
+        "certificate names {0} identity URIs (SAN credit://...); exactly one is allowed, so it names no caller"
+    )]
+    Several(usize),
+}
+
+/// The one `credit://` URI among the certificate's subject alternative names. Other URI
+/// schemes are ignored; none, or more than one, is refused (R-NODE-3).
+pub(crate) fn identity_uri<'a>(cert: &'a X509Certificate<'_>) -> Result<&'a str, IdentityUriError> {
+    let san = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san,
+        _ => return Err(IdentityUriError::Missing),
+    };
+    let mut uris = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri)
+                if uri.len() >= 9 && uri[..9].eq_ignore_ascii_case("credit://") =>
+            {
+                Some(*uri)
+            }
+            _ => None,
+        });
+    match (uris.next(), uris.count()) {
+        (None, _) => Err(IdentityUriError::Missing),
+        (Some(uri), 0) => Ok(uri),
+        (Some(_), more) => Err(IdentityUriError::Several(more + 1)),
+    }
 }
 
 fn refuse(reason: impl std::fmt::Display) -> Status {
@@ -447,9 +758,7 @@ pub fn authenticate_peer<T>(req: &Request<T>, tls: &ServerTls) -> Result<Authent
     if tls.is_revoked(cert.raw_serial()) {
         return Err(refuse("certificate revoked"));
     }
-    let uri = identity_uri(&cert).ok_or_else(|| {
-        refuse("certificate has no identity URI (SAN credit://<role>/<region>/<id>)")
-    })?;
+    let uri = identity_uri(&cert).map_err(refuse)?;
     let caller =
         CallerId::parse_uri(uri).map_err(|e| refuse(format_args!("identity URI {uri:?}: {e}")))?;
     Ok(Authenticated {

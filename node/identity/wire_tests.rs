@@ -65,7 +65,7 @@ async fn start(tls: Arc<ServerTls>) -> Node {
     tokio::spawn(
         Server::builder()
             .add_service(svc)
-            .serve_with_incoming_shutdown(incoming(listener, tls), async {
+            .serve_with_incoming_shutdown(incoming(listener, tls, Default::default()), async {
                 let _ = stopped.await;
             }),
     );

@@ -76,6 +76,9 @@ fn required(
             format!("at most {max} characters"),
         ));
     }
+    if let Some(m) = crate::policy::text::hidden(v) {
+        return Err(Refusal::new(Code::InvalidArgument, field, rule, m));
+    }
     Ok(v.to_string())
 }
 
@@ -350,6 +353,14 @@ impl ObjectionService {
         })?;
         let (local, by, now) = (self.config.region, caller.uri(), self.config.clock.now_ms());
         let note = req.note.trim().to_string();
+        if let Some(m) = crate::policy::text::hidden(&note) {
+            return Err(Fail::Refused(Refusal::new(
+                Code::InvalidArgument,
+                "note",
+                "R-OBJ-2",
+                m,
+            )));
+        }
         self.step(move |s| {
             let mut case = refuse_step!(owned_open(s, &id, local)?);
             if let Some(c) = &case.checked {

@@ -14,6 +14,7 @@ pub mod prohibited;
 pub mod publication;
 pub mod release;
 pub mod sample;
+pub mod text;
 pub mod validate;
 
 pub use catalog::{

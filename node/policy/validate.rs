@@ -211,6 +211,9 @@ impl Validator {
 
     /// The normalised identifier, or what is wrong with it (R-DATA-1).
     fn check_id(&self, kind: SubjectKind, raw: &str, today: NaiveDate) -> Result<String, String> {
+        if let Some(m) = super::text::hidden(raw) {
+            return Err(m);
+        }
         let id = normalise_id(raw);
         if self.legacy.contains(&id) {
             return Ok(id);
@@ -366,6 +369,9 @@ fn check_text(raw: &str, max: usize, multiline: bool) -> Result<&str, String> {
     let n = s.chars().count();
     if n > max {
         return Err(format!("is {n} characters, at most {max} allowed"));
+    }
+    if let Some(m) = super::text::hidden(s) {
+        return Err(m);
     }
     let allowed = |c: char| multiline && (c == '\n' || c == '\t');
     if let Some(c) = s.chars().find(|&c| c.is_control() && !allowed(c)) {
