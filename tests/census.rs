@@ -187,7 +187,7 @@ async fn census_json(fed: &Fed, region: &str) -> serde_json::Value {
     let identity = fed.net.identity(Role::Operator, region, "ops").unwrap();
     let endpoint = node.endpoint();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_credit-node"))
+        common::bin()
             .args(["census", "--json", "--endpoint", &endpoint, "--identity"])
             .arg(&identity)
             .output()

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 mod common;
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_credit-node"))
+    common::bin()
 }
 
 fn run(args: &[&str], cwd: &Path) -> Output {

@@ -129,6 +129,7 @@ fn serve(net: &DevNet, dir: &Path, extra_toml: &str, nofile: Option<u32>) -> Ser
     };
     let log = dir.join("node.log");
     let mut child = Command::new("sh")
+        .env(credit_node::cli::REHEARSAL_ENV, "1")
         .arg("-c")
         .arg(script)
         .arg(bin)
@@ -281,7 +282,7 @@ fn expired_identity(net: &DevNet, dir: &Path) -> PathBuf {
 }
 
 fn status_with(endpoint: &str, identity: &Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_credit-node"))
+    let out = common::bin()
         .args(["status", "--endpoint", endpoint, "--identity"])
         .arg(identity)
         .env_remove("CREDIT_NODE_ENDPOINT")

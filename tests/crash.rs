@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use common::*;
 use credit_node::identity::Role;
@@ -16,7 +16,7 @@ use tokio_stream::StreamExt;
 
 /// Starts `credit-node serve` and returns it with the endpoint it printed.
 fn serve(config: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_credit-node"))
+    let mut child = common::bin()
         .args(["serve", "--config"])
         .arg(config)
         .stdout(Stdio::piped())

@@ -379,7 +379,7 @@ struct Proc {
 impl Proc {
     /// Starts the node and waits for the `... listening on ADDR` line.
     fn serve(config: &Path) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_credit-node"))
+        let mut child = common::bin()
             .args(["serve", "--config"])
             .arg(config)
             .stdout(Stdio::piped())

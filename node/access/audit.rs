@@ -135,15 +135,19 @@ impl pb::audit_server::Audit for AccessService {
         let mut entry = Self::audit_entry(&caller, "History");
         if caller.role == Role::Node {
             entry.on_behalf_of = Some(req.on_behalf_of.clone());
-            let for_operator =
-                CallerId::parse_uri(&req.on_behalf_of).is_ok_and(|c| c.role == Role::Operator);
+            // An operator of the forwarding child or of a node below it, never of
+            // another part of the tree.
+            let for_operator = CallerId::parse_uri(&req.on_behalf_of).is_ok_and(|c| {
+                c.role == Role::Operator
+                    && (c.region == caller.region || caller.region.contains(&c.region))
+            });
             if !self.is_child(&caller) || !for_operator {
                 let r = refusal(
                     Code::PermissionDenied,
                     "on_behalf_of",
                     "R-SEC-3",
                     "a node asks for a subject's history only as a configured child, for \
-                     one of its operators",
+                     an operator of its own region or below",
                 );
                 return Err(self.refuse(entry, r).await);
             }

@@ -314,7 +314,7 @@ pub fn status_text(s: &pb::NodeStatus) -> String {
     }
     if !s.refused_above.is_empty() {
         out.push_str(&format!(
-            "  entries the parent refused (it keeps them in quarantine; fix and resend): {}\n",
+            "  entries the parent refused (kept in its quarantine; correct the record with a new version, or have the parent's operator run `quarantine retry` once its catalog accepts them): {}\n",
             s.refused_above.len()
         ));
         for n in &s.refused_above {

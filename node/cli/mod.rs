@@ -335,8 +335,22 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     }
 }
 
+/// The environment variable that lets `serve` run on a moved clock (`[clock] today`).
+pub const REHEARSAL_ENV: &str = "CREDIT_NODE_REHEARSAL";
+
 async fn serve(path: &std::path::Path) -> Result<Exit, CliError> {
     let config = Config::load(path)?;
+    // A moved clock on a live folder would purge, publish and stamp by the wrong day,
+    // and its purges travel up to every level: it takes a second, explicit switch.
+    if config.clock.is_moved() && std::env::var(REHEARSAL_ENV).as_deref() != Ok("1") {
+        return Err(format!(
+            "config key `clock.today`: moves every date rule (the retention purge, publication \
+             periods, deadlines) to {}; only for tests and rehearsals on a copy of a data \
+             folder, and only with {REHEARSAL_ENV}=1 in the environment",
+            config.clock.today()
+        )
+        .into());
+    }
     let addr = config.listen;
     let node = std::sync::Arc::new(crate::server::Node::open(config)?);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -151,7 +151,14 @@ impl FederationService {
                     // Drawn also for a resent entry whose notice is not sent again: ids
                     // need only be unique.
                     let id = ids.new_notice_id()?;
-                    let entry = raw.remove(&r.seq).unwrap_or_default();
+                    // Data the law says is never stored (R-DATA-3) or no longer released
+                    // (R-SEC-2) is kept as its name, rule and reason only: it could
+                    // never pass a retry, and keeping it would store it after all.
+                    let entry = if PROHIBITED_CONTENT.contains(&r.rule.as_str()) {
+                        Vec::new()
+                    } else {
+                        raw.remove(&r.seq).unwrap_or_default()
+                    };
                     kept.push(quarantine(child_region, local, &r, entry, id, now));
                 }
                 Ok(ChildLog {
@@ -205,6 +212,10 @@ impl FederationService {
         let (mut changes, mut passed) = (Vec::new(), Vec::new());
         let mut still: Vec<(Quarantined, pb::EntryRefusal)> = Vec::new();
         for q in kept {
+            if q.entry.is_empty() {
+                // Kept without content (R-DATA-3, R-SEC-2): nothing to try again.
+                continue;
+            }
             let refusal = |field: String, rule: String, message: String| pb::EntryRefusal {
                 seq: q.child_seq,
                 record_id: q.label.clone(),
@@ -463,6 +474,9 @@ fn quarantine(
 }
 
 /// What a refused wire entry is called in acknowledgements and the usage log.
+/// Refusals whose entry the quarantine keeps without its content.
+const PROHIBITED_CONTENT: [&str; 2] = ["R-DATA-3", "R-SEC-2"];
+
 fn wire_label(entry: &pb::ChangeEntry) -> String {
     if let Some(r) = &entry.record {
         r.id.clone()
@@ -473,6 +487,8 @@ fn wire_label(entry: &pb::ChangeEntry) -> String {
             .unwrap_or_default()
     } else if let Some(c) = &entry.checkpoint {
         format!("checkpoint {}/{}", c.node, c.seq)
+    } else if let Some(c) = &entry.objection {
+        format!("objection {} (record {})", c.id, c.record_id)
     } else {
         String::new()
     }

@@ -35,7 +35,8 @@ pub struct Quarantined {
     pub at_ms: i64,
     /// The whole entry as the child sent it: a protobuf `credit.v1.ChangeEntry`, kept as
     /// bytes (the store never sees protobuf types), so it can be examined or applied
-    /// once the cause is fixed.
+    /// once the cause is fixed. Empty for an entry refused as data never to be stored
+    /// (R-DATA-3) or no longer released (R-SEC-2): its name and reason only.
     pub entry: Vec<u8>,
 }
 

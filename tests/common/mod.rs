@@ -54,6 +54,14 @@ pub fn wall_ms() -> i64 {
     credit_node::usage::now_ms() // wall-clock: signing times only
 }
 
+/// The `credit-node` binary, allowed to serve the moved clock `common::devnet` writes
+/// into every config (`[clock] today` needs `CREDIT_NODE_REHEARSAL=1`).
+pub fn bin() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_credit-node"));
+    command.env(credit_node::cli::REHEARSAL_ENV, "1");
+    command
+}
+
 /// A development federation folder whose node configs start their clocks on `today()`.
 pub fn devnet(dir: &std::path::Path) -> DevNet {
     DevNet::create(dir).unwrap().pinned_to(today())
