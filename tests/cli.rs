@@ -312,6 +312,28 @@ fn a_bad_config_is_refused_with_its_key() {
     );
 }
 
+/// A moved clock (`[clock] today`) on a live data folder would purge, publish and stamp
+/// by the wrong day, and the purges travel up: `serve` needs a second, explicit switch.
+#[test]
+fn serve_refuses_a_moved_clock_without_the_rehearsal_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = common::devnet(dir.path());
+    net.node_config("211382", "凌源市公共信用信息平台", &[])
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_credit-node"))
+        .env_remove(credit_node::cli::REHEARSAL_ENV)
+        .args(["serve", "--config", "211382/node.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("config key `clock.today`") && err.contains("CREDIT_NODE_REHEARSAL=1"),
+        "{err}"
+    );
+}
+
 #[test]
 fn consent_query_history_and_an_offline_verify_that_catches_an_edit() {
     let dir = tempfile::tempdir().unwrap();
