@@ -86,26 +86,27 @@ impl pb::census_server::Census for CensusService {
             self.config.name.clone(),
             self.children(),
         );
-        let report = tokio::task::spawn_blocking(move || {
-            let figures = match day {
-                Some(d) => store.figures_as_of(d)?,
-                None => store.figures()?,
-            };
-            let mut platform = own_report(&store, &region, &name, &children)?;
-            if day.is_some() {
-                // The children's reports are the latest, not as of that day.
-                platform.total = figures.total;
-                platform.natural = figures.natural;
-                platform.legal = figures.legal;
-                for (child, held) in &mut platform.children {
-                    *held = figures.via_child.get(&child.region).copied().unwrap_or(0);
+        let report = self
+            .store
+            .call(move |_| {
+                let figures = match day {
+                    Some(d) => store.figures_as_of(d)?,
+                    None => store.figures()?,
+                };
+                let mut platform = own_report(&store, &region, &name, &children)?;
+                if day.is_some() {
+                    // The children's reports are the latest, not as of that day.
+                    platform.total = figures.total;
+                    platform.natural = figures.natural;
+                    platform.legal = figures.legal;
+                    for (child, held) in &mut platform.children {
+                        *held = figures.via_child.get(&child.region).copied().unwrap_or(0);
+                    }
                 }
-            }
-            Ok::<_, crate::store::StoreError>((platform, figures))
-        })
-        .await
-        .map_err(|e| Status::internal(format!("census task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+                Ok::<_, crate::store::StoreError>((platform, figures))
+            })
+            .await
+            .map_err(|e| store_status(&e))?;
         let (platform, figures): (PlatformReport, _) = report;
         let mut e = UsageEntry::new(caller.uri(), Action::Status, "Census", usage::now_ms());
         e.detail = format!("census read: {} records", platform.total);

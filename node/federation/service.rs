@@ -77,10 +77,12 @@ impl FederationService {
             s.last_seen_ms = usage::now_ms();
         });
         let Some(last_seq) = batch.entries.iter().map(|e| e.seq).max() else {
+            let region = child.region;
             return Ok(pb::Ack {
                 acked: self
                     .store
-                    .cursor(&child.region)
+                    .call(move |s| s.cursor(&region))
+                    .await
                     .map_err(|e| store_status(&e))?,
                 ..Default::default()
             });
@@ -124,20 +126,21 @@ impl FederationService {
         let who = caller.uri();
         let refused_for_log = refused.clone();
         let entries_for_log = entries.clone();
-        let outcomes = tokio::task::spawn_blocking(move || {
-            store.apply_replicas(child_region, local, records, last_seq, |outcomes| {
-                sync_usage(
-                    &who,
-                    child_region,
-                    outcomes,
-                    &entries_for_log,
-                    &refused_for_log,
-                )
+        let outcomes = self
+            .store
+            .call(move |_| {
+                store.apply_replicas(child_region, local, records, last_seq, |outcomes| {
+                    sync_usage(
+                        &who,
+                        child_region,
+                        outcomes,
+                        &entries_for_log,
+                        &refused_for_log,
+                    )
+                })
             })
-        })
-        .await
-        .map_err(|e| Status::internal(format!("sync task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+            .await
+            .map_err(|e| store_status(&e))?;
         let (mut applied, mut unchanged) = (0, 0);
         for ((seq, id), outcome) in entries.iter().zip(&outcomes) {
             match outcome {
@@ -159,18 +162,14 @@ impl FederationService {
         })
     }
 
-    fn node_status(&self) -> Result<pb::NodeStatus, Status> {
-        let stats = self.store.stats().map_err(|e| store_status(&e))?;
+    /// Reads the store (a full count of the records): run it through `Store::call`.
+    fn node_status(&self) -> Result<pb::NodeStatus, crate::store::StoreError> {
+        let stats = self.store.stats()?;
         let parent = match (&self.config.parent, &self.uplink) {
             (Some(p), Some(u)) => {
                 let s = u.state();
                 let lag_entries = stats.last_change.saturating_sub(s.acked);
-                let lag_ms = match self
-                    .store
-                    .changes_since(s.acked, 1)
-                    .map_err(|e| store_status(&e))?
-                    .first()
-                {
+                let lag_ms = match self.store.changes_since(s.acked, 1)?.first() {
                     Some((_, r)) => (usage::now_ms() - r.made_at_ms()).max(0),
                     None => 0,
                 };
@@ -194,14 +193,10 @@ impl FederationService {
             children.push(pb::ChildStatus {
                 region: c.region.to_string(),
                 connected: s.connected > 0,
-                cursor: self.store.cursor(&c.region).map_err(|e| store_status(&e))?,
+                cursor: self.store.cursor(&c.region)?,
                 reported_head: s.reported_head,
                 last_seen_ms: s.last_seen_ms,
-                notices_pending: self
-                    .store
-                    .pending_notices(&c.region)
-                    .map_err(|e| store_status(&e))?
-                    .len() as u32,
+                notices_pending: self.store.pending_notices(&c.region)?.len() as u32,
             });
         }
         Ok(pb::NodeStatus {
@@ -213,7 +208,7 @@ impl FederationService {
             records: stats.records,
             changelog_head: stats.last_change,
             usage_entries: stats.usage_entries,
-            inbox: self.store.inbox().map_err(|e| store_status(&e))?.len() as u32,
+            inbox: self.store.inbox()?.len() as u32,
         })
     }
 }
@@ -383,7 +378,8 @@ impl pb::federation_server::Federation for FederationService {
                                 // Two levels below the child are kept, for the census table.
                                 let mut report = crate::census::PlatformReport::from_wire(&figures, 2);
                                 report.region = child.region.to_string();
-                                if let Err(e) = service.store.set_child_report(&child.region, &report) {
+                                let region = child.region;
+                                if let Err(e) = service.store.call(move |s| s.set_child_report(&region, &report)).await {
                                     tracing::error!(child = %child.region, error = %e, "cannot keep a census report");
                                 }
                             }
@@ -391,7 +387,7 @@ impl pb::federation_server::Federation for FederationService {
                                 let Ok(from) = crate::region::RegionCode::parse(&ack.from_region) else { continue };
                                 let store = service.store.clone();
                                 let region = child.region;
-                                let _ = tokio::task::spawn_blocking(move || store.ack_notice(&region, &from, ack.id)).await;
+                                let _ = service.store.call(move |_| store.ack_notice(&region, &from, ack.id)).await;
                             }
                             None => {}
                         }
@@ -410,9 +406,11 @@ impl pb::federation_server::Federation for FederationService {
                 if notices_waiting {
                     let store = service.store.clone();
                     let region = child.region;
-                    let pending =
-                        tokio::task::spawn_blocking(move || store.pending_notices(&region)).await;
-                    let Ok(Ok(pending)) = pending else { continue };
+                    let pending = service
+                        .store
+                        .call(move |_| store.pending_notices(&region))
+                        .await;
+                    let Ok(pending) = pending else { continue };
                     notices_waiting = false;
                     for n in pending {
                         if sent.contains(&(n.from, n.id)) {
@@ -447,13 +445,18 @@ impl pb::federation_server::Federation for FederationService {
             .gate
             .admit(&request, Rpc::Status, Action::Status)
             .await?;
-        let status = self.node_status()?;
+        let service = self.clone();
+        let status = self
+            .store
+            .call(move |_| service.node_status())
+            .await
+            .map_err(|e| store_status(&e))?;
         let store = self.store.clone();
         let mut e = UsageEntry::new(caller.uri(), Action::Status, "Status", usage::now_ms());
         e.detail = "read the node's status".into();
-        tokio::task::spawn_blocking(move || store.append_usage(vec![e]))
+        self.store
+            .call(move |_| store.append_usage(vec![e]))
             .await
-            .map_err(|e| Status::internal(format!("status task failed: {e}")))?
             .map_err(|e| store_status(&e))?;
         Ok(Response::new(status))
     }
@@ -520,20 +523,21 @@ impl pb::federation_server::Federation for FederationService {
         };
         let store = self.store.clone();
         let who = caller.uri();
-        let notice = tokio::task::spawn_blocking(move || {
-            notice.id = store.new_notice_id()?;
-            let mut e = UsageEntry::new(who, Action::Notice, "Notify", usage::now_ms());
-            e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
-            e.detail = format!(
-                "queued {:?} notice {} for {} via {hop}, record {}",
-                notice.kind, notice.id, notice.target, notice.record_id
-            );
-            store.queue_notice(&hop, &notice, vec![e])?;
-            Ok::<_, crate::store::StoreError>(notice)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("notify task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+        let notice = self
+            .store
+            .call(move |_| {
+                notice.id = store.new_notice_id()?;
+                let mut e = UsageEntry::new(who, Action::Notice, "Notify", usage::now_ms());
+                e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
+                e.detail = format!(
+                    "queued {:?} notice {} for {} via {hop}, record {}",
+                    notice.kind, notice.id, notice.target, notice.record_id
+                );
+                store.queue_notice(&hop, &notice, vec![e])?;
+                Ok::<_, crate::store::StoreError>(notice)
+            })
+            .await
+            .map_err(|e| store_status(&e))?;
         Ok(Response::new(pb::NotifyResult {
             id: notice.id,
             next_hop: hop.to_string(),
