@@ -155,7 +155,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     let validate_time = validate_started.elapsed();
     let store_dir = tmp.path().join("store-only");
     let region = RegionCode::parse("211382")?;
-    let store_rate = tokio::task::spawn_blocking(move || -> Result<f64, CliError> {
+    let store_rate = tokio::task::spawn_blocking(move || -> Result<(f64, f64), CliError> {
         let store = Store::open(&store_dir, &StoreOptions::default())?;
         let started = Instant::now();
         let mut it = contents.into_iter().peekable();
@@ -163,9 +163,19 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
             let chunk: Vec<_> = it.by_ref().take(batch).collect();
             store.accept(chunk, region, crate::usage::now_ms(), |_| Vec::new())?;
         }
-        Ok(args.records as f64 / started.elapsed().as_secs_f64())
+        let rate = args.records as f64 / started.elapsed().as_secs_f64();
+        store.sync()?;
+        drop(store);
+        // What every start adds: the integrity check of the whole store (R-SEC-1).
+        let checked = Instant::now();
+        let report = Store::check_dir(&store_dir, &StoreOptions::default())?;
+        if !report.ok() {
+            return Err(format!("the integrity check found damage: {:?}", report.damage).into());
+        }
+        Ok((rate, checked.elapsed().as_secs_f64()))
     })
     .await??;
+    let (store_rate, check_secs) = store_rate;
 
     println!();
     println!("end to end (mTLS + gRPC + validation + durable store):");
@@ -196,6 +206,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
         args.records as f64 / validate_time.as_secs_f64()
     );
     println!("store only (same records, same batches, durable): {store_rate:.0} records/s");
+    println!("integrity check of that store (store check, run at every start): {check_secs:.2} s");
     println!(
         "ratio end to end / store only: {:.2}",
         e2e_rate / store_rate
