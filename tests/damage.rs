@@ -116,6 +116,18 @@ impl Stopped {
         to
     }
 
+    /// The node's config file with its data folder pointed at `dir`.
+    fn config_for(&self, dir: &Path) -> PathBuf {
+        let original = self.config.data_dir.parent().unwrap().join("node.toml");
+        let toml = std::fs::read_to_string(original).unwrap().replace(
+            "data_dir = \"data\"",
+            &format!("data_dir = {:?}", dir.display().to_string()),
+        );
+        let path = dir.with_extension("toml");
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
     /// Opens a node on `dir` in-process, within the bound.
     async fn open(&self, dir: &Path) -> Result<(), String> {
         let mut config = self.config.clone();
@@ -152,6 +164,7 @@ fn store_check(dir: &Path) -> Output {
 async fn a_clean_store_passes_store_check_and_starts_r_sec_1() {
     let stopped = Stopped::make().await;
     let dir = stopped.copy("clean");
+
     let out = store_check(&dir);
     assert_eq!(
         out.status.code(),
@@ -188,6 +201,7 @@ async fn flipped_bytes_in_live_records_are_refused_by_store_check_and_at_start_r
 
         let out = store_check(&dir);
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        println!("store check on damage at record {pick}:\n{said}");
         assert_eq!(out.status.code(), Some(4), "{said}");
         assert!(said.contains("DAMAGED"), "{said}");
         assert!(
@@ -203,6 +217,18 @@ async fn flipped_bytes_in_live_records_are_refused_by_store_check_and_at_start_r
             refused.contains("damaged") || refused.contains("corrupt"),
             "{refused}"
         );
+
+        // The binary refuses to serve it: exit 4 naming the file, without listening.
+        let config = stopped.config_for(&dir);
+        let out = run_bounded(&["serve", "--config", config.to_str().unwrap()]);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        println!("serve on it:\n{said}");
+        assert_eq!(out.status.code(), Some(4), "{said}");
+        assert!(
+            said.contains(&dir.join("db").display().to_string()),
+            "{said}"
+        );
+        assert!(!said.contains("listening on"), "{said}");
     }
 }
 
@@ -279,4 +305,28 @@ async fn store_check_on_a_folder_without_a_store_exits_1() {
         assert!(said.contains("no db file"), "{said}");
         assert!(!said.contains("still running"), "{said}");
     }
+}
+
+/// sled's own `conf` file damaged: refused as damaged (exit 4, the file named), and the
+/// node does not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_sled_conf_file_is_refused_r_sec_1() {
+    let stopped = Stopped::make().await;
+    let dir = stopped.copy("conf");
+    let file = dir.join("conf");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len().min(16);
+    for b in &mut bytes[..n] {
+        *b ^= 0xFF;
+    }
+    std::fs::write(&file, bytes).unwrap();
+
+    let out = store_check(&dir);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    println!("store check on a damaged conf:\n{said}");
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(said.contains("DAMAGED"), "{said}");
+    assert!(said.contains(&file.display().to_string()), "{said}");
+    let refused = stopped.open(&dir).await.expect_err("refused");
+    assert!(refused.contains("damaged"), "{refused}");
 }

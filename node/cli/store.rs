@@ -58,7 +58,13 @@ fn check(dir: &Path) -> Result<Exit, CliError> {
         dir.join("db").display(),
         report.summary()
     )?;
-    writeln!(out, "in {} ms", started.elapsed().as_millis())?;
+    writeln!(
+        out,
+        "in {} ms (opening {} ms, checking {} ms)",
+        started.elapsed().as_millis(),
+        report.open_ms,
+        report.check_ms
+    )?;
     if report.ok() {
         writeln!(out, "OK: every value decodes and every count agrees")?;
         return Ok(Exit::Ok);

@@ -72,6 +72,10 @@ pub struct CheckReport {
     pub notices: u64,
     /// Other values of the records tree (census, cursors, marks, indexes).
     pub other: u64,
+    /// How long sled took to open the store, and the check to read it (for `store check`
+    /// and the start log; never asserted).
+    pub open_ms: u64,
+    pub check_ms: u64,
     pub damage: Vec<Damage>,
     /// Damage beyond what is listed.
     pub more: u64,

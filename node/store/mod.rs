@@ -386,6 +386,7 @@ impl Store {
         }
         let (d, o) = (dir.to_path_buf(), options.clone());
         check::bounded(dir, options.open_timeout, move || {
+            let started = std::time::Instant::now();
             let db = open_db(&d, &o)?;
             let trees = [
                 "records",
@@ -407,6 +408,7 @@ impl Store {
                 objections,
             ] = trees;
             let mark = check::read_mark(&d)?;
+            let opened_ms = started.elapsed().as_millis() as u64;
             let mut report = check::run(&check::Trees {
                 records: &records?,
                 changelog: &changelog?,
@@ -417,6 +419,8 @@ impl Store {
                 objections: &objections?,
             });
             check::against_mark(&mut report, mark, &d);
+            report.open_ms = opened_ms;
+            report.check_ms = started.elapsed().as_millis() as u64 - report.open_ms;
             Ok(report)
         })
     }
@@ -1184,6 +1188,26 @@ fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
                 }
                 waited += 1;
                 std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            // sled checks its `conf` file's checksum and format; a damaged one reads as
+            // "unsupported" (or as a store from before sled 0.29).
+            Err(sled::Error::Unsupported(m)) => {
+                return Err(StoreError::Damaged {
+                    file: dir.join("conf").display().to_string(),
+                    detail: format!(
+                        "the storage engine cannot read it ({m}): damaged, or not written by \
+                         sled 0.34"
+                    ),
+                });
+            }
+            Err(sled::Error::Corruption { at, .. }) => {
+                return Err(StoreError::Damaged {
+                    file: dir.join("db").display().to_string(),
+                    detail: format!(
+                        "the storage engine found it corrupted{}",
+                        at.map(|a| format!(" at {a}")).unwrap_or_default()
+                    ),
+                });
             }
             Err(e) => return Err(e.into()),
         }
