@@ -228,8 +228,14 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
                 return;
             }
         };
-        if changes.is_empty() {
-            rep.find("changelog", show_key(k), "an empty chunk");
+        if changes.is_empty() || first == 0 {
+            rep.find(
+                "changelog",
+                show_key(k),
+                "an empty chunk, or one at sequence 0",
+            );
+            next = None;
+            return;
         }
         for (i, change) in changes.iter().enumerate() {
             let seq = first + i as u64;
@@ -443,14 +449,15 @@ fn usage(tree: &sled::Tree, report: &mut CheckReport) {
             return;
         };
         if seq != expected {
-            rep.find(
-                "usage",
-                show_key(k),
-                format!("entries {expected} to {} are missing", seq - 1),
-            );
+            let problem = if seq > expected {
+                format!("entries {expected} to {} are missing", seq - 1)
+            } else {
+                format!("an entry out of sequence (expected {expected})")
+            };
+            rep.find("usage", show_key(k), problem);
             prev = None;
         }
-        expected = seq + 1;
+        expected = seq.saturating_add(1);
         rep.usage_entries += 1;
         match decode::<Chained>(v, "usage entry") {
             Err(e) => {
