@@ -92,7 +92,28 @@ impl FederationService {
         let mut records = Vec::with_capacity(batch.entries.len());
         let mut refused = Vec::new();
         // The version held here, for a later one that changes only the status.
-        let known = |id: &uuid::Uuid| self.store.record(id).ok().flatten();
+        // Read in one bounded store call before the checks (R-SEC-1: no handler reads the
+        // store on a runtime thread); unknown or unreadable reads as not held.
+        let ids: Vec<uuid::Uuid> = batch
+            .entries
+            .iter()
+            .filter_map(|e| e.record.as_ref())
+            // `check` asks only about later versions (a change of status).
+            .filter(|r| r.version > 1)
+            .filter_map(|r| uuid::Uuid::parse_str(&r.id).ok())
+            .collect();
+        let held: HashMap<uuid::Uuid, crate::record::Record> = self
+            .store
+            .call(move |s| {
+                Ok::<_, crate::store::StoreError>(
+                    ids.iter()
+                        .filter_map(|id| s.record(id).ok().flatten().map(|r| (*id, r)))
+                        .collect(),
+                )
+            })
+            .await
+            .unwrap_or_default();
+        let known = |id: &uuid::Uuid| held.get(id).cloned();
         for entry in batch.entries {
             let seq = entry.seq;
             let record_id = wire_label(&entry);
