@@ -330,3 +330,76 @@ async fn a_damaged_sled_conf_file_is_refused_r_sec_1() {
     let refused = stopped.open(&dir).await.expect_err("refused");
     assert!(refused.contains("damaged"), "{refused}");
 }
+
+/// A store call stuck inside the storage engine (as sled loops on a damaged page) hangs
+/// nothing: the stuck call gives up at `[store] call_timeout_secs`, a `Status` call then
+/// gets `Unavailable` at once instead of waiting, the health check still answers, and
+/// the node still shuts down (R-SEC-1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_store_call_leaves_status_health_and_shutdown_answering_r_sec_1() {
+    use credit_node::identity::Role;
+    use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
+    use credit_node::pb;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = credit_node::devnet::DevNet::create(dir.path()).unwrap();
+    let mut config = net
+        .node_config(
+            common::LINGYUAN,
+            "凌源市公共信用信息平台",
+            &common::providers(),
+        )
+        .unwrap();
+    config.store.call_timeout = Duration::from_secs(1);
+    let node = credit_node::server::start(config).await.unwrap();
+
+    // A call that does not return until released, standing in for sled spinning.
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let stuck = node
+        .store()
+        .call(move |_| {
+            let _ = blocked.recv();
+            Ok::<_, credit_node::store::StoreError>(())
+        })
+        .await;
+    assert!(
+        matches!(stuck, Err(credit_node::store::StoreError::TimedOut { .. })),
+        "{stuck:?}"
+    );
+
+    let identity = ClientIdentity::load(
+        &net.identity(Role::Operator, common::LINGYUAN, "ops")
+            .unwrap(),
+    )
+    .unwrap();
+    let channel = connect(&node.endpoint(), &identity, ExpectedServer::AnyNode)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(
+        STEP,
+        pb::federation_client::FederationClient::new(channel.clone()).status(pb::StatusRequest {}),
+    )
+    .await
+    .expect("status answers within the bound");
+    assert_eq!(status.unwrap_err().code(), tonic::Code::Unavailable);
+
+    let health = tokio::time::timeout(
+        STEP,
+        HealthClient::new(channel).check(HealthCheckRequest {
+            service: String::new(),
+        }),
+    )
+    .await
+    .expect("health answers within the bound");
+    assert!(health.is_ok(), "{health:?}");
+
+    // Shutdown completes with the call still stuck (its last sync fails fast: the store
+    // is not answering), then the stuck call is let go.
+    let stopped = tokio::time::timeout(STEP, node.shutdown())
+        .await
+        .expect("shutdown completes within the bound");
+    assert!(stopped.is_err(), "the final sync reports the stuck store");
+    let _ = release.send(());
+}
