@@ -403,3 +403,15 @@ async fn a_stuck_store_call_leaves_status_health_and_shutdown_answering_r_sec_1(
     assert!(stopped.is_err(), "the final sync reports the stuck store");
     let _ = release.send(());
 }
+
+/// A running node's folder: `store check` says it is in use by another process (exit 1),
+/// not damaged, and does not guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_check_on_a_running_nodes_folder_names_the_lock() {
+    let node = TestNode::start().await;
+    let dir = node.node().node.config.data_dir.clone();
+    let out = store_check(&dir);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("in use by another process"), "{said}");
+}

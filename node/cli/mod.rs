@@ -71,6 +71,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a node from its TOML config file until interrupted (Ctrl-C or SIGTERM).
+    ///
+    /// It first checks its store's integrity as `store check` does and refuses to start on
+    /// damage (exit 4, the file named). After a signal it stops within a bounded drain.
     Serve {
         /// The node's config file (keys: region, name, listen, data_dir, [tls], [[providers]] ...).
         #[arg(long, env = "CREDIT_NODE_CONFIG")]

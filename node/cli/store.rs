@@ -13,8 +13,9 @@ pub enum StoreCommand {
     /// Check a stopped node's store: every record, changelog chunk, usage entry, consent,
     /// checkpoint, objection case and notice decodes, content hashes match, the usage
     /// log's chain links, and the counts agree (records against the changelog, census
-    /// figures against a recount, indexes against what they index). The node runs the
-    /// same check at every start and refuses to start on damage. Prints what it checked
+    /// figures against a recount, indexes against what they index), and nothing the store
+    /// held when it was last closed is missing (DIR/store-mark: sled silently drops the
+    /// rest of its log at a damaged page). The node runs the same check at every start and refuses to start on damage. Prints what it checked
     /// and each damaged place (tree, key, sequence). Exits 0 clean, 4 damaged (the file
     /// named), 1 any other failure (no store there, or the node still running).
     Check {
