@@ -13,8 +13,9 @@
 //!   CRLs reread while running, the client connector that checks it reaches a node, and
 //!   `CallerId`, read once from the client certificate.
 //! * `store`: the sled store behind a small interface: current records by subject and
-//!   natural key, the changelog of every version (the future outbox), the usage log.
-//!   Nothing outside sees sled types.
+//!   natural key, the changelog of every version (the future outbox), the usage log;
+//!   the integrity check run at every start, and `Store::call`, the bounded way request
+//!   handlers reach it. Nothing outside sees sled types.
 //! * `usage`: usage-log entries (使用记录, R-SEC-3).
 //! * `exchange`: the gRPC Exchange service (push, pull-by-subject) and the one place
 //!   where library errors become `tonic::Status`.
@@ -26,7 +27,7 @@
 //!   in-process nodes.
 //! * `devnet`: a development federation in one folder (CA, identities, node configs)
 //!   for the demo, benchmarks and integration tests.
-//! * `cli`: the `credit-node` commands (serve, pki, push, pull, demo, bench).
+//! * `cli`: the `credit-node` commands (serve, pki, push, pull, store check, demo, bench).
 #![forbid(unsafe_code)]
 
 pub mod access;

@@ -36,7 +36,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A blocking thread stuck in the store (sled looping on a damaged page) must not keep
+    // a stopped node alive: dropping the runtime would wait for it for ever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match result {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
             let e: &(dyn std::error::Error + 'static) = &*e;

@@ -187,11 +187,8 @@ impl Gate {
         tracing::info!(caller = %who, rpc, rule = %r.rule, code = ?r.code, "refused");
         let entry = UsageEntry::new(who, action, rpc, usage::now_ms())
             .refused(r.code, &r.field, &r.rule, &r.message);
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.append_usage(vec![entry])).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "could not log a refusal"),
-            Err(e) => tracing::error!(error = %e, "could not log a refusal"),
+        if let Err(e) = self.store.call(move |s| s.append_usage(vec![entry])).await {
+            tracing::error!(error = %e, "could not log a refusal");
         }
     }
 }
@@ -215,6 +212,9 @@ fn rpc_name(rpc: Rpc) -> &'static str {
     }
 }
 
+/// How long a stopping node waits for open calls and the uplink before it stops anyway.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A node's parts, ready to serve.
 pub struct Node {
     pub config: Config,
@@ -237,11 +237,13 @@ impl Node {
         let catalog = Arc::new(Catalog::load(config.catalog.as_deref())?);
         let validator = Arc::new(Validator::new(catalog, config.legacy_codes.iter().cloned()));
         let tls = Arc::new(ServerTls::from_files(&config.tls)?);
-        let store =
-            Store::open(&config.data_dir, &config.store).map_err(|source| NodeError::Store {
+        // Checked before anything is served (R-SEC-1): a damaged store refuses to start.
+        let store = Store::open_checked(&config.data_dir, &config.store).map_err(|source| {
+            NodeError::Store {
                 dir: config.data_dir.display().to_string(),
                 source,
-            })?;
+            }
+        })?;
         store
             .bind_region(&config.region)
             .map_err(|source| NodeError::Store {
@@ -461,15 +463,31 @@ impl Node {
             .serve_with_incoming_shutdown(
                 incoming(listener, self.tls.clone(), config.connections),
                 shutdown,
-            )
-            .await;
+            );
+        // Once shutdown begins, connections get `DRAIN` to finish; a call stuck in the
+        // store (bounded itself) or a client that never closes cannot keep the node up.
+        let mut draining = stopping.clone();
+        let served = tokio::select! {
+            served = served => served,
+            () = async {
+                let _ = draining.wait_for(|s| *s).await;
+                tokio::time::sleep(DRAIN).await;
+            } => {
+                tracing::warn!(drain_secs = DRAIN.as_secs(), "connections still open after the drain bound; stopping anyway");
+                Ok(())
+            }
+        };
         crl_watch.abort();
         checkpoints.abort();
         purge.abort();
-        if let Some(task) = uplink_task {
-            let _ = task.await;
+        if let Some(mut task) = uplink_task
+            && tokio::time::timeout(DRAIN, &mut task).await.is_err()
+        {
+            tracing::warn!("the uplink did not stop within the drain bound");
+            task.abort();
         }
-        let synced = self.store.sync();
+        // After the last sync, the mark the next start checks against (R-SEC-1).
+        let synced = self.store.call(|s| s.write_mark()).await;
         served?;
         synced.map_err(|source| NodeError::Store {
             dir: config.data_dir.display().to_string(),

@@ -105,7 +105,7 @@ async fn figures_at_each_level_a_deduplicated_total_and_a_ratio_that_drops_while
 
     // Chaoyang: its own and Lingyuan's, and Lingyuan's stock all held.
     assert!(
-        eventually(Duration::from_secs(20), || async {
+        eventually(Duration::from_secs(60), || async {
             let c = census(&fed, fed.city(), CHAOYANG).await;
             let l = child(&c, LINGYUAN);
             c.platform.as_ref().unwrap().total == county_n + city_n
@@ -116,7 +116,7 @@ async fn figures_at_each_level_a_deduplicated_total_and_a_ratio_that_drops_while
     );
     // Liaoning: every record once, however many levels it passed.
     assert!(
-        eventually(Duration::from_secs(20), || async {
+        eventually(Duration::from_secs(60), || async {
             let c = census(&fed, fed.province(), LIAONING).await;
             let cy = child(&c, CHAOYANG);
             let grand = cy.platform.as_ref().unwrap().children.first().cloned();

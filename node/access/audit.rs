@@ -82,12 +82,11 @@ impl pb::audit_server::Audit for AccessService {
         let store = self.store.clone();
         let verifier = self.verifier.clone();
         let region = self.config.region;
-        let report = tokio::task::spawn_blocking(move || {
-            store.verify_usage(&region, &parent, Some(&verifier))
-        })
-        .await
-        .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+        let report = self
+            .store
+            .call(move |_| store.verify_usage(&region, &parent, Some(&verifier)))
+            .await
+            .map_err(|e| store_status(&e))?;
         let mut e = Self::audit_entry(&caller, "Verify");
         e.count = report.entries;
         e.detail = match report.findings.first() {
@@ -167,9 +166,10 @@ impl pb::audit_server::Audit for AccessService {
         entry.subject = Some(subject.clone());
         let store = self.store.clone();
         let s = subject.clone();
-        let local = tokio::task::spawn_blocking(move || store.usage_of_subject(&s, MAX_HISTORY))
+        let local = self
+            .store
+            .call(move |_| store.usage_of_subject(&s, MAX_HISTORY))
             .await
-            .map_err(|e| Status::internal(format!("history task failed: {e}")))?
             .map_err(|e| store_status(&e))?;
         let region = self.config.region;
         let mut result = pb::HistoryResult {
@@ -243,9 +243,10 @@ impl pb::audit_server::Audit for AccessService {
             return Err(self.refuse(entry, r).await);
         }
         let store = self.store.clone();
-        let list = tokio::task::spawn_blocking(move || store.checkpoints(Some(&node)))
+        let list = self
+            .store
+            .call(move |_| store.checkpoints(Some(&node)))
             .await
-            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
             .map_err(|e| store_status(&e))?;
         let mut entry = entry;
         entry.count = list.len() as u64;

@@ -212,12 +212,10 @@ impl AccessService {
         entry: UsageEntry,
     ) -> Result<ReplicaOutcome, Status> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            store.append_local(Change::Consent(consent), vec![entry])
-        })
-        .await
-        .map_err(|e| Status::internal(format!("consent task failed: {e}")))?
-        .map_err(|e| store_status(&e))
+        self.store
+            .call(move |_| store.append_local(Change::Consent(consent), vec![entry]))
+            .await
+            .map_err(|e| store_status(&e))
     }
 
     async fn held(&self, caller: &CallerId, rpc: &str, raw_id: &str) -> Result<Consent, Status> {
@@ -226,9 +224,10 @@ impl AccessService {
             Err(r) => return Err(self.refuse(Self::entry(caller, rpc), r).await),
         };
         let store = self.store.clone();
-        let found = tokio::task::spawn_blocking(move || store.consent(&id))
+        let found = self
+            .store
+            .call(move |_| store.consent(&id))
             .await
-            .map_err(|e| Status::internal(format!("consent task failed: {e}")))?
             .map_err(|e| store_status(&e))?;
         match found {
             Some(c) => Ok(c),
@@ -357,15 +356,17 @@ impl pb::consents_server::Consents for AccessService {
                 created_at_ms: usage::now_ms(),
                 objection: None,
             };
-            let queued = tokio::task::spawn_blocking(move || {
-                let notice = Notice {
-                    id: store.new_notice_id()?,
-                    ..notice
-                };
-                store.queue_notice(&hop, &notice, Vec::new())
-            })
-            .await;
-            if !matches!(queued, Ok(Ok(()))) {
+            let queued = self
+                .store
+                .call(move |_| {
+                    let notice = Notice {
+                        id: store.new_notice_id()?,
+                        ..notice
+                    };
+                    store.queue_notice(&hop, &notice, Vec::new())
+                })
+                .await;
+            if !matches!(queued, Ok(())) {
                 tracing::error!(consent = %consent.terms.id, "could not queue the withdrawal notice");
             }
         }
@@ -406,9 +407,10 @@ impl pb::consents_server::Consents for AccessService {
         };
         let store = self.store.clone();
         let s = subject.clone();
-        let consents = tokio::task::spawn_blocking(move || store.consents_of(&s))
+        let consents = self
+            .store
+            .call(move |_| store.consents_of(&s))
             .await
-            .map_err(|e| Status::internal(format!("consent task failed: {e}")))?
             .map_err(|e| store_status(&e))?;
         let mut e = Self::entry(&caller, "List");
         e.subject = Some(subject);

@@ -249,11 +249,15 @@ impl AccessService {
         id: uuid::Uuid,
         carried: Option<pb::Consent>,
     ) -> Result<Consent, Refusal> {
-        // Reads from sled are memory-speed; not worth a blocking thread each.
+        // Bounded like every store call: sled can spin on a damaged page (R-SEC-1).
         let local = self
             .store
-            .consent(&id)
-            .map_err(|e| refusal(Code::Internal, "", "R-SEC-1", e.to_string()))?;
+            .call(move |s| s.consent(&id))
+            .await
+            .map_err(|e| {
+                let status = store_status(&e);
+                refusal(status.code(), "", "R-SEC-1", status.message())
+            })?;
         let carried = match carried.map(consent_from_wire) {
             Some(Ok(c)) if c.terms.id == id => Some(c),
             Some(Ok(_)) => None,
@@ -303,9 +307,11 @@ impl AccessService {
                 return Err(self.refuse(entry, r).await);
             }
         }
+        let subject = asked.subject.clone();
         let held = self
             .store
-            .records_of(&asked.subject)
+            .call(move |s| s.records_of(&subject))
+            .await
             .map_err(|e| store_status(&e))?;
         let catalog = self.validator.catalog();
         let mut kept_back: BTreeMap<&'static str, u32> = BTreeMap::new();
@@ -387,15 +393,42 @@ impl AccessService {
     /// may not know yet: a record with an objection open here, or whose copy here is
     /// newer (suspended, deleted, repaired, purged, not yet synced up) or withheld by
     /// this node's own rules (R-OBJ-3, R-SEC-2). Returns how many it dropped.
-    fn withhold_newer_here(&self, records: &mut Vec<pb::Record>, basis: Basis) -> u32 {
+    async fn withhold_newer_here(&self, records: &mut Vec<pb::Record>, basis: Basis) -> u32 {
         let today = self.config.clock.today();
+        let ids: Vec<Option<uuid::Uuid>> = records
+            .iter()
+            .map(|r| uuid::Uuid::parse_str(&r.id).ok())
+            .collect();
+        // One bounded store call for the copies held here; past the bound nothing can
+        // be checked here, so nothing is released.
+        let lookup = ids.clone();
+        let here: Vec<Result<Option<Record>, ()>> = self
+            .store
+            .call(move |s| {
+                Ok::<_, crate::store::StoreError>(
+                    lookup
+                        .iter()
+                        .map(|id| match id {
+                            Some(id) => s.record(id).map_err(|_| ()),
+                            None => Ok(None),
+                        })
+                        .collect(),
+                )
+            })
+            .await
+            .unwrap_or_else(|_| vec![Err(()); ids.len()]);
+        let mut here = here.into_iter();
+        let mut ids = ids.into_iter();
         let mut dropped = 0;
         records.retain(|r| {
-            let Ok(id) = uuid::Uuid::parse_str(&r.id) else {
+            let (Some(id), Some(copy)) = (ids.next(), here.next()) else {
+                return false;
+            };
+            let Some(id) = id else {
                 return true;
             };
             let keep = !self.store.objection_open(&id)
-                && match self.store.record(&id) {
+                && match copy {
                     Ok(Some(here)) => {
                         here.version <= r.version
                             && withheld(&here, Some(basis), today, &self.config.publication, false)
@@ -435,7 +468,11 @@ impl AccessService {
         // (a withdrawal is never undone), so the node that answers sees the latest state.
         if let Some(id) = asked.consent_id {
             let carried = req.consent.take().and_then(|c| consent_from_wire(c).ok());
-            let local = self.store.consent(&id).map_err(|e| store_status(&e))?;
+            let local = self
+                .store
+                .call(move |s| s.consent(&id))
+                .await
+                .map_err(|e| store_status(&e))?;
             req.consent = Consent::latest(local, carried)
                 .map(|c| consent_to_wire(&c, self.config.clock.today()));
         }
@@ -465,7 +502,9 @@ impl AccessService {
                 return Err(self.refuse(entry, r).await);
             }
         };
-        let held_back = self.withhold_newer_here(&mut result.records, asked.basis);
+        let held_back = self
+            .withhold_newer_here(&mut result.records, asked.basis)
+            .await;
         result.withheld += held_back;
         if asked.basis == Basis::Public {
             // The answering node masked them; masking again costs little and holds

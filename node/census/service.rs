@@ -86,27 +86,28 @@ impl pb::census_server::Census for CensusService {
             self.config.name.clone(),
             self.children(),
         );
-        let report = tokio::task::spawn_blocking(move || {
-            let figures = match day {
-                Some(d) => store.figures_as_of(d)?,
-                None => store.figures()?,
-            };
-            let mut platform = own_report(&store, &region, &name, &children)?;
-            if day.is_some() {
-                // The children's reports are the latest, not as of that day.
-                platform.total = figures.total;
-                platform.natural = figures.natural;
-                platform.legal = figures.legal;
-                for (child, held) in &mut platform.children {
-                    *held = figures.via_child.get(&child.region).copied().unwrap_or(0);
+        let report = self
+            .store
+            .call(move |_| {
+                let figures = match day {
+                    Some(d) => store.figures_as_of(d)?,
+                    None => store.figures()?,
+                };
+                let mut platform = own_report(&store, &region, &name, &children)?;
+                if day.is_some() {
+                    // The children's reports are the latest, not as of that day.
+                    platform.total = figures.total;
+                    platform.natural = figures.natural;
+                    platform.legal = figures.legal;
+                    for (child, held) in &mut platform.children {
+                        *held = figures.via_child.get(&child.region).copied().unwrap_or(0);
+                    }
                 }
-            }
-            let refused = store.quarantine_counts()?;
-            Ok::<_, crate::store::StoreError>((platform, figures, refused))
-        })
-        .await
-        .map_err(|e| Status::internal(format!("census task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+                let refused = store.quarantine_counts()?;
+                Ok::<_, crate::store::StoreError>((platform, figures, refused))
+            })
+            .await
+            .map_err(|e| store_status(&e))?;
         let (platform, figures, refused): (PlatformReport, _, _) = report;
         // Refused from below (R-FED-1): what this node keeps in quarantine, by child.
         let mut wire = platform.to_wire();

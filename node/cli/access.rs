@@ -132,7 +132,8 @@ pub enum AuditCommand {
     /// Check the whole usage-log chain and the signed checkpoints; name the first entry
     /// that does not match. Offline with --data-dir (the node stopped), or through a
     /// running node with --endpoint and --identity (an operator of that node; also
-    /// compares the checkpoints the parent keeps). Exits 4 when something does not match.
+    /// compares the checkpoints the parent keeps). Exits 4 when something does not match
+    /// or a store file is damaged (the file named), 1 on any other failure.
     Verify {
         /// A stopped node's data folder.
         #[arg(long, conflicts_with_all = ["endpoint", "identity"])]
@@ -452,8 +453,11 @@ fn verify_offline(dir: &std::path::Path, ca: Option<&std::path::Path>) -> Result
     if !dir.join("db").exists() {
         return Err(format!("{} holds no node store (no db file)", dir.display()).into());
     }
-    let store = Store::open(dir, &StoreOptions::default())
-        .map_err(|e| format!("{}: {e} (is the node still running?)", dir.display()))?;
+    // Another process holding the folder is named as such by the store's error.
+    let store = match Store::open_bounded(dir, &StoreOptions::default()) {
+        Ok(store) => store,
+        Err(e) => return super::store::damaged(dir, e),
+    };
     let region = store
         .region()?
         .ok_or("the store was never opened by a node, so it names no region")?;
@@ -465,7 +469,35 @@ fn verify_offline(dir: &std::path::Path, ca: Option<&std::path::Path>) -> Result
         }
         None => None,
     };
-    let report = store.verify_usage(&region, &[], verifier.as_ref())?;
+    let report = match store.verify_usage(&region, &[], verifier.as_ref()) {
+        Ok(r) => r,
+        Err(e) => return super::store::damaged(dir, e),
+    };
+    // A log that came back shorter than the store's mark lost entries at a damaged page:
+    // the chain of what is left still links, so only the mark shows it.
+    let mark = match crate::store::read_mark(dir) {
+        Ok(m) => m,
+        Err(e) => return super::store::damaged(dir, e),
+    };
+    if let Some(m) = mark
+        && report.last_seq < m.usage
+    {
+        return super::store::damaged(
+            dir,
+            crate::store::StoreError::Damaged {
+                file: dir.join("db").display().to_string(),
+                detail: format!(
+                    "the usage log ends at entry {}, but it had reached {} when the store was \
+                     last closed ({}): entries {} to {} are missing",
+                    report.last_seq,
+                    m.usage,
+                    dir.join(crate::store::MARK_FILE).display(),
+                    report.last_seq + 1,
+                    m.usage
+                ),
+            },
+        );
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

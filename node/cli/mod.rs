@@ -14,6 +14,7 @@ pub mod client;
 pub mod demo;
 pub mod objection;
 pub mod records;
+pub mod store;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ pub enum Exit {
     SomeRejected,
     /// `audit verify`: the usage log does not match itself or its checkpoints (4).
     AuditFailed,
+    /// `store check`, `audit verify`, `serve`: a damaged store file, named (4).
+    Damaged,
 }
 
 impl Exit {
@@ -44,7 +47,7 @@ impl Exit {
         match self {
             Exit::Ok => 0,
             Exit::SomeRejected => 3,
-            Exit::AuditFailed => 4,
+            Exit::AuditFailed | Exit::Damaged => 4,
         }
     }
 }
@@ -58,8 +61,9 @@ impl Exit {
         Providers push records to their local node over mutual TLS; operators and nodes pull a \
         subject's records. Every use is written to the node's usage log.\n\n\
         Exit status: 0 success; 3 `push` stored some records and refused others (or `quarantine \
-        retry` left some entries in quarantine); 4 `audit verify` \
-        found a mismatch; 1 any other failure."
+        retry` left some entries in quarantine); 4 `audit verify` found a mismatch, or a store \
+        file is damaged (`store check`, `audit verify`, `serve`; the file is named); 1 any other \
+        failure."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -69,11 +73,19 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a node from its TOML config file until interrupted (Ctrl-C or SIGTERM).
+    ///
+    /// It first checks its store's integrity as `store check` does and refuses to start on
+    /// damage (exit 4, the file named). After a signal it stops within a bounded drain.
     Serve {
         /// The node's config file (keys: region, name, listen, data_dir, [tls], [[providers]],
         /// [connections] ...).
         #[arg(long, env = "CREDIT_NODE_CONFIG")]
         config: PathBuf,
+    },
+    /// The node's store, offline (the node stopped): `check` its integrity.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
     },
     /// Development PKI: a CA, certificates naming their holder, revocation.
     Pki {
@@ -285,6 +297,7 @@ pub async fn run(cli: Cli) -> Result<Exit, CliError> {
     match cli.command {
         Command::Serve { config } => serve(&config).await,
         Command::Pki { command } => pki_command(command),
+        Command::Store { command } => store::store(command),
         Command::Push {
             file,
             period,
@@ -352,7 +365,15 @@ async fn serve(path: &std::path::Path) -> Result<Exit, CliError> {
         .into());
     }
     let addr = config.listen;
-    let node = std::sync::Arc::new(crate::server::Node::open(config)?);
+    let dir = config.data_dir.clone();
+    let node = match crate::server::Node::open(config) {
+        Ok(node) => std::sync::Arc::new(node),
+        // A damaged store is refused, never served (R-SEC-1): exit 4 naming the file.
+        Err(crate::server::NodeError::Store { source, .. }) if source.is_damage() => {
+            return store::damaged(&dir, source);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

@@ -303,6 +303,8 @@ struct RawContact {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     cache_mb: Option<u64>,
+    call_timeout_secs: Option<u64>,
+    open_timeout_secs: Option<u64>,
 }
 
 impl Config {
@@ -514,6 +516,17 @@ impl Config {
         if !(16..=65536).contains(&cache_mb) {
             return Err(err("store.cache_mb", "must be between 16 and 65536"));
         }
+        let call_timeout_secs = raw.store.call_timeout_secs.unwrap_or(30);
+        if !(1..=3600).contains(&call_timeout_secs) {
+            return Err(err("store.call_timeout_secs", "must be between 1 and 3600"));
+        }
+        let open_timeout_secs = raw.store.open_timeout_secs.unwrap_or(600);
+        if !(1..=86_400).contains(&open_timeout_secs) {
+            return Err(err(
+                "store.open_timeout_secs",
+                "must be between 1 and 86400",
+            ));
+        }
         let checkpoint_secs = raw.audit.checkpoint_secs.unwrap_or(60);
         if !(1..=86_400).contains(&checkpoint_secs) {
             return Err(err("audit.checkpoint_secs", "must be between 1 and 86400"));
@@ -556,6 +569,8 @@ impl Config {
             providers,
             store: StoreOptions {
                 cache_bytes: cache_mb * 1024 * 1024,
+                call_timeout: Duration::from_secs(call_timeout_secs),
+                open_timeout: Duration::from_secs(open_timeout_secs),
             },
             parent,
             children,

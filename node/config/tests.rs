@@ -317,3 +317,24 @@ fn connection_limits_have_defaults_and_are_checked() {
         "idle_secs"
     );
 }
+
+/// The store's bounds (R-SEC-1): defaults, set, and out of range refused by key.
+#[test]
+fn the_store_call_and_open_bounds() {
+    let dir = folder();
+    let c = Config::from_toml(GOOD, dir.path()).unwrap();
+    assert_eq!(c.store.call_timeout, Duration::from_secs(30));
+    assert_eq!(c.store.open_timeout, Duration::from_secs(600));
+    let with = format!("{GOOD}\n[store]\ncall_timeout_secs = 5\nopen_timeout_secs = 60\n");
+    let c = Config::from_toml(&with, dir.path()).unwrap();
+    assert_eq!(c.store.call_timeout, Duration::from_secs(5));
+    assert_eq!(c.store.open_timeout, Duration::from_secs(60));
+    assert_eq!(
+        refused(&with.replace("call_timeout_secs = 5", "call_timeout_secs = 0")).key,
+        "store.call_timeout_secs"
+    );
+    assert_eq!(
+        refused(&with.replace("open_timeout_secs = 60", "open_timeout_secs = 0")).key,
+        "store.open_timeout_secs"
+    );
+}

@@ -198,31 +198,31 @@ impl ExchangeService {
         }
 
         let (indices, contents): (Vec<usize>, Vec<Content>) = accepted.into_iter().unzip();
-        let store = self.store.clone();
         let caller_uri = caller.uri();
         let origin = self.region;
         let rejected = refused.len();
         let clock = self.clock.clone();
-        let applied = tokio::task::spawn_blocking(move || {
-            // Acceptance time by the node's clock: the monthly duty (R-DATA-5) judges it
-            // against the same calendar as every other date rule.
-            let now = clock.now_ms();
-            // A closed reference's refusal names its subject from the record held (a
-            // read on that rare path only).
-            let subject_of = |id: &uuid::Uuid| {
-                store
-                    .record(id)
-                    .ok()
-                    .flatten()
-                    .map(|r| r.content.subject.id)
-            };
-            store.accept(contents, origin, now, |applied| {
-                push_usage(&caller_uri, now, applied, &subject_of, &refused)
+        let applied = self
+            .store
+            .call(move |store| {
+                // Acceptance time by the node's clock: the monthly duty (R-DATA-5) judges
+                // it against the same calendar as every other date rule.
+                let now = clock.now_ms();
+                // A closed reference's refusal names its subject from the record held (a
+                // read on that rare path only).
+                let subject_of = |id: &uuid::Uuid| {
+                    store
+                        .record(id)
+                        .ok()
+                        .flatten()
+                        .map(|r| r.content.subject.id)
+                };
+                store.accept(contents, origin, now, |applied| {
+                    push_usage(&caller_uri, now, applied, &subject_of, &refused)
+                })
             })
-        })
-        .await
-        .map_err(|e| Status::internal(format!("push task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+            .await
+            .map_err(|e| store_status(&e))?;
 
         let mut closed = 0;
         for (index, a) in indices.into_iter().zip(&applied) {
@@ -456,10 +456,13 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 .await);
         }
         let subject_for_log = subject.clone();
-        // A read from sled is memory-speed; the entry goes through the group commit.
+        // Bounded like every store call (sled can spin on a damaged page); the entry
+        // goes through the group commit.
+        let asked = subject.clone();
         let held = self
             .store
-            .records_of(&subject)
+            .call(move |s| s.records_of(&asked))
+            .await
             .map_err(|e| store_status(&e))?;
         // Released as held, except what no one may have: records suspended by an
         // objection, purged, deleted, repaired or past their retention (R-OBJ-3, R-SEC-2).

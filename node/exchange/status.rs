@@ -67,6 +67,11 @@ pub fn store_status(e: &StoreError) -> Status {
         StoreError::Poisoned | StoreError::Lock => Status::unavailable(
             "the node's store is not accepting writes; its operator must restart it",
         ),
+        // A call past its bound (sled stuck on a damaged page, or the disk): the caller may
+        // retry later; nothing from this call was acknowledged.
+        StoreError::TimedOut { .. } | StoreError::Stalled => Status::unavailable(
+            "the node's store did not answer in time; nothing from this call was acknowledged",
+        ),
         _ => Status::internal("the node's store failed; nothing from this call was acknowledged"),
     }
 }

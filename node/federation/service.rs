@@ -80,10 +80,12 @@ impl FederationService {
             s.last_seen_ms = usage::now_ms();
         });
         let Some(last_seq) = batch.entries.iter().map(|e| e.seq).max() else {
+            let region = child.region;
             return Ok(pb::Ack {
                 acked: self
                     .store
-                    .cursor(&child.region)
+                    .call(move |s| s.cursor(&region))
+                    .await
                     .map_err(|e| store_status(&e))?,
                 ..Default::default()
             });
@@ -96,7 +98,28 @@ impl FederationService {
         // out to conflict) is kept whole in the quarantine (R-FED-1).
         let mut raw: HashMap<u64, Vec<u8>> = HashMap::with_capacity(batch.entries.len());
         // The version held here, for a later one that changes only the status.
-        let known = |id: &uuid::Uuid| self.store.record(id).ok().flatten();
+        // Read in one bounded store call before the checks (R-SEC-1: no handler reads the
+        // store on a runtime thread); unknown or unreadable reads as not held.
+        let ids: Vec<uuid::Uuid> = batch
+            .entries
+            .iter()
+            .filter_map(|e| e.record.as_ref())
+            // `check` asks only about later versions (a change of status).
+            .filter(|r| r.version > 1)
+            .filter_map(|r| uuid::Uuid::parse_str(&r.id).ok())
+            .collect();
+        let held: HashMap<uuid::Uuid, crate::record::Record> = self
+            .store
+            .call(move |s| {
+                Ok::<_, crate::store::StoreError>(
+                    ids.iter()
+                        .filter_map(|id| s.record(id).ok().flatten().map(|r| (*id, r)))
+                        .collect(),
+                )
+            })
+            .await
+            .unwrap_or_default();
+        let known = |id: &uuid::Uuid| held.get(id).cloned();
         for entry in batch.entries {
             let seq = entry.seq;
             let record_id = wire_label(&entry);
@@ -132,45 +155,46 @@ impl FederationService {
         let refused_for_log = refused.clone();
         let entries_for_log = entries.clone();
         let now = self.config.clock.now_ms();
-        let outcomes = tokio::task::spawn_blocking(move || {
-            let ids = store.clone();
-            store.apply_from_child(child_region, local, records, last_seq, now, |outcomes| {
-                let log = sync_usage(
-                    &who,
-                    child_region,
-                    outcomes,
-                    &entries_for_log,
-                    &refused_for_log,
-                );
-                let all = refused_for_log
-                    .iter()
-                    .cloned()
-                    .chain(conflicts(&entries_for_log, outcomes));
-                let mut kept = Vec::new();
-                for r in all {
-                    // Drawn also for a resent entry whose notice is not sent again: ids
-                    // need only be unique.
-                    let id = ids.new_notice_id()?;
-                    // Data the law says is never stored (R-DATA-3) or no longer released
-                    // (R-SEC-2) is kept as its name, rule and reason only: it could
-                    // never pass a retry, and keeping it would store it after all.
-                    let entry = if PROHIBITED_CONTENT.contains(&r.rule.as_str()) {
-                        Vec::new()
-                    } else {
-                        raw.remove(&r.seq).unwrap_or_default()
-                    };
-                    kept.push(quarantine(child_region, local, &r, entry, id, now));
-                }
-                Ok(ChildLog {
-                    usage: log,
-                    refused: kept,
-                    released: Vec::new(),
+        let outcomes = self
+            .store
+            .call(move |_| {
+                let ids = store.clone();
+                store.apply_from_child(child_region, local, records, last_seq, now, |outcomes| {
+                    let log = sync_usage(
+                        &who,
+                        child_region,
+                        outcomes,
+                        &entries_for_log,
+                        &refused_for_log,
+                    );
+                    let all = refused_for_log
+                        .iter()
+                        .cloned()
+                        .chain(conflicts(&entries_for_log, outcomes));
+                    let mut kept = Vec::new();
+                    for r in all {
+                        // Drawn also for a resent entry whose notice is not sent again: ids
+                        // need only be unique.
+                        let id = ids.new_notice_id()?;
+                        // Data the law says is never stored (R-DATA-3) or no longer released
+                        // (R-SEC-2) is kept as its name, rule and reason only: it could
+                        // never pass a retry, and keeping it would store it after all.
+                        let entry = if PROHIBITED_CONTENT.contains(&r.rule.as_str()) {
+                            Vec::new()
+                        } else {
+                            raw.remove(&r.seq).unwrap_or_default()
+                        };
+                        kept.push(quarantine(child_region, local, &r, entry, id, now));
+                    }
+                    Ok(ChildLog {
+                        usage: log,
+                        refused: kept,
+                        released: Vec::new(),
+                    })
                 })
             })
-        })
-        .await
-        .map_err(|e| Status::internal(format!("sync task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+            .await
+            .map_err(|e| store_status(&e))?;
         let (mut applied, mut unchanged) = (0, 0);
         for outcome in &outcomes {
             match outcome {
@@ -201,9 +225,9 @@ impl FederationService {
     ) -> Result<(u32, u32, Vec<pb::EntryRefusal>), Status> {
         let store = self.store.clone();
         let region = child.region;
-        let kept = tokio::task::spawn_blocking(move || store.quarantined_from(&region))
+        let kept = store
+            .call(move |s| s.quarantined_from(&region))
             .await
-            .map_err(|e| Status::internal(format!("retry task failed: {e}")))?
             .map_err(|e| store_status(&e))?;
         let today = self.config.clock.today() + chrono::Days::new(1);
         let known = |id: &uuid::Uuid| self.store.record(id).ok().flatten();
@@ -257,42 +281,45 @@ impl FederationService {
         let (store, local, who) = (self.store.clone(), self.config.region, who.to_string());
         let (entries_for_log, still_for_log) = (entries.clone(), still_refused.clone());
         let now = self.config.clock.now_ms();
-        let outcomes = tokio::task::spawn_blocking(move || {
-            store.apply_from_child(region, local, changes, 0, now, |outcomes| {
-                let mut usage =
-                    sync_usage(&who, region, outcomes, &entries_for_log, &still_for_log);
-                for e in &mut usage {
-                    e.rpc = "RetryQuarantine".into();
-                }
-                if let Some(first) = usage.first_mut() {
-                    first.detail = format!("quarantine retried {}", first.detail);
-                }
-                let mut log = ChildLog {
-                    usage,
-                    ..ChildLog::default()
-                };
-                // What stays is kept with today's reason (its key is there already, so
-                // the child is not told twice).
-                for (q, r) in still {
-                    log.refused
-                        .push(quarantine(region, local, &r, q.entry, 0, now));
-                }
-                for (((seq, id), outcome), q) in entries_for_log.iter().zip(outcomes).zip(passed) {
-                    match outcome {
-                        ReplicaOutcome::Conflict { existing } => {
-                            let r = conflict_refusal(*seq, id, existing);
-                            log.refused
-                                .push(quarantine(region, local, &r, q.entry, 0, now));
-                        }
-                        _ => log.released.push(*seq),
+        let outcomes = self
+            .store
+            .call(move |_| {
+                store.apply_from_child(region, local, changes, 0, now, |outcomes| {
+                    let mut usage =
+                        sync_usage(&who, region, outcomes, &entries_for_log, &still_for_log);
+                    for e in &mut usage {
+                        e.rpc = "RetryQuarantine".into();
                     }
-                }
-                Ok(log)
+                    if let Some(first) = usage.first_mut() {
+                        first.detail = format!("quarantine retried {}", first.detail);
+                    }
+                    let mut log = ChildLog {
+                        usage,
+                        ..ChildLog::default()
+                    };
+                    // What stays is kept with today's reason (its key is there already, so
+                    // the child is not told twice).
+                    for (q, r) in still {
+                        log.refused
+                            .push(quarantine(region, local, &r, q.entry, 0, now));
+                    }
+                    for (((seq, id), outcome), q) in
+                        entries_for_log.iter().zip(outcomes).zip(passed)
+                    {
+                        match outcome {
+                            ReplicaOutcome::Conflict { existing } => {
+                                let r = conflict_refusal(*seq, id, existing);
+                                log.refused
+                                    .push(quarantine(region, local, &r, q.entry, 0, now));
+                            }
+                            _ => log.released.push(*seq),
+                        }
+                    }
+                    Ok(log)
+                })
             })
-        })
-        .await
-        .map_err(|e| Status::internal(format!("retry task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+            .await
+            .map_err(|e| store_status(&e))?;
         let count =
             |f: fn(&ReplicaOutcome) -> bool| outcomes.iter().filter(|o| f(o)).count() as u32;
         let applied = count(|o| matches!(o, ReplicaOutcome::Applied));
@@ -302,18 +329,14 @@ impl FederationService {
         Ok((applied, unchanged, refused))
     }
 
-    fn node_status(&self) -> Result<pb::NodeStatus, Status> {
-        let stats = self.store.stats().map_err(|e| store_status(&e))?;
+    /// Reads the store (a full count of the records): run it through `Store::call`.
+    fn node_status(&self) -> Result<pb::NodeStatus, crate::store::StoreError> {
+        let stats = self.store.stats()?;
         let parent = match (&self.config.parent, &self.uplink) {
             (Some(p), Some(u)) => {
                 let s = u.state();
                 let lag_entries = stats.last_change.saturating_sub(s.acked);
-                let lag_ms = match self
-                    .store
-                    .changes_since(s.acked, 1)
-                    .map_err(|e| store_status(&e))?
-                    .first()
-                {
+                let lag_ms = match self.store.changes_since(s.acked, 1)?.first() {
                     Some((_, r)) => (usage::now_ms() - r.made_at_ms()).max(0),
                     None => 0,
                 };
@@ -331,31 +354,23 @@ impl FederationService {
             _ => None,
         };
         let seen = self.children.lock().map(|m| m.clone()).unwrap_or_default();
-        let refused_counts = self
-            .store
-            .quarantine_counts()
-            .map_err(|e| store_status(&e))?;
+        let refused_counts = self.store.quarantine_counts()?;
         let mut children = Vec::with_capacity(self.config.children.len());
         for c in &self.config.children {
             let s = seen.get(&c.region).cloned().unwrap_or_default();
             children.push(pb::ChildStatus {
                 region: c.region.to_string(),
                 connected: s.connected > 0,
-                cursor: self.store.cursor(&c.region).map_err(|e| store_status(&e))?,
+                cursor: self.store.cursor(&c.region)?,
                 reported_head: s.reported_head,
                 last_seen_ms: s.last_seen_ms,
-                notices_pending: self
-                    .store
-                    .pending_notices(&c.region)
-                    .map_err(|e| store_status(&e))?
-                    .len() as u32,
+                notices_pending: self.store.pending_notices(&c.region)?.len() as u32,
                 refused: refused_counts.get(&c.region).copied().unwrap_or(0),
             });
         }
         let quarantine = self
             .store
-            .quarantined(SHOWN)
-            .map_err(|e| store_status(&e))?
+            .quarantined(SHOWN)?
             .iter()
             .map(|q| pb::QuarantinedEntry {
                 child_region: q.child.to_string(),
@@ -367,7 +382,7 @@ impl FederationService {
                 at_ms: q.at_ms,
             })
             .collect();
-        let inbox = self.store.inbox().map_err(|e| store_status(&e))?;
+        let inbox = self.store.inbox()?;
         let refused_above: Vec<pb::Notice> = inbox
             .iter()
             .filter(|n| n.kind == NoticeKind::EntryRefused)
@@ -614,7 +629,8 @@ impl pb::federation_server::Federation for FederationService {
                                 // Two levels below the child are kept, for the census table.
                                 let mut report = crate::census::PlatformReport::from_wire(&figures, 2);
                                 report.region = child.region.to_string();
-                                if let Err(e) = service.store.set_child_report(&child.region, &report) {
+                                let region = child.region;
+                                if let Err(e) = service.store.call(move |s| s.set_child_report(&region, &report)).await {
                                     tracing::error!(child = %child.region, error = %e, "cannot keep a census report");
                                 }
                             }
@@ -622,7 +638,7 @@ impl pb::federation_server::Federation for FederationService {
                                 let Ok(from) = crate::region::RegionCode::parse(&ack.from_region) else { continue };
                                 let store = service.store.clone();
                                 let region = child.region;
-                                let _ = tokio::task::spawn_blocking(move || store.ack_notice(&region, &from, ack.id)).await;
+                                let _ = service.store.call(move |_| store.ack_notice(&region, &from, ack.id)).await;
                             }
                             None => {}
                         }
@@ -641,9 +657,11 @@ impl pb::federation_server::Federation for FederationService {
                 if notices_waiting {
                     let store = service.store.clone();
                     let region = child.region;
-                    let pending =
-                        tokio::task::spawn_blocking(move || store.pending_notices(&region)).await;
-                    let Ok(Ok(pending)) = pending else { continue };
+                    let pending = service
+                        .store
+                        .call(move |_| store.pending_notices(&region))
+                        .await;
+                    let Ok(pending) = pending else { continue };
                     notices_waiting = false;
                     for n in pending {
                         if sent.contains(&(n.from, n.id)) {
@@ -678,13 +696,18 @@ impl pb::federation_server::Federation for FederationService {
             .gate
             .admit(&request, Rpc::Status, Action::Status)
             .await?;
-        let status = self.node_status()?;
+        let service = self.clone();
+        let status = self
+            .store
+            .call(move |_| service.node_status())
+            .await
+            .map_err(|e| store_status(&e))?;
         let store = self.store.clone();
         let mut e = UsageEntry::new(caller.uri(), Action::Status, "Status", usage::now_ms());
         e.detail = "read the node's status".into();
-        tokio::task::spawn_blocking(move || store.append_usage(vec![e]))
+        self.store
+            .call(move |_| store.append_usage(vec![e]))
             .await
-            .map_err(|e| Status::internal(format!("status task failed: {e}")))?
             .map_err(|e| store_status(&e))?;
         Ok(Response::new(status))
     }
@@ -815,20 +838,21 @@ impl pb::federation_server::Federation for FederationService {
         };
         let store = self.store.clone();
         let who = caller.uri();
-        let notice = tokio::task::spawn_blocking(move || {
-            notice.id = store.new_notice_id()?;
-            let mut e = UsageEntry::new(who, Action::Notice, "Notify", usage::now_ms());
-            e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
-            e.detail = format!(
-                "queued {:?} notice {} for {} via {hop}, record {}",
-                notice.kind, notice.id, notice.target, notice.record_id
-            );
-            store.queue_notice(&hop, &notice, vec![e])?;
-            Ok::<_, crate::store::StoreError>(notice)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("notify task failed: {e}")))?
-        .map_err(|e| store_status(&e))?;
+        let notice = self
+            .store
+            .call(move |_| {
+                notice.id = store.new_notice_id()?;
+                let mut e = UsageEntry::new(who, Action::Notice, "Notify", usage::now_ms());
+                e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
+                e.detail = format!(
+                    "queued {:?} notice {} for {} via {hop}, record {}",
+                    notice.kind, notice.id, notice.target, notice.record_id
+                );
+                store.queue_notice(&hop, &notice, vec![e])?;
+                Ok::<_, crate::store::StoreError>(notice)
+            })
+            .await
+            .map_err(|e| store_status(&e))?;
         Ok(Response::new(pb::NotifyResult {
             id: notice.id,
             next_hop: hop.to_string(),

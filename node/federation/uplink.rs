@@ -187,7 +187,7 @@ impl Uplink {
                     if sender.0.is_finished() {
                         return Err(SessionError::Protocol("the changelog reader stopped; see the error before this".into()));
                     }
-                    self.log_lag(link);
+                    self.log_lag(link).await;
                     continue;
                 }
             };
@@ -232,7 +232,7 @@ impl Uplink {
 
     /// Logs how far the parent is behind: entries not yet acknowledged, and the age of
     /// the oldest of them.
-    fn log_lag(&self, link: &Link) {
+    async fn log_lag(&self, link: &Link) {
         let head = *link.store.watch_head().borrow();
         let acked = self.state().acked;
         let lag_entries = head.saturating_sub(acked);
@@ -240,7 +240,8 @@ impl Uplink {
             tracing::debug!(parent = %link.parent.region, head, "uplink caught up");
             return;
         }
-        let lag_ms = match link.store.changes_since(acked, 1) {
+        // Bounded like every store call (R-SEC-1): a stuck store must not hang the uplink.
+        let lag_ms = match link.store.call(move |s| s.changes_since(acked, 1)).await {
             Ok(entries) => entries
                 .first()
                 .map_or(0, |(_, r)| (usage::now_ms() - r.made_at_ms()).max(0)),

@@ -207,9 +207,9 @@ impl ObjectionService {
         f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Fail> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store))
+        self.store
+            .call(move |_| f(store))
             .await
-            .map_err(|e| Fail::Failed(Status::internal(format!("objection task failed: {e}"))))?
             .map_err(|e| Fail::Failed(store_status(&e)))
     }
 

@@ -31,6 +31,7 @@
 
 mod audit;
 mod census;
+mod check;
 mod codec;
 mod durability;
 mod ids;
@@ -57,6 +58,7 @@ use crate::usage::{Chained, Checkpoint, UsageEntry};
 
 pub use audit::{AuditFinding, AuditReport};
 pub use census::{Figures, Monthly};
+pub use check::{CheckReport, Damage, MARK_FILE, Mark, read_mark};
 pub use objections::OriginChange;
 pub use quarantine::{ChildLog, Quarantined, Refused};
 pub use replica::ReplicaOutcome;
@@ -91,12 +93,42 @@ pub enum StoreError {
     Poisoned,
     #[error("the store's lock was poisoned by a panic; restart the node")]
     Lock,
+    /// The store's files are damaged (R-SEC-1): found by the integrity check, by sled, or
+    /// by sled panicking or not answering while opening them.
+    #[error("{file} is damaged: {detail}")]
+    Damaged { file: String, detail: String },
+    /// sled reported corruption itself.
+    #[error("the storage engine found its files corrupted: {0}")]
+    EngineCorruption(String),
+    /// A store call did not return within its bound (`[store] call_timeout_secs`).
+    #[error("the store did not answer within {secs} s")]
+    TimedOut { secs: u64 },
+    /// An earlier store call is still stuck; calls fail at once until it returns.
+    #[error("the store is not answering (an earlier call is still stuck); restart the node")]
+    Stalled,
+}
+
+impl StoreError {
+    /// Whether the error says a stored file is damaged (exit 4 in the CLI), rather than
+    /// that the store is busy, locked or unreachable.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Damaged { .. }
+                | StoreError::EngineCorruption(_)
+                | StoreError::Corrupt { .. }
+        )
+    }
 }
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         match e {
             sled::Error::Io(io) => StoreError::Io(io),
+            sled::Error::Corruption { at, .. } => StoreError::EngineCorruption(match at {
+                Some(at) => format!("at {at}"),
+                None => "no position given".into(),
+            }),
             other => StoreError::Engine(other.to_string()),
         }
     }
@@ -247,15 +279,26 @@ pub struct Stats {
 pub struct StoreOptions {
     /// sled's page cache, in bytes. RSS runs at about 1.3x this or more (sled #986).
     pub cache_bytes: u64,
+    /// The bound on one store call made for a request (`Store::call`).
+    pub call_timeout: std::time::Duration,
+    /// The bound on opening and checking the store at start (`Store::open_checked`).
+    pub open_timeout: std::time::Duration,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 256 * 1024 * 1024,
+            call_timeout: std::time::Duration::from_secs(30),
+            open_timeout: std::time::Duration::from_secs(600),
         }
     }
 }
+
+/// A bounded call's state, so that exactly one side counts it as stuck and uncounts it.
+const CALL_RUNNING: u8 = 0;
+const CALL_DONE: u8 = 1;
+const CALL_ABANDONED: u8 = 2;
 
 struct Writer {
     next_change: u64,
@@ -301,12 +344,90 @@ struct Inner {
     synced: Mutex<u64>,
     poisoned: AtomicBool,
     dir: PathBuf,
+    /// See `StoreOptions::call_timeout`.
+    call_timeout: std::time::Duration,
+    /// Calls that passed their bound and have not returned yet (see `call`).
+    stuck: std::sync::atomic::AtomicUsize,
 }
 
 impl Store {
     /// Opens (or creates) the store in `dir`, then replays any changelog entries the
     /// records tree has not yet applied.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        Store::open_with(dir, options, false)
+    }
+
+    /// Opens the store as `open` does, after checking its integrity (`check`): any
+    /// damage refuses the open, naming what is damaged and where (R-SEC-1). The open and
+    /// the check run within `options.open_timeout`, and a panic in sled becomes an error.
+    pub fn open_checked(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let (d, o) = (dir.to_path_buf(), options.clone());
+        check::bounded(dir, options.open_timeout, move || {
+            Store::open_with(&d, &o, true)
+        })
+    }
+
+    /// `open` within `options.open_timeout`, a panic in sled becoming an error: for
+    /// offline commands that read a store that may be damaged (`audit verify`).
+    pub fn open_bounded(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let (d, o) = (dir.to_path_buf(), options.clone());
+        check::bounded(dir, options.open_timeout, move || {
+            Store::open_with(&d, &o, false)
+        })
+    }
+
+    /// The integrity check alone, offline (`credit-node store check`): opens the store in
+    /// `dir` without replaying or writing anything of ours, checks every tree, and closes
+    /// it. Within `options.open_timeout`; a panic in sled becomes an error.
+    pub fn check_dir(dir: &Path, options: &StoreOptions) -> Result<CheckReport, StoreError> {
+        if !dir.join("db").is_file() {
+            return Err(StoreError::Engine(format!(
+                "{} holds no node store (no db file)",
+                dir.display()
+            )));
+        }
+        let (d, o) = (dir.to_path_buf(), options.clone());
+        check::bounded(dir, options.open_timeout, move || {
+            let started = std::time::Instant::now();
+            let db = open_db(&d, &o)?;
+            let trees = [
+                "records",
+                "changelog",
+                "usage",
+                "notices",
+                "consents",
+                "checkpoints",
+                "objections",
+            ]
+            .map(|name| db.open_tree(name));
+            let [
+                records,
+                changelog,
+                usage,
+                notices,
+                consents,
+                checkpoints,
+                objections,
+            ] = trees;
+            let mark = check::read_mark(&d)?;
+            let opened_ms = started.elapsed().as_millis() as u64;
+            let mut report = check::run(&check::Trees {
+                records: &records?,
+                changelog: &changelog?,
+                usage: &usage?,
+                notices: &notices?,
+                consents: &consents?,
+                checkpoints: &checkpoints?,
+                objections: &objections?,
+            });
+            check::against_mark(&mut report, mark, &d);
+            report.open_ms = opened_ms;
+            report.check_ms = started.elapsed().as_millis() as u64 - report.open_ms;
+            Ok(report)
+        })
+    }
+
+    fn open_with(dir: &Path, options: &StoreOptions, checked: bool) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)?;
         let db = open_db(dir, options)?;
         let records = db.open_tree("records")?;
@@ -316,6 +437,43 @@ impl Store {
         let consents = db.open_tree("consents")?;
         let checkpoints = db.open_tree("checkpoints")?;
         let objections = db.open_tree("objections")?;
+        if checked {
+            let started = std::time::Instant::now();
+            let mark = check::read_mark(dir)?;
+            let mut report = check::run(&check::Trees {
+                records: &records,
+                changelog: &changelog,
+                usage: &usage,
+                notices: &notices,
+                consents: &consents,
+                checkpoints: &checkpoints,
+                objections: &objections,
+            });
+            check::against_mark(&mut report, mark, dir);
+            if !report.ok() {
+                let more = report.damage.len() as u64 + report.more - 1;
+                return Err(StoreError::Damaged {
+                    file: dir.join("db").display().to_string(),
+                    detail: format!(
+                        "{}{}; run `credit-node store check --data-dir {}` for the full list",
+                        report.damage[0],
+                        if more > 0 {
+                            format!(" (and {more} more)")
+                        } else {
+                            String::new()
+                        },
+                        dir.display()
+                    ),
+                });
+            }
+            tracing::info!(
+                records = report.records,
+                changes = report.changes,
+                usage = report.usage_entries,
+                ms = started.elapsed().as_millis() as u64,
+                "store integrity checked"
+            );
+        }
         let held = objections::load_held(&objections)?;
         let durability = Durability::new(dir)?;
 
@@ -355,6 +513,8 @@ impl Store {
                 synced: Mutex::new(0),
                 poisoned: AtomicBool::new(false),
                 dir: dir.to_path_buf(),
+                call_timeout: options.call_timeout,
+                stuck: std::sync::atomic::AtomicUsize::new(0),
             }),
         };
         // A store from before the census was kept: count what it holds, once.
@@ -372,11 +532,114 @@ impl Store {
                 .figures = figures;
         }
         store.replay()?;
+        if checked {
+            // What this open found is on disk: a later open must find at least as much.
+            store.write_mark()?;
+        }
         Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Runs `f` on a blocking thread within `[store] call_timeout_secs`: the one way a
+    /// request handler calls the store. sled can spin for ever on a damaged page; then the
+    /// handler gets `TimedOut` (`Unavailable`) at the bound instead of hanging a runtime
+    /// thread, and until that call returns every further call fails at once (`Stalled`)
+    /// rather than queueing behind it.
+    pub async fn call<T, E>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.call_within(self.inner.call_timeout, f).await
+    }
+
+    /// `call` with a bound of its own (a whole-log verification takes longer).
+    pub async fn call_within<T, E>(
+        &self,
+        bound: std::time::Duration,
+        f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        if self.inner.stuck.load(Ordering::SeqCst) > 0 {
+            return Err(StoreError::Stalled.into());
+        }
+        let state = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(CALL_RUNNING));
+        let (store, mine) = (self.clone(), state.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let out = f(&store);
+            if mine.swap(CALL_DONE, Ordering::SeqCst) == CALL_ABANDONED {
+                store.inner.stuck.fetch_sub(1, Ordering::SeqCst);
+                tracing::warn!("a store call that had passed its bound returned");
+            }
+            out
+        });
+        match tokio::time::timeout(bound, task).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => Err(StoreError::Engine(format!("a store call failed: {e}")).into()),
+            Err(_) => {
+                self.inner.stuck.fetch_add(1, Ordering::SeqCst);
+                if state
+                    .compare_exchange(
+                        CALL_RUNNING,
+                        CALL_ABANDONED,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
+                    .is_err()
+                {
+                    // It returned just now: not stuck.
+                    self.inner.stuck.fetch_sub(1, Ordering::SeqCst);
+                }
+                tracing::error!(bound_ms = bound.as_millis() as u64, dir = %self.inner.dir.display(),
+                    "a store call did not return within its bound");
+                Err(StoreError::TimedOut {
+                    secs: bound.as_secs(),
+                }
+                .into())
+            }
+        }
+    }
+
+    /// The integrity check (see `check`) of the store as it stands.
+    pub fn check(&self) -> CheckReport {
+        let i = &self.inner;
+        check::run(&check::Trees {
+            records: &i.records,
+            changelog: &i.changelog,
+            usage: &i.usage,
+            notices: &i.notices,
+            consents: &i.consents,
+            checkpoints: &i.checkpoints,
+            objections: &i.objections,
+        })
+    }
+
+    /// Records how far the store has come (`check::Mark`), for the next open's check.
+    /// It syncs first, holding off writers, so the mark never names what is not on disk.
+    pub fn write_mark(&self) -> Result<(), StoreError> {
+        let mark = {
+            let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+            self.sync()?;
+            Mark {
+                changelog: w.next_change - 1,
+                usage: w.next_usage - 1,
+            }
+        };
+        check::write_mark(&self.inner.dir, mark)
+    }
+
+    /// The bound on one request's store call.
+    pub fn call_timeout(&self) -> std::time::Duration {
+        self.inner.call_timeout
     }
 
     /// Ties the store to `region` on first use and refuses, later, a node of another
@@ -930,6 +1193,26 @@ fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
                 }
                 waited += 1;
                 std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            // sled checks its `conf` file's checksum and format; a damaged one reads as
+            // "unsupported" (or as a store from before sled 0.29).
+            Err(sled::Error::Unsupported(m)) => {
+                return Err(StoreError::Damaged {
+                    file: dir.join("conf").display().to_string(),
+                    detail: format!(
+                        "the storage engine cannot read it ({m}): damaged, or not written by \
+                         sled 0.34"
+                    ),
+                });
+            }
+            Err(sled::Error::Corruption { at, .. }) => {
+                return Err(StoreError::Damaged {
+                    file: dir.join("db").display().to_string(),
+                    detail: format!(
+                        "the storage engine found it corrupted{}",
+                        at.map(|a| format!(" at {a}")).unwrap_or_default()
+                    ),
+                });
             }
             Err(e) => return Err(e.into()),
         }

@@ -727,3 +727,144 @@ fn redaction_removes_the_fields_of_earlier_versions() {
         Some("3")
     );
 }
+
+/// A store call that blocks (as sled does looping on a damaged page) does not hang the
+/// handler: it gets `TimedOut` (`Unavailable`) at the bound; while that call is stuck,
+/// further calls fail at once (`Stalled`); once it returns, calls work again (R-SEC-1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_call_that_blocks_returns_unavailable_within_its_bound_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        call_timeout: std::time::Duration::from_millis(200),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), &options).unwrap();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let outer = std::time::Duration::from_secs(30);
+    let stuck = tokio::time::timeout(
+        outer,
+        store.call(move |s| {
+            let _ = blocked.recv();
+            s.stats()
+        }),
+    )
+    .await
+    .expect("the handler gets an answer at the bound, not never");
+    let err = stuck.unwrap_err();
+    assert!(matches!(err, StoreError::TimedOut { .. }), "{err}");
+    assert_eq!(
+        crate::exchange::status::store_status(&err).code(),
+        tonic::Code::Unavailable
+    );
+    let next = tokio::time::timeout(outer, store.call(|s| s.stats()))
+        .await
+        .unwrap();
+    assert!(matches!(next, Err(StoreError::Stalled)), "{next:?}");
+    assert_eq!(
+        crate::exchange::status::store_status(&StoreError::Stalled).code(),
+        tonic::Code::Unavailable
+    );
+
+    release.send(()).unwrap();
+    let mut answered = false;
+    for _ in 0..300 {
+        if store.call(|s| s.stats()).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(answered, "calls work again once the stuck one returned");
+}
+
+/// The integrity check passes a store as the write paths leave it, and names a record
+/// changed in place (still decoding), a changelog chunk that no longer decodes, census
+/// figures that differ from a recount, and a usage entry changed in place (R-SEC-1).
+#[test]
+fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let subjects = ["91211382MA0000000X", "91211382MA0000001X"];
+    for (i, s) in subjects.iter().enumerate() {
+        store
+            .accept(
+                vec![content(s, &format!("R-{i}"), "1.5")],
+                region(),
+                10,
+                push_usage,
+            )
+            .unwrap();
+    }
+    // A new version of the first, so the changelog holds two versions of one id.
+    store
+        .accept(
+            vec![content(subjects[0], "R-0", "2.5")],
+            region(),
+            11,
+            push_usage,
+        )
+        .unwrap();
+    let clean = store.check();
+    assert!(clean.ok(), "{:?}", clean.damage);
+    assert_eq!((clean.records, clean.changes), (2, 3));
+
+    // A record's field changed in place: still decodes, no longer matches its hash.
+    let key = natural_key(&content(subjects[1], "R-1", "1.5"), &region());
+    let mut r: Record = decode(&store.inner.records.get(&key).unwrap().unwrap(), "r").unwrap();
+    r.content.fields.insert("fine_amount".into(), "9.5".into());
+    store
+        .inner
+        .records
+        .insert(&key, encode(&r).unwrap())
+        .unwrap();
+    let found = store.check();
+    assert!(
+        found
+            .damage
+            .iter()
+            .any(|d| d.tree == "records" && d.problem.contains("content hash")),
+        "{:?}",
+        found.damage
+    );
+    // Subject identifiers in keys are masked in the report.
+    assert!(
+        found.damage.iter().all(|d| !d.key.contains(subjects[1])),
+        "{:?}",
+        found.damage
+    );
+
+    // A chunk that no longer decodes, figures that differ, a usage entry changed.
+    let (k, v) = store.inner.changelog.first().unwrap().unwrap();
+    let bad = v[..v.len() - 8].to_vec();
+    store.inner.changelog.insert(&k, bad).unwrap();
+    let mut figures = store.recount().unwrap();
+    figures.total += 1;
+    store
+        .inner
+        .records
+        .insert(census::FIGURES_KEY, encode(&figures).unwrap())
+        .unwrap();
+    let (uk, uv) = store.inner.usage.first().unwrap().unwrap();
+    let mut chained: Chained = decode(&uv, "u").unwrap();
+    chained.entry.count += 1;
+    store
+        .inner
+        .usage
+        .insert(&uk, encode(&chained).unwrap())
+        .unwrap();
+    let found = store.check();
+    for (tree, what) in [
+        ("changelog", "does not decode"),
+        ("records", "census figures"),
+        ("usage", "does not match its hash"),
+    ] {
+        assert!(
+            found
+                .damage
+                .iter()
+                .any(|d| d.tree == tree && d.problem.contains(what)),
+            "{tree}: {what}: {:?}",
+            found.damage
+        );
+    }
+}

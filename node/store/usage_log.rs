@@ -27,6 +27,8 @@ type Done = oneshot::Sender<Result<(), Arc<StoreError>>>;
 #[derive(Clone)]
 pub struct UsageLog {
     tx: mpsc::Sender<(Vec<UsageEntry>, Done)>,
+    /// `[store] call_timeout_secs`: a caller waits no longer for its entry.
+    bound: std::time::Duration,
 }
 
 impl UsageLog {
@@ -44,7 +46,10 @@ impl UsageLog {
                 tracing::error!(error = %e, "cannot start a usage-log writer");
             }
         }
-        UsageLog { tx }
+        UsageLog {
+            tx,
+            bound: store.call_timeout(),
+        }
     }
 
     /// Appends `entries` and returns once they are durable.
@@ -58,8 +63,22 @@ impl UsageLog {
                 "the usage-log writer has stopped".into(),
             ))
         };
-        self.tx.send((entries, done)).await.map_err(|_| gone())?;
-        wait.await.map_err(|_| gone())?
+        // Bounded like every store call a request makes (`Store::call`): a writer stuck
+        // in sled must not hang the request.
+        let timed_out = || {
+            Arc::new(StoreError::TimedOut {
+                secs: self.bound.as_secs(),
+            })
+        };
+        match tokio::time::timeout(self.bound, async {
+            self.tx.send((entries, done)).await.map_err(|_| gone())?;
+            wait.await.map_err(|_| gone())?
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(timed_out()),
+        }
     }
 }
 

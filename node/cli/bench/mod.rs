@@ -155,17 +155,35 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     let validate_time = validate_started.elapsed();
     let store_dir = tmp.path().join("store-only");
     let region = RegionCode::parse("211382")?;
-    let store_rate = tokio::task::spawn_blocking(move || -> Result<f64, CliError> {
-        let store = Store::open(&store_dir, &StoreOptions::default())?;
-        let started = Instant::now();
-        let mut it = contents.into_iter().peekable();
-        while it.peek().is_some() {
-            let chunk: Vec<_> = it.by_ref().take(batch).collect();
-            store.accept(chunk, region, crate::usage::now_ms(), |_| Vec::new())?;
-        }
-        Ok(args.records as f64 / started.elapsed().as_secs_f64())
-    })
-    .await??;
+    let store_rate =
+        tokio::task::spawn_blocking(move || -> Result<(f64, f64, u64, u64), CliError> {
+            let store = Store::open(&store_dir, &StoreOptions::default())?;
+            let started = Instant::now();
+            let mut it = contents.into_iter().peekable();
+            while it.peek().is_some() {
+                let chunk: Vec<_> = it.by_ref().take(batch).collect();
+                store.accept(chunk, region, crate::usage::now_ms(), |_| Vec::new())?;
+            }
+            let rate = args.records as f64 / started.elapsed().as_secs_f64();
+            store.sync()?;
+            drop(store);
+            // What every start adds: the integrity check of the whole store (R-SEC-1).
+            let checked = Instant::now();
+            let report = Store::check_dir(&store_dir, &StoreOptions::default())?;
+            if !report.ok() {
+                return Err(
+                    format!("the integrity check found damage: {:?}", report.damage).into(),
+                );
+            }
+            Ok((
+                rate,
+                checked.elapsed().as_secs_f64(),
+                report.open_ms,
+                report.check_ms,
+            ))
+        })
+        .await??;
+    let (store_rate, check_secs, open_ms, check_ms) = store_rate;
 
     println!();
     println!("end to end (mTLS + gRPC + validation + durable store):");
@@ -196,6 +214,10 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
         args.records as f64 / validate_time.as_secs_f64()
     );
     println!("store only (same records, same batches, durable): {store_rate:.0} records/s");
+    println!(
+        "integrity check of that store (store check, run at every start): {check_secs:.2} s \
+         (sled's open {open_ms} ms, the check {check_ms} ms)"
+    );
     println!(
         "ratio end to end / store only: {:.2}",
         e2e_rate / store_rate
