@@ -428,7 +428,7 @@ impl Store {
     }
 
     fn open_with(dir: &Path, options: &StoreOptions, checked: bool) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)?;
+        private_dir(dir)?;
         let db = open_db(dir, options)?;
         let records = db.open_tree("records")?;
         let changelog = db.open_tree("changelog")?;
@@ -1175,6 +1175,23 @@ fn natural_key(c: &Content, origin: &RegionCode) -> Vec<u8> {
 /// Opens sled, waiting up to two seconds for the file lock: after a `Store` in this
 /// process is dropped, sled's background flusher can hold the lock a moment longer.
 /// Another process holding it is reported as such.
+/// Creates the data folder readable by this user alone, and closes an existing one that
+/// others could read: it holds a region's personal data and its usage log (R-SEC-1).
+fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777),
+            "the data folder was open to other users; closing it to its owner (0700)");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
         .path(dir)

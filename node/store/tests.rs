@@ -868,3 +868,20 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
         );
     }
 }
+
+/// The data folder holds personal data: created private, and an existing one that other
+/// users could read is closed to its owner (R-SEC-1).
+#[test]
+fn the_data_folder_is_private_to_its_owner_r_sec_1() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh/data");
+    drop(Store::open(&fresh, &StoreOptions::default()).unwrap());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fresh), 0o700);
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(Store::open(&open, &StoreOptions::default()).unwrap());
+    assert_eq!(mode(&open), 0o700);
+}
