@@ -105,7 +105,11 @@ impl AccessService {
             }
             caller.clone()
         };
-        let subject = subject_id(&req.subject_id, &self.config.legacy_codes)?;
+        let subject = subject_id(
+            &req.subject_id,
+            &self.config.legacy_codes,
+            self.config.clock.today(),
+        )?;
         let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
             refusal(
                 Code::InvalidArgument,
