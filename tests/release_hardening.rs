@@ -527,3 +527,71 @@ async fn a_non_ascii_subject_id_is_refused_and_logged_not_a_panic_r_data_1() {
         .await;
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+#[tokio::test]
+async fn public_answer_masks_full_width_and_split_ids_and_a_sole_trader_r_rel_2() {
+    use credit_node::policy::identifier::uscc_check_char;
+    let today = "2026-03-31";
+    let n = Node::start(today).await;
+    let mut amr = n.amr().await;
+    // A person: the id and mobile in full-width digits, split by other separators, in
+    // parts; the fine is an ordinary amount.
+    let mut person = penalty_naming_everything(today);
+    person.fields.insert(
+        "facts".into(),
+        "当事人身份证２１１３８２１９８００２２９０１３４，电话１３８１２３４５６７８，\
+         又记 211382.19800229.0134、211382 198002290134，前六位211382，\
+         手机 +86 138 1234 5678 300 元"
+            .into(),
+    );
+    person.provider_ref = "CF-2026-7".into();
+    // A sole trader (个体工商户): a legal person whose code and name identify its owner.
+    let body = "92211382MA0Y8L6X3";
+    let trader = format!("{body}{}", uscc_check_char(body).unwrap());
+    let mut shop = penalty_naming_everything(today);
+    shop.subject_kind = Some(SubjectKind::Legal);
+    shop.subject_id = trader.clone();
+    shop.subject_name = "凌源市王建国五金店".into();
+    shop.provider_ref = format!("CF-{trader}");
+    shop.fields.insert("facts".into(), "凌源市王建国五金店无照经营".into());
+    shop.fields.insert("decision_no".into(), "凌市监罚决〔2026〕8号".into());
+    shop.fields.remove("remarks");
+    let r = push_one(&mut amr, vec![draft_to_wire(&person), draft_to_wire(&shop)])
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 2, "{r:?}");
+
+    let public = n
+        .query(Role::Agency, "news-agency", ask(pb::LegalBasis::Public, ""))
+        .await;
+    assert_eq!(public.records.len(), 1);
+    let all = format!("{:?}", public.records[0]);
+    for secret in [
+        "２１１３８２１９８００２２９０１３４",
+        "１３８１２３４５６７８",
+        "１９８００２２９",
+        "19800229",
+        "前六位211382",
+        "1234 5678",
+    ] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+    assert!(all.contains("300 元"), "{all}");
+
+    let shop_answer = n
+        .query(
+            Role::Agency,
+            "news-agency",
+            pb::QueryRequest {
+                subject_id: trader.clone(),
+                ..ask(pb::LegalBasis::Public, "")
+            },
+        )
+        .await;
+    assert_eq!(shop_answer.records.len(), 1);
+    let all = format!("{:?}", shop_answer.records[0]);
+    for secret in [trader.as_str(), "凌源市王建国五金店", "MA0Y8L"] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+    assert_eq!(shop_answer.records[0].fields["fine_amount"], "0.5");
+}
