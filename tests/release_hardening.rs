@@ -220,7 +220,7 @@ async fn usage_entries_keep_no_identifier_from_free_text_r_data_3() {
         "window-1",
         ask(
             pb::LegalBasis::Self_,
-            &format!("居民身份证 {ID}，电话 {MOBILE}，卡 {CARD}"),
+            &format!("居民身份证 {ID}（{NAME}），电话 {MOBILE}，卡 {CARD}"),
         ),
     )
     .await;
@@ -553,8 +553,10 @@ async fn public_answer_masks_full_width_and_split_ids_and_a_sole_trader_r_rel_2(
     shop.subject_id = trader.clone();
     shop.subject_name = "凌源市王建国五金店".into();
     shop.provider_ref = format!("CF-{trader}");
-    shop.fields.insert("facts".into(), "凌源市王建国五金店无照经营".into());
-    shop.fields.insert("decision_no".into(), "凌市监罚决〔2026〕8号".into());
+    shop.fields
+        .insert("facts".into(), "凌源市王建国五金店无照经营".into());
+    shop.fields
+        .insert("decision_no".into(), "凌市监罚决〔2026〕8号".into());
     shop.fields.remove("remarks");
     let r = push_one(&mut amr, vec![draft_to_wire(&person), draft_to_wire(&shop)])
         .await
