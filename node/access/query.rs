@@ -529,10 +529,7 @@ fn mask_public_wire(r: &mut pb::Record, catalog: &crate::policy::Catalog, held: 
         .unwrap_or_default();
     let mut names: Vec<&str> = held.to_vec();
     names.push(name.as_str());
-    let how = Masking {
-        natural: personal,
-        names: if personal { &names } else { &[] },
-    };
+    let how = Masking::released(personal, if personal { &names } else { &[] });
     let category = catalog.get(&r.category);
     r.fields = std::mem::take(&mut r.fields)
         .into_iter()

@@ -41,15 +41,30 @@ pub struct Masking<'a> {
     /// Names masked wherever they appear (a name of one character is left alone: it
     /// would mask that character everywhere).
     pub names: &'a [&'a str],
+    /// With `natural`, also the shorter runs of digits that could be part of a resident
+    /// id split over several places (a province's code, a birth date): for released text
+    /// about a person, not for the usage log, whose details name regions by code.
+    pub parts: bool,
 }
 
-impl Masking<'_> {
+impl<'a> Masking<'a> {
     /// For text kept about no particular subject (the usage log): every identifier
     /// shape, conservatively, and no names.
     pub const LOG: Masking<'static> = Masking {
         natural: true,
         names: &[],
+        parts: false,
     };
+
+    /// For released text: conservative (`natural`, `parts`) about a person, by shape
+    /// otherwise; `names` masked either way.
+    pub fn released(personal: bool, names: &'a [&'a str]) -> Masking<'a> {
+        Masking {
+            natural: personal,
+            names,
+            parts: personal,
+        }
+    }
 }
 
 /// A name masked: its first character kept, the rest stars (`张**`).
@@ -80,7 +95,7 @@ pub fn mask_text(text: &str, how: Masking<'_>) -> String {
     let mut chars: Vec<char> = text.chars().collect();
     let plain: Vec<char> = chars.iter().map(|&c| half_width(c)).collect();
     let mut star = vec![false; chars.len()];
-    mark_digit_chains(&plain, how.natural, &mut star);
+    mark_digit_chains(&plain, how, &mut star);
     mark_uscc_shapes(&plain, !how.natural, &mut star);
     for (c, s) in chars.iter_mut().zip(&star) {
         if *s {
@@ -145,7 +160,8 @@ struct Chain {
 /// id by its region and birth date, a mobile (`1[3-9]` and nine more); the chain as a
 /// whole by its length. For a natural person also every shorter run that could be part
 /// of a resident id (a region code, a birth date).
-fn mark_digit_chains(chars: &[char], natural: bool, star: &mut [bool]) {
+fn mark_digit_chains(chars: &[char], how: Masking<'_>, star: &mut [bool]) {
+    let natural = how.natural;
     let mut i = 0;
     while i < chars.len() {
         if !chars[i].is_ascii_digit() {
@@ -184,7 +200,7 @@ fn mark_digit_chains(chars: &[char], natural: bool, star: &mut [bool]) {
             chain.at.push(last);
             last += 1;
         }
-        if !mark_chain(&chain, natural, star) && natural {
+        if !mark_chain(&chain, natural, star) && natural && how.parts {
             for (start, end) in runs {
                 mark_id_part(chars, start, end, star);
             }
@@ -377,10 +393,12 @@ mod tests {
     const PERSON: Masking<'static> = Masking {
         natural: true,
         names: &["王建国"],
+        parts: true,
     };
     const FIRM: Masking<'static> = Masking {
         natural: false,
         names: &[],
+        parts: false,
     };
 
     #[test]
@@ -491,8 +509,8 @@ mod tests {
             "当事人王**于2024年"
         );
         let one = Masking {
-            natural: true,
             names: &["王"],
+            ..PERSON
         };
         assert_eq!(mask_text("王府井", one), "王府井");
         assert_eq!(mask_text("王建国", PERSON), "王**");
@@ -566,7 +584,12 @@ mod tests {
         assert!(!out.contains("19800229"), "{out}");
         let out = mask_text("生日19800229", PERSON);
         assert!(!out.contains("19800229"), "{out}");
-        // A firm's text keeps them: a region code and a date are not personal there.
+        // A firm's text keeps them: a region code and a date are not personal there;
+        // nor does the usage log mask them (its details name regions by code).
         assert_eq!(mask_text("区划211382", FIRM), "区划211382");
+        assert_eq!(
+            mask_text("forwarded to 210000; answered by 210000", Masking::LOG),
+            "forwarded to 210000; answered by 210000"
+        );
     }
 }

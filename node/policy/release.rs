@@ -222,10 +222,7 @@ pub fn mask_public(record: &mut Record, catalog: &Catalog) {
     let personal = is_personal(c.subject.kind, &c.subject.id);
     let name = c.subject.name.clone();
     let names = [name.as_str()];
-    let how = Masking {
-        natural: personal,
-        names: if personal { &names } else { &[] },
-    };
+    let how = Masking::released(personal, if personal { &names } else { &[] });
     let category = catalog.get(&c.category);
     c.fields = std::mem::take(&mut c.fields)
         .into_iter()
