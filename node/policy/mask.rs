@@ -93,7 +93,8 @@ pub fn mask_text(text: &str, how: Masking<'_>) -> String {
         return text.to_string();
     }
     let mut chars: Vec<char> = text.chars().collect();
-    let plain: Vec<char> = chars.iter().map(|&c| half_width(c)).collect();
+    let mut plain: Vec<char> = chars.iter().map(|&c| half_width(c)).collect();
+    hide_uuids(&mut plain);
     let mut star = vec![false; chars.len()];
     mark_digit_chains(&plain, how, &mut star);
     mark_uscc_shapes(&plain, !how.natural, &mut star);
@@ -110,6 +111,42 @@ pub fn mask_text(text: &str, how: Masking<'_>) -> String {
         }
     }
     out
+}
+
+/// Replaces every UUID (a record's or a consent's id, `8-4-4-4-12` hex digits) by
+/// letters: its digit groups are not a number, and the usage log links entries by them.
+fn hide_uuids(plain: &mut [char]) {
+    const SHAPE: [usize; 5] = [8, 4, 4, 4, 12];
+    const LEN: usize = 36;
+    let hex = |c: char| c.is_ascii_hexdigit();
+    let mut i = 0;
+    while i + LEN <= plain.len() {
+        let boundary = |p: Option<usize>| {
+            p.and_then(|p| plain.get(p))
+                .is_none_or(|&c| !c.is_ascii_alphanumeric())
+        };
+        let mut p = i;
+        let mut fits = boundary(i.checked_sub(1)) && boundary(Some(i + LEN));
+        for (k, &len) in SHAPE.iter().enumerate() {
+            if !fits {
+                break;
+            }
+            fits = plain[p..p + len].iter().all(|&c| hex(c));
+            p += len;
+            if k < SHAPE.len() - 1 {
+                fits = fits && plain[p] == '-';
+                p += 1;
+            }
+        }
+        if fits {
+            for c in &mut plain[i..i + LEN] {
+                *c = 'u';
+            }
+            i += LEN;
+        } else {
+            i += 1;
+        }
+    }
 }
 
 /// The ASCII character a full-width form (U+FF01..U+FF5E) stands for, a space for the
@@ -468,9 +505,12 @@ mod tests {
             "罚款 5000 元",
             "罚款 5000.00 元，2024.01.15 缴清",
             "01947f3c-1234-7abc-8def-123456789012",
+            "consent 019d420c-5e7f-7339-ad80-000000000040 expired",
+            "019d420c-5e7f-7339-ad80-211382198002",
             "accepted 998, rejected 2",
         ] {
             assert_eq!(mask_text(text, PERSON), text, "{text}");
+            assert_eq!(mask_text(text, Masking::LOG), text, "{text}");
         }
         // A firm's case number and amounts stay; a person's text masks a number that
         // starts with a birth date.
