@@ -508,7 +508,6 @@ async fn a_non_ascii_subject_id_is_refused_and_logged_not_a_panic_r_data_1() {
         pb::consents_client::ConsentsClient::new(n.channel(Role::Operator, "window-1").await)
             .list(pb::ListConsentsRequest {
                 subject_id: subject.into(),
-                ..Default::default()
             })
             .await
             .unwrap_err();

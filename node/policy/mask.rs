@@ -216,8 +216,8 @@ fn mark_digit_chains(chars: &[char], how: Masking<'_>, star: &mut [bool]) {
         loop {
             let end = digit_run(chars, start);
             chain.groups.push(chain.digits.len());
-            for p in start..end {
-                chain.digits.push(chars[p] as u8 - b'0');
+            for (p, &c) in chars.iter().enumerate().take(end).skip(start) {
+                chain.digits.push(c as u8 - b'0');
                 chain.at.push(p);
             }
             runs.push((start, end));
@@ -388,7 +388,7 @@ fn luhn(digits: &[u8]) -> bool {
             d
         };
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Marks every 18-character window of ASCII letters and digits that has a USCC's shape:
