@@ -170,8 +170,9 @@ async fn public_answer_masks_ids_names_mobiles_and_cards_in_free_text_r_rel_2() 
     let record = &public.records[0];
     let all = format!("{record:?}");
     assert_eq!(identifiers_in(&all), Vec::<&str>::new(), "{all}");
-    // Masked, not dropped: the released text still reads.
-    assert_eq!(record.provider_ref, "CF-2113**********0134-138****5678");
+    // Masked, not dropped: the released text still reads. The id and the mobile joined
+    // by a hyphen are one long number in a person's text: masked as a whole.
+    assert_eq!(record.provider_ref, "CF-2113**************-*******5678");
     assert!(
         record.fields["facts"]
             .starts_with("当事人王**（公民身份号码2113**********0134，联系电话138****5678"),
@@ -219,7 +220,7 @@ async fn usage_entries_keep_no_identifier_from_free_text_r_data_3() {
         "window-1",
         ask(
             pb::LegalBasis::Self_,
-            &format!("居民身份证 {ID}，电话 {MOBILE}，卡 {CARD}"),
+            &format!("居民身份证 {ID}（{NAME}），电话 {MOBILE}，卡 {CARD}"),
         ),
     )
     .await;
@@ -399,6 +400,8 @@ async fn a_consent_longer_than_the_configured_term_is_refused_r_rel_4() {
     for (from, until, field) in [
         ("", "2033-03-01", "valid_until"),
         ("2030-01-01", "2035-01-02", "valid_until"),
+        // Five years and a day: both the first and the last day count.
+        ("2030-01-01", "2035-01-01", "valid_until"),
         ("", "9999-12-31", "valid_until"),
         ("2033-03-01", "2033-06-01", "valid_from"),
     ] {
@@ -412,7 +415,7 @@ async fn a_consent_longer_than_the_configured_term_is_refused_r_rel_4() {
     }
     assert_eq!(n.node.store().fingerprint().unwrap(), fingerprint);
     let logged = n.usage_after(before);
-    assert_eq!(logged.len(), 4);
+    assert_eq!(logged.len(), 5);
     for e in &logged {
         let Outcome::Refused { rule, .. } = &e.outcome else {
             panic!("not refused: {e:?}");
@@ -427,7 +430,7 @@ async fn a_consent_longer_than_the_configured_term_is_refused_r_rel_4() {
         .into_inner();
     assert_eq!(given.terms.unwrap().valid_until, "2033-02-28");
     let given = consents
-        .grant(grant("2030-01-01", "2035-01-01"))
+        .grant(grant("2030-01-01", "2034-12-31"))
         .await
         .unwrap()
         .into_inner();
@@ -480,4 +483,116 @@ async fn a_public_answer_forwarded_through_the_federation_is_masked_r_rel_2() {
     assert_eq!(answer.records.len(), 1);
     let all = format!("{:?}", answer.records);
     assert_eq!(identifiers_in(&all), Vec::<&str>::new(), "{all}");
+}
+
+#[tokio::test]
+async fn a_non_ascii_subject_id_is_refused_and_logged_not_a_panic_r_data_1() {
+    let n = Node::start("2026-06-01").await;
+    let channel = n.channel(Role::Agency, "news-agency").await;
+    let before = n.usage_count();
+    // 18 bytes, the 18th inside `é`.
+    let subject = "1234567890123456é";
+    let status = pb::query_client::QueryClient::new(channel.clone())
+        .query(pb::QueryRequest {
+            subject_id: subject.into(),
+            ..ask(pb::LegalBasis::Public, "")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("subject_id:") && status.message().contains("R-DATA-1"),
+        "{status:?}"
+    );
+    let status =
+        pb::consents_client::ConsentsClient::new(n.channel(Role::Operator, "window-1").await)
+            .list(pb::ListConsentsRequest {
+                subject_id: subject.into(),
+            })
+            .await
+            .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let logged = n.usage_after(before);
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    for e in &logged {
+        let Outcome::Refused { rule, field, .. } = &e.outcome else {
+            panic!("not refused: {e:?}");
+        };
+        assert_eq!((field.as_str(), rule.as_str()), ("subject_id", "R-DATA-1"));
+    }
+    // The node still answers.
+    let ok = pb::query_client::QueryClient::new(channel)
+        .query(ask(pb::LegalBasis::Public, ""))
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[tokio::test]
+async fn public_answer_masks_full_width_and_split_ids_and_a_sole_trader_r_rel_2() {
+    use credit_node::policy::identifier::uscc_check_char;
+    let today = "2026-03-31";
+    let n = Node::start(today).await;
+    let mut amr = n.amr().await;
+    // A person: the id and mobile in full-width digits, split by other separators, in
+    // parts; the fine is an ordinary amount.
+    let mut person = penalty_naming_everything(today);
+    person.fields.insert(
+        "facts".into(),
+        "当事人身份证２１１３８２１９８００２２９０１３４，电话１３８１２３４５６７８，\
+         又记 211382.19800229.0134、211382 198002290134，前六位211382，\
+         手机 +86 138 1234 5678 300 元"
+            .into(),
+    );
+    person.provider_ref = "CF-2026-7".into();
+    // A sole trader (个体工商户): a legal person whose code and name identify its owner.
+    let body = "92211382MA0Y8L6X3";
+    let trader = format!("{body}{}", uscc_check_char(body).unwrap());
+    let mut shop = penalty_naming_everything(today);
+    shop.subject_kind = Some(SubjectKind::Legal);
+    shop.subject_id = trader.clone();
+    shop.subject_name = "凌源市王建国五金店".into();
+    shop.provider_ref = format!("CF-{trader}");
+    shop.fields
+        .insert("facts".into(), "凌源市王建国五金店无照经营".into());
+    shop.fields
+        .insert("decision_no".into(), "凌市监罚决〔2026〕8号".into());
+    shop.fields.remove("remarks");
+    let r = push_one(&mut amr, vec![draft_to_wire(&person), draft_to_wire(&shop)])
+        .await
+        .unwrap();
+    assert_eq!(r.accepted, 2, "{r:?}");
+
+    let public = n
+        .query(Role::Agency, "news-agency", ask(pb::LegalBasis::Public, ""))
+        .await;
+    assert_eq!(public.records.len(), 1);
+    let all = format!("{:?}", public.records[0]);
+    for secret in [
+        "２１１３８２１９８００２２９０１３４",
+        "１３８１２３４５６７８",
+        "１９８００２２９",
+        "19800229",
+        "前六位211382",
+        "1234 5678",
+    ] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+    assert!(all.contains("300 元"), "{all}");
+
+    let shop_answer = n
+        .query(
+            Role::Agency,
+            "news-agency",
+            pb::QueryRequest {
+                subject_id: trader.clone(),
+                ..ask(pb::LegalBasis::Public, "")
+            },
+        )
+        .await;
+    assert_eq!(shop_answer.records.len(), 1);
+    let all = format!("{:?}", shop_answer.records[0]);
+    for secret in [trader.as_str(), "凌源市王建国五金店", "MA0Y8L"] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+    assert_eq!(shop_answer.records[0].fields["fine_amount"], "0.5");
 }

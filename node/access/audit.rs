@@ -159,7 +159,11 @@ impl pb::audit_server::Audit for AccessService {
             );
             return Err(self.refuse(entry, r).await);
         }
-        let subject = match subject_id(&req.subject_id, &self.config.legacy_codes) {
+        let subject = match subject_id(
+            &req.subject_id,
+            &self.config.legacy_codes,
+            self.config.clock.today(),
+        ) {
             Ok(s) => s,
             Err(r) => return Err(self.refuse(entry, r).await),
         };

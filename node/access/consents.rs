@@ -5,7 +5,7 @@ use chrono::{Months, NaiveDate};
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
-use super::{AccessService, refusal, today};
+use super::{AccessService, refusal};
 use crate::consent::wire::consent_to_wire;
 use crate::consent::{Consent, Purpose, Terms};
 use crate::exchange::status::{Refusal, store_status};
@@ -21,15 +21,21 @@ use crate::usage::{self, Action, UsageEntry};
 const MAX_TEXT: usize = 500;
 
 /// A subject identifier as consents and queries take it: a valid USCC or resident
-/// identity number, or one of the node's known legacy codes (R-DATA-1).
-pub(super) fn subject_id(raw: &str, legacy: &[String]) -> Result<String, Refusal> {
+/// identity number (a birth date not after `today`, the node's day), or one of the
+/// node's known legacy codes (R-DATA-1). Anything not ASCII is neither.
+pub(super) fn subject_id(
+    raw: &str,
+    legacy: &[String],
+    today: NaiveDate,
+) -> Result<String, Refusal> {
     let id = normalise_id(raw);
     if legacy.contains(&id) {
         return Ok(id);
     }
     let ok = match id.len() {
+        _ if !id.is_ascii() => false,
         18 if id.as_bytes()[0].is_ascii_digit() && id[..17].bytes().all(|b| b.is_ascii_digit()) => {
-            check_resident_id(&id, today()).is_ok() || check_uscc(&id).is_ok()
+            check_resident_id(&id, today).is_ok() || check_uscc(&id).is_ok()
         }
         18 => check_uscc(&id).is_ok(),
         _ => false,
@@ -70,7 +76,11 @@ pub(super) fn consent_id(s: &str) -> Result<Uuid, Refusal> {
 
 impl AccessService {
     fn terms(&self, caller: &CallerId, req: pb::GrantRequest) -> Result<Terms, Refusal> {
-        let subject_id = subject_id(&req.subject_id, &self.config.legacy_codes)?;
+        let subject_id = subject_id(
+            &req.subject_id,
+            &self.config.legacy_codes,
+            self.config.clock.today(),
+        )?;
         let grantee = match CallerId::parse_uri(req.grantee.trim()) {
             Ok(g) if g.role == Role::Agency => g.uri(),
             _ => {
@@ -154,7 +164,11 @@ impl AccessService {
                 format!("must be within {years} years from today"),
             ));
         }
-        if let Some(last) = valid_from.checked_add_months(term)
+        // Both days count: a term of five years from 2026-01-01 ends on 2030-12-31
+        // (the day before plus the term; from 29 February, on 28 February).
+        if let Some(last) = valid_from
+            .pred_opt()
+            .and_then(|before| before.checked_add_months(term))
             && valid_until > last
         {
             return Err(refusal(
@@ -401,7 +415,11 @@ impl pb::consents_server::Consents for AccessService {
             .gate
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
-        let subject = match subject_id(&request.get_ref().subject_id, &self.config.legacy_codes) {
+        let subject = match subject_id(
+            &request.get_ref().subject_id,
+            &self.config.legacy_codes,
+            self.config.clock.today(),
+        ) {
             Ok(s) => s,
             Err(r) => return Err(self.refuse(Self::entry(&caller, "List"), r).await),
         };
@@ -420,5 +438,35 @@ impl pb::consents_server::Consents for AccessService {
         Ok(Response::new(pb::ConsentList {
             consents: consents.iter().map(|c| consent_to_wire(c, today)).collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_ascii_subject_id_is_refused_not_a_panic_r_data_1() {
+        let today = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        // 18 bytes, the 18th inside `é`: slicing at 17 would panic.
+        for raw in [
+            "1234567890123456é",
+            "21138219800229013４",
+            "é1234567890123456",
+        ] {
+            let r = subject_id(raw, &[], today).unwrap_err();
+            assert_eq!(
+                (r.code, r.field.as_str(), r.rule.as_str()),
+                (Code::InvalidArgument, "subject_id", "R-DATA-1"),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            subject_id("211382198002290134", &[], today).unwrap(),
+            "211382198002290134"
+        );
+        // The birth date is checked against the node's day, not the system's.
+        let before_birth = NaiveDate::from_ymd_opt(1980, 2, 28).unwrap();
+        assert!(subject_id("211382198002290134", &[], before_birth).is_err());
     }
 }

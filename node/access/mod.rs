@@ -137,12 +137,6 @@ fn refusal(code: Code, field: &str, rule: &str, message: impl Into<String>) -> R
     Refusal::new(code, field, rule, message)
 }
 
-/// Today in China Standard Time, by the system clock (for checks outside a service,
-/// such as a birth date in an identity number; services read their node's clock).
-fn today() -> chrono::NaiveDate {
-    crate::clock::Clock::system().today()
-}
-
 /// Signs a checkpoint of the usage log every `every` when the log has grown since the
 /// last one, as a changelog entry: the uplink carries it to the parent, which keeps it
 /// (R-SEC-3). Stops when `stopping` turns true.

@@ -27,8 +27,10 @@ use crate::identity::{CallerId, Role};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::policy::mask::{Masking, mask_name, mask_text};
-use crate::policy::release::{Basis, check_consent, mask_public, public_field, withheld};
-use crate::record::{Record, mask_id};
+use crate::policy::release::{
+    Basis, check_consent, is_personal, mask_public, public_field, withheld,
+};
+use crate::record::{Record, SubjectKind, mask_id};
 use crate::usage::{self, Action, UsageEntry};
 
 /// A checked query: who asks, for what, on which basis.
@@ -103,7 +105,11 @@ impl AccessService {
             }
             caller.clone()
         };
-        let subject = subject_id(&req.subject_id, &self.config.legacy_codes)?;
+        let subject = subject_id(
+            &req.subject_id,
+            &self.config.legacy_codes,
+            self.config.clock.today(),
+        )?;
         let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
             refusal(
                 Code::InvalidArgument,
@@ -508,10 +514,20 @@ impl AccessService {
         result.withheld += held_back;
         if asked.basis == Basis::Public {
             // The answering node masked them; masking again costs little and holds
-            // should that node run an older release (R-REL-2).
+            // should that node run an older release (R-REL-2). The parent masked the
+            // names too: the names masked here are the ones this node holds for the
+            // subject, from its own records.
+            let held = self
+                .store
+                .records_of(&asked.subject)
+                .map_err(|e| store_status(&e))?;
+            let mut names: Vec<String> = held.into_iter().map(|r| r.content.subject.name).collect();
+            names.sort();
+            names.dedup();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let catalog = self.validator.catalog();
             for r in &mut result.records {
-                mask_public_wire(r, catalog);
+                mask_public_wire(r, catalog, &names);
             }
             result.masked = true;
         }
@@ -533,23 +549,26 @@ impl AccessService {
     }
 }
 
-/// `policy::release::mask_public` on a record as it came from the parent. Masking is
-/// idempotent: a masked value comes back unchanged.
-fn mask_public_wire(r: &mut pb::Record, catalog: &crate::policy::Catalog) {
-    let natural = r
-        .subject
-        .as_ref()
-        .is_some_and(|s| s.kind == pb::SubjectKind::Natural as i32);
+/// `policy::release::mask_public` on a record as it came from the parent, with `held`
+/// (the names this node holds for the subject) masked besides the record's own. Masking
+/// is idempotent: a masked value comes back unchanged.
+fn mask_public_wire(r: &mut pb::Record, catalog: &crate::policy::Catalog, held: &[&str]) {
+    let personal = r.subject.as_ref().is_some_and(|s| {
+        let kind = if s.kind == pb::SubjectKind::Natural as i32 {
+            SubjectKind::Natural
+        } else {
+            SubjectKind::Legal
+        };
+        is_personal(kind, &s.id)
+    });
     let name = r
         .subject
         .as_ref()
         .map(|s| s.name.clone())
         .unwrap_or_default();
-    let names = [name.as_str()];
-    let how = Masking {
-        natural,
-        names: if natural { &names } else { &[] },
-    };
+    let mut names: Vec<&str> = held.to_vec();
+    names.push(name.as_str());
+    let how = Masking::released(personal, if personal { &names } else { &[] });
     let category = catalog.get(&r.category);
     r.fields = std::mem::take(&mut r.fields)
         .into_iter()
@@ -561,7 +580,7 @@ fn mask_public_wire(r: &mut pb::Record, catalog: &crate::policy::Catalog) {
     r.provider_ref = mask_text(&r.provider_ref, how);
     r.status_reason = mask_text(&r.status_reason, how);
     r.content_hash.clear();
-    if let Some(s) = r.subject.as_mut().filter(|_| natural) {
+    if let Some(s) = r.subject.as_mut().filter(|_| personal) {
         s.id = mask_id(&s.id);
         s.name = mask_name(&s.name);
     }
@@ -590,5 +609,39 @@ impl pb::query_server::Query for AccessService {
             self.answer(entry, asked, carried).await?
         };
         Ok(Response::new(result))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::publication::tests::record;
+
+    /// A record as an older parent might send it, unmasked, and as a current parent
+    /// sends it, name masked: either way the forwarding node masks the name it holds.
+    #[test]
+    fn a_forwarded_public_record_is_masked_with_the_name_held_here_r_rel_2() {
+        let catalog = crate::policy::Catalog::builtin().unwrap();
+        for parent_masked in [false, true] {
+            let mut r = record(
+                SubjectKind::Natural,
+                true,
+                &[("facts", "当事人王建国（电话13812345678）无证经营")],
+            );
+            r.content.subject.id = "211382198002290134".into();
+            r.content.subject.name = "王建国".into();
+            r.content.provider_ref = "王建国-211382198002290134".into();
+            if parent_masked {
+                r.content.subject.id = mask_id(&r.content.subject.id);
+                r.content.subject.name = mask_name("王建国");
+            }
+            let mut w = record_to_wire(&r);
+            mask_public_wire(&mut w, &catalog, &["王建国"]);
+            let all = format!("{w:?}");
+            for secret in ["王建国", "211382198002290134", "13812345678"] {
+                assert!(!all.contains(secret), "{secret} in {all}");
+            }
+            assert_eq!(w.subject.as_ref().unwrap().name, "王**");
+        }
     }
 }

@@ -6,16 +6,25 @@
 //! refusal message that quotes its input). It masks by shape, never by checking: a
 //! resident id with a wrong check character identifies a person just as well.
 //!
-//! * 18-character resident ids (17 digits and a digit or `X`), always, and 15-digit
-//!   ones (issued before 1999): always about a natural person, else when digits 7-12
-//!   are a date (a 15-digit enterprise registration number is not personal);
-//! * mainland mobile numbers (`1[3-9]` and 9 more digits, also written `138 1234 5678`),
-//!   always;
+//! A number is a chain of digit runs joined by up to three separators each (spaces of
+//! any kind, hyphens and dashes, `_`, `.`, `/`), whatever the groups' lengths; full-width
+//! digits, `Ｘ` and `－` count as their ASCII forms. Inside a chain every window is tried.
+//!
+//! * 18-character resident ids (17 digits and a digit or `X`): a chain of exactly that
+//!   length always, and any 18-window starting with a province code and a birth date;
+//!   15-digit ones (issued before 1999): always about a natural person, else when they
+//!   start with a province code and a date YYMMDD (a 15-digit 注册号 is not personal);
+//! * mainland mobile numbers (`1[3-9]` and 9 more digits, also `138 1234 5678`,
+//!   `+86 139…`, `0086-139-…`, one followed by an amount): for a natural person any
+//!   11-window, in a legal person's text one that starts a group or follows 86 / 0086;
 //! * bank card numbers (13 to 19 digits, also in groups): always when the text is about a
-//!   natural person, else when the Luhn check passes (a legal person's text holds
-//!   licence and case numbers of that length that are not personal);
+//!   natural person, else when the Luhn check passes, for the chain or any span of its
+//!   groups (a legal person's text holds licence and case numbers of that length);
 //! * a sole trader's (个体工商户) USCC-shaped code, type `92`, always: it identifies its
 //!   owner; for a natural person any USCC-shaped token, and any run of 20 or more digits;
+//! * for a natural person, a run of 6 to 12 digits that could be part of a resident id
+//!   split over several places: one starting with a province code or a birth date
+//!   YYYYMMDD (unless glued to ASCII letters, as in a record id);
 //! * the names given (the subject's own), wherever they appear.
 //!
 //! The style is `record::mask_id`'s: a few leading and trailing characters kept, stars
@@ -32,15 +41,30 @@ pub struct Masking<'a> {
     /// Names masked wherever they appear (a name of one character is left alone: it
     /// would mask that character everywhere).
     pub names: &'a [&'a str],
+    /// With `natural`, also the shorter runs of digits that could be part of a resident
+    /// id split over several places (a province's code, a birth date): for released text
+    /// about a person, not for the usage log, whose details name regions by code.
+    pub parts: bool,
 }
 
-impl Masking<'_> {
+impl<'a> Masking<'a> {
     /// For text kept about no particular subject (the usage log): every identifier
     /// shape, conservatively, and no names.
     pub const LOG: Masking<'static> = Masking {
         natural: true,
         names: &[],
+        parts: false,
     };
+
+    /// For released text: conservative (`natural`, `parts`) about a person, by shape
+    /// otherwise; `names` masked either way.
+    pub fn released(personal: bool, names: &'a [&'a str]) -> Masking<'a> {
+        Masking {
+            natural: personal,
+            names,
+            parts: personal,
+        }
+    }
 }
 
 /// A name masked: its first character kept, the rest stars (`张**`).
@@ -54,6 +78,9 @@ pub fn mask_name(name: &str) -> String {
 
 /// `text` with every identifier and name `how` asks for masked. Text without any comes
 /// back unchanged.
+///
+/// Full-width forms (`２１１３…`, `Ｘ`, `－`) count as the ASCII characters they stand
+/// for; a masked character becomes `*` whatever its width, the others stay as written.
 pub fn mask_text(text: &str, how: Masking<'_>) -> String {
     // Every identifier shape holds digits; most text (names of units, dates aside) needs
     // only the name check.
@@ -62,13 +89,15 @@ pub fn mask_text(text: &str, how: Masking<'_>) -> String {
             .iter()
             .any(|n| n.trim().chars().count() >= 2 && text.contains(n.trim()))
     };
-    if !text.bytes().any(|b| b.is_ascii_digit()) && !names_in() {
+    if !text.chars().any(|c| half_width(c).is_ascii_digit()) && !names_in() {
         return text.to_string();
     }
     let mut chars: Vec<char> = text.chars().collect();
+    let mut plain: Vec<char> = chars.iter().map(|&c| half_width(c)).collect();
+    hide_uuids(&mut plain);
     let mut star = vec![false; chars.len()];
-    mark_digit_chains(&chars, how.natural, &mut star);
-    mark_uscc_shapes(&chars, !how.natural, &mut star);
+    mark_digit_chains(&plain, how, &mut star);
+    mark_uscc_shapes(&plain, !how.natural, &mut star);
     for (c, s) in chars.iter_mut().zip(&star) {
         if *s {
             *c = '*';
@@ -84,10 +113,65 @@ pub fn mask_text(text: &str, how: Masking<'_>) -> String {
     out
 }
 
-/// Separators a number may be written with inside one group chain.
-fn is_separator(c: char) -> bool {
-    c == ' ' || c == '-'
+/// Replaces every UUID (a record's or a consent's id, `8-4-4-4-12` hex digits) by
+/// letters: its digit groups are not a number, and the usage log links entries by them.
+fn hide_uuids(plain: &mut [char]) {
+    const SHAPE: [usize; 5] = [8, 4, 4, 4, 12];
+    const LEN: usize = 36;
+    let hex = |c: char| c.is_ascii_hexdigit();
+    let mut i = 0;
+    while i + LEN <= plain.len() {
+        let boundary = |p: Option<usize>| {
+            p.and_then(|p| plain.get(p))
+                .is_none_or(|&c| !c.is_ascii_alphanumeric())
+        };
+        let mut p = i;
+        let mut fits = boundary(i.checked_sub(1)) && boundary(Some(i + LEN));
+        for (k, &len) in SHAPE.iter().enumerate() {
+            if !fits {
+                break;
+            }
+            fits = plain[p..p + len].iter().all(|&c| hex(c));
+            p += len;
+            if k < SHAPE.len() - 1 {
+                fits = fits && plain[p] == '-';
+                p += 1;
+            }
+        }
+        if fits {
+            for c in &mut plain[i..i + LEN] {
+                *c = 'u';
+            }
+            i += LEN;
+        } else {
+            i += 1;
+        }
+    }
 }
+
+/// The ASCII character a full-width form (U+FF01..U+FF5E) stands for, a space for the
+/// ideographic space; anything else as it is.
+fn half_width(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '\u{3000}' => ' ',
+        _ => c,
+    }
+}
+
+/// Characters a number may be written with between its groups: spaces of every kind,
+/// hyphens and dashes, underscore, full stop, slash, middle dot.
+fn is_separator(c: char) -> bool {
+    (c.is_whitespace() && c != '\n' && c != '\r')
+        || matches!(
+            c,
+            '-' | '_' | '.' | '/' | '·' | '\u{2010}'
+                ..='\u{2015}' | '\u{2212}' | '\u{FE63}' | '\u{30FB}'
+        )
+}
+
+/// The longest run of separators that still joins two groups of one number.
+const MAX_GAP: usize = 3;
 
 /// The digit run starting at `i`: its end (exclusive).
 fn digit_run(chars: &[char], i: usize) -> usize {
@@ -98,97 +182,205 @@ fn digit_run(chars: &[char], i: usize) -> usize {
     j
 }
 
-/// Marks the digits of every identifier-shaped number. A number is a digit run, or a
-/// chain of runs of 3 to 8 digits joined by one space or hyphen each
-/// (`6222 0212 3456 7890`, `138-1234-5678`, `211382 19800229 0134`).
-fn mark_digit_chains(chars: &[char], natural: bool, star: &mut [bool]) {
+/// A number as written: its digits (a closing `X` of a resident id as 10), where each
+/// stands in the text, and where each of its groups starts (indexes into `digits`).
+struct Chain {
+    digits: Vec<u8>,
+    at: Vec<usize>,
+    groups: Vec<usize>,
+}
+
+/// Marks the digits of every identifier-shaped number. A number is a chain of digit
+/// runs joined by up to [`MAX_GAP`] separators each, whatever the groups' lengths
+/// (`6222 0212 3456 7890`, `138-1234-5678`, `211382.19800229.0134`, `211382 198002290134`).
+/// Inside a chain every window is tried: an 18-digit (or 17 and `X`) or 15-digit resident
+/// id by its region and birth date, a mobile (`1[3-9]` and nine more); the chain as a
+/// whole by its length. For a natural person also every shorter run that could be part
+/// of a resident id (a region code, a birth date).
+fn mark_digit_chains(chars: &[char], how: Masking<'_>, star: &mut [bool]) {
+    let natural = how.natural;
     let mut i = 0;
     while i < chars.len() {
         if !chars[i].is_ascii_digit() {
             i += 1;
             continue;
         }
-        // Positions of the chain's digits (and a closing X of a resident id).
-        let mut digits: Vec<usize> = Vec::new();
-        let end = digit_run(chars, i);
-        digits.extend(i..end);
-        let mut last = end;
-        if (3..=8).contains(&(end - i)) {
-            loop {
-                let next = last + 1;
-                if last >= chars.len() || !is_separator(chars[last]) {
-                    break;
-                }
-                if next >= chars.len() || !chars[next].is_ascii_digit() {
-                    break;
-                }
-                let group_end = digit_run(chars, next);
-                let whole = group_end >= chars.len()
-                    || !chars[group_end].is_ascii_alphanumeric()
-                    || matches!(chars[group_end], 'X' | 'x');
-                if !(3..=8).contains(&(group_end - next)) || !whole {
-                    break;
-                }
-                digits.extend(next..group_end);
-                last = group_end;
+        let mut chain = Chain {
+            digits: Vec::new(),
+            at: Vec::new(),
+            groups: Vec::new(),
+        };
+        let mut start = i;
+        let mut last;
+        let mut runs = Vec::new();
+        loop {
+            let end = digit_run(chars, start);
+            chain.groups.push(chain.digits.len());
+            for (p, &c) in chars.iter().enumerate().take(end).skip(start) {
+                chain.digits.push(c as u8 - b'0');
+                chain.at.push(p);
             }
+            runs.push((start, end));
+            last = end;
+            let mut next = end;
+            while next < chars.len() && next - end < MAX_GAP && is_separator(chars[next]) {
+                next += 1;
+            }
+            if next == end || next >= chars.len() || !chars[next].is_ascii_digit() {
+                break;
+            }
+            start = next;
         }
         // A resident id's check character X closes the chain.
-        if digits.len() == 17 && last < chars.len() && matches!(chars[last], 'X' | 'x') {
-            digits.push(last);
+        if last < chars.len() && matches!(chars[last], 'X' | 'x') {
+            chain.digits.push(10);
+            chain.at.push(last);
             last += 1;
         }
-        let values: Vec<char> = digits.iter().map(|&p| chars[p]).collect();
-        if let Some((keep_front, keep_back)) = identifier_kind(&values, natural) {
-            let n = digits.len();
-            for &p in &digits[keep_front.min(n)..n.saturating_sub(keep_back)] {
-                star[p] = true;
+        if !mark_chain(&chain, natural, star) && natural && how.parts {
+            for (start, end) in runs {
+                mark_id_part(chars, start, end, star);
             }
         }
         i = last.max(i + 1);
     }
 }
 
-/// How many leading and trailing characters of a number stay visible, if it is an
-/// identifier's shape: `None` for a number left as it is.
-fn identifier_kind(digits: &[char], natural: bool) -> Option<(usize, usize)> {
-    let n = digits.len();
-    match n {
-        // Resident ids, new (a digit or X last) and old (region, YYMMDD, sequence).
-        18 => Some((4, 4)),
-        15 if natural || old_birth_date(digits) => Some((4, 4)),
-        // A mobile: 1[3-9] and nine more.
-        11 if digits[0] == '1' && ('3'..='9').contains(&digits[1]) => Some((3, 4)),
-        13..=19 if natural || luhn(digits) => Some((4, 4)),
+/// Marks the identifiers in one chain: whether it held any.
+fn mark_chain(chain: &Chain, natural: bool, star: &mut [bool]) -> bool {
+    let d = &chain.digits;
+    let n = d.len();
+    let mut any = false;
+    let mut mark = |from: usize, len: usize, front: usize, back: usize| {
+        any = true;
+        let (a, b) = (from + front.min(len), from + len.saturating_sub(back));
+        for &p in chain.at.get(a..b.max(a)).unwrap_or_default() {
+            star[p] = true;
+        }
+    };
+    let plain = |w: &[u8]| w.iter().all(|&x| x < 10);
+    // The chain as a whole. Eighteen characters are a resident id's shape, always.
+    let whole = match n {
+        18 if plain(&d[..17]) => Some((4, 4)),
+        15 if plain(d) && (natural || old_id(d)) => Some((4, 4)),
+        11 if mobile(d) => Some((3, 4)),
+        13..=19 if plain(d) && (natural || luhn(d)) => Some((4, 4)),
         20.. if natural => Some((4, 4)),
         _ => None,
+    };
+    if let Some((front, back)) = whole {
+        mark(0, n, front, back);
+    }
+    // Windows inside a longer chain: a number glued to the next one, an id after a
+    // country code, a mobile followed by an amount.
+    let group_start = |s: usize| chain.groups.contains(&s);
+    for s in 0..n {
+        if s + 18 <= n && new_id(&d[s..s + 18]) {
+            mark(s, 18, 4, 4);
+        }
+        if s + 15 <= n && plain(&d[s..s + 15]) && old_id(&d[s..s + 15]) {
+            mark(s, 15, 4, 4);
+        }
+        // In a legal person's text a mobile starts a group, or follows 86 / 0086 at
+        // the start of one: a long case or licence number holds `1[3-9]` anywhere.
+        let prefixed = |k: usize| {
+            s >= k && group_start(s - k) && (d[s - k..s] == [8, 6] || d[s - k..s] == [0, 0, 8, 6])
+        };
+        if s + 11 <= n
+            && mobile(&d[s..s + 11])
+            && (natural || group_start(s) || prefixed(2) || prefixed(4))
+        {
+            mark(s, 11, 3, 4);
+        }
+    }
+    // A card in groups next to another number: every span of whole groups.
+    if !natural {
+        let mut bounds = chain.groups.clone();
+        bounds.push(n);
+        for (a, &from) in bounds.iter().enumerate() {
+            for &to in &bounds[a + 1..] {
+                let len = to - from;
+                if (13..=19).contains(&len) && len < n && plain(&d[from..to]) && luhn(&d[from..to])
+                {
+                    mark(from, len, 4, 4);
+                }
+            }
+        }
+    }
+    any
+}
+
+/// For a natural person: a run of 6 to 12 digits that could be part of a resident id
+/// split over several places (`前六位211382`, `198002290134`): one that starts with a
+/// province's code or with a birth date YYYYMMDD. A run glued to ASCII letters is part of
+/// a code (a record id, a licence number), not of an id.
+fn mark_id_part(chars: &[char], start: usize, end: usize, star: &mut [bool]) {
+    let n = end - start;
+    if !(6..=12).contains(&n) {
+        return;
+    }
+    let letter = |p: Option<usize>| {
+        p.and_then(|p| chars.get(p))
+            .is_some_and(char::is_ascii_alphabetic)
+    };
+    let before = start.checked_sub(1);
+    let glued = letter(before)
+        || letter(Some(end))
+        || (before.is_some_and(|b| chars[b] == '-') && letter(start.checked_sub(2)))
+        || (chars.get(end) == Some(&'-') && letter(Some(end + 1)));
+    if glued {
+        return;
+    }
+    let d: Vec<u8> = chars[start..end].iter().map(|&c| c as u8 - b'0').collect();
+    if province(&d) || (n >= 8 && birth_date(&d[..8])) {
+        let keep = n / 4;
+        for s in &mut star[start + keep..end - keep] {
+            *s = true;
+        }
     }
 }
 
-/// Whether digits 7-12 of a 15-digit number are a date YYMMDD (19YY), as in an old
-/// resident id.
-fn old_birth_date(digits: &[char]) -> bool {
-    let two = |i: usize| {
-        digits[i]
-            .to_digit(10)
-            .zip(digits[i + 1].to_digit(10))
-            .map(|(a, b)| a * 10 + b)
-    };
-    match (two(6), two(8), two(10)) {
-        (Some(y), Some(m), Some(d)) => {
-            chrono::NaiveDate::from_ymd_opt(1900 + y as i32, m, d).is_some()
-        }
-        _ => false,
-    }
+/// Whether the first two digits are a province's code (the start of a region code).
+fn province(d: &[u8]) -> bool {
+    d.len() >= 2
+        && matches!(
+            d[0] * 10 + d[1],
+            11..=15 | 21..=23 | 31..=37 | 41..=46 | 50..=54 | 61..=65 | 71 | 81..=83
+        )
+}
+
+/// Whether eight digits are a date YYYYMMDD in 1900..=2099.
+fn birth_date(d: &[u8]) -> bool {
+    let num = |r: std::ops::Range<usize>| d[r].iter().fold(0u32, |a, &x| a * 10 + x as u32);
+    let year = num(0..4) as i32;
+    (1900..=2099).contains(&year)
+        && chrono::NaiveDate::from_ymd_opt(year, num(4..6), num(6..8)).is_some()
+}
+
+/// An 18-character resident id by shape: a province, a birth date, a digit or X last.
+fn new_id(d: &[u8]) -> bool {
+    d[..17].iter().all(|&x| x < 10) && province(d) && birth_date(&d[6..14])
+}
+
+/// A 15-digit resident id (issued before 1999): a province, a date YYMMDD (19YY).
+fn old_id(d: &[u8]) -> bool {
+    let two = |i: usize| (d[i] * 10 + d[i + 1]) as u32;
+    province(d) && chrono::NaiveDate::from_ymd_opt(1900 + two(6) as i32, two(8), two(10)).is_some()
+}
+
+/// A mainland mobile: `1[3-9]` and nine more digits.
+fn mobile(d: &[u8]) -> bool {
+    d.len() == 11 && d[0] == 1 && (3..=9).contains(&d[1]) && d.iter().all(|&x| x < 10)
 }
 
 /// The Luhn check bank card numbers carry.
-fn luhn(digits: &[char]) -> bool {
-    let mut sum = 0;
-    for (i, c) in digits.iter().rev().enumerate() {
-        let Some(d) = c.to_digit(10) else {
+fn luhn(digits: &[u8]) -> bool {
+    let mut sum = 0u32;
+    for (i, &d) in digits.iter().rev().enumerate() {
+        if d > 9 {
             return false;
-        };
+        }
+        let d = d as u32;
         sum += if i % 2 == 1 {
             let twice = d * 2;
             if twice > 9 { twice - 9 } else { twice }
@@ -196,7 +388,7 @@ fn luhn(digits: &[char]) -> bool {
             d
         };
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Marks every 18-character window of ASCII letters and digits that has a USCC's shape:
@@ -238,10 +430,12 @@ mod tests {
     const PERSON: Masking<'static> = Masking {
         natural: true,
         names: &["王建国"],
+        parts: true,
     };
     const FIRM: Masking<'static> = Masking {
         natural: false,
         names: &[],
+        parts: false,
     };
 
     #[test]
@@ -268,12 +462,15 @@ mod tests {
     fn mobiles_and_cards_are_masked_r_rel_2() {
         assert_eq!(mask_text("电话13812345678", FIRM), "电话138****5678");
         assert_eq!(mask_text("tel 138-1234-5678", FIRM), "tel 138-****-5678");
-        assert_eq!(mask_text("+86 138 1234 5678", FIRM), "+86 138 **** 5678");
-        // Not a mobile: 12 is not a mobile prefix, 11 digits otherwise left alone.
-        assert_eq!(mask_text("12345678901", PERSON), "12345678901");
+        // (This one also passes the Luhn check as a whole: masked as a card too.)
+        assert_eq!(mask_text("+86 138 1234 5678", FIRM), "+86 13* **** 5678");
+        assert_eq!(mask_text("+86 139 1234 5678", FIRM), "+86 139 **** 5678");
+        // Not a mobile: 12 is not a mobile prefix, 11 digits otherwise left alone (in a
+        // person's text a run starting with a province's code is masked all the same).
+        assert_eq!(mask_text("12345678901", FIRM), "12345678901");
         // A Luhn-valid card, bare and in groups.
         let card = "6222021234567890128";
-        assert!(luhn(&card.chars().collect::<Vec<_>>()));
+        assert!(luhn(&card.bytes().map(|b| b - b'0').collect::<Vec<_>>()));
         assert_eq!(mask_text(card, FIRM), "6222***********0128");
         assert_eq!(
             mask_text("卡号 6222 0212 3456 7890 128", FIRM),
@@ -306,12 +503,26 @@ mod tests {
             "（2024）辽1382民初1001号",
             "2024-01-01 至 2025-12-31",
             "罚款 5000 元",
-            "202401234567",
+            "罚款 5000.00 元，2024.01.15 缴清",
             "01947f3c-1234-7abc-8def-123456789012",
+            "consent 019d420c-5e7f-7339-ad80-000000000040 expired",
+            "019d420c-5e7f-7339-ad80-211382198002",
             "accepted 998, rejected 2",
         ] {
             assert_eq!(mask_text(text, PERSON), text, "{text}");
+            assert_eq!(mask_text(text, Masking::LOG), text, "{text}");
         }
+        // A firm's case number and amounts stay; a person's text masks a number that
+        // starts with a birth date.
+        for text in [
+            "202401234567",
+            "罚款 500000 元",
+            "罚款 13,800 元，2024-01-15 至 2024-12-31",
+            "编号 2024138123456780",
+        ] {
+            assert_eq!(mask_text(text, FIRM), text, "{text}");
+        }
+        assert_eq!(mask_text("202401234567", PERSON), "202******567");
     }
 
     #[test]
@@ -338,10 +549,87 @@ mod tests {
             "当事人王**于2024年"
         );
         let one = Masking {
-            natural: true,
             names: &["王"],
+            ..PERSON
         };
         assert_eq!(mask_text("王府井", one), "王府井");
         assert_eq!(mask_text("王建国", PERSON), "王**");
+    }
+
+    #[test]
+    fn full_width_digits_and_x_are_masked_r_rel_2() {
+        let text = "当事人身份证２１１３８２１９８００２２９０１３４，电话１３８１２３４５６７８";
+        let masked = "当事人身份证２１１３**********０１３４，电话１３８****５６７８";
+        assert_eq!(mask_text(text, PERSON), masked);
+        assert_eq!(mask_text(text, FIRM), masked);
+        assert_eq!(
+            mask_text("２１１３８２１９８００２２９０１３Ｘ", FIRM),
+            "２１１３**********０１３Ｘ"
+        );
+        assert_eq!(
+            mask_text("tel １３８－１２３４－５６７８", FIRM),
+            "tel １３８－****－５６７８"
+        );
+        assert_eq!(
+            mask_text("代码９２２１１３８２ＭＡ０Ｙ８Ｌ６Ｘ３Ｋ", FIRM),
+            "代码９２２１**********６Ｘ３Ｋ"
+        );
+    }
+
+    #[test]
+    fn ids_split_unevenly_or_by_other_separators_are_masked_r_rel_2() {
+        for text in [
+            "211382 198002290134",
+            "211382.19800229.0134",
+            "211382/19800229/0134",
+            "211382\u{3000}19800229\u{3000}0134",
+            "211382\u{a0}19800229\u{a0}0134",
+            "211382—19800229—0134",
+            "211382_19800229_0134",
+            "21138219800229 0134",
+            "2113 8219 8002 2901 34",
+            "211382 - 19800229 - 0134",
+        ] {
+            for how in [FIRM, PERSON] {
+                let out = mask_text(text, how);
+                let digits: String = out.chars().filter(char::is_ascii_digit).collect();
+                assert_eq!(digits, "21130134", "{text} -> {out}");
+            }
+        }
+        // An id glued to the number after it, in a firm's text.
+        let out = mask_text("证件号21138219800229013499", FIRM);
+        assert!(!out.contains("19800229"), "{out}");
+    }
+
+    #[test]
+    fn mobiles_with_a_country_code_or_next_to_a_number_are_masked_in_a_firms_text_r_rel_2() {
+        for (text, masked) in [
+            ("联系电话+8613912345678", "联系电话+86139****5678"),
+            ("手机 138 1234 5678 300 元", "手机 138 **** 5678 300 元"),
+            ("0086-139-1234-5678", "0086-139-****-5678"),
+            (
+                "电话13912345678、13812345678",
+                "电话139****5678、138****5678",
+            ),
+        ] {
+            assert_eq!(mask_text(text, FIRM), masked, "{text}");
+        }
+    }
+
+    #[test]
+    fn parts_of_an_id_in_a_persons_text_are_masked_r_rel_2() {
+        let out = mask_text("身份证前六位211382", PERSON);
+        assert!(!out.contains("211382"), "{out}");
+        let out = mask_text("后十二位198002290134", PERSON);
+        assert!(!out.contains("19800229"), "{out}");
+        let out = mask_text("生日19800229", PERSON);
+        assert!(!out.contains("19800229"), "{out}");
+        // A firm's text keeps them: a region code and a date are not personal there;
+        // nor does the usage log mask them (its details name regions by code).
+        assert_eq!(mask_text("区划211382", FIRM), "区划211382");
+        assert_eq!(
+            mask_text("forwarded to 210000; answered by 210000", Masking::LOG),
+            "forwarded to 210000; answered by 210000"
+        );
     }
 }

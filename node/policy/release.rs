@@ -203,20 +203,26 @@ pub fn check_consent(
     }
 }
 
+/// Whether a subject is a person for public release (R-REL-2, R-DATA-3): a natural
+/// person, or a sole trader (个体工商户, a USCC of type `92`), whose code and trade name
+/// identify its owner. `policy::mask` masks a type-92 code in any text; its own record
+/// is masked the same way, id, name and the name inside text.
+pub fn is_personal(kind: SubjectKind, id: &str) -> bool {
+    kind == SubjectKind::Natural || id.trim_start().starts_with("92")
+}
+
 /// Masks what identifies a person in a record released publicly (R-REL-2, R-DATA-3):
-/// a natural subject's identity number and name; each field as its catalog rule says
-/// (`public`: released, masked, withheld; a field the catalog no longer knows is
-/// withheld); identifiers and the subject's name inside the provider's reference and the
-/// status reason. Everything that leaves a node on the `public` basis passes here.
+/// a personal subject's ([`is_personal`]) identity number and name; each field as its
+/// catalog rule says (`public`: released, masked, withheld; a field the catalog no
+/// longer knows is withheld; a released number is still checked for identifier shapes);
+/// identifiers and the subject's name inside the provider's reference and the status
+/// reason. Everything that leaves a node on the `public` basis passes here.
 pub fn mask_public(record: &mut Record, catalog: &Catalog) {
     let c = &mut record.content;
-    let natural = c.subject.kind == SubjectKind::Natural;
+    let personal = is_personal(c.subject.kind, &c.subject.id);
     let name = c.subject.name.clone();
     let names = [name.as_str()];
-    let how = Masking {
-        natural,
-        names: if natural { &names } else { &[] },
-    };
+    let how = Masking::released(personal, if personal { &names } else { &[] });
     let category = catalog.get(&c.category);
     c.fields = std::mem::take(&mut c.fields)
         .into_iter()
@@ -227,18 +233,23 @@ pub fn mask_public(record: &mut Record, catalog: &Catalog) {
         .collect();
     c.provider_ref = mask_text(&c.provider_ref, how);
     record.status_reason = mask_text(&record.status_reason, how);
-    if natural {
+    if personal {
         c.subject.id = mask_id(&c.subject.id);
         c.subject.name = mask_name(&c.subject.name);
     }
 }
 
 /// What public release makes of one field's value (R-REL-2): `None` when it is
-/// withheld, including a field `spec` the catalog does not know.
+/// withheld, including a field `spec` the catalog does not know. A released integer or
+/// decimal still has identifier shapes masked (an id in a shifted column), as in a legal
+/// person's text, so that amounts stay as they are.
 pub fn public_field(spec: Option<&FieldSpec>, value: &str, how: Masking<'_>) -> Option<String> {
     let spec = spec?;
     match spec.public_rule() {
-        PublicRule::Released => Some(value.to_string()),
+        PublicRule::Released => Some(match spec.kind {
+            FieldType::Integer | FieldType::Decimal => mask_text(value, Masking::default()),
+            _ => value.to_string(),
+        }),
         PublicRule::Withheld => None,
         PublicRule::Masked => Some(match spec.kind {
             FieldType::ResidentId | FieldType::Uscc => mask_id(value),
@@ -454,5 +465,43 @@ mod tests {
         assert!(!Basis::StatutoryDuty.releases(Consent));
         assert!(Basis::OwnRecord.releases(Statutory));
         assert_eq!(Basis::parse("self"), Some(Basis::OwnRecord));
+    }
+
+    #[test]
+    fn a_released_number_holding_an_id_is_masked_r_rel_2() {
+        use crate::policy::publication::tests::record;
+        for kind in [SubjectKind::Legal, SubjectKind::Natural] {
+            let mut r = record(kind, true, &[("fine_amount", "211382198002290134")]);
+            mask_public(&mut r, &Catalog::builtin().unwrap());
+            assert_eq!(r.content.fields["fine_amount"], "2113**********0134");
+        }
+        let mut r = record(SubjectKind::Natural, true, &[("fine_amount", "500000")]);
+        mask_public(&mut r, &Catalog::builtin().unwrap());
+        assert_eq!(r.content.fields["fine_amount"], "500000");
+    }
+
+    #[test]
+    fn a_sole_trader_is_released_like_a_person_r_rel_2() {
+        use crate::policy::publication::tests::record;
+        let mut r = record(
+            SubjectKind::Legal,
+            true,
+            &[("facts", "凌海市王建国五金店经营者王建国无照经营")],
+        );
+        r.content.subject.id = "92211382MA0Y8L6X3K".into();
+        r.content.subject.name = "凌海市王建国五金店".into();
+        r.content.provider_ref = "CF-92211382MA0Y8L6X3K".into();
+        mask_public(&mut r, &Catalog::builtin().unwrap());
+        let c = &r.content;
+        assert_eq!(c.subject.id, mask_id("92211382MA0Y8L6X3K"));
+        assert_eq!(c.subject.name, "凌********");
+        assert!(
+            !c.fields["facts"].contains("凌海市王建国五金店"),
+            "{}",
+            c.fields["facts"]
+        );
+        assert!(!c.provider_ref.contains("MA0Y8L"), "{}", c.provider_ref);
+        // An enterprise (type 91) keeps its code and name.
+        assert!(!is_personal(SubjectKind::Legal, "91211382MA0Y3K1050"));
     }
 }

@@ -453,7 +453,10 @@ fn check_period(raw: &str, today: NaiveDate) -> Result<&str, String> {
 /// What is wrong with a well-typed field value beyond its type (R-DATA-4), as the
 /// catalog states for the field: a date or year-month not after today (unless
 /// `not_after = "any"`) and not before its `not_before` (1949-10-01 unless stated); an
-/// amount not negative (unless `allow_negative`).
+/// amount not negative (unless `allow_negative`) and of at most 14 digits before the point.
+/// The most digits before the point an integer or decimal field holds (R-DATA-4).
+const MAX_AMOUNT_DIGITS: usize = 14;
+
 fn check_limits(spec: &FieldSpec, value: &str, today: NaiveDate) -> Result<(), String> {
     let floor = spec
         .not_before
@@ -496,6 +499,20 @@ fn check_limits(spec: &FieldSpec, value: &str, today: NaiveDate) -> Result<(), S
                 return Err(format!(
                     "{} is negative; this amount cannot be",
                     quoted(value)
+                ));
+            }
+            // No amount, count or area of a credit record runs to 10^14: a number that
+            // long is an identifier in the wrong column (a shifted CSV), and would be
+            // released as a number. The value is not quoted: it may be an id.
+            let whole = value.split('.').next().unwrap_or_default();
+            let digits = whole
+                .trim_start_matches(['-', '+'])
+                .trim_start_matches('0')
+                .len();
+            if digits > MAX_AMOUNT_DIGITS {
+                return Err(format!(
+                    "has {digits} digits before the point; an amount, count or area has at \
+                     most {MAX_AMOUNT_DIGITS} (is an identifier in the wrong column?)"
                 ));
             }
         }

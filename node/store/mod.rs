@@ -929,8 +929,20 @@ impl Store {
         let mut head = w.usage_head;
         for mut entry in entries {
             // Free text keeps no personal identifier (R-REL-2, R-DATA-3): a detail or a
-            // refusal can quote what a caller typed. The subject stays, in its own field.
-            entry.scrub_free_text();
+            // refusal can quote what a caller typed. The subject stays, in its own field;
+            // the names this node holds for it are masked in the free text.
+            let mut names: Vec<String> = match &entry.subject {
+                Some(subject) if crate::policy::identifier::has_id_shape(subject) => self
+                    .records_of(subject)?
+                    .into_iter()
+                    .map(|r| r.content.subject.name)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            names.sort();
+            names.dedup();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            entry.scrub_free_text_naming(&names);
             // The index takes identifiers only (a NUL would break its key's shape).
             if let Some(subject) = &entry.subject
                 && crate::policy::identifier::has_id_shape(subject)

@@ -120,21 +120,32 @@ impl UsageEntry {
     /// codes) in the entry's free text (detail, refusal message and field, and the
     /// purpose and consent id as the caller sent them) before it is kept (R-REL-2, R-DATA-3).
     /// `subject` is left whole: it is what the subject's history is found by; `caller`
-    /// and `on_behalf_of` are identities, who used the data.
+    /// and `on_behalf_of` are identities, who used the data. Names are masked only as
+    /// [`UsageEntry::scrub_free_text_naming`] is given them.
     pub fn scrub_free_text(&mut self) {
+        self.scrub_free_text_naming(&[]);
+    }
+
+    /// [`UsageEntry::scrub_free_text`], and `names` (the names the node holds for the
+    /// entry's subject) masked wherever they appear in the same free text.
+    pub fn scrub_free_text_naming(&mut self, names: &[&str]) {
         use crate::policy::mask::{Masking, mask_text};
-        self.detail = mask_text(&self.detail, Masking::LOG);
+        let how = Masking {
+            names,
+            ..Masking::LOG
+        };
+        self.detail = mask_text(&self.detail, how);
         // Taken from the request before it is checked, so they hold what a caller typed.
         for text in [&mut self.purpose, &mut self.consent_id]
             .into_iter()
             .flatten()
         {
-            *text = mask_text(text, Masking::LOG);
+            *text = mask_text(text, how);
         }
         if let Outcome::Refused { message, field, .. } = &mut self.outcome {
-            *message = mask_text(message, Masking::LOG);
+            *message = mask_text(message, how);
             // A refused field's name is the caller's key (`fields.<anything>`).
-            *field = mask_text(field, Masking::LOG);
+            *field = mask_text(field, how);
         }
     }
 
@@ -236,11 +247,11 @@ mod tests {
             );
         e.subject = Some("211382198002290134".into());
         e.purpose = Some("13812345678".into());
-        e.detail = "reference: 身份证 211382198002290134".into();
-        e.scrub_free_text();
+        e.detail = "reference: 身份证 211382198002290134（王建国）".into();
+        e.scrub_free_text_naming(&["王建国"]);
         assert_eq!(e.subject.as_deref(), Some("211382198002290134"));
         assert_eq!(e.purpose.as_deref(), Some("138****5678"));
-        assert_eq!(e.detail, "reference: 身份证 2113**********0134");
+        assert_eq!(e.detail, "reference: 身份证 2113**********0134（王**）");
         let Outcome::Refused { message, field, .. } = &e.outcome else {
             panic!("refused")
         };

@@ -487,7 +487,8 @@ field = [
     };
     for (name, good, bad) in [
         ("n", "-42", "4.2"),
-        ("n", "9223372036854775807", "9223372036854775808"),
+        ("n", "99999999999999", "9223372036854775808"),
+        ("n", "-99999999999999", "100000000000000"),
         ("ym", "2030-12", "2030-13"),
         ("b", "true", "yes"),
         ("b", "false", "False"),
@@ -669,4 +670,24 @@ fn r_data_4_the_records_own_dates_are_not_before_1949_10_01() {
     d.occurred_on = "1949-10-01".into();
     d.fields.insert("decided_on".into(), "1949-10-01".into());
     assert!(validator().check(&d, "p1", today()).is_ok());
+}
+
+#[test]
+fn r_data_4_an_id_in_an_amount_field_is_refused() {
+    // A shifted CSV column: a resident id where the fine belongs.
+    for value in [
+        "211382198002290134",
+        "211382198002290134.5",
+        "-100000000000000",
+    ] {
+        let v = with_field("fine_amount", value).unwrap_err();
+        assert_eq!(
+            (v.field.as_str(), v.rule),
+            ("fields.fine_amount", "R-DATA-4"),
+            "{value}"
+        );
+        assert!(!v.message.contains("2113821980"), "{}", v.message);
+    }
+    assert!(with_field("fine_amount", "99999999999999.99").is_ok());
+    assert!(with_field("fine_amount", "000000000000005000").is_ok());
 }
