@@ -291,7 +291,8 @@ fn number_literals(text: &str) -> Vec<String> {
             }
             b'-' | b'0'..=b'9' => {
                 let start = i;
-                while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
                 {
                     i += 1;
                 }
@@ -324,7 +325,9 @@ fn decimal(literal: &str) -> Option<(bool, String, i64)> {
     if significant.is_empty() {
         return Some((false, String::new(), 0));
     }
-    let point = exponent.checked_add(int.len() as i64)?.checked_sub(lead as i64)?;
+    let point = exponent
+        .checked_add(int.len() as i64)?
+        .checked_sub(lead as i64)?;
     Some((negative, significant.to_string(), point))
 }
 
@@ -739,7 +742,9 @@ mod tests {
             assert_eq!(err.rule, "R-DATA-2");
             assert!(err.message.contains(fine), "{fine}: {err:?}");
         }
-        for fine in ["1.5", "1.50", "15e-1", "0.1", "-0.0", "200000", "-3", "1e2", "0"] {
+        for fine in [
+            "1.5", "1.50", "15e-1", "0.1", "-0.0", "200000", "-3", "1e2", "0",
+        ] {
             assert!(parse_strict(&line(fine)).is_ok(), "{fine}");
         }
         assert_eq!(
