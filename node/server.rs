@@ -441,11 +441,14 @@ impl Node {
         }
         // Keepalive pings find peers that went away (no answer in 20 s: closed); a
         // connection carries at most `max_streams` calls at once (REFUSED_STREAM
-        // beyond). The other bounds (handshake, preface, counts) are in `incoming`.
+        // beyond). The other bounds (handshake, preface, counts, per address) are in
+        // `incoming`; `CountStreams` counts the calls open on each connection so that one
+        // with none for `idle_secs` is closed.
         let served = Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
             .max_concurrent_streams(config.connections.max_streams)
+            .layer(crate::identity::conn::CountStreams)
             .layer(crate::exchange::codec::LogUndecodable {
                 gate: gate.clone(),
                 tls: self.tls.clone(),

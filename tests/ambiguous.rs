@@ -349,3 +349,49 @@ async fn malformed_protobuf_is_invalid_argument_naming_the_message_r_node_2() {
     assert_eq!(t.fingerprint(), before);
     assert_eq!(t.usage_entries(), n + 1, "the refused batch is logged");
 }
+
+/// Review finding 10: a refusal that only quotes the words of an undecodable-message
+/// refusal (here a consent's `valid_until`) is logged once, by its handler, and never
+/// as a second, false R-NODE-2 entry; nor does the node's internal mark reach the client.
+#[tokio::test]
+async fn a_refusal_quoting_the_undecodable_words_is_not_logged_as_r_node_2() {
+    let t = TestNode::start().await;
+    let identity = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
+    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
+        .await
+        .unwrap();
+    let n = t.usage_entries();
+    let status = pb::consents_client::ConsentsClient::new(channel)
+        .grant(pb::GrantRequest {
+            subject_id: "211382198002290134".into(),
+            grantee: "credit://agency/211382/bank".into(),
+            purpose: "lending".into(),
+            purpose_text: "loan application".into(),
+            categories: vec!["power".into()],
+            valid_from: String::new(),
+            valid_until: "message is not valid protobuf".into(),
+            evidence: "SQ-2026-0042".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("valid_until"), "{status:?}");
+    assert!(
+        status.metadata().get("x-credit-undecodable").is_none(),
+        "{status:?}"
+    );
+    let logged = eventually(std::time::Duration::from_secs(10), || async {
+        t.usage_entries() > n
+    })
+    .await;
+    assert!(logged, "the refusal is logged");
+    let entries = t.node().store().usage_since(n, 10).unwrap();
+    let rules: Vec<String> = entries
+        .iter()
+        .map(|(_, c)| match &c.entry.outcome {
+            Outcome::Refused { rule, .. } => rule.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert!(!rules.iter().any(|r| r == "R-NODE-2"), "{rules:?}");
+}

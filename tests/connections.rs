@@ -44,18 +44,38 @@ async fn tls_only(
     addr: SocketAddr,
     identity: &ClientIdentity,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    tls_over(TcpStream::connect(addr).await?, identity).await
+}
+
+async fn tls_over(
+    tcp: TcpStream,
+    identity: &ClientIdentity,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let config = client::client_config(
         &identity.ca_pem,
         Some((&identity.cert_pem, &identity.key_pem)),
         ExpectedServer::AnyNode,
     )
     .unwrap();
-    let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from("127.0.0.1").unwrap();
     tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
 }
+
+/// Another host, as far as the node can tell: every 127.x.y.z is this machine.
+const OTHER_HOST: &str = "127.0.0.2";
+
+/// A TCP connection to `addr` from the source address `from`.
+async fn connect_from(from: &str, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from.parse().unwrap(), 0))?;
+    socket.connect(addr).await
+}
+
+/// The HTTP/2 client preface and an empty SETTINGS frame: all a connection must send
+/// before the node treats it as a client.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
 
 #[tokio::test]
 async fn a_client_silent_after_tls_or_after_half_a_preface_is_disconnected() {
@@ -82,13 +102,13 @@ async fn a_client_silent_after_tls_or_after_half_a_preface_is_disconnected() {
         tls.write_all(sent).await.unwrap();
         tls.flush().await.unwrap();
         assert!(
-            closed_by_node(&mut tls, Duration::from_secs(30)).await,
+            closed_by_node(&mut tls, Duration::from_secs(5)).await,
             "a connection that sent {sent:?} after TLS was kept open"
         );
     }
     // A TCP connection that never starts its handshake.
     let mut tcp = TcpStream::connect(node.addr).await.unwrap();
-    assert!(closed_by_node(&mut tcp, Duration::from_secs(30)).await);
+    assert!(closed_by_node(&mut tcp, Duration::from_secs(5)).await);
 
     health.check(HealthCheckRequest::default()).await.unwrap();
     node.shutdown().await.unwrap();
@@ -157,7 +177,11 @@ fn serve(net: &DevNet, dir: &Path, extra_toml: &str, nofile: Option<u32>) -> Ser
 }
 
 async fn healthy(endpoint: &str, identity: &ClientIdentity) -> bool {
-    tokio::time::timeout(Duration::from_secs(10), async {
+    healthy_within(endpoint, identity, Duration::from_secs(10)).await
+}
+
+async fn healthy_within(endpoint: &str, identity: &ClientIdentity, limit: Duration) -> bool {
+    tokio::time::timeout(limit, async {
         let Ok(channel) = client::connect(endpoint, identity, ExpectedServer::AnyNode).await else {
             return false;
         };
@@ -177,7 +201,7 @@ async fn a_flood_of_idle_connections_leaves_a_fresh_health_check_answering() {
     let served = serve(
         &net,
         dir.path(),
-        "\n[connections]\nhandshake_secs = 1\npreface_secs = 1\n",
+        "\n[connections]\nhandshake_secs = 1\npreface_secs = 1\nmax_handshakes_per_ip = 8\nmax_connections_per_ip = 8\n",
         Some(64),
     );
     let addr: SocketAddr = served
@@ -189,16 +213,17 @@ async fn a_flood_of_idle_connections_leaves_a_fresh_health_check_answering() {
         ClientIdentity::load(&net.identity(Role::Operator, LINGYUAN, "ops").unwrap()).unwrap();
     assert!(healthy(&served.endpoint, &ops).await, "{}", served.log());
 
-    // More idle connections than the node has descriptors: TLS then nothing, TLS then
-    // half a preface, and bare TCP. Each holds its connection until the test ends.
-    // The fresh client below queues behind all of them.
+    // More idle connections than the node has descriptors, from another host: TLS then
+    // nothing, TLS then half a preface, and bare TCP. Each holds its connection until
+    // the test ends. That host gets at most 8 of the node's connections; the fresh
+    // client below, from this one, is answered beside them.
     let ops = Arc::new(ops);
     let connected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut flood = Vec::new();
     for i in 0..120 {
         let (ops, connected) = (ops.clone(), connected.clone());
         flood.push(tokio::spawn(async move {
-            let Ok(tcp) = TcpStream::connect(addr).await else {
+            let Ok(tcp) = connect_from(OTHER_HOST, addr).await else {
                 return;
             };
             connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -232,9 +257,12 @@ async fn a_flood_of_idle_connections_leaves_a_fresh_health_check_answering() {
     })
     .await;
     assert!(queued, "the flood could not connect");
-    let answered = eventually(Duration::from_secs(90), || {
-        let (endpoint, ops) = (served.endpoint.clone(), ops.clone());
-        async move { healthy(&endpoint, &ops).await }
+    let answered = healthy_within(&served.endpoint, &ops, Duration::from_secs(5)).await;
+    // The flood's connections that got in are cut by their deadlines, not by the
+    // flood ending.
+    let cut = eventually(Duration::from_secs(10), || {
+        let log = served.log();
+        async move { log.contains("no HTTP/2 preface in time") }
     })
     .await;
     for task in &flood {
@@ -245,12 +273,14 @@ async fn a_flood_of_idle_connections_leaves_a_fresh_health_check_answering() {
         "a fresh client got no answer during the flood:\n{}",
         served.log()
     );
-    let cut = eventually(Duration::from_secs(30), || {
-        let log = served.log();
-        async move { log.contains("no HTTP/2 preface in time") }
-    })
-    .await;
     assert!(cut, "{}", served.log());
+    assert!(
+        served
+            .log()
+            .contains("too many connections from this address"),
+        "{}",
+        served.log()
+    );
 }
 
 fn write_identity(dir: &Path, ca_pem: &str, cert_pem: &str, key_pem: &str) -> PathBuf {
@@ -367,4 +397,130 @@ async fn a_refused_handshake_is_named_to_the_user_and_logged_with_reason_and_pee
             served.log()
         );
     }
+}
+
+/// Review finding 7: one host opening connections that never handshake holds at most
+/// `max_handshakes_per_ip` handshake slots; the rest of its connections are closed at
+/// once, and a client from another address is answered without waiting for them.
+#[tokio::test]
+async fn one_address_cannot_hold_every_handshake_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = common::devnet(dir.path());
+    let mut config = net
+        .node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
+        .unwrap();
+    config.connections.handshake_timeout = Duration::from_secs(60);
+    config.connections.max_handshakes = 8;
+    config.connections.max_handshakes_per_ip = 4;
+    let node = credit_node::server::start(config).await.unwrap();
+    let ops =
+        ClientIdentity::load(&net.identity(Role::Operator, LINGYUAN, "ops").unwrap()).unwrap();
+
+    let mut silent = Vec::new();
+    for _ in 0..40 {
+        silent.push(connect_from(OTHER_HOST, node.addr).await.unwrap());
+    }
+    let mut last = silent.pop().unwrap();
+    assert!(
+        closed_by_node(&mut last, Duration::from_secs(5)).await,
+        "a connection beyond the address's handshake cap was kept"
+    );
+    assert!(
+        healthy_within(&node.endpoint(), &ops, Duration::from_secs(5)).await,
+        "a client from another address waited behind the silent ones"
+    );
+    drop(silent);
+    node.shutdown().await.unwrap();
+}
+
+/// Review finding 8: one host holds at most `max_connections_per_ip` open connections
+/// (here TLS done, preface pending for a minute); one more from there is closed at once,
+/// another address is served, and a closed connection gives its place back.
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = common::devnet(dir.path());
+    let mut config = net
+        .node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
+        .unwrap();
+    config.connections.preface_timeout = Duration::from_secs(60);
+    config.connections.max_connections_per_ip = 3;
+    let node = credit_node::server::start(config).await.unwrap();
+    let ops =
+        ClientIdentity::load(&net.identity(Role::Operator, LINGYUAN, "ops").unwrap()).unwrap();
+
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let tcp = connect_from(OTHER_HOST, node.addr).await.unwrap();
+        held.push(tls_over(tcp, &ops).await.unwrap());
+    }
+    let tcp = connect_from(OTHER_HOST, node.addr).await.unwrap();
+    match tls_over(tcp, &ops).await {
+        Err(_) => {}
+        Ok(mut extra) => assert!(
+            closed_by_node(&mut extra, Duration::from_secs(5)).await,
+            "a fourth connection from one address was kept"
+        ),
+    }
+    assert!(healthy_within(&node.endpoint(), &ops, Duration::from_secs(5)).await);
+    // One of the three closes: its place is free again.
+    drop(held.pop());
+    let again = eventually(Duration::from_secs(5), || {
+        let (addr, ops) = (node.addr, ops.clone());
+        async move {
+            let Ok(tcp) = connect_from(OTHER_HOST, addr).await else {
+                return false;
+            };
+            let Ok(mut tls) = tls_over(tcp, &ops).await else {
+                return false;
+            };
+            !closed_by_node(&mut tls, Duration::from_millis(500)).await
+        }
+    })
+    .await;
+    assert!(again, "the closed connection's place was not given back");
+    drop(held);
+    node.shutdown().await.unwrap();
+}
+
+/// Review finding 8: an HTTP/2 connection with no call open is closed after
+/// `[connections] idle_secs`, even if it would answer pings; one with a call open
+/// (a health watch) is not.
+#[tokio::test]
+async fn a_connection_with_no_call_open_is_closed_after_the_idle_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = common::devnet(dir.path());
+    let mut config = net
+        .node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
+        .unwrap();
+    config.connections.idle_timeout = Duration::from_secs(1);
+    let node = credit_node::server::start(config).await.unwrap();
+    let ops =
+        ClientIdentity::load(&net.identity(Role::Operator, LINGYUAN, "ops").unwrap()).unwrap();
+
+    let mut tls = tls_only(node.addr, &ops).await.unwrap();
+    tls.write_all(PREFACE).await.unwrap();
+    tls.flush().await.unwrap();
+    assert!(
+        closed_by_node(&mut tls, Duration::from_secs(10)).await,
+        "an idle HTTP/2 connection was kept open"
+    );
+
+    // A watch is a call that stays open: its connection outlives the idle bound.
+    let channel = client::connect(&node.endpoint(), &ops, ExpectedServer::AnyNode)
+        .await
+        .unwrap();
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(watch.message().await.unwrap().is_some(), "the first status");
+    let next = tokio::time::timeout(Duration::from_secs(3), watch.message()).await;
+    assert!(
+        next.is_err(),
+        "the watch ended while its call was open: {next:?}"
+    );
+    drop(watch);
+    node.shutdown().await.unwrap();
 }

@@ -6,7 +6,9 @@
 //! `fields.<name>` column per field, an empty cell meaning "not given").
 //!
 //! Ambiguous input is refused, never guessed: a key given twice on one JSON line, a
-//! column named twice in a CSV header. Text must be UTF-8 (a UTF-8 byte order mark is
+//! column named twice in a CSV header, a JSON number that a 64-bit float cannot hold
+//! exactly (`1.00000000000000001`, a whole number beyond 64 bits), which would be sent
+//! rounded. Text must be UTF-8 (a UTF-8 byte order mark is
 //! skipped); a file in GBK or UTF-16 is named as such, with the `iconv` line that
 //! converts it.
 
@@ -196,21 +198,34 @@ pub fn read_json_lines<R: BufRead + Send + 'static>(mut reader: R, period: &str)
 /// keeps the last value silently, and which one the provider meant is a guess.
 fn parse_strict(line: &str) -> Result<Value, LineError> {
     let duplicate = RefCell::new(None);
+    let numbers = RefCell::new(Numbers {
+        literals: number_literals(line).into_iter(),
+        inexact: None,
+    });
     let mut de = serde_json::Deserializer::from_str(line);
     let parsed = Strict {
         path: String::new(),
         duplicate: &duplicate,
+        numbers: &numbers,
     }
     .deserialize(&mut de)
     .and_then(|v| de.end().map(|()| v));
-    match (parsed, duplicate.into_inner()) {
-        (_, Some(key)) => Err(line_error(
+    let inexact = numbers.into_inner().inexact;
+    match (parsed, duplicate.into_inner(), inexact) {
+        (_, Some(key), _) => Err(line_error(
             &key,
             "R-DATA-2",
             format!("the key {key:?} is given twice on this line; give it once"),
         )),
-        (Ok(v), None) => Ok(v),
-        (Err(e), None) => Err(line_error(
+        (Ok(_), None, Some((key, literal))) => Err(line_error(
+            &key,
+            "R-DATA-2",
+            format!(
+                "the number {literal} cannot be kept exactly (more digits than a 64-bit float holds); give it as a string, e.g. \"{literal}\""
+            ),
+        )),
+        (Ok(v), None, None) => Ok(v),
+        (Err(e), None, _) => Err(line_error(
             "(line)",
             "R-DATA-2",
             format!("not valid JSON: {e}"),
@@ -224,6 +239,14 @@ fn parse_strict(line: &str) -> Result<Value, LineError> {
 struct Strict<'a> {
     path: String,
     duplicate: &'a RefCell<Option<String>>,
+    numbers: &'a RefCell<Numbers>,
+}
+
+/// The number literals of a line in order (serde_json visits numbers in the same order),
+/// and the first one that did not survive the conversion to `f64`, with its path.
+struct Numbers {
+    literals: std::vec::IntoIter<String>,
+    inexact: Option<(String, String)>,
 }
 
 impl Strict<'_> {
@@ -235,8 +258,77 @@ impl Strict<'_> {
                 format!("{}.{name}", self.path)
             },
             duplicate: self.duplicate,
+            numbers: self.numbers,
         }
     }
+
+    /// Takes this number's literal; for a float, records it when `v` is not exactly it.
+    fn number(&self, float: Option<f64>) {
+        let mut numbers = self.numbers.borrow_mut();
+        let literal = numbers.literals.next();
+        if let (Some(v), Some(literal)) = (float, literal)
+            && numbers.inexact.is_none()
+            && decimal(&literal) != decimal(&format!("{v:e}"))
+        {
+            numbers.inexact = Some((self.path.clone(), literal));
+        }
+    }
+}
+
+/// The number literals outside strings in a JSON text, in order.
+fn number_literals(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                out.push(text[start..i].to_string());
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// A decimal number as (negative, significant digits, exponent of the first digit), so
+/// that `1.50`, `15e-1` and `1.5e0` compare equal; zero is (false, "", 0).
+fn decimal(literal: &str) -> Option<(bool, String, i64)> {
+    let (negative, rest) = match literal.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, literal),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(at) => (&rest[..at], rest[at + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    let lead = digits.len() - digits.trim_start_matches('0').len();
+    let significant = digits.trim_matches('0');
+    if significant.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    let point = exponent
+        .checked_add(int.len() as i64)?
+        .checked_sub(lead as i64)?;
+    Some((negative, significant.to_string(), point))
 }
 
 impl<'de> DeserializeSeed<'de> for Strict<'_> {
@@ -259,14 +351,17 @@ impl<'de> Visitor<'de> for Strict<'_> {
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        self.number(None);
         Ok(Value::from(v))
     }
 
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        self.number(None);
         Ok(Value::from(v))
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        self.number(Some(v));
         Ok(Value::from(v))
     }
 
@@ -628,6 +723,34 @@ mod tests {
         assert_eq!(parsed[1].draft.as_ref().unwrap_err().field, "(line)");
         assert_eq!(parsed[2].draft.as_ref().unwrap_err().field, "subject_kind");
         assert_eq!(parsed[3].draft.as_ref().unwrap_err().field, "colour");
+    }
+
+    #[test]
+    fn a_json_number_a_float_cannot_hold_exactly_is_refused_naming_the_key_r_data_2() {
+        let line = |fine: &str| {
+            format!(
+                r#"{{"subject_kind":"legal","subject_id":"91211382MA0000000X","subject_name":"某公司","category":"admin_penalty","provider_ref":"P-1","occurred_on":"2026-03-01","fields":{{"note":"1.00000000000000001 -2","fine_amount":{fine}}}}}"#
+            )
+        };
+        for fine in [
+            "1.00000000000000001",
+            "123456789012345678901234",
+            "-99999999999999999999",
+        ] {
+            let err = parse_strict(&line(fine)).unwrap_err();
+            assert_eq!(err.field, "fields.fine_amount", "{fine}: {err:?}");
+            assert_eq!(err.rule, "R-DATA-2");
+            assert!(err.message.contains(fine), "{fine}: {err:?}");
+        }
+        for fine in [
+            "1.5", "1.50", "15e-1", "0.1", "-0.0", "200000", "-3", "1e2", "0",
+        ] {
+            assert!(parse_strict(&line(fine)).is_ok(), "{fine}");
+        }
+        assert_eq!(
+            number_literals(r#"{"a":"x\"1","b":[-1.5e3,2],"c":true}"#),
+            ["-1.5e3", "2"]
+        );
     }
 
     #[test]

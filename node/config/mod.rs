@@ -78,8 +78,9 @@ pub struct Config {
     /// The longest a recorded consent may last, from its first day to its last, in
     /// years (R-REL-4). `[consent] max_term_years`, default 5.
     pub consent_max_term_years: u32,
-    /// Bounds on connections: `[connections] handshake_secs, preface_secs,
-    /// max_handshakes, max_connections, max_streams`.
+    /// Bounds on connections: `[connections] handshake_secs, preface_secs, idle_secs,
+    /// max_handshakes, max_connections, max_handshakes_per_ip, max_connections_per_ip,
+    /// max_streams`.
     pub connections: ConnectionLimits,
 }
 
@@ -181,8 +182,11 @@ struct RawConsent {
 struct RawConnections {
     handshake_secs: Option<u64>,
     preface_secs: Option<u64>,
+    idle_secs: Option<u64>,
     max_handshakes: Option<usize>,
     max_connections: Option<usize>,
+    max_handshakes_per_ip: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     max_streams: Option<u32>,
 }
 
@@ -210,6 +214,16 @@ impl RawConnections {
                 self.preface_secs,
                 d.preface_timeout,
             )?,
+            idle_timeout: match self.idle_secs {
+                None => d.idle_timeout,
+                Some(n) if (1..=86_400).contains(&n) => Duration::from_secs(n),
+                Some(_) => {
+                    return Err(err(
+                        "connections.idle_secs",
+                        "must be between 1 and 86400 seconds",
+                    ));
+                }
+            },
             max_handshakes: count(
                 "connections.max_handshakes",
                 self.max_handshakes,
@@ -220,6 +234,18 @@ impl RawConnections {
                 "connections.max_connections",
                 self.max_connections,
                 d.max_connections,
+                1_000_000,
+            )?,
+            max_handshakes_per_ip: count(
+                "connections.max_handshakes_per_ip",
+                self.max_handshakes_per_ip,
+                d.max_handshakes_per_ip,
+                65_536,
+            )?,
+            max_connections_per_ip: count(
+                "connections.max_connections_per_ip",
+                self.max_connections_per_ip,
+                d.max_connections_per_ip,
                 1_000_000,
             )?,
             max_streams: count(
@@ -233,6 +259,19 @@ impl RawConnections {
             return Err(err(
                 "connections.max_handshakes",
                 "must not exceed connections.max_connections",
+            ));
+        }
+        // Per-address caps above the global ones would be no cap; an address's
+        // handshakes count among its connections.
+        let limits = ConnectionLimits {
+            max_handshakes_per_ip: limits.max_handshakes_per_ip.min(limits.max_handshakes),
+            max_connections_per_ip: limits.max_connections_per_ip.min(limits.max_connections),
+            ..limits
+        };
+        if limits.max_handshakes_per_ip > limits.max_connections_per_ip {
+            return Err(err(
+                "connections.max_handshakes_per_ip",
+                "must not exceed connections.max_connections_per_ip",
             ));
         }
         Ok(limits)

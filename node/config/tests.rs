@@ -264,13 +264,16 @@ fn connection_limits_have_defaults_and_are_checked() {
     let dir = folder();
     let c = Config::from_toml(GOOD, dir.path()).unwrap();
     assert_eq!(c.connections, ConnectionLimits::default());
-    assert_eq!(c.connections.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(c.connections.handshake_timeout, Duration::from_secs(5));
     assert_eq!(c.connections.preface_timeout, Duration::from_secs(10));
+    assert_eq!(c.connections.idle_timeout, Duration::from_secs(300));
     assert_eq!(c.connections.max_handshakes, 256);
     assert_eq!(c.connections.max_connections, 1024);
+    assert_eq!(c.connections.max_handshakes_per_ip, 16);
+    assert_eq!(c.connections.max_connections_per_ip, 256);
     assert_eq!(c.connections.max_streams, 256);
     let with = format!(
-        "{GOOD}\n[connections]\nhandshake_secs = 2\npreface_secs = 3\nmax_handshakes = 8\nmax_connections = 64\nmax_streams = 16\n"
+        "{GOOD}\n[connections]\nhandshake_secs = 2\npreface_secs = 3\nidle_secs = 600\nmax_handshakes = 8\nmax_connections = 64\nmax_handshakes_per_ip = 2\nmax_connections_per_ip = 4\nmax_streams = 16\n"
     );
     let c = Config::from_toml(&with, dir.path()).unwrap();
     assert_eq!(
@@ -278,11 +281,21 @@ fn connection_limits_have_defaults_and_are_checked() {
         ConnectionLimits {
             handshake_timeout: Duration::from_secs(2),
             preface_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(600),
             max_handshakes: 8,
             max_connections: 64,
+            max_handshakes_per_ip: 2,
+            max_connections_per_ip: 4,
             max_streams: 16,
         }
     );
+    // Per-address caps above the global ones are lowered to them.
+    let high = with
+        .replace("max_handshakes_per_ip = 2", "max_handshakes_per_ip = 100")
+        .replace("max_connections_per_ip = 4", "max_connections_per_ip = 100");
+    let c = Config::from_toml(&high, dir.path()).unwrap();
+    assert_eq!(c.connections.max_handshakes_per_ip, 8);
+    assert_eq!(c.connections.max_connections_per_ip, 64);
     for (from, to, key) in [
         (
             "handshake_secs = 2",
@@ -309,12 +322,23 @@ fn connection_limits_have_defaults_and_are_checked() {
             "max_streams = 0",
             "connections.max_streams",
         ),
+        ("idle_secs = 600", "idle_secs = 0", "connections.idle_secs"),
+        (
+            "max_handshakes_per_ip = 2",
+            "max_handshakes_per_ip = 5",
+            "connections.max_handshakes_per_ip",
+        ),
+        (
+            "max_connections_per_ip = 4",
+            "max_connections_per_ip = 0",
+            "connections.max_connections_per_ip",
+        ),
     ] {
         assert_eq!(refused(&with.replace(from, to)).key, key, "{to}");
     }
     assert_eq!(
-        refused(&format!("{GOOD}\n[connections]\nidle_secs = 5\n")).key,
-        "idle_secs"
+        refused(&format!("{GOOD}\n[connections]\nidle_minutes = 5\n")).key,
+        "idle_minutes"
     );
 }
 

@@ -18,17 +18,21 @@ use std::task::{Context, Poll};
 use prost::Message;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::codegen::http;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
 use crate::exchange::status::Refusal;
-use crate::identity::tls::{ServerTls, authenticate_peer};
+use crate::identity::tls::{ConnInfo, ServerTls, authenticate_peer};
 use crate::server::Gate;
 use crate::usage::Action;
 
-/// The words every undecodable-message refusal carries, so `LogUndecodable` knows it.
+/// The words every undecodable-message refusal carries, for the caller.
 const NOT_PROTOBUF: &str = "message is not valid protobuf";
+/// The response header that marks an undecodable-message refusal for `LogUndecodable`.
+/// A status message can echo the caller's own text, so it is no sign of where a refusal
+/// came from; this header is set only by `malformed`, and removed before the response
+/// leaves the node.
+pub const UNDECODABLE_HEADER: &str = "x-credit-undecodable";
 
 /// `tonic_prost::ProstCodec` with decode errors as `InvalidArgument`.
 #[derive(Debug, Clone)]
@@ -90,10 +94,15 @@ pub fn message_name<U>() -> String {
 fn malformed<U>(status: &Status) -> Status {
     let name = message_name::<U>();
     tracing::warn!(message = %name, error = %status.message(), "R-NODE-2: undecodable message refused");
-    Status::invalid_argument(format!(
+    let mut refused = Status::invalid_argument(format!(
         "R-NODE-2: the {name} {NOT_PROTOBUF}: {}",
         status.message()
-    ))
+    ));
+    refused.metadata_mut().insert(
+        UNDECODABLE_HEADER,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    refused
 }
 
 /// A layer around the server that writes a usage entry for every call refused because
@@ -145,19 +154,17 @@ where
             .next()
             .unwrap_or("")
             .to_string();
-        let peer = req
-            .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .cloned();
+        let peer = req.extensions().get::<ConnInfo>().cloned();
         let log = self.log.clone();
         let response = self.inner.call(req);
         Box::pin(async move {
-            let response = response.await?;
+            let mut response = response.await?;
             // A refusal before any response message is a trailers-only response: its
-            // status is in the headers.
-            if let Some(status) = Status::from_header_map(response.headers())
+            // status, and the mark `malformed` set, are in the headers.
+            let marked = response.headers_mut().remove(UNDECODABLE_HEADER).is_some();
+            if marked
+                && let Some(status) = Status::from_header_map(response.headers())
                 && status.code() == Code::InvalidArgument
-                && status.message().contains(NOT_PROTOBUF)
             {
                 let caller = peer.and_then(|info| {
                     let mut probe = tonic::Request::new(());
@@ -191,6 +198,7 @@ mod tests {
         let err = pb::PushBatch::decode(bytes).unwrap_err();
         let status = malformed::<pb::PushBatch>(&Status::internal(err.to_string()));
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.metadata().get(UNDECODABLE_HEADER).is_some());
         assert!(
             status.message().contains("credit.v1.PushBatch"),
             "{}",

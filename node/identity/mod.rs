@@ -7,6 +7,8 @@
 //! * `tls`: the server side. `ServerTls` (rustls config with the CA and CRL, reread while
 //!   running), `incoming` (the TLS accept loop tonic serves from), and `authenticate` /
 //!   `Authenticator`, which turn the peer certificate into a `CallerId` on every RPC.
+//! * `conn`: per-address caps on handshakes and connections, the count of calls open on
+//!   a connection (for the idle timeout), and the throttle on connection warnings.
 //! * `signing`: signatures a node makes with its certificate's key (consents,
 //!   checkpoints) and their check against the federation CA.
 //! * `client`: the client side. `connect` / `lazy` dial a node with the party's
@@ -14,6 +16,7 @@
 
 pub mod caller;
 pub mod client;
+pub mod conn;
 pub mod pki;
 pub mod signing;
 pub mod tls;

@@ -30,12 +30,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::http;
 use tonic::transport::server::Connected;
 use tonic::{Request, Status};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use super::caller::CallerId;
+use super::conn::{Activity, IpSlot, LogThrottle, PerIp};
 
 /// Back-off after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -55,6 +57,8 @@ const MIN_CONNECTIONS: usize = 16;
 pub struct ConnectionLimits {
     /// A TLS handshake not finished by then is dropped.
     pub handshake_timeout: Duration,
+    /// A connection with no call open for this long is closed (after its preface).
+    pub idle_timeout: Duration,
     /// After the handshake, the client's HTTP/2 preface must arrive by then.
     pub preface_timeout: Duration,
     /// Connections still handshaking at once; beyond it new ones wait in the kernel's
@@ -62,6 +66,12 @@ pub struct ConnectionLimits {
     pub max_handshakes: usize,
     /// Open connections in total (also capped below the process's open-file limit).
     pub max_connections: usize,
+    /// Connections still handshaking at once from one address (IPv6: one /64); beyond
+    /// it a new connection from there is closed at once.
+    pub max_handshakes_per_ip: usize,
+    /// Connections open at once from one address (IPv6: one /64); beyond it a new
+    /// connection from there is closed at once.
+    pub max_connections_per_ip: usize,
     /// Concurrent streams (calls) per HTTP/2 connection.
     pub max_streams: u32,
 }
@@ -69,10 +79,13 @@ pub struct ConnectionLimits {
 impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             preface_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
             max_handshakes: 256,
             max_connections: 1024,
+            max_handshakes_per_ip: 16,
+            max_connections_per_ip: 256,
             max_streams: 256,
         }
     }
@@ -372,6 +385,11 @@ impl ServerTls {
 /// instead of taking descriptors; a failed `accept` (out of descriptors) backs off and
 /// goes on. A connection gives its handshake permit back when the handshake ends and its
 /// connection permit when it closes.
+///
+/// After `accept`, a connection from an address that already has `max_handshakes_per_ip`
+/// connections handshaking or `max_connections_per_ip` open is closed at once, so one
+/// host cannot hold every slot. Warnings about refused or timed-out connections are
+/// throttled per kind (`conn::LogThrottle`).
 pub fn incoming(
     listener: TcpListener,
     tls: Arc<ServerTls>,
@@ -380,6 +398,8 @@ pub fn incoming(
     let (tx, rx) = mpsc::channel(64);
     let connections = Arc::new(Semaphore::new(limits.effective_max_connections()));
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
+    let per_ip = PerIp::new(limits.max_handshakes_per_ip, limits.max_connections_per_ip);
+    let log = Arc::new(LogThrottle::default());
     tokio::spawn(async move {
         let mut accept_failing = false;
         let mut throttle = [Throttle::default(), Throttle::default()];
@@ -409,16 +429,28 @@ pub fn incoming(
                     continue;
                 }
             };
+            let mut slot = match per_ip.admit(peer.ip()) {
+                Ok(slot) => slot,
+                Err(cap) => {
+                    if log.allow(cap.key()) {
+                        tracing::warn!(%peer, cap = cap.key(), "R-NODE-3: too many connections from this address; connection closed");
+                    }
+                    drop(tcp);
+                    continue;
+                }
+            };
             if let Err(error) = tcp.set_nodelay(true) {
                 tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
             }
             let acceptor = TlsAcceptor::from(tls.server_config());
             let tx = tx.clone();
+            let log = log.clone();
             tokio::spawn(async move {
-                let stream = handshake(acceptor, tcp, peer, limits.handshake_timeout).await;
+                let stream = handshake(acceptor, tcp, peer, limits.handshake_timeout, &log).await;
                 drop(handshaking);
+                slot.handshake_done();
                 if let Some(stream) = stream {
-                    let guarded = Guarded::new(stream, peer, limits.preface_timeout, connection);
+                    let guarded = Guarded::new(stream, peer, limits, connection, slot, log);
                     // A send error means the server stopped; the connection is simply dropped.
                     let _ = tx.send(Ok(guarded)).await;
                 }
@@ -479,15 +511,21 @@ async fn handshake(
     tcp: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
+    log: &LogThrottle,
 ) -> Option<TlsStream<TcpStream>> {
     match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(error)) => {
-            tracing::warn!(%peer, reason = %refusal_reason(&error), %error, "R-NODE-3: TLS handshake refused");
+            let reason = refusal_reason(&error);
+            if log.allow(reason) {
+                tracing::warn!(%peer, %reason, %error, "R-NODE-3: TLS handshake refused");
+            }
             None
         }
         Err(_) => {
-            tracing::warn!(%peer, timeout_ms = timeout.as_millis() as u64, "R-NODE-3: TLS handshake not finished in time; connection dropped");
+            if log.allow("handshake timeout") {
+                tracing::warn!(%peer, timeout_ms = timeout.as_millis() as u64, "R-NODE-3: TLS handshake not finished in time; connection dropped");
+            }
             None
         }
     }
@@ -520,30 +558,83 @@ fn refusal_reason(error: &std::io::Error) -> &'static str {
 
 /// A TLS connection handed to tonic: until the client has sent its HTTP/2 preface, a
 /// deadline applies, so a client that completes TLS and then sends nothing (or half a
-/// preface) is disconnected; it also holds the connection's permit until it closes.
+/// preface) is disconnected. After the preface, a connection with no call open for
+/// `idle_timeout` is closed (its reads end, so hyper drops it; with no call open
+/// nothing is cut short, and a client's channel reconnects on its next call). It holds
+/// the connection's permit and its address's slot until it closes.
 pub struct Guarded {
     inner: TlsStream<TcpStream>,
     peer: SocketAddr,
     /// Bytes of the preface still to come; the deadline is dropped once it is zero.
     awaiting: usize,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Calls open on this connection (counted by `conn::CountStreams`).
+    activity: Arc<Activity>,
+    idle_timeout: Duration,
+    /// The idle timer and the activity epoch it was armed at.
+    idle: Option<(u64, Pin<Box<tokio::time::Sleep>>)>,
+    log: Arc<LogThrottle>,
     _permit: OwnedSemaphorePermit,
+    _slot: IpSlot,
 }
 
 impl Guarded {
     fn new(
         inner: TlsStream<TcpStream>,
         peer: SocketAddr,
-        preface_timeout: Duration,
+        limits: ConnectionLimits,
         permit: OwnedSemaphorePermit,
+        slot: IpSlot,
+        log: Arc<LogThrottle>,
     ) -> Guarded {
         Guarded {
             inner,
             peer,
             awaiting: PREFACE_BYTES,
-            deadline: Some(Box::pin(tokio::time::sleep(preface_timeout))),
+            deadline: Some(Box::pin(tokio::time::sleep(limits.preface_timeout))),
+            activity: Arc::new(Activity::default()),
+            idle_timeout: limits.idle_timeout,
+            idle: None,
+            log,
             _permit: permit,
+            _slot: slot,
         }
+    }
+
+    /// After the preface, with the reader waiting: whether the connection has had no call
+    /// open for `idle_timeout`. Arms (or rearms) the timer as calls come and go.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let (open, epoch) = self.activity.snapshot();
+        if open > 0 {
+            self.idle = None;
+            self.activity.wake_when_idle(cx.waker());
+            return false;
+        }
+        if self.idle.as_ref().is_none_or(|(armed, _)| *armed != epoch) {
+            self.idle = Some((epoch, Box::pin(tokio::time::sleep(self.idle_timeout))));
+        }
+        match self.idle.as_mut() {
+            Some((_, timer)) => timer.as_mut().poll(cx).is_ready(),
+            None => false,
+        }
+    }
+}
+
+/// What tonic puts in every request's extensions for a `Guarded` connection: the TLS
+/// details (peer certificates, addresses) and the connection's count of open calls.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub tls: <TlsStream<TcpStream> as Connected>::ConnectInfo,
+    pub(crate) activity: Arc<Activity>,
+}
+
+/// The client certificates of the connection `extensions` came on.
+pub fn peer_certs(extensions: &http::Extensions) -> Option<Arc<Vec<CertificateDer<'static>>>> {
+    match extensions.get::<ConnInfo>() {
+        Some(info) => info.tls.peer_certs(),
+        None => extensions
+            .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs()),
     }
 }
 
@@ -567,14 +658,20 @@ impl AsyncRead for Guarded {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if let Some(deadline) = this.deadline.as_mut()
-                    && deadline.as_mut().poll(cx).is_ready()
-                {
-                    tracing::warn!(peer = %this.peer, "R-NODE-3: no HTTP/2 preface in time after the TLS handshake; disconnected");
-                    return Poll::Ready(Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "no HTTP/2 preface in time",
-                    )));
+                if let Some(deadline) = this.deadline.as_mut() {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        if this.log.allow("no preface") {
+                            tracing::warn!(peer = %this.peer, "R-NODE-3: no HTTP/2 preface in time after the TLS handshake; disconnected");
+                        }
+                        return Poll::Ready(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no HTTP/2 preface in time",
+                        )));
+                    }
+                } else if this.idle_expired(cx) {
+                    tracing::debug!(peer = %this.peer, idle_secs = this.idle_timeout.as_secs(), "connection idle with no call open; closed");
+                    // End of stream: hyper closes the connection.
+                    return Poll::Ready(Ok(()));
                 }
                 Poll::Pending
             }
@@ -614,10 +711,13 @@ impl AsyncWrite for Guarded {
 }
 
 impl Connected for Guarded {
-    type ConnectInfo = <TlsStream<TcpStream> as Connected>::ConnectInfo;
+    type ConnectInfo = ConnInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
+        ConnInfo {
+            tls: self.inner.connect_info(),
+            activity: self.activity.clone(),
+        }
     }
 }
 
@@ -712,7 +812,9 @@ pub(crate) fn identity_uri<'a>(cert: &'a X509Certificate<'_>) -> Result<&'a str,
         .iter()
         .filter_map(|name| match name {
             GeneralName::URI(uri)
-                if uri.len() >= 9 && uri[..9].eq_ignore_ascii_case("credit://") =>
+                if uri
+                    .get(..9)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("credit://")) =>
             {
                 Some(*uri)
             }
@@ -747,9 +849,7 @@ pub fn authenticate<T>(req: &Request<T>, tls: &ServerTls) -> Result<CallerId, St
 
 /// `authenticate`, keeping the certificate's serial.
 pub fn authenticate_peer<T>(req: &Request<T>, tls: &ServerTls) -> Result<Authenticated, Status> {
-    let certs = req
-        .peer_certs()
-        .ok_or_else(|| refuse("no client certificate"))?;
+    let certs = peer_certs(req.extensions()).ok_or_else(|| refuse("no client certificate"))?;
     let leaf = certs
         .first()
         .ok_or_else(|| refuse("no client certificate"))?;
@@ -827,6 +927,30 @@ mod tests {
         assert!(!tls.is_revoked(&[0x42]));
         // Built from PEM: there is no file to reread.
         assert!(!tls.reload_crl().unwrap());
+    }
+
+    #[test]
+    fn a_san_uri_with_a_multibyte_character_at_byte_nine_is_no_identity_and_no_panic() {
+        use rcgen::{CertificateParams, CustomExtension, KeyPair};
+        for uri in ["credit:/\u{e9}/x", "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"] {
+            let bytes = uri.as_bytes();
+            let mut inner = vec![0x86, bytes.len() as u8];
+            inner.extend_from_slice(bytes);
+            let mut san = vec![0x30, inner.len() as u8];
+            san.extend_from_slice(&inner);
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(&[2, 5, 29, 17], san));
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+            assert_eq!(
+                identity_uri(&parsed),
+                Err(IdentityUriError::Missing),
+                "{uri}"
+            );
+        }
     }
 
     #[test]
