@@ -33,6 +33,7 @@ mod audit;
 mod census;
 mod codec;
 mod durability;
+pub mod fuzz;
 mod ids;
 mod notices;
 mod objections;

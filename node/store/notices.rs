@@ -21,7 +21,7 @@ fn outbox_key(next_hop: &RegionCode, from: &RegionCode, id: u64) -> Vec<u8> {
 }
 
 /// A stored notice, also one stored before notices could carry a case.
-fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
+pub(super) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
     decode::<Notice>(bytes, "notice").or_else(|e| {
         decode::<crate::federation::notice::LegacyNotice>(bytes, "notice")
             .map(Notice::from)
