@@ -16,8 +16,10 @@ use chrono::NaiveDate;
 use crate::cli::records::{Parsed, draft_json, read_csv, read_json_lines};
 use crate::identity::caller::{CallerId, Role};
 use crate::policy::catalog::Catalog;
+use crate::policy::identifier::{check_resident_id, check_uscc};
+use crate::policy::prohibited::prohibited_term;
 use crate::policy::sample::generate_drafts;
-use crate::policy::validate::Validator;
+use crate::policy::validate::{MAX_FIELDS, Validator};
 use crate::record::{Content, Draft, SubjectKind};
 use crate::region::RegionCode;
 
@@ -58,6 +60,9 @@ pub fn run(target: &str, data: &[u8]) {
     }
 }
 
+/// A USCC on the validator's legacy list: it fails the check character, as such codes do.
+const LEGACY_CODE: &str = "91211300MA0Q000000";
+
 struct Fixture {
     validator: Validator,
     drafts: Vec<Draft>,
@@ -69,7 +74,7 @@ fn fixture() -> &'static Fixture {
         let catalog = Catalog::builtin().unwrap_or_else(|e| panic!("built-in catalog: {e}"));
         let drafts = generate_drafts(&catalog, 48, 24, 11, PERIOD);
         // One legacy code, so the path that skips the identifier check is reachable.
-        let legacy = ["91211300MA0Q000000".to_string()];
+        let legacy = [LEGACY_CODE.to_string()];
         Fixture {
             validator: Validator::new(Arc::new(catalog), legacy),
             drafts,
@@ -157,6 +162,7 @@ fn validate_draft(target: &str, draft: &Draft) {
     match validator.check(draft, "tax", today()) {
         Err(v) => check_refusal(target, &v.field, v.rule, &v.message),
         Ok(content) => {
+            check_accepted(target, &content);
             let again = validator
                 .check(&draft_of(&content), "tax", today())
                 .unwrap_or_else(|v| {
@@ -169,6 +175,38 @@ fn validate_draft(target: &str, draft: &Draft) {
             assert_eq!(again.hash(), content.hash(), "{target}: hash is not stable");
         }
     }
+}
+
+/// What accepted content must be, whatever the draft was: no prohibited field about a
+/// natural person (R-DATA-3), a subject identifier that passes its check (R-DATA-1) or is
+/// on the legacy list, no more fields than allowed, the caller as provider.
+fn check_accepted(target: &str, content: &Content) {
+    if content.subject.kind == SubjectKind::Natural {
+        for name in content.fields.keys() {
+            assert!(
+                prohibited_term(name).is_none(),
+                "{target}: prohibited field {name:?} accepted about a person (R-DATA-3)"
+            );
+        }
+    }
+    let id = &content.subject.id;
+    let valid = match content.subject.kind {
+        SubjectKind::Legal => check_uscc(id).is_ok() || id == LEGACY_CODE,
+        SubjectKind::Natural => check_resident_id(id, today()).is_ok(),
+    };
+    assert!(
+        valid,
+        "{target}: an invalid identifier was accepted (R-DATA-1): {id:?}"
+    );
+    assert!(
+        content.fields.len() <= MAX_FIELDS,
+        "{target}: {} fields accepted",
+        content.fields.len()
+    );
+    assert_eq!(
+        content.provider_id, "tax",
+        "{target}: provider is not the caller"
+    );
 }
 
 fn draft_of(c: &Content) -> Draft {

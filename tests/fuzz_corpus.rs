@@ -14,8 +14,10 @@ use credit_node::fuzzing::{self, TARGETS};
 /// Mutated inputs per target: enough to reach past the seeds, few enough for a debug
 /// build to finish in seconds.
 const MUTATIONS: usize = 2000;
-/// Corpus files per target read from a locally grown corpus.
-const MAX_CORPUS_FILES: usize = 400;
+/// Corpus files, and bytes, per target read from a locally grown corpus: the record-file
+/// targets validate every line, which a debug build does at a few thousand lines a second.
+const MAX_CORPUS_FILES: usize = 200;
+const MAX_CORPUS_BYTES: usize = 256 * 1024;
 
 /// splitmix64, as `policy::sample` uses: no `rand` dependency.
 struct Rng(u64);
@@ -90,10 +92,15 @@ fn grown_corpus(target: &str) -> Vec<Vec<u8>> {
     };
     let mut paths: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
+    let mut budget = MAX_CORPUS_BYTES;
     paths
         .iter()
         .take(MAX_CORPUS_FILES)
         .filter_map(|p| std::fs::read(p).ok())
+        .take_while(|bytes| {
+            budget = budget.saturating_sub(bytes.len());
+            budget > 0
+        })
         .collect()
 }
 
