@@ -376,7 +376,10 @@ mod tests {
     /// follows: a chunk with bytes after its entries passed as whole.
     #[test]
     fn a_changelog_chunk_with_bytes_after_it_is_corrupt_r_sec_1() {
-        let (_, seed) = stored_seeds().into_iter().find(|(n, _)| n == "chunk").unwrap();
+        let (_, seed) = stored_seeds()
+            .into_iter()
+            .find(|(n, _)| n == "chunk")
+            .unwrap();
         let mut chunk = seed[1..].to_vec();
         assert_eq!(decode_chunk(&chunk).unwrap().len(), 4);
         chunk.push(0);
