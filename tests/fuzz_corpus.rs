@@ -202,6 +202,36 @@ fn a_long_unknown_column_or_value_is_quoted_in_part_r_data_2() {
     }
 }
 
+/// A stored child census report as postcard writes it, `depth` levels of children deep:
+/// region and name empty, figures 0, one child per level, each held count 0.
+fn nested_report(depth: usize) -> Vec<u8> {
+    let mut bytes = vec![1u8]; // the store's format byte
+    for _ in 0..depth {
+        bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1]);
+    }
+    bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0]);
+    bytes.extend(std::iter::repeat_n(0u8, depth));
+    bytes
+}
+
+/// Found by `decode_stored` (a corpus file overflowed a debug build's 2 MiB test stack):
+/// a child census report holds its children's reports, and decoding one nested deeper
+/// than any federation recursed without a bound until the stack overflowed, aborting the
+/// process. A report is kept at most three levels deep; anything deeper is damage.
+#[test]
+fn a_census_report_nested_beyond_any_federation_is_corrupt_not_a_stack_overflow_r_sec_1() {
+    use credit_node::store::fuzz::check_stored;
+    const CHILD_CENSUS_REPORT: u8 = 9;
+    assert_eq!(
+        check_stored(CHILD_CENSUS_REPORT, &nested_report(3)),
+        Ok(true)
+    );
+    assert_eq!(
+        check_stored(CHILD_CENSUS_REPORT, &nested_report(200_000)),
+        Ok(false)
+    );
+}
+
 /// Writes every target's seeds to `fuzz/seeds/<target>/` for `cargo fuzz run`.
 #[test]
 #[ignore = "writes files; run by hand before fuzzing (fuzz/README.md)"]

@@ -18,7 +18,8 @@ use crate::record::{Content, Disclosure, Record, Status, Subject, SubjectKind};
 use crate::region::RegionCode;
 use crate::usage::{Action, Chained, Checkpoint, Outcome, UsageEntry};
 
-/// The kinds of stored value, in the order of the selector byte of a fuzz input.
+/// The kinds of stored value, in the order of the selector byte of a fuzz input
+/// (`child census report` is 9).
 pub const STORED_KINDS: [&str; 11] = [
     "record",
     "changelog chunk",
