@@ -28,6 +28,8 @@
 //! * `devnet`: a development federation in one folder (CA, identities, node configs)
 //!   for the demo, benchmarks and integration tests.
 //! * `cli`: the `credit-node` commands (serve, pki, push, pull, store check, demo, bench).
+//! * `fuzzing`: the bodies of the fuzz targets in `fuzz/` and their seed corpora, also
+//!   run by `tests/fuzz_corpus.rs`.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -39,6 +41,7 @@ pub mod consent;
 pub mod devnet;
 pub mod exchange;
 pub mod federation;
+pub mod fuzzing;
 pub mod identity;
 pub mod objection;
 pub mod policy;

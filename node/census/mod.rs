@@ -28,7 +28,52 @@ pub struct PlatformReport {
     pub legal: u64,
     pub at_ms: i64,
     /// Each child's report and how many of its records this platform holds.
+    #[serde(deserialize_with = "bounded_children")]
     pub children: Vec<(PlatformReport, u64)>,
+}
+
+/// Deepest nesting of children a stored report may have. Reports are kept at most three
+/// levels deep (`from_wire(.., 2)`), so more is damage; read without a bound, a deeply
+/// nested report would recurse until the stack overflows and aborts the node (found by
+/// the `decode_stored` fuzz target, R-SEC-1).
+pub const MAX_REPORT_DEPTH: usize = 8;
+
+thread_local! {
+    /// How many `children` lists the report being decoded on this thread is inside.
+    static REPORT_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One level of `children` being decoded; leaving it (also by an error) steps back out.
+struct ReportLevel;
+
+impl ReportLevel {
+    fn enter() -> Option<ReportLevel> {
+        REPORT_DEPTH.with(|d| {
+            let depth = d.get();
+            (depth < MAX_REPORT_DEPTH).then(|| {
+                d.set(depth + 1);
+                ReportLevel
+            })
+        })
+    }
+}
+
+impl Drop for ReportLevel {
+    fn drop(&mut self) {
+        REPORT_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+fn bounded_children<'de, D>(d: D) -> Result<Vec<(PlatformReport, u64)>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let _level = ReportLevel::enter().ok_or_else(|| {
+        <D::Error as serde::de::Error>::custom(format!(
+            "census report nested more than {MAX_REPORT_DEPTH} levels deep"
+        ))
+    })?;
+    <Vec<(PlatformReport, u64)> as Deserialize>::deserialize(d)
 }
 
 impl PlatformReport {

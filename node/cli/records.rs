@@ -58,9 +58,31 @@ impl Format {
     }
 }
 
+/// Longest piece of a line quoted back in a refusal.
+const MAX_QUOTED: usize = 64;
+
+/// At most `MAX_QUOTED` characters of `s`, so a huge value is never echoed back whole.
+fn quoted(s: &str) -> String {
+    if s.chars().count() <= MAX_QUOTED {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(MAX_QUOTED).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// A refusal of one line. The field is a column or key the file itself names, so it is
+/// quoted in part, and an empty name (a CSV header cell left blank, a `""` key) is
+/// named as such: a refusal always says which field.
 fn line_error(field: &str, rule: &'static str, message: impl Into<String>) -> LineError {
+    let field = match field {
+        "" => "(unnamed column)".to_string(),
+        "fields." => "fields.(unnamed)".to_string(),
+        named => quoted(named),
+    };
     LineError {
-        field: field.to_string(),
+        field,
         rule,
         message: message.into(),
     }
@@ -425,7 +447,7 @@ fn subject_kind(s: &str) -> Result<SubjectKind, LineError> {
         other => Err(line_error(
             "subject_kind",
             "R-DATA-1",
-            format!("must be \"legal\" or \"natural\", got {other:?}"),
+            format!("must be \"legal\" or \"natural\", got {:?}", quoted(other)),
         )),
     }
 }
@@ -437,7 +459,7 @@ fn adverse(s: &str) -> Result<bool, LineError> {
         other => Err(line_error(
             "adverse",
             "R-DATA-2",
-            format!("must be true or false, got {other:?}"),
+            format!("must be true or false, got {:?}", quoted(other)),
         )),
     }
 }

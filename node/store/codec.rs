@@ -25,10 +25,7 @@ pub(super) fn decode<T: DeserializeOwned>(
     what: &'static str,
 ) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| StoreError::Corrupt {
-            what,
-            detail: e.to_string(),
-        }),
+        Some((&FORMAT, rest)) => whole(rest, what),
         Some((other, _)) => Err(StoreError::Corrupt {
             what,
             detail: format!("unknown format byte {other}"),
@@ -36,6 +33,25 @@ pub(super) fn decode<T: DeserializeOwned>(
         None => Err(StoreError::Corrupt {
             what,
             detail: "empty value".into(),
+        }),
+    }
+}
+
+/// Decodes postcard that must fill `bytes` exactly. postcard's `from_bytes` ignores what
+/// follows a value, so a damaged value with bytes after it would pass as whole (R-SEC-1).
+pub(super) fn whole<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<T, StoreError> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(StoreError::Corrupt {
+            what,
+            detail: format!("{} bytes after the value", rest.len()),
+        }),
+        Err(e) => Err(StoreError::Corrupt {
+            what,
+            detail: e.to_string(),
         }),
     }
 }
@@ -66,5 +82,16 @@ mod tests {
             assert_eq!(built, encode(&items).unwrap(), "n = {n}");
             assert_eq!(decode::<Vec<String>>(&built, "test").unwrap(), items);
         }
+    }
+
+    /// Found by the `decode_stored` fuzz target's review: postcard ignores bytes after a
+    /// value, so a stored value with bytes appended decoded as if it were intact.
+    #[test]
+    fn a_stored_value_with_bytes_after_it_is_corrupt_r_sec_1() {
+        let mut bytes = encode(&("record".to_string(), 7u64)).unwrap();
+        assert!(decode::<(String, u64)>(&bytes, "test").is_ok());
+        bytes.push(0);
+        let err = decode::<(String, u64)>(&bytes, "test").unwrap_err();
+        assert!(err.to_string().contains("1 bytes after the value"), "{err}");
     }
 }

@@ -34,6 +34,7 @@ mod census;
 mod check;
 mod codec;
 mod durability;
+pub mod fuzz;
 mod ids;
 mod notices;
 mod objections;
@@ -1291,12 +1292,7 @@ fn chunk_value(entries: &[(u8, Vec<u8>)]) -> Vec<u8> {
 /// existed (`FORMAT`) hold records only.
 fn decode_chunk(bytes: &[u8]) -> Result<Vec<Change>, StoreError> {
     match bytes.first() {
-        Some(&codec::CHANGES_FORMAT) => {
-            postcard::from_bytes(&bytes[1..]).map_err(|e| StoreError::Corrupt {
-                what: "changelog chunk",
-                detail: e.to_string(),
-            })
-        }
+        Some(&codec::CHANGES_FORMAT) => codec::whole(&bytes[1..], "changelog chunk"),
         _ => Ok(decode::<Vec<Record>>(bytes, "changelog chunk")?
             .into_iter()
             .map(Change::Record)
