@@ -383,14 +383,23 @@ struct CensusSource {
 }
 
 impl CensusSource {
-    fn message(&self, store: &Store) -> pb::SyncUp {
-        let report = crate::census::own_report(store, &self.region, &self.name, &self.children)
-            .unwrap_or_else(|e| {
+    /// This node's census report, read in a bounded store call (R-SEC-1: the figures sit
+    /// behind the writer lock, which a push stuck in sled may hold). `None` when it cannot
+    /// be read: the next batch sends it, rather than an empty report the parent would take
+    /// for this node's stock.
+    async fn message(&self, store: &Store) -> Option<pb::SyncUp> {
+        let (region, name, children) = (self.region, self.name.clone(), self.children.clone());
+        match store
+            .call(move |s| crate::census::own_report(s, &region, &name, &children))
+            .await
+        {
+            Ok(report) => Some(pb::SyncUp {
+                message: Some(pb::sync_up::Message::Census(report.to_wire())),
+            }),
+            Err(e) => {
                 tracing::error!(error = %e, "cannot read the census figures");
-                crate::census::PlatformReport::default()
-            });
-        pb::SyncUp {
-            message: Some(pb::sync_up::Message::Census(report.to_wire())),
+                None
+            }
         }
     }
 }
@@ -429,8 +438,10 @@ async fn send_changes(
 ) {
     let mut head = store.watch_head();
     // The census first, so the parent knows this node's stock before the backlog.
-    if tx.send(census.message(&store)).await.is_err() {
-        return;
+    if let Some(m) = census.message(&store).await {
+        if tx.send(m).await.is_err() {
+            return;
+        }
     }
     loop {
         // Only what is durable goes up: entries past the published head may still be
@@ -479,8 +490,10 @@ async fn send_changes(
         {
             return;
         }
-        if tx.send(census.message(&store)).await.is_err() {
-            return;
+        if let Some(m) = census.message(&store).await {
+            if tx.send(m).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -94,7 +94,7 @@ pub enum StoreError {
     #[error("the store's lock was poisoned by a panic; restart the node")]
     Lock,
     /// The store's files are damaged (R-SEC-1): found by the integrity check, by sled, or
-    /// by sled panicking or not answering while opening them.
+    /// by sled panicking while opening or reading them.
     #[error("{file} is damaged: {detail}")]
     Damaged { file: String, detail: String },
     /// sled reported corruption itself.
@@ -103,6 +103,14 @@ pub enum StoreError {
     /// A store call did not return within its bound (`[store] call_timeout_secs`).
     #[error("the store did not answer within {secs} s")]
     TimedOut { secs: u64 },
+    /// Opening or checking the store at start did not finish within its bound: a big
+    /// store on a slow disk, or sled looping on a damaged page. Not itself damage (exit 1).
+    #[error(
+        "{file} was not opened and checked within {secs} s; raise [store] open_timeout_secs \
+         for a big store on a slow disk, or run `credit-node store check` on a copy of the \
+         folder to look for damage"
+    )]
+    OpenTimedOut { file: String, secs: u64 },
     /// An earlier store call is still stuck; calls fail at once until it returns.
     #[error("the store is not answering (an earlier call is still stuck); restart the node")]
     Stalled,
@@ -299,6 +307,21 @@ impl Default for StoreOptions {
 const CALL_RUNNING: u8 = 0;
 const CALL_DONE: u8 = 1;
 const CALL_ABANDONED: u8 = 2;
+
+/// Marks a bounded call done on drop (see `Store::call_within`).
+struct CallDone {
+    store: Store,
+    state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl Drop for CallDone {
+    fn drop(&mut self) {
+        if self.state.swap(CALL_DONE, Ordering::SeqCst) == CALL_ABANDONED {
+            self.store.inner.stuck.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!("a store call that had passed its bound returned");
+        }
+    }
+}
 
 struct Writer {
     next_change: u64,
@@ -575,12 +598,14 @@ impl Store {
         let state = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(CALL_RUNNING));
         let (store, mine) = (self.clone(), state.clone());
         let task = tokio::task::spawn_blocking(move || {
-            let out = f(&store);
-            if mine.swap(CALL_DONE, Ordering::SeqCst) == CALL_ABANDONED {
-                store.inner.stuck.fetch_sub(1, Ordering::SeqCst);
-                tracing::warn!("a store call that had passed its bound returned");
-            }
-            out
+            // Marks the call done when it returns or panics: a call abandoned at its bound
+            // that then panics must uncount itself too, or every call after it is
+            // `Stalled` until a restart.
+            let _done = CallDone {
+                store: store.clone(),
+                state: mine,
+            };
+            f(&store)
         });
         match tokio::time::timeout(bound, task).await {
             Ok(Ok(out)) => out,
@@ -624,11 +649,24 @@ impl Store {
     }
 
     /// Records how far the store has come (`check::Mark`), for the next open's check.
-    /// It syncs first, holding off writers, so the mark never names what is not on disk.
+    /// It syncs first, holding off writers and other syncs, so the mark never names what
+    /// is not on disk. A poisoned store (a write or fsync failed: the kernel may have
+    /// dropped pages of writes never acknowledged) writes no mark: the one on disk still
+    /// names only what was durable, and a later sync could succeed without those pages.
     pub fn write_mark(&self) -> Result<(), StoreError> {
         let mark = {
             let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-            self.sync()?;
+            // Lock order: writer, then synced (as in `write`, which releases the writer
+            // first); a sync that failed before this point has poisoned the store.
+            let _synced = self.inner.synced.lock().map_err(|_| StoreError::Lock)?;
+            if self.inner.poisoned.load(Ordering::SeqCst) {
+                tracing::warn!("the store is poisoned; no store mark written");
+                return Ok(());
+            }
+            if let Err(e) = self.sync() {
+                self.inner.poisoned.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
             Mark {
                 changelog: w.next_change - 1,
                 usage: w.next_usage - 1,

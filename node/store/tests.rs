@@ -885,3 +885,106 @@ fn the_data_folder_is_private_to_its_owner_r_sec_1() {
     drop(Store::open(&open, &StoreOptions::default()).unwrap());
     assert_eq!(mode(&open), 0o700);
 }
+
+/// A call abandoned at its bound that then panics uncounts itself: calls work again
+/// rather than stay `Stalled` until a restart (R-SEC-1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_call_that_panics_does_not_stall_the_store_for_good_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        call_timeout: std::time::Duration::from_millis(100),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), &options).unwrap();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let stuck = store
+        .call(move |_| -> Result<(), StoreError> {
+            let _ = blocked.recv();
+            panic!("sled panicked on a damaged page");
+        })
+        .await;
+    assert!(
+        matches!(stuck, Err(StoreError::TimedOut { .. })),
+        "{stuck:?}"
+    );
+    assert!(matches!(
+        store.call(|s| s.stats()).await,
+        Err(StoreError::Stalled)
+    ));
+    release.send(()).unwrap();
+    let mut answered = false;
+    for _ in 0..300 {
+        if store.call(|s| s.stats()).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(answered, "calls work again once the stuck call panicked");
+}
+
+/// A poisoned store (a failed write or fsync) writes no store mark at shutdown: the
+/// kernel may have dropped pages of writes never acknowledged, so the mark keeps naming
+/// only what was durable, and the next start is not refused as damaged (R-SEC-1).
+#[test]
+fn a_poisoned_store_writes_no_mark_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    store
+        .accept(
+            vec![content("91211382MA0000000X", "R-0", "1.5")],
+            region(),
+            10,
+            push_usage,
+        )
+        .unwrap();
+    store.write_mark().unwrap();
+    let before = check::read_mark(dir.path()).unwrap().unwrap();
+    // A write that reached sled but whose sync "failed".
+    store
+        .accept(
+            vec![content("91211382MA0000001X", "R-1", "1.5")],
+            region(),
+            11,
+            push_usage,
+        )
+        .unwrap();
+    store.inner.poisoned.store(true, Ordering::SeqCst);
+    store.write_mark().unwrap();
+    assert_eq!(check::read_mark(dir.path()).unwrap().unwrap(), before);
+}
+
+/// Slow is not damaged: an open or check that passes its bound is `OpenTimedOut` (exit 1,
+/// "raise open_timeout_secs"), and a store mark that cannot be read (permissions, I/O)
+/// is an I/O error, not damage; a panic inside sled stays damage, naming the file (R-SEC-1).
+#[test]
+fn a_slow_open_or_an_unreadable_mark_is_not_reported_as_damage_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = check::bounded(dir.path(), std::time::Duration::from_millis(50), || {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(matches!(slow, StoreError::OpenTimedOut { .. }), "{slow}");
+    assert!(!slow.is_damage());
+    assert!(slow.to_string().contains("open_timeout_secs"), "{slow}");
+
+    let panicked = check::bounded(dir.path(), std::time::Duration::from_secs(30), || {
+        if true {
+            panic!("sled: bad page");
+        }
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(panicked.is_damage(), "{panicked}");
+    assert!(panicked.to_string().contains("db"), "{panicked}");
+
+    std::fs::create_dir(dir.path().join(check::MARK_FILE)).unwrap();
+    let unreadable = check::read_mark(dir.path()).unwrap_err();
+    assert!(matches!(unreadable, StoreError::Io(_)), "{unreadable}");
+    assert!(!unreadable.is_damage());
+    assert!(
+        unreadable.to_string().contains(check::MARK_FILE),
+        "{unreadable}"
+    );
+}
