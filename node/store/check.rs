@@ -133,11 +133,22 @@ pub(super) struct Trees<'a> {
 
 /// A key for a report: readable ASCII as is, a subject's identifier masked, anything
 /// else in hex.
-fn show_key(key: &[u8]) -> String {
+pub(super) fn show_key(key: &[u8]) -> String {
     if key.len() == 8 {
         return format!(
             "sequence {}",
             u64::from_be_bytes(key.try_into().unwrap_or([0; 8]))
+        );
+    }
+    // A usage-index key: the subject's identifier, then the entry's sequence.
+    if let Some(rest) = key.strip_prefix(&USAGE_INDEX[..])
+        && let Some(nul) = rest.len().checked_sub(9)
+        && rest[nul] == 0
+    {
+        let seq = <[u8; 8]>::try_from(&rest[nul + 1..]).map_or(0, u64::from_be_bytes);
+        return format!(
+            "usage index of {}, entry {seq}",
+            mask_id(&String::from_utf8_lossy(&rest[..nul]))
         );
     }
     let printable = |b: &[u8]| b.iter().all(|c| c.is_ascii_graphic() || *c == 0);

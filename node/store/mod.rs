@@ -377,16 +377,20 @@ impl Store {
     /// Opens (or creates) the store in `dir`, then replays any changelog entries the
     /// records tree has not yet applied.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
-        Store::open_with(dir, options, false)
+        Store::open_with(dir, options, None)
     }
 
     /// Opens the store as `open` does, after checking its integrity (`check`): any
     /// damage refuses the open, naming what is damaged and where (R-SEC-1). The open and
     /// the check run within `options.open_timeout`, and a panic in sled becomes an error.
-    pub fn open_checked(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
-        let (d, o) = (dir.to_path_buf(), options.clone());
+    pub fn open_checked(
+        dir: &Path,
+        options: &StoreOptions,
+        region: &RegionCode,
+    ) -> Result<Store, StoreError> {
+        let (d, o, r) = (dir.to_path_buf(), options.clone(), *region);
         check::bounded(dir, options.open_timeout, move || {
-            Store::open_with(&d, &o, true)
+            Store::open_with(&d, &o, Some(&r))
         })
     }
 
@@ -395,13 +399,15 @@ impl Store {
     pub fn open_bounded(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let (d, o) = (dir.to_path_buf(), options.clone());
         check::bounded(dir, options.open_timeout, move || {
-            Store::open_with(&d, &o, false)
+            Store::open_with(&d, &o, None)
         })
     }
 
     /// The integrity check alone, offline (`credit-node store check`): opens the store in
-    /// `dir` without replaying or writing anything of ours, checks every tree, and closes
-    /// it. Within `options.open_timeout`; a panic in sled becomes an error.
+    /// `dir` without replaying it, checks every tree, and closes it. Within
+    /// `options.open_timeout`; a panic in sled becomes an error. The open itself writes:
+    /// sled's recovery rewrites a damaged log past the damage and writes a new snapshot,
+    /// and `open_tree` creates a missing tree; so the CLI runs it on a copy.
     pub fn check_dir(dir: &Path, options: &StoreOptions) -> Result<CheckReport, StoreError> {
         if !dir.join("db").is_file() {
             return Err(StoreError::Engine(format!(
@@ -450,7 +456,13 @@ impl Store {
         })
     }
 
-    fn open_with(dir: &Path, options: &StoreOptions, checked: bool) -> Result<Store, StoreError> {
+    /// `checked`: the region the node serves, to refuse another region's folder (before
+    /// the integrity check reads it all) and then check the store.
+    fn open_with(
+        dir: &Path,
+        options: &StoreOptions,
+        checked: Option<&RegionCode>,
+    ) -> Result<Store, StoreError> {
         private_dir(dir)?;
         let db = open_db(dir, options)?;
         let records = db.open_tree("records")?;
@@ -460,7 +472,8 @@ impl Store {
         let consents = db.open_tree("consents")?;
         let checkpoints = db.open_tree("checkpoints")?;
         let objections = db.open_tree("objections")?;
-        if checked {
+        if let Some(region) = checked {
+            region_is(&records, region)?;
             let started = std::time::Instant::now();
             let mark = check::read_mark(dir)?;
             let mut report = check::run(&check::Trees {
@@ -555,7 +568,7 @@ impl Store {
                 .figures = figures;
         }
         store.replay()?;
-        if checked {
+        if checked.is_some() {
             // What this open found is on disk: a later open must find at least as much.
             store.write_mark()?;
         }
@@ -675,6 +688,17 @@ impl Store {
         check::write_mark(&self.inner.dir, mark)
     }
 
+    /// Whether the store answers: no call stuck past its bound (`call`) and no failed
+    /// write or sync (poisoned). Health reports NOT_SERVING while it does not.
+    pub fn answering(&self) -> bool {
+        self.inner.stuck.load(Ordering::SeqCst) == 0 && !self.inner.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Whether a call is stuck past its bound: calls fail at once (`Stalled`).
+    pub fn stalled(&self) -> bool {
+        self.inner.stuck.load(Ordering::SeqCst) > 0
+    }
+
     /// The bound on one request's store call.
     pub fn call_timeout(&self) -> std::time::Duration {
         self.inner.call_timeout
@@ -684,19 +708,13 @@ impl Store {
     /// region: a data folder moved between configs would mix two nodes' records and
     /// usage logs.
     pub fn bind_region(&self, region: &RegionCode) -> Result<(), StoreError> {
-        match self.inner.records.get(REGION_KEY)? {
-            Some(v) if v.as_ref() == region.as_str().as_bytes() => Ok(()),
-            Some(v) => Err(StoreError::Engine(format!(
-                "this data folder belongs to the node of region {}, not {region}",
-                String::from_utf8_lossy(&v)
-            ))),
-            None => {
-                self.inner
-                    .records
-                    .insert(REGION_KEY, region.as_str().as_bytes())?;
-                self.sync()
-            }
+        if region_is(&self.inner.records, region)? {
+            return Ok(());
         }
+        self.inner
+            .records
+            .insert(REGION_KEY, region.as_str().as_bytes())?;
+        self.sync()
     }
 
     /// The region the store was bound to, if any.
@@ -1339,6 +1357,19 @@ fn decode_chunk(bytes: &[u8]) -> Result<Vec<Change>, StoreError> {
             .into_iter()
             .map(Change::Record)
             .collect()),
+    }
+}
+
+/// Whether `records` is bound to `region` (`false`: bound to none yet); another
+/// region's folder is an error (see `bind_region`).
+fn region_is(records: &sled::Tree, region: &RegionCode) -> Result<bool, StoreError> {
+    match records.get(REGION_KEY)? {
+        Some(v) if v.as_ref() == region.as_str().as_bytes() => Ok(true),
+        Some(v) => Err(StoreError::Engine(format!(
+            "this data folder belongs to the node of region {}, not {region}",
+            String::from_utf8_lossy(&v)
+        ))),
+        None => Ok(false),
     }
 }
 

@@ -988,3 +988,98 @@ fn a_slow_open_or_an_unreadable_mark_is_not_reported_as_damage_r_sec_1() {
         "{unreadable}"
     );
 }
+
+/// The held copies a child's sync batch is checked against: a copy that cannot be read
+/// is an error for the whole batch, never "not held" (which would skip the rule that a
+/// tombstone is never reopened) (R-FED-1, R-SEC-1).
+#[test]
+fn a_held_copy_that_cannot_be_read_is_an_error_not_absent_r_fed_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let c = content("91211382MA0000000X", "R-0", "1.5");
+    let applied = store
+        .accept(vec![c.clone()], region(), 10, push_usage)
+        .unwrap();
+    let Applied::Created { id, .. } = applied[0] else {
+        panic!("{applied:?}")
+    };
+    let held = crate::federation::service::held_copies(&store, &[id]).unwrap();
+    assert!(held.contains_key(&id));
+    // The record and its changelog chunk damaged: neither reads.
+    store
+        .inner
+        .records
+        .insert(natural_key(&c, &region()), &b"\x01garbage"[..])
+        .unwrap();
+    let (k, v) = store.inner.changelog.first().unwrap().unwrap();
+    store
+        .inner
+        .changelog
+        .insert(&k, v[..v.len() - 8].to_vec())
+        .unwrap();
+    assert!(store.record(&id).is_err());
+    assert!(crate::federation::service::held_copies(&store, &[id]).is_err());
+}
+
+/// A long read-only call (a whole-log verification) under its own long bound is not
+/// stuck when it passes the default bound: other calls go on meanwhile (R-SEC-1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_call_within_its_own_bound_stalls_no_other_call_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        call_timeout: std::time::Duration::from_millis(100),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), &options).unwrap();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let long = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .call_within(std::time::Duration::from_secs(60), move |s| {
+                    let _ = blocked.recv();
+                    s.stats()
+                })
+                .await
+        })
+    };
+    // Past the default bound, other calls still answer.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(store.call(|s| s.stats()).await.is_ok());
+    release.send(()).unwrap();
+    assert!(long.await.unwrap().is_ok());
+}
+
+/// Another region's folder is refused for its region before the integrity check reads
+/// it all (a damaged one included), and a usage-index key in a report shows the subject
+/// masked, not in hex (R-SEC-1).
+#[test]
+fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    store.bind_region(&region()).unwrap();
+    store
+        .inner
+        .records
+        .insert(
+            natural_key(&content("91211382MA0000000X", "R-0", "1"), &region()),
+            &b"\x01garbage"[..],
+        )
+        .unwrap();
+    drop(store);
+    let other = RegionCode::parse("211300").unwrap();
+    let err = match Store::open_checked(dir.path(), &StoreOptions::default(), &other) {
+        Ok(_) => panic!("another region's folder opened"),
+        Err(e) => e,
+    };
+    assert!(!err.is_damage(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("belongs to the node of region 211382"),
+        "{err}"
+    );
+
+    let shown = check::show_key(&usage_index_key("211382199001010134", 7));
+    assert!(!shown.contains("199001"), "{shown}");
+    assert!(shown.contains("entry 7"), "{shown}");
+}
