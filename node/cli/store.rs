@@ -59,11 +59,10 @@ pub(crate) fn working_copy(
     if copy.in_place {
         return Ok((dir.to_path_buf(), None));
     }
-    // sled holds an exclusive flock on `db` while open.
+    // sled holds an exclusive lock on `db` while open (fs2, as sled itself takes it).
     let file = std::fs::File::open(&db).map_err(|e| format!("{}: {e}", db.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
+    if let Err(e) = fs2::FileExt::try_lock_exclusive(&file) {
+        if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() {
             return Err(format!(
                 "{} is in use by another process (sled holds a lock on its db file); stop the \
                  node first",
@@ -71,9 +70,7 @@ pub(crate) fn working_copy(
             )
             .into());
         }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(format!("{}: cannot lock it: {e}", db.display()).into());
-        }
+        return Err(format!("{}: cannot lock it: {e}", db.display()).into());
     }
     let base = match &copy.scratch {
         Some(s) => s.clone(),

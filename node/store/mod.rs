@@ -699,6 +699,18 @@ impl Store {
         self.inner.stuck.load(Ordering::SeqCst) > 0
     }
 
+    /// Holds the writer lock until `release` says (or is dropped), as a push stuck in
+    /// sled would: for tests of what must not wait on it.
+    #[cfg(test)]
+    pub(crate) fn hold_writer_until(
+        &self,
+        release: std::sync::mpsc::Receiver<()>,
+    ) -> Result<(), StoreError> {
+        let _w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+        let _ = release.recv();
+        Ok(())
+    }
+
     /// The bound on one request's store call.
     pub fn call_timeout(&self) -> std::time::Duration {
         self.inner.call_timeout
