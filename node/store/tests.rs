@@ -1083,3 +1083,50 @@ fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
     assert!(!shown.contains("199001"), "{shown}");
     assert!(shown.contains("entry 7"), "{shown}");
 }
+
+/// The check compares each record with the changelog as it reads it (holding no records
+/// in memory): an older version put back in place of the current one, and a record gone
+/// from the records tree, are each named (R-SEC-1).
+#[test]
+fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let subjects = ["91211382MA0000000X", "91211382MA0000001X"];
+    let first = content(subjects[0], "R-0", "1.5");
+    store
+        .accept(vec![first.clone()], region(), 10, push_usage)
+        .unwrap();
+    let key = natural_key(&first, &region());
+    let v1 = store.inner.records.get(&key).unwrap().unwrap();
+    store
+        .accept(
+            vec![content(subjects[0], "R-0", "2.5")],
+            region(),
+            11,
+            push_usage,
+        )
+        .unwrap();
+    let second = content(subjects[1], "R-1", "1.5");
+    store
+        .accept(vec![second.clone()], region(), 12, push_usage)
+        .unwrap();
+    assert!(store.check().ok(), "{:?}", store.check().damage);
+
+    store.inner.records.insert(&key, v1).unwrap();
+    store
+        .inner
+        .records
+        .remove(natural_key(&second, &region()))
+        .unwrap();
+    let found = store.check();
+    for what in [
+        "holds v1 but the changelog's latest is v2",
+        "the changelog names 2 records, the records tree holds 1",
+    ] {
+        assert!(
+            found.damage.iter().any(|d| d.problem.contains(what)),
+            "{what}: {:?}",
+            found.damage
+        );
+    }
+}
