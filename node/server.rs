@@ -212,8 +212,13 @@ fn rpc_name(rpc: Rpc) -> &'static str {
     }
 }
 
-/// How long a stopping node waits for open calls and the uplink before it stops anyway.
+/// How long a stopping node waits for open calls and the uplink (one deadline for both)
+/// before it stops anyway.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The bound on the last sync and store mark at shutdown. With `DRAIN` and the
+/// runtime's 5 s for blocking threads (`main.rs`), a stopping node exits within 20 s.
+const MARK_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A node's parts, ready to serve.
 pub struct Node {
@@ -238,12 +243,12 @@ impl Node {
         let validator = Arc::new(Validator::new(catalog, config.legacy_codes.iter().cloned()));
         let tls = Arc::new(ServerTls::from_files(&config.tls)?);
         // Checked before anything is served (R-SEC-1): a damaged store refuses to start.
-        let store = Store::open_checked(&config.data_dir, &config.store).map_err(|source| {
-            NodeError::Store {
+        let store = Store::open_checked(&config.data_dir, &config.store, &config.region).map_err(
+            |source| NodeError::Store {
                 dir: config.data_dir.display().to_string(),
                 source,
-            }
-        })?;
+            },
+        )?;
         store
             .bind_region(&config.region)
             .map_err(|source| NodeError::Store {
@@ -426,6 +431,17 @@ impl Node {
             stopping.clone(),
         );
 
+        let store_health = spawn_store_health(
+            self.store.clone(),
+            health.clone(),
+            vec![
+                String::new(),
+                <pb::exchange_server::ExchangeServer<ExchangeService> as tonic::server::NamedService>::NAME.to_string(),
+                <pb::federation_server::FederationServer<FederationService> as tonic::server::NamedService>::NAME.to_string(),
+                <pb::query_server::QueryServer<AccessService> as tonic::server::NamedService>::NAME.to_string(),
+            ],
+            stopping.clone(),
+        );
         let crl_watch = self.tls.spawn_crl_watcher(config.crl_reload);
         let exchange = InterceptedService::new(
             pb::exchange_server::ExchangeServer::new(exchange)
@@ -467,30 +483,39 @@ impl Node {
                 incoming(listener, self.tls.clone(), config.connections),
                 shutdown,
             );
-        // Once shutdown begins, connections get `DRAIN` to finish; a call stuck in the
-        // store (bounded itself) or a client that never closes cannot keep the node up.
+        // Once shutdown begins, connections and the uplink share one `DRAIN` deadline; a
+        // call stuck in the store (bounded itself) or a client that never closes cannot
+        // keep the node up. Then the store mark gets `MARK_BOUND`.
         let mut draining = stopping.clone();
+        let began = std::sync::OnceLock::new();
         let served = tokio::select! {
             served = served => served,
             () = async {
                 let _ = draining.wait_for(|s| *s).await;
+                let _ = began.set(tokio::time::Instant::now());
                 tokio::time::sleep(DRAIN).await;
             } => {
                 tracing::warn!(drain_secs = DRAIN.as_secs(), "connections still open after the drain bound; stopping anyway");
                 Ok(())
             }
         };
+        let deadline = began
+            .get()
+            .copied()
+            .unwrap_or_else(tokio::time::Instant::now)
+            + DRAIN;
         crl_watch.abort();
+        store_health.abort();
         checkpoints.abort();
         purge.abort();
         if let Some(mut task) = uplink_task
-            && tokio::time::timeout(DRAIN, &mut task).await.is_err()
+            && tokio::time::timeout_at(deadline, &mut task).await.is_err()
         {
             tracing::warn!("the uplink did not stop within the drain bound");
             task.abort();
         }
         // After the last sync, the mark the next start checks against (R-SEC-1).
-        let synced = self.store.call(|s| s.write_mark()).await;
+        let synced = self.store.call_within(MARK_BOUND, |s| s.write_mark()).await;
         served?;
         synced.map_err(|source| NodeError::Store {
             dir: config.data_dir.display().to_string(),
@@ -499,6 +524,43 @@ impl Node {
         tracing::info!(region = %config.region, "node stopped");
         Ok(())
     }
+}
+
+/// How often health looks at the store (see `spawn_store_health`).
+const STORE_HEALTH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Reports `services` NOT_SERVING while the store does not answer (a call stuck past its
+/// bound, or a failed write or sync: every call would fail), and SERVING again once it
+/// does (R-SEC-1): a load balancer then stops sending calls a stuck store cannot serve.
+fn spawn_store_health(
+    store: Store,
+    health: tonic_health::server::HealthReporter,
+    services: Vec<String>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut was = true;
+        loop {
+            let now = store.answering();
+            if now != was {
+                let status = if now {
+                    tracing::info!("the store answers again; health SERVING");
+                    tonic_health::ServingStatus::Serving
+                } else {
+                    tracing::warn!("the store does not answer; health NOT_SERVING");
+                    tonic_health::ServingStatus::NotServing
+                };
+                for s in &services {
+                    health.set_service_status(s, status).await;
+                }
+                was = now;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(STORE_HEALTH_EVERY) => {}
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        }
+    })
 }
 
 /// A node started in the background, for tests, the demo and benchmarks.

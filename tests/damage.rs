@@ -199,10 +199,26 @@ async fn flipped_bytes_in_live_records_are_refused_by_store_check_and_at_start_r
         });
         assert!(changed > 0, "the record's bytes are in the db file");
 
+        let before = std::fs::read(dir.join("db")).unwrap();
         let out = store_check(&dir);
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
         println!("store check on damage at record {pick}:\n{said}");
         assert_eq!(out.status.code(), Some(4), "{said}");
+        // It checked a copy: the damaged original is as it was (sled's recovery would
+        // have rewritten it past the damage), and the copy is gone.
+        assert!(
+            std::fs::read(dir.join("db")).unwrap() == before,
+            "store check left the original db unchanged"
+        );
+        let parent = dir.parent().unwrap();
+        assert!(
+            std::fs::read_dir(parent).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".credit-node-check-")),
+            "the copy is removed"
+        );
         assert!(said.contains("DAMAGED"), "{said}");
         assert!(
             said.contains(&dir.join("db").display().to_string()),
@@ -333,8 +349,9 @@ async fn a_damaged_sled_conf_file_is_refused_r_sec_1() {
 
 /// A store call stuck inside the storage engine (as sled loops on a damaged page) hangs
 /// nothing: the stuck call gives up at `[store] call_timeout_secs`, a `Status` call then
-/// gets `Unavailable` at once instead of waiting, the health check still answers, and
-/// the node still shuts down (R-SEC-1).
+/// gets `Unavailable` at once instead of waiting, the health check still answers (NOT_SERVING
+/// while the store does not answer, SERVING again after), and the node still shuts down
+/// (R-SEC-1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_store_call_leaves_status_health_and_shutdown_answering_r_sec_1() {
     use credit_node::identity::Role;
@@ -385,18 +402,44 @@ async fn a_stuck_store_call_leaves_status_health_and_shutdown_answering_r_sec_1(
     .expect("status answers within the bound");
     assert_eq!(status.unwrap_err().code(), tonic::Code::Unavailable);
 
-    let health = tokio::time::timeout(
-        STEP,
-        HealthClient::new(channel).check(HealthCheckRequest {
-            service: String::new(),
-        }),
-    )
-    .await
-    .expect("health answers within the bound");
-    assert!(health.is_ok(), "{health:?}");
+    // Health answers, and says NOT_SERVING while the store does not answer; SERVING
+    // again once the stuck call returned.
+    let health_is = |want: tonic_health::pb::health_check_response::ServingStatus| {
+        let mut client = HealthClient::new(channel.clone());
+        async move {
+            let health = tokio::time::timeout(
+                STEP,
+                client.check(HealthCheckRequest {
+                    service: String::new(),
+                }),
+            )
+            .await
+            .expect("health answers within the bound");
+            health.is_ok_and(|h| h.into_inner().status == want as i32)
+        }
+    };
+    use tonic_health::pb::health_check_response::ServingStatus;
+    assert!(
+        common::eventually(STEP, || health_is(ServingStatus::NotServing)).await,
+        "health says NOT_SERVING while a store call is stuck"
+    );
+    release.send(()).unwrap();
+    assert!(
+        common::eventually(STEP, || health_is(ServingStatus::Serving)).await,
+        "health says SERVING once the store answers again"
+    );
 
-    // Shutdown completes with the call still stuck (its last sync fails fast: the store
-    // is not answering), then the stuck call is let go.
+    // Stuck again: shutdown completes with the call still stuck (its last sync fails
+    // fast: the store is not answering), then the stuck call is let go.
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let stuck = node
+        .store()
+        .call(move |_| {
+            let _ = blocked.recv();
+            Ok::<_, credit_node::store::StoreError>(())
+        })
+        .await;
+    assert!(stuck.is_err(), "{stuck:?}");
     let stopped = tokio::time::timeout(STEP, node.shutdown())
         .await
         .expect("shutdown completes within the bound");

@@ -14,6 +14,11 @@ use crate::policy::authz::Rpc;
 use crate::region::RegionCode;
 use crate::usage::{self, Action, Chained, Checkpoint, Outcome, UsageEntry};
 
+/// The bound on one `Audit.Verify`: it reads the whole usage log, which on a big store
+/// takes far longer than `[store] call_timeout_secs`. Only a call past its own bound
+/// counts as stuck (`Store::call_within`), so a long verification stalls no other call.
+const VERIFY_BOUND: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn usage_record(node: &RegionCode, seq: u64, c: &Chained) -> pb::UsageRecord {
     let e = &c.entry;
     pb::UsageRecord {
@@ -84,7 +89,9 @@ impl pb::audit_server::Audit for AccessService {
         let region = self.config.region;
         let report = self
             .store
-            .call(move |_| store.verify_usage(&region, &parent, Some(&verifier)))
+            .call_within(VERIFY_BOUND, move |_| {
+                store.verify_usage(&region, &parent, Some(&verifier))
+            })
             .await
             .map_err(|e| store_status(&e))?;
         let mut e = Self::audit_entry(&caller, "Verify");

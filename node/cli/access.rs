@@ -133,11 +133,15 @@ pub enum AuditCommand {
     /// that does not match. Offline with --data-dir (the node stopped), or through a
     /// running node with --endpoint and --identity (an operator of that node; also
     /// compares the checkpoints the parent keeps). Exits 4 when something does not match
-    /// or a store file is damaged (the file named), 1 on any other failure.
+    /// or a store file is damaged (the file named), 1 on any other failure. Offline, it
+    /// opens a copy of the folder, as `store check` does (sled's recovery rewrites a
+    /// damaged store past the damage).
     Verify {
         /// A stopped node's data folder.
         #[arg(long, conflicts_with_all = ["endpoint", "identity"])]
         data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        copy: super::store::CopyArgs,
         /// The federation CA (PEM), to check the checkpoints' signatures offline.
         #[arg(long, requires = "data_dir")]
         ca: Option<PathBuf>,
@@ -320,8 +324,9 @@ pub async fn audit(command: AuditCommand) -> Result<Exit, CliError> {
         AuditCommand::Verify {
             data_dir: Some(dir),
             ca,
+            copy,
             ..
-        } => verify_offline(&dir, ca.as_deref()),
+        } => verify_offline(&dir, ca.as_deref(), &copy),
         AuditCommand::Verify {
             endpoint: Some(endpoint),
             identity: Some(identity),
@@ -449,18 +454,24 @@ fn report_findings<'a>(
     }
 }
 
-fn verify_offline(dir: &std::path::Path, ca: Option<&std::path::Path>) -> Result<Exit, CliError> {
-    if !dir.join("db").exists() {
-        return Err(format!("{} holds no node store (no db file)", dir.display()).into());
-    }
-    // Another process holding the folder is named as such by the store's error.
-    let store = match Store::open_bounded(dir, &StoreOptions::default()) {
+fn verify_offline(
+    dir: &std::path::Path,
+    ca: Option<&std::path::Path>,
+    copy: &super::store::CopyArgs,
+) -> Result<Exit, CliError> {
+    // Another process holding the folder is named as such (`working_copy`, or with
+    // --in-place the store's error).
+    let (opened, _copy) = super::store::working_copy(dir, copy)?;
+    let damaged = |e| super::store::damaged(dir, &opened, e);
+    let store = match Store::open_bounded(&opened, &StoreOptions::default()) {
         Ok(store) => store,
-        Err(e) => return super::store::damaged(dir, e),
+        Err(e) => return damaged(e),
     };
-    let region = store
-        .region()?
-        .ok_or("the store was never opened by a node, so it names no region")?;
+    // A region that does not parse is a damaged store (exit 4), like any other value.
+    let region = match store.region() {
+        Ok(r) => r.ok_or("the store was never opened by a node, so it names no region")?,
+        Err(e) => return damaged(e),
+    };
     let verifier = match ca {
         Some(path) => {
             let pem =
@@ -471,32 +482,29 @@ fn verify_offline(dir: &std::path::Path, ca: Option<&std::path::Path>) -> Result
     };
     let report = match store.verify_usage(&region, &[], verifier.as_ref()) {
         Ok(r) => r,
-        Err(e) => return super::store::damaged(dir, e),
+        Err(e) => return damaged(e),
     };
     // A log that came back shorter than the store's mark lost entries at a damaged page:
     // the chain of what is left still links, so only the mark shows it.
-    let mark = match crate::store::read_mark(dir) {
+    let mark = match crate::store::read_mark(&opened) {
         Ok(m) => m,
-        Err(e) => return super::store::damaged(dir, e),
+        Err(e) => return damaged(e),
     };
     if let Some(m) = mark
         && report.last_seq < m.usage
     {
-        return super::store::damaged(
-            dir,
-            crate::store::StoreError::Damaged {
-                file: dir.join("db").display().to_string(),
-                detail: format!(
-                    "the usage log ends at entry {}, but it had reached {} when the store was \
+        return damaged(crate::store::StoreError::Damaged {
+            file: dir.join("db").display().to_string(),
+            detail: format!(
+                "the usage log ends at entry {}, but it had reached {} when the store was \
                      last closed ({}): entries {} to {} are missing",
-                    report.last_seq,
-                    m.usage,
-                    dir.join(crate::store::MARK_FILE).display(),
-                    report.last_seq + 1,
-                    m.usage
-                ),
-            },
-        );
+                report.last_seq,
+                m.usage,
+                dir.join(crate::store::MARK_FILE).display(),
+                report.last_seq + 1,
+                m.usage
+            ),
+        });
     }
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -370,7 +370,7 @@ async fn serve(path: &std::path::Path) -> Result<Exit, CliError> {
         Ok(node) => std::sync::Arc::new(node),
         // A damaged store is refused, never served (R-SEC-1): exit 4 naming the file.
         Err(crate::server::NodeError::Store { source, .. }) if source.is_damage() => {
-            return store::damaged(&dir, source);
+            return store::damaged(&dir, &dir, source);
         }
         Err(e) => return Err(e.into()),
     };

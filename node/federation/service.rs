@@ -99,26 +99,17 @@ impl FederationService {
         let mut raw: HashMap<u64, Vec<u8>> = HashMap::with_capacity(batch.entries.len());
         // The version held here, for a later one that changes only the status.
         // Read in one bounded store call before the checks (R-SEC-1: no handler reads the
-        // store on a runtime thread); unknown or unreadable reads as not held.
-        let ids: Vec<uuid::Uuid> = batch
-            .entries
-            .iter()
-            .filter_map(|e| e.record.as_ref())
-            // `check` asks only about later versions (a change of status).
-            .filter(|r| r.version > 1)
-            .filter_map(|r| uuid::Uuid::parse_str(&r.id).ok())
-            .collect();
-        let held: HashMap<uuid::Uuid, crate::record::Record> = self
+        // store on a runtime thread). A read that fails refuses the whole batch: read as
+        // "not held", it would skip the rule that a tombstone is never reopened. The child
+        // resends it.
+        let held = self
             .store
-            .call(move |s| {
-                Ok::<_, crate::store::StoreError>(
-                    ids.iter()
-                        .filter_map(|id| s.record(id).ok().flatten().map(|r| (*id, r)))
-                        .collect(),
-                )
+            .call({
+                let ids = held_ids(batch.entries.iter());
+                move |s| held_copies(s, &ids)
             })
             .await
-            .unwrap_or_default();
+            .map_err(|e| store_status(&e))?;
         let known = |id: &uuid::Uuid| held.get(id).cloned();
         for entry in batch.entries {
             let seq = entry.seq;
@@ -225,12 +216,22 @@ impl FederationService {
     ) -> Result<(u32, u32, Vec<pb::EntryRefusal>), Status> {
         let store = self.store.clone();
         let region = child.region;
-        let kept = store
-            .call(move |s| s.quarantined_from(&region))
+        // The kept entries and the copies held of them, in one bounded call (R-SEC-1);
+        // a read that fails ends the retry rather than read as "not held".
+        let (kept, held) = store
+            .call(move |s| {
+                let kept = s.quarantined_from(&region)?;
+                let wire: Vec<pb::ChangeEntry> = kept
+                    .iter()
+                    .filter_map(|q| prost::Message::decode(q.entry.as_slice()).ok())
+                    .collect();
+                let held = held_copies(s, &held_ids(wire.iter()))?;
+                Ok::<_, crate::store::StoreError>((kept, held))
+            })
             .await
             .map_err(|e| store_status(&e))?;
         let today = self.config.clock.today() + chrono::Days::new(1);
-        let known = |id: &uuid::Uuid| self.store.record(id).ok().flatten();
+        let known = |id: &uuid::Uuid| held.get(id).cloned();
         // Entries that pass now (with what is kept of them, in case they conflict), and
         // those that still fail, with today's reason.
         let (mut changes, mut passed) = (Vec::new(), Vec::new());
@@ -858,4 +859,29 @@ impl pb::federation_server::Federation for FederationService {
             next_hop: hop.to_string(),
         }))
     }
+}
+
+/// The ids of the records in `entries` whose held copy `check_entry` asks about: it asks
+/// only about later versions (a change of status).
+fn held_ids<'a>(entries: impl Iterator<Item = &'a pb::ChangeEntry>) -> Vec<uuid::Uuid> {
+    entries
+        .filter_map(|e| e.record.as_ref())
+        .filter(|r| r.version > 1)
+        .filter_map(|r| uuid::Uuid::parse_str(&r.id).ok())
+        .collect()
+}
+
+/// The copies held here of `ids`. A read that fails is an error, never "not held"
+/// (R-FED-1: a tombstone is never reopened).
+pub(crate) fn held_copies(
+    store: &crate::store::Store,
+    ids: &[uuid::Uuid],
+) -> Result<HashMap<uuid::Uuid, crate::record::Record>, crate::store::StoreError> {
+    let mut held = HashMap::with_capacity(ids.len());
+    for id in ids {
+        if let Some(r) = store.record(id)? {
+            held.insert(*id, r);
+        }
+    }
+    Ok(held)
 }

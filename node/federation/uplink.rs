@@ -383,14 +383,23 @@ struct CensusSource {
 }
 
 impl CensusSource {
-    fn message(&self, store: &Store) -> pb::SyncUp {
-        let report = crate::census::own_report(store, &self.region, &self.name, &self.children)
-            .unwrap_or_else(|e| {
+    /// This node's census report, read in a bounded store call (R-SEC-1: the figures sit
+    /// behind the writer lock, which a push stuck in sled may hold). `None` when it cannot
+    /// be read: the next batch sends it, rather than an empty report the parent would take
+    /// for this node's stock.
+    async fn message(&self, store: &Store) -> Option<pb::SyncUp> {
+        let (region, name, children) = (self.region, self.name.clone(), self.children.clone());
+        match store
+            .call(move |s| crate::census::own_report(s, &region, &name, &children))
+            .await
+        {
+            Ok(report) => Some(pb::SyncUp {
+                message: Some(pb::sync_up::Message::Census(report.to_wire())),
+            }),
+            Err(e) => {
                 tracing::error!(error = %e, "cannot read the census figures");
-                crate::census::PlatformReport::default()
-            });
-        pb::SyncUp {
-            message: Some(pb::sync_up::Message::Census(report.to_wire())),
+                None
+            }
         }
     }
 }
@@ -429,7 +438,9 @@ async fn send_changes(
 ) {
     let mut head = store.watch_head();
     // The census first, so the parent knows this node's stock before the backlog.
-    if tx.send(census.message(&store)).await.is_err() {
+    if let Some(m) = census.message(&store).await
+        && tx.send(m).await.is_err()
+    {
         return;
     }
     loop {
@@ -479,7 +490,9 @@ async fn send_changes(
         {
             return;
         }
-        if tx.send(census.message(&store)).await.is_err() {
+        if let Some(m) = census.message(&store).await
+            && tx.send(m).await.is_err()
+        {
             return;
         }
     }
@@ -542,4 +555,44 @@ fn withdraw_here(
     store.append_local(crate::store::Change::Consent(consent), vec![entry])?;
     tracing::info!(consent = %id, from = %notice.from, "consent withdrawn on notice from above");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The census the uplink sends its parent reads figures behind the store's writer
+    /// lock; with a push stuck in sled holding that lock, building it returns within the
+    /// store's bound (no census this time) instead of blocking a runtime thread (R-SEC-1).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_census_for_the_parent_waits_no_longer_than_the_store_bound_r_sec_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = crate::store::StoreOptions {
+            call_timeout: Duration::from_millis(200),
+            ..crate::store::StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), &options).unwrap();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let stuck = store.call(move |s| s.hold_writer_until(held)).await;
+        assert!(stuck.is_err(), "{stuck:?}");
+        let census = CensusSource {
+            region: RegionCode::parse("211382").unwrap(),
+            name: "凌源市公共信用信息平台".into(),
+            children: Vec::new(),
+        };
+        // On a runtime of its own, so that a census read blocking its thread shows as no
+        // answer here, not as a hung test.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = store.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let _ = tx.send(rt.block_on(census.message(&reader)).is_none());
+        });
+        let answered = rx.recv_timeout(Duration::from_secs(30));
+        release.send(()).unwrap();
+        assert_eq!(answered, Ok(true), "no census while the store is stuck");
+    }
 }

@@ -133,11 +133,22 @@ pub(super) struct Trees<'a> {
 
 /// A key for a report: readable ASCII as is, a subject's identifier masked, anything
 /// else in hex.
-fn show_key(key: &[u8]) -> String {
+pub(super) fn show_key(key: &[u8]) -> String {
     if key.len() == 8 {
         return format!(
             "sequence {}",
             u64::from_be_bytes(key.try_into().unwrap_or([0; 8]))
+        );
+    }
+    // A usage-index key: the subject's identifier, then the entry's sequence.
+    if let Some(rest) = key.strip_prefix(&USAGE_INDEX[..])
+        && let Some(nul) = rest.len().checked_sub(9)
+        && rest[nul] == 0
+    {
+        let seq = <[u8; 8]>::try_from(&rest[nul + 1..]).map_or(0, u64::from_be_bytes);
+        return format!(
+            "usage index of {}, entry {seq}",
+            mask_id(&String::from_utf8_lossy(&rest[..nul]))
         );
     }
     let printable = |b: &[u8]| b.iter().all(|c| c.is_ascii_graphic() || *c == 0);
@@ -196,7 +207,9 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
     let mut report = CheckReport::default();
 
     // The changelog first: the latest version of each record id, for the records tree.
-    let mut latest: HashMap<Uuid, (u64, Hash, Status)> = HashMap::new();
+    // Kept small (a big store has millions of ids): the version, the first bytes of the
+    // content hash, and whether the records tree was seen to hold it.
+    let mut latest: HashMap<Uuid, Latest> = HashMap::new();
     let mut next: Option<u64> = None;
     scan(&mut report, "changelog", t.changelog.iter(), |rep, k, v| {
         rep.chunks += 1;
@@ -250,9 +263,10 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
                         ),
                     );
                 }
-                let e = latest.entry(r.id).or_insert((0, [0; 32], r.status));
-                if r.version >= e.0 {
-                    *e = (r.version, r.content_hash, r.status);
+                let e = latest.entry(r.id).or_default();
+                if r.version >= e.version {
+                    e.version = r.version;
+                    e.hash = short_hash(&r.content_hash);
                 }
             }
         }
@@ -262,12 +276,12 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
     });
 
     // The records tree: current records, then everything else by its one-byte prefix.
-    let mut natural: HashSet<Vec<u8>> = HashSet::new();
-    let mut ids: HashSet<Uuid> = HashSet::new();
+    // Each record is compared with the changelog as it is read, so the check holds no
+    // records in memory, only `latest`.
     let mut figures = super::census::Figures::default();
     let mut stored_figures = None;
     let mut applied = None;
-    let mut held: Vec<Record> = Vec::new();
+    let last_change = report.last_change;
     scan(&mut report, "records", t.records.iter(), |rep, k, v| {
         let at = || show_key(k);
         let Some(&prefix) = k.first() else {
@@ -278,6 +292,10 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
             RECORD_PREFIX => match decode::<Record>(v, "record") {
                 Ok(r) => {
                     rep.records += 1;
+                    // The replay mark `a` sorts before the records (`k`), so it is read by
+                    // now. With a changelog tail not yet applied (replayed at open), the
+                    // records may lag the changelog.
+                    let caught_up = applied.unwrap_or(0) == last_change;
                     let problem = if natural_key(&r.content, &r.origin) != k {
                         Some(format!("record {} is not under its own key", r.id))
                     } else if !hash_ok(&r) {
@@ -285,21 +303,17 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
                             "record {} v{} does not match its content hash",
                             r.id, r.version
                         ))
-                    } else if !ids.insert(r.id) {
-                        Some(format!("record {} is held under two keys", r.id))
                     } else {
-                        None
+                        against_changelog(&r, latest.get_mut(&r.id), caught_up)
                     };
                     figures.count(&r, true);
-                    natural.insert(k.to_vec());
-                    held.push(r);
                     problem
                 }
                 Err(e) => Some(e.to_string()),
             },
             _ => {
                 rep.other += 1;
-                other_value(k, v, &natural, &mut stored_figures, &mut applied)
+                other_value(k, v, t.records, &mut stored_figures, &mut applied)
             }
         };
         if let Some(p) = problem {
@@ -318,42 +332,15 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
             ),
         );
     }
-    // Each current record against the latest version of its id in the changelog. With a
-    // changelog tail not yet applied (replayed at open), the records may lag it.
     let caught_up = report.applied == report.last_change;
-    for r in &held {
-        match latest.get(&r.id) {
-            None => report.find(
-                "records",
-                format!("record {}", r.id),
-                "held, but not in the changelog",
-            ),
-            Some((version, hash, _)) => {
-                let same = *version == r.version && *hash == r.content_hash;
-                if (caught_up && !same) || r.version > *version {
-                    report.find(
-                        "records",
-                        format!("record {}", r.id),
-                        format!(
-                            "holds v{} but the changelog's latest is v{version}{}",
-                            r.version,
-                            if *version == r.version {
-                                " with other content"
-                            } else {
-                                ""
-                            }
-                        ),
-                    );
-                }
-            }
-        }
-    }
-    if caught_up && latest.len() as u64 != report.records {
+    let unseen = latest.values().filter(|l| !l.seen).count();
+    if caught_up && (latest.len() as u64 != report.records || unseen > 0) {
         report.find(
             "records",
             "all records",
             format!(
-                "the changelog names {} records, the records tree holds {}",
+                "the changelog names {} records, the records tree holds {} ({unseen} of the \
+                 changelog's not held)",
                 latest.len(),
                 report.records
             ),
@@ -379,12 +366,54 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
     report
 }
 
-/// A records-tree value other than a current record; `natural` holds the keys of the
-/// records seen so far (they sort before `o`).
+/// The latest version of a record id in the changelog, as the check keeps it.
+#[derive(Default)]
+struct Latest {
+    version: u64,
+    /// The first 8 bytes of the content hash: enough to tell damage from chance.
+    hash: [u8; 8],
+    /// The records tree holds it.
+    seen: bool,
+}
+
+fn short_hash(h: &Hash) -> [u8; 8] {
+    let mut out = [0; 8];
+    out.copy_from_slice(&h[..8]);
+    out
+}
+
+/// A current record `r` against the latest version of its id in the changelog
+/// (`latest`), which it marks as held.
+fn against_changelog(r: &Record, latest: Option<&mut Latest>, caught_up: bool) -> Option<String> {
+    let Some(l) = latest else {
+        return Some(format!("record {} is held, but not in the changelog", r.id));
+    };
+    if l.seen {
+        return Some(format!("record {} is held under two keys", r.id));
+    }
+    l.seen = true;
+    let same = l.version == r.version && l.hash == short_hash(&r.content_hash);
+    ((caught_up && !same) || r.version > l.version).then(|| {
+        format!(
+            "record {} holds v{} but the changelog's latest is v{}{}",
+            r.id,
+            r.version,
+            l.version,
+            if l.version == r.version {
+                " with other content"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
+/// A records-tree value other than a current record; an index entry is looked up in
+/// `records`.
 fn other_value(
     k: &[u8],
     v: &[u8],
-    natural: &HashSet<Vec<u8>>,
+    records: &sled::Tree,
     figures: &mut Option<super::census::Figures>,
     applied: &mut Option<u64>,
 ) -> Option<String> {
@@ -420,8 +449,13 @@ fn other_value(
         b'c' if k.len() == 7 => seq(v)
             .is_none()
             .then(|| "a cursor that is not a sequence".into()),
-        b'o' if k.len() == 17 => (!natural.contains(v))
-            .then(|| "the replica index names a record that is not held".into()),
+        b'o' if k.len() == 17 => match records.contains_key(v) {
+            Ok(true) => None,
+            Ok(false) => Some("the replica index names a record that is not held".into()),
+            Err(e) => Some(format!(
+                "the record the replica index names cannot be read: {e}"
+            )),
+        },
         b'm' => decode::<super::census::Monthly>(v, "monthly submissions")
             .err()
             .and_then(err),
@@ -612,18 +646,15 @@ pub(super) fn bounded<T: Send + 'static>(
                 detail: format!("the storage engine panicked reading it ({what})"),
             })
         }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(StoreError::Damaged {
+        // Slow is not damaged: a big store on a slow disk can pass the bound (exit 1).
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(StoreError::OpenTimedOut {
             file: file.display().to_string(),
-            detail: format!(
-                "reading it did not finish within {} s (the storage engine may be looping on a \
-                 damaged page)",
-                bound.as_secs()
-            ),
+            secs: bound.as_secs(),
         }),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(StoreError::Damaged {
-            file: file.display().to_string(),
-            detail: "the thread reading it ended without an answer".into(),
-        }),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(StoreError::Engine(format!(
+            "the thread opening {} ended without an answer",
+            file.display()
+        ))),
     }
 }
 
@@ -647,11 +678,12 @@ pub fn read_mark(dir: &Path) -> Result<Option<Mark>, StoreError> {
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // Not readable (permissions, I/O) is not damaged (exit 1); the file is named.
         Err(e) => {
-            return Err(StoreError::Damaged {
-                file: file.display().to_string(),
-                detail: format!("cannot be read: {e}"),
-            });
+            return Err(StoreError::Io(std::io::Error::new(
+                e.kind(),
+                format!("{} cannot be read: {e}", file.display()),
+            )));
         }
     };
     let mut lines = text.lines();

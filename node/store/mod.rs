@@ -95,7 +95,7 @@ pub enum StoreError {
     #[error("the store's lock was poisoned by a panic; restart the node")]
     Lock,
     /// The store's files are damaged (R-SEC-1): found by the integrity check, by sled, or
-    /// by sled panicking or not answering while opening them.
+    /// by sled panicking while opening or reading them.
     #[error("{file} is damaged: {detail}")]
     Damaged { file: String, detail: String },
     /// sled reported corruption itself.
@@ -104,6 +104,14 @@ pub enum StoreError {
     /// A store call did not return within its bound (`[store] call_timeout_secs`).
     #[error("the store did not answer within {secs} s")]
     TimedOut { secs: u64 },
+    /// Opening or checking the store at start did not finish within its bound: a big
+    /// store on a slow disk, or sled looping on a damaged page. Not itself damage (exit 1).
+    #[error(
+        "{file} was not opened and checked within {secs} s; raise [store] open_timeout_secs \
+         for a big store on a slow disk, or run `credit-node store check` on a copy of the \
+         folder to look for damage"
+    )]
+    OpenTimedOut { file: String, secs: u64 },
     /// An earlier store call is still stuck; calls fail at once until it returns.
     #[error("the store is not answering (an earlier call is still stuck); restart the node")]
     Stalled,
@@ -301,6 +309,21 @@ const CALL_RUNNING: u8 = 0;
 const CALL_DONE: u8 = 1;
 const CALL_ABANDONED: u8 = 2;
 
+/// Marks a bounded call done on drop (see `Store::call_within`).
+struct CallDone {
+    store: Store,
+    state: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl Drop for CallDone {
+    fn drop(&mut self) {
+        if self.state.swap(CALL_DONE, Ordering::SeqCst) == CALL_ABANDONED {
+            self.store.inner.stuck.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!("a store call that had passed its bound returned");
+        }
+    }
+}
+
 struct Writer {
     next_change: u64,
     next_usage: u64,
@@ -355,16 +378,20 @@ impl Store {
     /// Opens (or creates) the store in `dir`, then replays any changelog entries the
     /// records tree has not yet applied.
     pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
-        Store::open_with(dir, options, false)
+        Store::open_with(dir, options, None)
     }
 
     /// Opens the store as `open` does, after checking its integrity (`check`): any
     /// damage refuses the open, naming what is damaged and where (R-SEC-1). The open and
     /// the check run within `options.open_timeout`, and a panic in sled becomes an error.
-    pub fn open_checked(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
-        let (d, o) = (dir.to_path_buf(), options.clone());
+    pub fn open_checked(
+        dir: &Path,
+        options: &StoreOptions,
+        region: &RegionCode,
+    ) -> Result<Store, StoreError> {
+        let (d, o, r) = (dir.to_path_buf(), options.clone(), *region);
         check::bounded(dir, options.open_timeout, move || {
-            Store::open_with(&d, &o, true)
+            Store::open_with(&d, &o, Some(&r))
         })
     }
 
@@ -373,13 +400,15 @@ impl Store {
     pub fn open_bounded(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let (d, o) = (dir.to_path_buf(), options.clone());
         check::bounded(dir, options.open_timeout, move || {
-            Store::open_with(&d, &o, false)
+            Store::open_with(&d, &o, None)
         })
     }
 
     /// The integrity check alone, offline (`credit-node store check`): opens the store in
-    /// `dir` without replaying or writing anything of ours, checks every tree, and closes
-    /// it. Within `options.open_timeout`; a panic in sled becomes an error.
+    /// `dir` without replaying it, checks every tree, and closes it. Within
+    /// `options.open_timeout`; a panic in sled becomes an error. The open itself writes:
+    /// sled's recovery rewrites a damaged log past the damage and writes a new snapshot,
+    /// and `open_tree` creates a missing tree; so the CLI runs it on a copy.
     pub fn check_dir(dir: &Path, options: &StoreOptions) -> Result<CheckReport, StoreError> {
         if !dir.join("db").is_file() {
             return Err(StoreError::Engine(format!(
@@ -428,7 +457,13 @@ impl Store {
         })
     }
 
-    fn open_with(dir: &Path, options: &StoreOptions, checked: bool) -> Result<Store, StoreError> {
+    /// `checked`: the region the node serves, to refuse another region's folder (before
+    /// the integrity check reads it all) and then check the store.
+    fn open_with(
+        dir: &Path,
+        options: &StoreOptions,
+        checked: Option<&RegionCode>,
+    ) -> Result<Store, StoreError> {
         private_dir(dir)?;
         let db = open_db(dir, options)?;
         let records = db.open_tree("records")?;
@@ -438,7 +473,8 @@ impl Store {
         let consents = db.open_tree("consents")?;
         let checkpoints = db.open_tree("checkpoints")?;
         let objections = db.open_tree("objections")?;
-        if checked {
+        if let Some(region) = checked {
+            region_is(&records, region)?;
             let started = std::time::Instant::now();
             let mark = check::read_mark(dir)?;
             let mut report = check::run(&check::Trees {
@@ -533,7 +569,7 @@ impl Store {
                 .figures = figures;
         }
         store.replay()?;
-        if checked {
+        if checked.is_some() {
             // What this open found is on disk: a later open must find at least as much.
             store.write_mark()?;
         }
@@ -576,12 +612,14 @@ impl Store {
         let state = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(CALL_RUNNING));
         let (store, mine) = (self.clone(), state.clone());
         let task = tokio::task::spawn_blocking(move || {
-            let out = f(&store);
-            if mine.swap(CALL_DONE, Ordering::SeqCst) == CALL_ABANDONED {
-                store.inner.stuck.fetch_sub(1, Ordering::SeqCst);
-                tracing::warn!("a store call that had passed its bound returned");
-            }
-            out
+            // Marks the call done when it returns or panics: a call abandoned at its bound
+            // that then panics must uncount itself too, or every call after it is
+            // `Stalled` until a restart.
+            let _done = CallDone {
+                store: store.clone(),
+                state: mine,
+            };
+            f(&store)
         });
         match tokio::time::timeout(bound, task).await {
             Ok(Ok(out)) => out,
@@ -625,17 +663,53 @@ impl Store {
     }
 
     /// Records how far the store has come (`check::Mark`), for the next open's check.
-    /// It syncs first, holding off writers, so the mark never names what is not on disk.
+    /// It syncs first, holding off writers and other syncs, so the mark never names what
+    /// is not on disk. A poisoned store (a write or fsync failed: the kernel may have
+    /// dropped pages of writes never acknowledged) writes no mark: the one on disk still
+    /// names only what was durable, and a later sync could succeed without those pages.
     pub fn write_mark(&self) -> Result<(), StoreError> {
         let mark = {
             let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-            self.sync()?;
+            // Lock order: writer, then synced (as in `write`, which releases the writer
+            // first); a sync that failed before this point has poisoned the store.
+            let _synced = self.inner.synced.lock().map_err(|_| StoreError::Lock)?;
+            if self.inner.poisoned.load(Ordering::SeqCst) {
+                tracing::warn!("the store is poisoned; no store mark written");
+                return Ok(());
+            }
+            if let Err(e) = self.sync() {
+                self.inner.poisoned.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
             Mark {
                 changelog: w.next_change - 1,
                 usage: w.next_usage - 1,
             }
         };
         check::write_mark(&self.inner.dir, mark)
+    }
+
+    /// Whether the store answers: no call stuck past its bound (`call`) and no failed
+    /// write or sync (poisoned). Health reports NOT_SERVING while it does not.
+    pub fn answering(&self) -> bool {
+        self.inner.stuck.load(Ordering::SeqCst) == 0 && !self.inner.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Whether a call is stuck past its bound: calls fail at once (`Stalled`).
+    pub fn stalled(&self) -> bool {
+        self.inner.stuck.load(Ordering::SeqCst) > 0
+    }
+
+    /// Holds the writer lock until `release` says (or is dropped), as a push stuck in
+    /// sled would: for tests of what must not wait on it.
+    #[cfg(test)]
+    pub(crate) fn hold_writer_until(
+        &self,
+        release: std::sync::mpsc::Receiver<()>,
+    ) -> Result<(), StoreError> {
+        let _w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+        let _ = release.recv();
+        Ok(())
     }
 
     /// The bound on one request's store call.
@@ -647,19 +721,13 @@ impl Store {
     /// region: a data folder moved between configs would mix two nodes' records and
     /// usage logs.
     pub fn bind_region(&self, region: &RegionCode) -> Result<(), StoreError> {
-        match self.inner.records.get(REGION_KEY)? {
-            Some(v) if v.as_ref() == region.as_str().as_bytes() => Ok(()),
-            Some(v) => Err(StoreError::Engine(format!(
-                "this data folder belongs to the node of region {}, not {region}",
-                String::from_utf8_lossy(&v)
-            ))),
-            None => {
-                self.inner
-                    .records
-                    .insert(REGION_KEY, region.as_str().as_bytes())?;
-                self.sync()
-            }
+        if region_is(&self.inner.records, region)? {
+            return Ok(());
         }
+        self.inner
+            .records
+            .insert(REGION_KEY, region.as_str().as_bytes())?;
+        self.sync()
     }
 
     /// The region the store was bound to, if any.
@@ -1297,6 +1365,19 @@ fn decode_chunk(bytes: &[u8]) -> Result<Vec<Change>, StoreError> {
             .into_iter()
             .map(Change::Record)
             .collect()),
+    }
+}
+
+/// Whether `records` is bound to `region` (`false`: bound to none yet); another
+/// region's folder is an error (see `bind_region`).
+fn region_is(records: &sled::Tree, region: &RegionCode) -> Result<bool, StoreError> {
+    match records.get(REGION_KEY)? {
+        Some(v) if v.as_ref() == region.as_str().as_bytes() => Ok(true),
+        Some(v) => Err(StoreError::Engine(format!(
+            "this data folder belongs to the node of region {}, not {region}",
+            String::from_utf8_lossy(&v)
+        ))),
+        None => Ok(false),
     }
 }
 

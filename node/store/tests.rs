@@ -885,3 +885,248 @@ fn the_data_folder_is_private_to_its_owner_r_sec_1() {
     drop(Store::open(&open, &StoreOptions::default()).unwrap());
     assert_eq!(mode(&open), 0o700);
 }
+
+/// A call abandoned at its bound that then panics uncounts itself: calls work again
+/// rather than stay `Stalled` until a restart (R-SEC-1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_call_that_panics_does_not_stall_the_store_for_good_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        call_timeout: std::time::Duration::from_millis(100),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), &options).unwrap();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let stuck = store
+        .call(move |_| -> Result<(), StoreError> {
+            let _ = blocked.recv();
+            panic!("sled panicked on a damaged page");
+        })
+        .await;
+    assert!(
+        matches!(stuck, Err(StoreError::TimedOut { .. })),
+        "{stuck:?}"
+    );
+    assert!(matches!(
+        store.call(|s| s.stats()).await,
+        Err(StoreError::Stalled)
+    ));
+    release.send(()).unwrap();
+    let mut answered = false;
+    for _ in 0..300 {
+        if store.call(|s| s.stats()).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(answered, "calls work again once the stuck call panicked");
+}
+
+/// A poisoned store (a failed write or fsync) writes no store mark at shutdown: the
+/// kernel may have dropped pages of writes never acknowledged, so the mark keeps naming
+/// only what was durable, and the next start is not refused as damaged (R-SEC-1).
+#[test]
+fn a_poisoned_store_writes_no_mark_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    store
+        .accept(
+            vec![content("91211382MA0000000X", "R-0", "1.5")],
+            region(),
+            10,
+            push_usage,
+        )
+        .unwrap();
+    store.write_mark().unwrap();
+    let before = check::read_mark(dir.path()).unwrap().unwrap();
+    // A write that reached sled but whose sync "failed".
+    store
+        .accept(
+            vec![content("91211382MA0000001X", "R-1", "1.5")],
+            region(),
+            11,
+            push_usage,
+        )
+        .unwrap();
+    store.inner.poisoned.store(true, Ordering::SeqCst);
+    store.write_mark().unwrap();
+    assert_eq!(check::read_mark(dir.path()).unwrap().unwrap(), before);
+}
+
+/// Slow is not damaged: an open or check that passes its bound is `OpenTimedOut` (exit 1,
+/// "raise open_timeout_secs"), and a store mark that cannot be read (permissions, I/O)
+/// is an I/O error, not damage; a panic inside sled stays damage, naming the file (R-SEC-1).
+#[test]
+fn a_slow_open_or_an_unreadable_mark_is_not_reported_as_damage_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = check::bounded(dir.path(), std::time::Duration::from_millis(50), || {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(matches!(slow, StoreError::OpenTimedOut { .. }), "{slow}");
+    assert!(!slow.is_damage());
+    assert!(slow.to_string().contains("open_timeout_secs"), "{slow}");
+
+    let panicked = check::bounded(dir.path(), std::time::Duration::from_secs(30), || {
+        if true {
+            panic!("sled: bad page");
+        }
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(panicked.is_damage(), "{panicked}");
+    assert!(panicked.to_string().contains("db"), "{panicked}");
+
+    std::fs::create_dir(dir.path().join(check::MARK_FILE)).unwrap();
+    let unreadable = check::read_mark(dir.path()).unwrap_err();
+    assert!(matches!(unreadable, StoreError::Io(_)), "{unreadable}");
+    assert!(!unreadable.is_damage());
+    assert!(
+        unreadable.to_string().contains(check::MARK_FILE),
+        "{unreadable}"
+    );
+}
+
+/// The held copies a child's sync batch is checked against: a copy that cannot be read
+/// is an error for the whole batch, never "not held" (which would skip the rule that a
+/// tombstone is never reopened) (R-FED-1, R-SEC-1).
+#[test]
+fn a_held_copy_that_cannot_be_read_is_an_error_not_absent_r_fed_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let c = content("91211382MA0000000X", "R-0", "1.5");
+    let applied = store
+        .accept(vec![c.clone()], region(), 10, push_usage)
+        .unwrap();
+    let Applied::Created { id, .. } = applied[0] else {
+        panic!("{applied:?}")
+    };
+    let held = crate::federation::service::held_copies(&store, &[id]).unwrap();
+    assert!(held.contains_key(&id));
+    // The record and its changelog chunk damaged: neither reads.
+    store
+        .inner
+        .records
+        .insert(natural_key(&c, &region()), &b"\x01garbage"[..])
+        .unwrap();
+    let (k, v) = store.inner.changelog.first().unwrap().unwrap();
+    store
+        .inner
+        .changelog
+        .insert(&k, v[..v.len() - 8].to_vec())
+        .unwrap();
+    assert!(store.record(&id).is_err());
+    assert!(crate::federation::service::held_copies(&store, &[id]).is_err());
+}
+
+/// A long read-only call (a whole-log verification) under its own long bound is not
+/// stuck when it passes the default bound: other calls go on meanwhile (R-SEC-1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_call_within_its_own_bound_stalls_no_other_call_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        call_timeout: std::time::Duration::from_millis(100),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir.path(), &options).unwrap();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let long = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .call_within(std::time::Duration::from_secs(60), move |s| {
+                    let _ = blocked.recv();
+                    s.stats()
+                })
+                .await
+        })
+    };
+    // Past the default bound, other calls still answer.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(store.call(|s| s.stats()).await.is_ok());
+    release.send(()).unwrap();
+    assert!(long.await.unwrap().is_ok());
+}
+
+/// Another region's folder is refused for its region before the integrity check reads
+/// it all (a damaged one included), and a usage-index key in a report shows the subject
+/// masked, not in hex (R-SEC-1).
+#[test]
+fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    store.bind_region(&region()).unwrap();
+    store
+        .inner
+        .records
+        .insert(
+            natural_key(&content("91211382MA0000000X", "R-0", "1"), &region()),
+            &b"\x01garbage"[..],
+        )
+        .unwrap();
+    drop(store);
+    let other = RegionCode::parse("211300").unwrap();
+    let err = match Store::open_checked(dir.path(), &StoreOptions::default(), &other) {
+        Ok(_) => panic!("another region's folder opened"),
+        Err(e) => e,
+    };
+    assert!(!err.is_damage(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("belongs to the node of region 211382"),
+        "{err}"
+    );
+
+    let shown = check::show_key(&usage_index_key("211382199001010134", 7));
+    assert!(!shown.contains("199001"), "{shown}");
+    assert!(shown.contains("entry 7"), "{shown}");
+}
+
+/// The check compares each record with the changelog as it reads it (holding no records
+/// in memory): an older version put back in place of the current one, and a record gone
+/// from the records tree, are each named (R-SEC-1).
+#[test]
+fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let subjects = ["91211382MA0000000X", "91211382MA0000001X"];
+    let first = content(subjects[0], "R-0", "1.5");
+    store
+        .accept(vec![first.clone()], region(), 10, push_usage)
+        .unwrap();
+    let key = natural_key(&first, &region());
+    let v1 = store.inner.records.get(&key).unwrap().unwrap();
+    store
+        .accept(
+            vec![content(subjects[0], "R-0", "2.5")],
+            region(),
+            11,
+            push_usage,
+        )
+        .unwrap();
+    let second = content(subjects[1], "R-1", "1.5");
+    store
+        .accept(vec![second.clone()], region(), 12, push_usage)
+        .unwrap();
+    assert!(store.check().ok(), "{:?}", store.check().damage);
+
+    store.inner.records.insert(&key, v1).unwrap();
+    store
+        .inner
+        .records
+        .remove(natural_key(&second, &region()))
+        .unwrap();
+    let found = store.check();
+    for what in [
+        "holds v1 but the changelog's latest is v2",
+        "the changelog names 2 records, the records tree holds 1",
+    ] {
+        assert!(
+            found.damage.iter().any(|d| d.problem.contains(what)),
+            "{what}: {:?}",
+            found.damage
+        );
+    }
+}

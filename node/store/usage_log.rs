@@ -29,6 +29,8 @@ pub struct UsageLog {
     tx: mpsc::Sender<(Vec<UsageEntry>, Done)>,
     /// `[store] call_timeout_secs`: a caller waits no longer for its entry.
     bound: std::time::Duration,
+    /// To fail at once, as `Store::call` does, while a store call is stuck.
+    store: Store,
 }
 
 impl UsageLog {
@@ -49,6 +51,7 @@ impl UsageLog {
         UsageLog {
             tx,
             bound: store.call_timeout(),
+            store,
         }
     }
 
@@ -56,6 +59,11 @@ impl UsageLog {
     pub async fn append(&self, entries: Vec<UsageEntry>) -> Result<(), Arc<StoreError>> {
         if entries.is_empty() {
             return Ok(());
+        }
+        // While a store call is stuck (sled looping), the writer would likely block too:
+        // fail at once, as `Store::call` does, rather than queue for the bound.
+        if self.store.stalled() {
+            return Err(Arc::new(StoreError::Stalled));
         }
         let (done, wait) = oneshot::channel();
         let gone = || {
