@@ -22,7 +22,7 @@ use crate::federation::{FederationService, Uplink};
 use crate::identity::CallerId;
 use crate::identity::client::ClientIdentity;
 use crate::identity::signing::{NodeSigner, SignatureVerifier};
-use crate::identity::tls::{Authenticated, ServerTls, authenticate_peer, incoming};
+use crate::identity::tls::{Authenticated, ServerTls, authenticate_peer};
 use crate::pb;
 use crate::policy::authz::{self, Rpc};
 use crate::policy::{Catalog, Validator};
@@ -460,6 +460,8 @@ impl Node {
         // beyond). The other bounds (handshake, preface, counts, per address) are in
         // `incoming`; `CountStreams` counts the calls open on each connection so that one
         // with none for `idle_secs` is closed.
+        // Turns true when the drain bound passes: connections still open then are ended.
+        let (force_close, force_closing) = tokio::sync::watch::channel(false);
         let served = Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
@@ -480,7 +482,13 @@ impl Node {
             .add_service(census)
             .add_service(objections)
             .serve_with_incoming_shutdown(
-                incoming(listener, self.tls.clone(), config.connections),
+                crate::identity::tls::incoming_until(
+                    listener,
+                    self.tls.clone(),
+                    config.connections,
+                    force_closing,
+                    None,
+                ),
                 shutdown,
             );
         // Once shutdown begins, connections and the uplink share one `DRAIN` deadline; a
@@ -495,7 +503,10 @@ impl Node {
                 let _ = began.set(tokio::time::Instant::now());
                 tokio::time::sleep(DRAIN).await;
             } => {
-                tracing::warn!(drain_secs = DRAIN.as_secs(), "connections still open after the drain bound; stopping anyway");
+                tracing::warn!(drain_secs = DRAIN.as_secs(), "connections still open after the drain bound; closing them and stopping");
+                // The connections' own tasks outlive the server future: end them, or
+                // they would go on serving (and holding) the store being closed.
+                let _ = force_close.send(true);
                 Ok(())
             }
         };
@@ -602,7 +613,16 @@ pub async fn start(config: Config) -> Result<NodeHandle, NodeError> {
     let addr = listener
         .local_addr()
         .map_err(|source| NodeError::Listen { addr, source })?;
-    let node = Arc::new(Node::open(config)?);
+    // Opening checks the whole store (R-SEC-1): off the runtime's threads, which the
+    // tasks of a node stopping in the same process may still need.
+    let data_dir = config.data_dir.display().to_string();
+    let node = tokio::task::spawn_blocking(move || Node::open(config))
+        .await
+        .map_err(|e| NodeError::Store {
+            dir: data_dir,
+            source: StoreError::Engine(format!("the task opening the store failed: {e}")),
+        })??;
+    let node = Arc::new(node);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(node.clone().serve(listener, async move {
         let _ = stopped.await;

@@ -524,3 +524,48 @@ async fn a_connection_with_no_call_open_is_closed_after_the_idle_bound() {
     drop(watch);
     node.shutdown().await.unwrap();
 }
+
+/// A client that keeps a stream open past a stopping node's drain bound (a health watch
+/// never ends by itself) does not keep the node serving: its connection is ended, and
+/// the node's store is let go, so the same folder opens again (an in-process restart,
+/// or the next start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_held_open_past_the_drain_bound_is_ended_and_releases_the_store() {
+    let mut t = TestNode::start().await;
+    let identity = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
+    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
+        .await
+        .unwrap();
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(watch.message().await.unwrap().is_some());
+    let node = t.node.take().unwrap();
+    let data_dir = node.node.config.data_dir.clone();
+    tokio::time::timeout(Duration::from_secs(40), node.shutdown())
+        .await
+        .expect("the node stops within its drain bound")
+        .unwrap();
+    // The held stream ends rather than staying open.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = watch.message().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the held stream is still open");
+    // The store was let go: the folder opens again.
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let dir = data_dir.clone();
+            async move {
+                credit_node::store::Store::open(&dir, &credit_node::store::StoreOptions::default())
+                    .is_ok()
+            }
+        })
+        .await,
+        "the stopped node still holds its store"
+    );
+}

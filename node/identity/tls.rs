@@ -395,12 +395,28 @@ pub fn incoming(
     tls: Arc<ServerTls>,
     limits: ConnectionLimits,
 ) -> impl Stream<Item = Result<Guarded, std::io::Error>> {
+    let (keep, closing) = tokio::sync::watch::channel(false);
+    // Never closed by force: the sender lives as long as the listener's task.
+    incoming_until(listener, tls, limits, closing, Some(keep))
+}
+
+/// `incoming`, and every connection it yielded ends (its reads and writes fail) once
+/// `closing` turns true: a stopping node's drain bound, after which a connection that is
+/// still open must not go on using the store the node has closed.
+pub fn incoming_until(
+    listener: TcpListener,
+    tls: Arc<ServerTls>,
+    limits: ConnectionLimits,
+    closing: tokio::sync::watch::Receiver<bool>,
+    keep: Option<tokio::sync::watch::Sender<bool>>,
+) -> impl Stream<Item = Result<Guarded, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
     let connections = Arc::new(Semaphore::new(limits.effective_max_connections()));
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes.max(1)));
     let per_ip = PerIp::new(limits.max_handshakes_per_ip, limits.max_connections_per_ip);
     let log = Arc::new(LogThrottle::default());
     tokio::spawn(async move {
+        let _keep = keep;
         let mut accept_failing = false;
         let mut throttle = [Throttle::default(), Throttle::default()];
         loop {
@@ -445,12 +461,14 @@ pub fn incoming(
             let acceptor = TlsAcceptor::from(tls.server_config());
             let tx = tx.clone();
             let log = log.clone();
+            let closing = closing.clone();
             tokio::spawn(async move {
                 let stream = handshake(acceptor, tcp, peer, limits.handshake_timeout, &log).await;
                 drop(handshaking);
                 slot.handshake_done();
                 if let Some(stream) = stream {
-                    let guarded = Guarded::new(stream, peer, limits, connection, slot, log);
+                    let mut guarded = Guarded::new(stream, peer, limits, connection, slot, log);
+                    guarded.closed = Some(forced_close(closing));
                     // A send error means the server stopped; the connection is simply dropped.
                     let _ = tx.send(Ok(guarded)).await;
                 }
@@ -574,8 +592,28 @@ pub struct Guarded {
     /// The idle timer and the activity epoch it was armed at.
     idle: Option<(u64, Pin<Box<tokio::time::Sleep>>)>,
     log: Arc<LogThrottle>,
+    /// Completes when the node's drain bound has passed (`incoming_until`).
+    closed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     _permit: OwnedSemaphorePermit,
     _slot: IpSlot,
+}
+
+fn closed_by_drain() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the node stopped: the drain bound passed",
+    )
+}
+
+/// Completes once `closing` turns true; never if its sender goes away first.
+fn forced_close(
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if closing.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    })
 }
 
 impl Guarded {
@@ -596,9 +634,17 @@ impl Guarded {
             idle_timeout: limits.idle_timeout,
             idle: None,
             log,
+            closed: None,
             _permit: permit,
             _slot: slot,
         }
+    }
+
+    /// Whether the node's drain bound has passed: the connection ends.
+    fn forced(&mut self, cx: &mut Context<'_>) -> bool {
+        self.closed
+            .as_mut()
+            .is_some_and(|c| c.as_mut().poll(cx).is_ready())
     }
 
     /// After the preface, with the reader waiting: whether the connection has had no call
@@ -645,6 +691,9 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
+        if this.forced(cx) {
+            return Poll::Ready(Err(closed_by_drain()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -686,6 +735,9 @@ impl AsyncWrite for Guarded {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
+        if self.forced(cx) {
+            return Poll::Ready(Err(closed_by_drain()));
+        }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
