@@ -780,31 +780,30 @@ impl pb::federation_server::Federation for FederationService {
             rule: rule.to_string(),
             message,
         };
-        if wire.kind == pb::NoticeKind::EntryRefused as i32 {
-            let message = "entry-refused notices are written only by a parent's Sync, for \
-                           the entries it keeps in quarantine"
-                .to_string();
+        // Kinds only the federation itself writes: an operator cannot forge them.
+        let reserved = if wire.kind == pb::NoticeKind::EntryRefused as i32 {
+            Some((
+                "R-FED-1",
+                "entry-refused notices are written only by a parent's Sync, for the entries \
+                 it keeps in quarantine",
+            ))
+        } else if wire.kind == pb::NoticeKind::Objection as i32 || wire.objection.is_some() {
+            Some((
+                "R-OBJ-1",
+                "objections are filed with Objections.File (`credit-node objection file`), \
+                 which keeps the case and withholds the record",
+            ))
+        } else {
+            None
+        };
+        if let Some((rule, message)) = reserved {
             return Err(self
                 .gate
                 .refuse(
                     Some(&caller),
                     "Notify",
                     Action::Notice,
-                    refuse("kind", "R-FED-1", message),
-                )
-                .await);
-        }
-        if wire.kind == pb::NoticeKind::Objection as i32 || wire.objection.is_some() {
-            let message = "objections are filed with Objections.File (`credit-node objection \
-                           file`), which keeps the case and withholds the record"
-                .to_string();
-            return Err(self
-                .gate
-                .refuse(
-                    Some(&caller),
-                    "Notify",
-                    Action::Notice,
-                    refuse("kind", "R-OBJ-1", message),
+                    refuse("kind", rule, message.to_string()),
                 )
                 .await);
         }
