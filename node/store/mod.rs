@@ -1000,12 +1000,18 @@ impl Store {
             // Free text keeps no personal identifier (R-REL-2, R-DATA-3): a detail or a
             // refusal can quote what a caller typed. The subject stays, in its own field;
             // the names this node holds for it are masked in the free text.
+            // Names in Chinese characters only: an all-ASCII text cannot hold one, and
+            // the read is skipped on the hot path (a query's or a pull's entry).
             let mut names: Vec<String> = match &entry.subject {
-                Some(subject) if crate::policy::identifier::has_id_shape(subject) => self
-                    .records_of(subject)?
-                    .into_iter()
-                    .map(|r| r.content.subject.name)
-                    .collect(),
+                Some(subject)
+                    if crate::policy::identifier::has_id_shape(subject)
+                        && entry.free_text_may_name() =>
+                {
+                    self.records_of(subject)?
+                        .into_iter()
+                        .map(|r| r.content.subject.name)
+                        .collect()
+                }
                 _ => Vec::new(),
             };
             names.sort();

@@ -149,6 +149,22 @@ impl UsageEntry {
         }
     }
 
+    /// Whether the free text `scrub_free_text_naming` looks at holds a character outside
+    /// ASCII, where a name in Chinese characters could be. Without one, looking up the
+    /// subject's names (a store read on every usage write) cannot change the entry.
+    pub fn free_text_may_name(&self) -> bool {
+        let refused = match &self.outcome {
+            Outcome::Refused { message, field, .. } => !message.is_ascii() || !field.is_ascii(),
+            _ => false,
+        };
+        refused
+            || !self.detail.is_ascii()
+            || [&self.purpose, &self.consent_id]
+                .into_iter()
+                .flatten()
+                .any(|t| !t.is_ascii())
+    }
+
     /// Links this entry after `prev_hash`: hash = SHA-256(prev_hash || encoding).
     pub fn chain(self, prev_hash: Hash) -> Chained {
         let hash = chain_hash(&prev_hash, &self);
@@ -235,6 +251,22 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_text_outside_ascii_may_hold_a_name() {
+        let mut e = UsageEntry::new("credit://agency/211382/bank", Action::Query, "Query", 0);
+        e.detail = "answered by 210000: 3 records".into();
+        assert!(!e.free_text_may_name());
+        e.purpose = Some("依据 王建国 的授权".into());
+        assert!(e.free_text_may_name());
+        let refused = UsageEntry::new("x", Action::Query, "Query", 0).refused(
+            tonic::Code::InvalidArgument,
+            "subject_name",
+            "R-DATA-1",
+            "王建国 is not the holder",
+        );
+        assert!(refused.free_text_may_name());
+    }
 
     #[test]
     fn free_text_is_scrubbed_but_the_subject_stays_r_data_3() {
