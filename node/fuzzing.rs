@@ -164,7 +164,7 @@ fn validate_draft(target: &str, draft: &Draft) {
         Ok(content) => {
             check_accepted(target, &content);
             let again = validator
-                .check(&draft_of(&content), "tax", today())
+                .check(&content.to_draft(), "tax", today())
                 .unwrap_or_else(|v| {
                     panic!("{target}: accepted content is refused on a second check: {v:?}")
                 });
@@ -207,21 +207,6 @@ fn check_accepted(target: &str, content: &Content) {
         content.provider_id, "tax",
         "{target}: provider is not the caller"
     );
-}
-
-fn draft_of(c: &Content) -> Draft {
-    Draft {
-        subject_kind: Some(c.subject.kind),
-        subject_id: c.subject.id.clone(),
-        subject_name: c.subject.name.clone(),
-        category: c.category.clone(),
-        provider_ref: c.provider_ref.clone(),
-        occurred_on: c.occurred_on.clone(),
-        ended_on: c.ended_on.clone(),
-        period: c.period.clone(),
-        adverse: Some(c.adverse),
-        fields: c.fields.clone(),
-    }
 }
 
 /// Reads fuzz bytes as a few small choices and strings.

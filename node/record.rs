@@ -109,6 +109,23 @@ pub struct Record {
 }
 
 impl Content {
+    /// The draft a provider would send for this content: what a correction starts from,
+    /// and what the validator is given again.
+    pub fn to_draft(&self) -> Draft {
+        Draft {
+            subject_kind: Some(self.subject.kind),
+            subject_id: self.subject.id.clone(),
+            subject_name: self.subject.name.clone(),
+            category: self.category.clone(),
+            provider_ref: self.provider_ref.clone(),
+            occurred_on: self.occurred_on.clone(),
+            ended_on: self.ended_on.clone(),
+            period: self.period.clone(),
+            adverse: Some(self.adverse),
+            fields: self.fields.clone(),
+        }
+    }
+
     /// SHA-256 over a canonical encoding of the content. Field order is fixed by the
     /// struct and the `BTreeMap`, so equal content always hashes equal.
     pub fn hash(&self) -> Hash {

@@ -22,7 +22,6 @@ use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::server::{NodeHandle, start};
 use credit_node::usage::Outcome;
-use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -58,17 +57,7 @@ async fn pull_as(
     let mut client = pb::exchange_client::ExchangeClient::new(
         channel(net, &node.endpoint(), role, region, id).await,
     );
-    let mut stream = client
-        .pull_by_subject(pb::PullRequest {
-            subject_id: subject.into(),
-        })
-        .await?
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(r) = stream.next().await {
-        out.push(r?);
-    }
-    Ok(out)
+    common::pull(&mut client, subject).await
 }
 
 fn usage_entries(node: &NodeHandle) -> u64 {

@@ -5,7 +5,6 @@
 //! next version, the record's next version where the step changes it, and the usage
 //! entry. A refused step writes its refusal to the usage log and nothing else.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tonic::{Code, Request, Response, Status};
@@ -817,27 +816,15 @@ fn follows_the_reply(
 
 /// A draft of `cur`'s content with `set` applied (an empty value removes the field).
 fn corrected_draft(cur: &Record, set: &std::collections::HashMap<String, String>) -> Draft {
-    let c = &cur.content;
-    let mut fields: BTreeMap<String, String> = c.fields.clone();
+    let mut draft = cur.content.to_draft();
     for (k, v) in set {
         if v.trim().is_empty() {
-            fields.remove(k);
+            draft.fields.remove(k);
         } else {
-            fields.insert(k.clone(), v.clone());
+            draft.fields.insert(k.clone(), v.clone());
         }
     }
-    Draft {
-        subject_kind: Some(c.subject.kind),
-        subject_id: c.subject.id.clone(),
-        subject_name: c.subject.name.clone(),
-        category: c.category.clone(),
-        provider_ref: c.provider_ref.clone(),
-        occurred_on: c.occurred_on.clone(),
-        ended_on: c.ended_on.clone(),
-        period: c.period.clone(),
-        adverse: Some(c.adverse),
-        fields,
-    }
+    draft
 }
 
 #[tonic::async_trait]
