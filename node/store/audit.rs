@@ -105,7 +105,7 @@ impl Store {
             } else if seq == 1 && chained.prev_hash != [0; 32] {
                 report.find(seq, "entry 1 does not start the chain".into());
             }
-            if chain_hash(&chained.prev_hash, &chained.entry) != chained.hash {
+            if chain_hash(&chained.prev_hash, &chained.entry)? != chained.hash {
                 report.find(
                     seq,
                     format!("entry {seq} was changed: its content does not match its hash"),

@@ -508,14 +508,19 @@ fn usage(tree: &sled::Tree, report: &mut CheckReport) {
                 prev = None;
             }
             Ok(c) => {
-                if chain_hash(&c.prev_hash, &c.entry) != c.hash {
-                    rep.find("usage", show_key(k), "the entry does not match its hash");
-                } else if prev.is_some_and(|p| p != c.prev_hash) {
-                    rep.find(
+                match chain_hash(&c.prev_hash, &c.entry) {
+                    // The check reports, it does not fail: an entry that decodes but
+                    // cannot be hashed is one whose hash cannot be confirmed.
+                    Err(e) => rep.find("usage", show_key(k), StoreError::from(e).to_string()),
+                    Ok(hash) if hash != c.hash => {
+                        rep.find("usage", show_key(k), "the entry does not match its hash");
+                    }
+                    Ok(_) if prev.is_some_and(|p| p != c.prev_hash) => rep.find(
                         "usage",
                         show_key(k),
                         "the entry does not link to the one before it",
-                    );
+                    ),
+                    Ok(_) => {}
                 }
                 prev = Some(c.hash);
             }

@@ -20,6 +20,17 @@ pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
+/// An entry that cannot be hashed into the usage chain cannot be stored either: the same
+/// error as a value `encode` refuses.
+impl From<crate::usage::EncodeError> for StoreError {
+    fn from(e: crate::usage::EncodeError) -> Self {
+        StoreError::Corrupt {
+            what: "encoding",
+            detail: e.to_string(),
+        }
+    }
+}
+
 pub(super) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     what: &'static str,

@@ -1024,7 +1024,7 @@ impl Store {
             {
                 batch.insert(usage_index_key(subject, seq), &[]);
             }
-            let chained = entry.chain(head);
+            let chained = entry.chain(head)?;
             head = chained.hash;
             batch.insert(&seq.to_be_bytes(), encode(&chained)?);
             seq += 1;

@@ -341,7 +341,7 @@ fn verify_names_a_changed_a_removed_and_a_rewritten_entry() {
             codec::decode(&usage.get(s.to_be_bytes()).unwrap().unwrap(), "usage entry").unwrap()
         };
         c.prev_hash = prev;
-        c.hash = crate::usage::chain_hash(&prev, &c.entry);
+        c.hash = crate::usage::chain_hash(&prev, &c.entry).unwrap();
         prev = c.hash;
         usage
             .insert(s.to_be_bytes(), codec::encode(&c).unwrap())

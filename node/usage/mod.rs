@@ -166,27 +166,32 @@ impl UsageEntry {
     }
 
     /// Links this entry after `prev_hash`: hash = SHA-256(prev_hash || encoding).
-    pub fn chain(self, prev_hash: Hash) -> Chained {
-        let hash = chain_hash(&prev_hash, &self);
-        Chained {
+    pub fn chain(self, prev_hash: Hash) -> Result<Chained, EncodeError> {
+        let hash = chain_hash(&prev_hash, &self)?;
+        Ok(Chained {
             entry: self,
             prev_hash,
             hash,
-        }
+        })
     }
 }
 
-/// The chain hash of `entry` after `prev`.
-pub fn chain_hash(prev: &Hash, entry: &UsageEntry) -> Hash {
+/// A usage entry postcard cannot encode. It gets no chain hash: a hash over any other
+/// text (its `Debug` form, say) could not be recomputed from the stored entry, so the
+/// entry would read as tampered with, or the text's shape would become part of the format.
+#[derive(Debug, thiserror::Error)]
+#[error("a usage entry does not encode: {0}")]
+pub struct EncodeError(#[from] postcard::Error);
+
+/// The chain hash of `entry` after `prev`: SHA-256(prev || postcard(entry)).
+pub fn chain_hash(prev: &Hash, entry: &UsageEntry) -> Result<Hash, EncodeError> {
+    let bytes = postcard::to_stdvec(entry)?;
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(prev);
-    match postcard::to_stdvec(entry) {
-        Ok(bytes) => ctx.update(&bytes),
-        Err(_) => ctx.update(format!("{entry:?}").as_bytes()),
-    }
+    ctx.update(&bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
-    out
+    Ok(out)
 }
 
 /// A node's signed statement of its usage log's head: entry `seq` has chain hash
@@ -299,11 +304,11 @@ mod tests {
             "PullBySubject",
             1,
         );
-        let a = e.clone().chain([0; 32]);
+        let a = e.clone().chain([0; 32]).unwrap();
         let mut edited = e;
         edited.count = 1;
-        let b = edited.chain([0; 32]);
+        let b = edited.chain([0; 32]).unwrap();
         assert_ne!(a.hash, b.hash);
-        assert_eq!(chain_hash(&a.prev_hash, &a.entry), a.hash);
+        assert_eq!(chain_hash(&a.prev_hash, &a.entry).unwrap(), a.hash);
     }
 }
