@@ -34,6 +34,8 @@ mod census;
 mod check;
 mod codec;
 mod durability;
+#[cfg(test)]
+mod formats;
 pub mod fuzz;
 mod ids;
 mod notices;
