@@ -19,63 +19,42 @@ const MUTATIONS: usize = 2000;
 const MAX_CORPUS_FILES: usize = 200;
 const MAX_CORPUS_BYTES: usize = 256 * 1024;
 
-/// splitmix64, as `policy::sample` uses: no `rand` dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
 /// A few libFuzzer-style edits: flip a bit, set a byte to an interesting value, insert
 /// or delete a run, splice in part of another input, truncate.
-fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
+fn mutate(rng: &mut fastrand::Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     const INTERESTING: [u8; 12] = [
         0, 1, 0x7F, 0x80, 0xFF, b'"', b',', b'\n', b'{', b'-', b'9', 0xE2,
     ];
     let mut out = input.to_vec();
-    for _ in 0..=rng.below(4) {
+    for _ in 0..=rng.usize(..4) {
         let len = out.len();
-        match rng.below(6) {
+        match rng.usize(..6) {
             0 if len > 0 => {
-                let i = rng.below(len);
-                out[i] ^= 1 << rng.below(8);
+                let i = rng.usize(..len);
+                out[i] ^= 1 << rng.u32(..8);
             }
             1 if len > 0 => {
-                let i = rng.below(len);
-                out[i] = INTERESTING[rng.below(INTERESTING.len())];
+                let i = rng.usize(..len);
+                out[i] = INTERESTING[rng.usize(..INTERESTING.len())];
             }
             2 => {
-                let i = rng.below(len + 1);
-                let n = 1 + rng.below(8);
-                let byte = INTERESTING[rng.below(INTERESTING.len())];
+                let i = rng.usize(..len + 1);
+                let n = 1 + rng.usize(..8);
+                let byte = INTERESTING[rng.usize(..INTERESTING.len())];
                 out.splice(i..i, std::iter::repeat_n(byte, n));
             }
             3 if len > 0 => {
-                let i = rng.below(len);
-                let n = 1 + rng.below((len - i).min(16));
+                let i = rng.usize(..len);
+                let n = 1 + rng.usize(..(len - i).min(16));
                 out.drain(i..i + n);
             }
             4 if !other.is_empty() => {
-                let from = rng.below(other.len());
-                let n = 1 + rng.below((other.len() - from).min(64));
-                let at = rng.below(len + 1);
+                let from = rng.usize(..other.len());
+                let n = 1 + rng.usize(..(other.len() - from).min(64));
+                let at = rng.usize(..len + 1);
                 out.splice(at..at, other[from..from + n].iter().copied());
             }
-            _ => out.truncate(rng.below(len + 1)),
+            _ => out.truncate(rng.usize(..len + 1)),
         }
     }
     out
@@ -112,10 +91,12 @@ fn exercise(target: &str, seed: u64) {
     for input in &inputs {
         fuzzing::run(target, input);
     }
-    let mut rng = Rng(seed);
+    // Printed, so a failing mutation replays from its seed (test output shows on failure).
+    eprintln!("{target}: {MUTATIONS} mutations from fastrand seed {seed}");
+    let mut rng = fastrand::Rng::with_seed(seed);
     for _ in 0..MUTATIONS {
-        let a = &inputs[rng.below(inputs.len())];
-        let b = &inputs[rng.below(inputs.len())];
+        let a = &inputs[rng.usize(..inputs.len())];
+        let b = &inputs[rng.usize(..inputs.len())];
         let mutated = mutate(&mut rng, a, b);
         fuzzing::run(target, &mutated);
     }

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
+use unicode_width::UnicodeWidthStr;
 
 use super::client::status_error;
 use super::{CliError, Exit, TargetArgs, local_time};
@@ -237,20 +238,10 @@ fn columns(cells: &[String], widths: &[usize]) -> String {
     line
 }
 
-/// Terminal columns of `s`: two for CJK and full-width characters, one otherwise.
+/// Terminal columns of `s`, as `unicode-width` reads the Unicode East Asian Width tables:
+/// two for wide and fullwidth characters (in every plane), none for zero-width marks.
 fn display_width(s: &str) -> usize {
-    s.chars()
-        .map(|c| match c as u32 {
-            0x1100..=0x115F
-            | 0x2E80..=0xA4CF
-            | 0xAC00..=0xD7A3
-            | 0xF900..=0xFAFF
-            | 0xFE30..=0xFE4F
-            | 0xFF00..=0xFF60
-            | 0xFFE0..=0xFFE6 => 2,
-            _ => 1,
-        })
-        .sum()
+    UnicodeWidthStr::width(s)
 }
 
 pub async fn report(command: ReportCommand) -> Result<Exit, CliError> {
@@ -330,4 +321,37 @@ pub async fn report(command: ReportCommand) -> Result<Exit, CliError> {
         count("due")
     )?;
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand table this replaced counted most of these wrong: it stopped at the basic
+    /// plane, missed wide blocks inside it, gave every zero-width mark a column, and
+    /// called the half-width ideographic space wide.
+    #[test]
+    fn display_width_follows_the_unicode_width_tables() {
+        // U+20000, plane 2 (CJK Extension B): two columns, as in the basic plane.
+        assert_eq!(display_width("\u{20000}"), 2);
+        assert_eq!(display_width("\u{20000}县"), 4);
+        // Zero-width space and a combining acute accent take no column.
+        assert_eq!(display_width("a\u{200B}b"), 2);
+        assert_eq!(display_width("e\u{301}"), 1);
+        // Wide characters the table left out: Hangul Jamo Extended-A, an emoji (plane 1).
+        assert_eq!(display_width("\u{A960}"), 2);
+        assert_eq!(display_width("\u{1F600}"), 2);
+        // Fullwidth forms and ideographs: two columns each (the old table had these).
+        assert_eq!(display_width("ＡＢ１"), 6);
+        assert_eq!(display_width("凌源市"), 6);
+        // Inside the old table's range, yet one column: the half-width ideographic space.
+        assert_eq!(display_width("\u{303F}"), 1);
+        assert_eq!(display_width("plain"), 5);
+    }
+
+    #[test]
+    fn columns_pad_by_display_width() {
+        let cells = ["\u{20000}".to_string(), "a".to_string(), "7".to_string()];
+        assert_eq!(columns(&cells, &[4, 2, 3]), "\u{20000}   a    7");
+    }
 }

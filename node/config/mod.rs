@@ -358,7 +358,9 @@ impl Config {
 
     /// Parses and checks config text; relative paths are taken relative to `base`.
     pub fn from_toml(text: &str, base: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
+        let document = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, &e, None))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(document)
+            .map_err(|e| syntax_error(text, e.inner(), Some(e.path())))?;
         let region =
             RegionCode::parse(raw.region.trim()).map_err(|e| err("region", e.to_string()))?;
         if raw.name.trim().is_empty() {
@@ -625,9 +627,16 @@ impl Config {
     }
 }
 
-/// Names the key of a TOML or shape error: from "unknown field `x`" / "missing field `x`"
-/// when the message has it, else from the line the error points at.
-fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
+/// Names the key of a TOML or shape error. A shape error comes with the key path that
+/// `serde_path_to_error` followed (`connections.idle_secs`, `providers[1].id`); that path
+/// stops at the table for a missing field, so the field named in "missing field `x`" is
+/// put after it. A syntax error has no path: the key is taken from the line it points at.
+fn syntax_error(
+    text: &str,
+    e: &toml::de::Error,
+    path: Option<&serde_path_to_error::Path>,
+) -> ConfigError {
+    use serde_path_to_error::Segment;
     let message = e.message();
     let named = ["unknown field `", "missing field `"].iter().find_map(|p| {
         message
@@ -635,9 +644,16 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
             .nth(1)
             .and_then(|rest| rest.split('`').next())
     });
-    let key = match (named, e.span()) {
-        (Some(k), _) => k.to_string(),
-        (None, Some(span)) => {
+    let path = path.filter(|p| p.iter().next().is_some());
+    let key = match (path, named, e.span()) {
+        // An unknown field's path ends with the field; a missing one's at its table.
+        (Some(p), Some(k), _) => match p.iter().next_back() {
+            Some(Segment::Map { key }) if key == k => p.to_string(),
+            _ => format!("{p}.{k}"),
+        },
+        (Some(p), None, _) => p.to_string(),
+        (None, Some(k), _) => k.to_string(),
+        (None, None, Some(span)) => {
             let start = text[..span.start.min(text.len())]
                 .rfind('\n')
                 .map_or(0, |i| i + 1);
@@ -647,7 +663,7 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
                 _ => format!("line {}", text[..start].lines().count() + 1),
             }
         }
-        (None, None) => "(syntax)".to_string(),
+        (None, None, None) => "(syntax)".to_string(),
     };
     err(key, message.trim().replace('\n', " "))
 }

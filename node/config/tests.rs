@@ -86,7 +86,7 @@ fn wrong_types_name_their_key_and_legacy_codes_are_checked() {
             "crl = \"crl.pem\"\ncrl_reload_secs = -1"
         ))
         .key,
-        "crl_reload_secs"
+        "tls.crl_reload_secs"
     );
     let with_legacy = |code: &str| {
         GOOD.replace(
@@ -98,6 +98,39 @@ fn wrong_types_name_their_key_and_legacy_codes_are_checked() {
     let dir = folder();
     let c = Config::from_toml(&with_legacy(" 91350100m0001tgqxm "), dir.path()).unwrap();
     assert_eq!(c.legacy_codes, vec!["91350100M0001TGQXM"]);
+}
+
+/// A value of the wrong type, an unknown or a missing key below the top level is named by
+/// its full path, tables and array indices included.
+#[test]
+fn a_shape_error_in_a_nested_table_names_the_full_path() {
+    let e = refused(&format!("{GOOD}\n[store]\ncache_mb = \"lots\"\n"));
+    assert_eq!(e.key, "store.cache_mb", "{e}");
+    assert!(e.to_string().contains("config key `store.cache_mb`"), "{e}");
+    assert_eq!(
+        refused(&format!("{GOOD}\n[connections]\nidle_secs = -1\n")).key,
+        "connections.idle_secs"
+    );
+    assert_eq!(
+        refused(&GOOD.replace("categories = [\"tax\"]", "categories = [\"tax\", 7]")).key,
+        "providers[0].categories[1]"
+    );
+    assert_eq!(
+        refused(&GOOD.replace(
+            "categories = [\"tax\"]",
+            "categories = [\"tax\"]\nphone = 1"
+        ))
+        .key,
+        "providers[0].phone"
+    );
+    assert_eq!(
+        refused(&GOOD.replace("id = \"lingyuan-tax\"\n", "")).key,
+        "providers[0].id"
+    );
+    assert_eq!(
+        refused(&GOOD.replace("crl = \"crl.pem\"", "crl = 5")).key,
+        "tls.crl"
+    );
 }
 
 #[test]
@@ -338,7 +371,7 @@ fn connection_limits_have_defaults_and_are_checked() {
     }
     assert_eq!(
         refused(&format!("{GOOD}\n[connections]\nidle_minutes = 5\n")).key,
-        "idle_minutes"
+        "connections.idle_minutes"
     );
 }
 

@@ -255,6 +255,9 @@ impl DevCa {
     /// years. Every role may authenticate as a client; only nodes also get `ServerAuth`
     /// and the `hosts` (DNS names or IP addresses, default `localhost` and `127.0.0.1`)
     /// that clients dial. `hosts` is ignored for other roles: nobody dials a provider.
+    /// A node's certificate is also the one it signs consents and checkpoints with:
+    /// `signing::SignatureVerifier` wants keyUsage digitalSignature (every leaf has it)
+    /// and the EKU `ServerAuth`, so only a node certificate signs.
     pub fn issue(&self, caller: &CallerId, hosts: &[String]) -> Result<IssuedCert, PkiError> {
         if caller.role != Role::Node {
             return self.leaf(caller, &[], false, &[]);
@@ -287,6 +290,33 @@ impl DevCa {
         self.leaf(caller, hosts, true, &[])
     }
 
+    /// Test-only: a node certificate as `issue` makes it, with `edit` applied to its
+    /// parameters before the CA signs it (a CA flag, other key usages).
+    #[cfg(test)]
+    pub(crate) fn issue_edited(
+        &self,
+        caller: &CallerId,
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> Result<IssuedCert, PkiError> {
+        let mut params = leaf_params(caller, &["localhost".into()], true, &[])?;
+        edit(&mut params);
+        self.sign_leaf(&params, &self.issuer)
+    }
+
+    /// Test-only: a node certificate as `issue` makes it, signed by the key of `via` (a
+    /// certificate this CA issued) instead of the CA's, to test paths with an intermediate.
+    #[cfg(test)]
+    pub(crate) fn issue_via(
+        &self,
+        caller: &CallerId,
+        via: &IssuedCert,
+    ) -> Result<IssuedCert, PkiError> {
+        let key = KeyPair::from_pem(&via.key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(&via.cert_pem, key)?;
+        let params = leaf_params(caller, &["localhost".into()], true, &[])?;
+        self.sign_leaf(&params, &issuer)
+    }
+
     fn leaf(
         &self,
         caller: &CallerId,
@@ -294,43 +324,22 @@ impl DevCa {
         server: bool,
         extra_uris: &[String],
     ) -> Result<IssuedCert, PkiError> {
-        let now = unix_now();
-        let uri = caller.uri();
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, uri.as_str());
-        params.subject_alt_names.push(SanType::URI(uri.try_into()?));
-        for extra in extra_uris {
-            params
-                .subject_alt_names
-                .push(SanType::URI(extra.as_str().try_into()?));
-        }
-        for host in hosts {
-            let san = match host.parse::<IpAddr>() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) if !host.is_empty() && !host.contains(['/', ':', ' ']) => {
-                    SanType::DnsName(host.as_str().try_into()?)
-                }
-                Err(_) => return Err(PkiError::BadHost(host.clone())),
-            };
-            params.subject_alt_names.push(san);
-        }
-        let serial = random_serial()?;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        if server {
-            params
-                .extended_key_usages
-                .push(ExtendedKeyUsagePurpose::ServerAuth);
-        }
-        params.not_before = asn1_at(now - BACKDATE)?.to_datetime();
-        params.not_after = asn1_at(now + LEAF_LIFETIME)?.to_datetime();
+        let params = leaf_params(caller, hosts, server, extra_uris)?;
+        self.sign_leaf(&params, &self.issuer)
+    }
+
+    fn sign_leaf(
+        &self,
+        params: &CertificateParams,
+        issuer: &Issuer<'_, KeyPair>,
+    ) -> Result<IssuedCert, PkiError> {
         let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = params.signed_by(&key, issuer)?;
+        let serial = params
+            .serial_number
+            .as_ref()
+            .map(|s| s.as_ref().to_vec())
+            .unwrap_or_default();
         Ok(IssuedCert {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -402,6 +411,51 @@ impl DevCa {
         }
         Ok((entries, number))
     }
+}
+
+/// A leaf's parameters: the caller's URI (then `extra_uris`) and `hosts` as SANs, a fresh
+/// serial, keyUsage digitalSignature, EKU clientAuth and, for a `server`, serverAuth.
+fn leaf_params(
+    caller: &CallerId,
+    hosts: &[String],
+    server: bool,
+    extra_uris: &[String],
+) -> Result<CertificateParams, PkiError> {
+    let now = unix_now();
+    let uri = caller.uri();
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, uri.as_str());
+    params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+    for extra in extra_uris {
+        params
+            .subject_alt_names
+            .push(SanType::URI(extra.as_str().try_into()?));
+    }
+    for host in hosts {
+        let san = match host.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) if !host.is_empty() && !host.contains(['/', ':', ' ']) => {
+                SanType::DnsName(host.as_str().try_into()?)
+            }
+            Err(_) => return Err(PkiError::BadHost(host.clone())),
+        };
+        params.subject_alt_names.push(san);
+    }
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    if server {
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
+    }
+    params.not_before = asn1_at(now - BACKDATE)?.to_datetime();
+    params.not_after = asn1_at(now + LEAF_LIFETIME)?.to_datetime();
+    Ok(params)
 }
 
 fn entry(serial: &[u8], revoked_at: ASN1Time) -> RevokedCertParams {

@@ -2,18 +2,26 @@
 //! (R-REL-4) and usage-log checkpoints (R-SEC-3) carry one.
 //!
 //! A signature travels with the signer's certificate, so any node of the federation can
-//! check it with nothing but the federation CA: the certificate must be issued by the CA,
-//! valid when the signature was made, and name a node (`credit://node/<region>/..`) of
-//! the region that claims to have signed. No key distribution is needed beyond what
-//! mutual TLS already has. Keys: ECDSA P-256 (what `credit-node pki` issues) or Ed25519.
+//! check it with nothing but the federation CA: the certificate must name a node
+//! (`credit://node/<region>/..`) of the region that claims to have signed, and be issued
+//! by the CA and fit to sign when the signature was made. That second part is an X.509
+//! path check by `webpki` (the one rustls runs for TLS), with the CA as the only trust
+//! anchor: signatures up the path, validity at the signing time, basicConstraints (a CA
+//! certificate does not sign content), and the extended key usage serverAuth, which the
+//! federation gives node certificates only (`pki::DevCa::issue`). webpki leaves the end
+//! certificate's keyUsage alone, so `verify` requires digitalSignature there itself.
+//! No key distribution is needed beyond what mutual TLS already has. Keys: ECDSA P-256
+//! (what `credit-node pki` issues) or Ed25519.
+
+use std::time::Duration;
 
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, TrustAnchor, UnixTime};
 use serde::{Deserialize, Serialize};
+use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::{FromDer, X509Certificate};
-use x509_parser::time::ASN1Time;
 
 use super::caller::{CallerId, Role};
 use super::tls::identity_uri;
@@ -51,6 +59,8 @@ pub enum VerifyError {
     Issuer,
     #[error("the signer's certificate was not valid when the signature was made")]
     Validity,
+    #[error("the signer's certificate is not one to sign with: {0}")]
+    Usage(&'static str),
     #[error("the signer's certificate names {found}, not a node of region {expected}")]
     Signer { expected: RegionCode, found: String },
     #[error("the signature does not match the signed content")]
@@ -132,7 +142,7 @@ impl NodeSigner {
 
 /// Checks signatures against the federation CA.
 pub struct SignatureVerifier {
-    ca: Vec<u8>,
+    anchor: TrustAnchor<'static>,
 }
 
 impl std::fmt::Debug for SignatureVerifier {
@@ -145,11 +155,11 @@ impl SignatureVerifier {
     pub fn from_ca_pem(ca_pem: &str) -> Result<SignatureVerifier, SignError> {
         let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes())
             .map_err(|e| SignError::Cert(format!("CA: {e}")))?;
-        let verifier = SignatureVerifier {
-            ca: ca.as_ref().to_vec(),
-        };
-        X509Certificate::from_der(&verifier.ca).map_err(|e| SignError::Cert(e.to_string()))?;
-        Ok(verifier)
+        X509Certificate::from_der(&ca).map_err(|e| SignError::Cert(e.to_string()))?;
+        let anchor = webpki::anchor_from_trusted_cert(&ca)
+            .map_err(|e| SignError::Cert(format!("CA: {e}")))?
+            .to_owned();
+        Ok(SignatureVerifier { anchor })
     }
 
     /// Checks that `sig` is a signature over `message`, made at `at_ms` (Unix ms) by a
@@ -161,18 +171,9 @@ impl SignatureVerifier {
         node: &RegionCode,
         at_ms: i64,
     ) -> Result<(), VerifyError> {
-        let (_, ca) = X509Certificate::from_der(&self.ca)
-            .map_err(|e| VerifyError::Cert(format!("CA: {e}")))?;
         let (_, cert) =
             X509Certificate::from_der(&sig.cert).map_err(|e| VerifyError::Cert(e.to_string()))?;
-        if cert.issuer() != ca.subject() || cert.verify_signature(Some(ca.public_key())).is_err() {
-            return Err(VerifyError::Issuer);
-        }
-        let at =
-            ASN1Time::from_timestamp(at_ms.div_euclid(1000)).map_err(|_| VerifyError::Validity)?;
-        if !cert.validity().is_valid_at(at) {
-            return Err(VerifyError::Validity);
-        }
+        // Who first: a certificate of another role is refused as such, whatever else it lacks.
         let who = identity_uri(&cert).unwrap_or("no identity");
         match CallerId::parse_uri(who) {
             Ok(c) if c.role == Role::Node && c.region == *node => {}
@@ -182,6 +183,17 @@ impl SignatureVerifier {
                     found: who.to_string(),
                 });
             }
+        }
+        let at = u64::try_from(at_ms).map_err(|_| VerifyError::Validity)?;
+        let at = UnixTime::since_unix_epoch(Duration::from_millis(at));
+        self.path(&CertificateDer::from(sig.cert.as_slice()), &[], at)
+            .map_err(refusal)?;
+        match cert.key_usage() {
+            Ok(Some(ku)) if !ku.value.digital_signature() => {
+                return Err(VerifyError::Usage("its keyUsage lacks digitalSignature"));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(VerifyError::Cert(e.to_string())),
         }
         let spki = cert.public_key();
         let key = spki.subject_public_key.data.as_ref();
@@ -194,6 +206,53 @@ impl SignatureVerifier {
         UnparsedPublicKey::new(alg, key)
             .verify(message, &sig.signature)
             .map_err(|_| VerifyError::Signature)
+    }
+
+    /// The X.509 path from `cert` through `intermediates` to the federation CA, checked
+    /// at `at` (the signing time the caller holds, never the clock here). A signature
+    /// carries no intermediates; tests pass some to show which rule refuses a path.
+    fn path(
+        &self,
+        cert: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        at: UnixTime,
+    ) -> Result<(), webpki::Error> {
+        EndEntityCert::try_from(cert)?.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            std::slice::from_ref(&self.anchor),
+            intermediates,
+            at,
+            KeyUsage::server_auth(),
+            None,
+            None,
+        )?;
+        Ok(())
+    }
+}
+
+/// Which check a path error fails. webpki's error is `non_exhaustive`: a kind it adds
+/// later reads as a certificate that does not parse, never as a pass.
+fn refusal(e: webpki::Error) -> VerifyError {
+    use webpki::Error as E;
+    match e {
+        E::CertExpired { .. } | E::CertNotValidYet { .. } | E::InvalidCertValidity => {
+            VerifyError::Validity
+        }
+        E::CaUsedAsEndEntity => VerifyError::Usage("it is a CA certificate"),
+        E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => VerifyError::Usage(
+            "its extended key usage lacks serverAuth, which node certificates carry",
+        ),
+        E::UnknownIssuer
+        | E::SignatureAlgorithmMismatch
+        | E::InvalidSignatureForPublicKey
+        | E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
+        | E::EndEntityUsedAsCa
+        | E::PathLenConstraintViolated
+        | E::MaximumPathDepthExceeded
+        | E::MaximumPathBuildCallsExceeded
+        | E::MaximumSignatureChecksExceeded => VerifyError::Issuer,
+        other => VerifyError::Cert(other.to_string()),
     }
 }
 
@@ -275,5 +334,102 @@ mod tests {
             .issue(&CallerId::new(Role::Node, region("211382"), "n"), &[])
             .unwrap();
         assert!(NodeSigner::from_pem(&node.cert_pem, &operator.key_pem).is_err());
+    }
+
+    fn sign_with(cert: &crate::identity::IssuedCert) -> Signature {
+        NodeSigner::from_pem(&cert.cert_pem, &cert.key_pem)
+            .unwrap()
+            .sign(b"m")
+            .unwrap()
+    }
+
+    #[test]
+    fn a_certificate_under_a_non_ca_intermediate_is_refused() {
+        use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
+        let ca = DevCa::generate("test ca").unwrap();
+        let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
+        let now = crate::usage::now_ms(); // wall-clock: signing times only
+        let node = CallerId::new(Role::Node, region("211382"), "n");
+        let intermediate = |is_ca: IsCa| {
+            ca.issue_edited(&CallerId::new(Role::Node, region("211382"), "mid"), |p| {
+                p.is_ca = is_ca;
+                p.key_usages = vec![
+                    KeyUsagePurpose::KeyCertSign,
+                    KeyUsagePurpose::DigitalSignature,
+                ];
+                p.extended_key_usages = vec![];
+            })
+            .unwrap()
+        };
+        let not_ca = intermediate(IsCa::ExplicitNoCa);
+        let leaf = ca.issue_via(&node, &not_ca).unwrap();
+        // A signature carries its one certificate: one under any intermediate is refused.
+        assert_eq!(
+            verifier.verify(b"m", &sign_with(&leaf), &region("211382"), now),
+            Err(VerifyError::Issuer)
+        );
+        // Given the intermediate, the path still fails, on its basicConstraints CA:false;
+        // the same path through a CA:true intermediate holds.
+        let der = |pem: &str| CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let at = UnixTime::since_unix_epoch(Duration::from_millis(now as u64));
+        assert_eq!(
+            verifier.path(&der(&leaf.cert_pem), &[der(&not_ca.cert_pem)], at),
+            Err(webpki::Error::EndEntityUsedAsCa)
+        );
+        let a_ca = intermediate(IsCa::Ca(BasicConstraints::Unconstrained));
+        let leaf = ca.issue_via(&node, &a_ca).unwrap();
+        assert_eq!(
+            verifier.path(&der(&leaf.cert_pem), &[der(&a_ca.cert_pem)], at),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_certificate_not_fit_to_sign_is_refused() {
+        use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
+        let ca = DevCa::generate("test ca").unwrap();
+        let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
+        let now = crate::usage::now_ms(); // wall-clock: signing times only
+        let node = CallerId::new(Role::Node, region("211382"), "n");
+        let usage = |r| matches!(r, Err(VerifyError::Usage(_)));
+        // A node URI on a client-only certificate (EKU clientAuth, no serverAuth).
+        let client_only = ca.issue_with_extra_uris(&node, &[]).unwrap();
+        assert!(usage(verifier.verify(
+            b"m",
+            &sign_with(&client_only),
+            &region("211382"),
+            now
+        )));
+        // keyUsage without digitalSignature.
+        let no_ds = ca
+            .issue_edited(&node, |p| {
+                p.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
+            })
+            .unwrap();
+        assert_eq!(
+            verifier.verify(b"m", &sign_with(&no_ds), &region("211382"), now),
+            Err(VerifyError::Usage("its keyUsage lacks digitalSignature"))
+        );
+        // A CA certificate naming a node.
+        let a_ca = ca
+            .issue_edited(&node, |p| {
+                p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                p.key_usages.push(KeyUsagePurpose::KeyCertSign);
+            })
+            .unwrap();
+        assert_eq!(
+            verifier.verify(b"m", &sign_with(&a_ca), &region("211382"), now),
+            Err(VerifyError::Usage("it is a CA certificate"))
+        );
+        // The node certificate `issue` makes passes every one of these checks.
+        let good = ca.issue(&node, &[]).unwrap();
+        verifier
+            .verify(b"m", &sign_with(&good), &region("211382"), now)
+            .unwrap();
+        // A time before 1970 is outside every certificate.
+        assert_eq!(
+            verifier.verify(b"m", &sign_with(&good), &region("211382"), -1),
+            Err(VerifyError::Validity)
+        );
     }
 }

@@ -127,7 +127,13 @@ fn parse(text: &str, source_name: &str) -> Result<Calendar, CalendarError> {
         source_name: source_name.to_string(),
         problem,
     };
-    let raw: RawCalendar = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
+    // A shape error names the key path it failed at (`year[1].off[0]`).
+    let raw: RawCalendar = toml::Deserializer::parse(text)
+        .map_err(|e| fail(e.to_string()))
+        .and_then(|document| {
+            serde_path_to_error::deserialize(document)
+                .map_err(|e| fail(format!("key `{}`: {}", e.path(), e.inner())))
+        })?;
     let mut cal = Calendar::default();
     for y in raw.year {
         if cal.years.insert(y.year, y.source.clone()).is_some() {
@@ -272,6 +278,10 @@ mod tests {
                 "both",
             ),
             ("[[year]]\nyear = 2027\n[[year]]\nyear = 2027", "twice"),
+            (
+                "[[year]]\nyear = 2027\n[[year]]\nyear = 2028\noff = [\"2028-01-03\", 5]",
+                "key `year[1].off[1]`",
+            ),
         ] {
             let err = Calendar::from_toml_str(text).unwrap_err();
             assert!(err.problem.contains(needle), "{text}: {err}");

@@ -273,10 +273,17 @@ struct CatalogFile {
 }
 
 fn parse(text: &str, source_name: &str) -> Result<Catalog, CatalogError> {
-    let file: CatalogFile = toml::from_str(text).map_err(|e| CatalogError::Parse {
+    let fail = |message: String| CatalogError::Parse {
         source_name: source_name.to_string(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
+        message: message.trim_end().to_string(),
+    };
+    // A shape error names the key path it failed at (`category[2].subjects`).
+    let file: CatalogFile = toml::Deserializer::parse(text)
+        .map_err(|e| fail(e.to_string()))
+        .and_then(|document| {
+            serde_path_to_error::deserialize(document)
+                .map_err(|e| fail(format!("key `{}`: {}", e.path(), e.inner())))
+        })?;
     let mut categories = BTreeMap::new();
     for category in file.category {
         check_category(&category, source_name)?;
@@ -533,7 +540,19 @@ adverse = "per_record"
         let msg = err(&ONE.replace("type = \"text\"", "type = \"text\"\nmandatory = true"));
         assert!(msg.starts_with("catalog text: "), "{msg}");
         assert!(msg.contains("mandatory"), "{msg}");
+        assert!(
+            msg.contains("key `category[0].field[0].mandatory`"),
+            "{msg}"
+        );
         assert!(err("[[categories]]\ncode = \"x\"").contains("categories"));
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_key_path() {
+        let msg = err(&ONE.replace("[\"legal\", \"natural\"]", "[\"legal\", 3]"));
+        assert!(msg.contains("key `category[0].subjects[1]`"), "{msg}");
+        let msg = err(&ONE.replace("type = \"text\"", "type = 1"));
+        assert!(msg.contains("key `category[0].field[0].type`"), "{msg}");
     }
 
     #[test]

@@ -192,7 +192,13 @@ fn parse(text: &str, source_name: &str) -> Result<Publication, PublicationError>
         source_name: source_name.to_string(),
         problem,
     };
-    let raw: RawFile = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
+    // A shape error names the key path it failed at (`table[0].rule[1].category`).
+    let raw: RawFile = toml::Deserializer::parse(text)
+        .map_err(|e| fail(e.to_string()))
+        .and_then(|document| {
+            serde_path_to_error::deserialize(document)
+                .map_err(|e| fail(format!("key `{}`: {}", e.path(), e.inner())))
+        })?;
     let mut tables = raw.table;
     tables.sort_by_key(|t| t.in_force_from);
     let mut versions = BTreeMap::new();
@@ -365,5 +371,14 @@ pub(crate) mod tests {
                    min_months = 1, max_months = 2 }]";
         let err = parse(bad, "t").unwrap_err();
         assert!(err.problem.contains("default_class"), "{err}");
+        let wrong = bad
+            .replace("default_class = \"z\"", "default_class = \"y\"")
+            .replace("min_months = 1", "min_months = \"one\"");
+        let err = parse(&wrong, "t").unwrap_err();
+        assert!(
+            err.problem
+                .contains("key `table[0].rule[0].classes[0].min_months`"),
+            "{err}"
+        );
     }
 }

@@ -34,8 +34,11 @@ use crate::region::RegionCode;
 use crate::store::{Store, StoreOptions};
 use crate::usage;
 
+/// The push load `bench push` sends to its node and `bench sync`, in its throughput
+/// phase, to the county: one set of flags for both (under the heading "Throughput phase"
+/// in `bench sync --help`). `--subjects` is not here: `sync` spreads both phases over it.
 #[derive(Args, Debug, Clone)]
-pub struct PushBenchArgs {
+pub struct PushLoad {
     /// Records to push.
     #[arg(long, default_value_t = 200_000)]
     pub records: usize,
@@ -48,6 +51,12 @@ pub struct PushBenchArgs {
     /// Batches in flight per stream.
     #[arg(long, default_value_t = 2)]
     pub window: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PushBenchArgs {
+    #[command(flatten)]
+    pub load: PushLoad,
     /// Distinct subjects the records are spread over.
     #[arg(long, default_value_t = 20_000)]
     pub subjects: usize,
@@ -89,10 +98,10 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     println!("machine: {}", machine());
     println!(
         "generating {} records over {} subjects ({} per batch, {} streams, window {})",
-        args.records, args.subjects, args.batch, args.streams, args.window
+        args.load.records, args.subjects, args.load.batch, args.load.streams, args.load.window
     );
-    let drafts = generate_drafts(&catalog, args.records, args.subjects, 7, &period);
-    let batch = args.batch.clamp(1, crate::exchange::MAX_BATCH);
+    let drafts = generate_drafts(&catalog, args.load.records, args.subjects, 7, &period);
+    let batch = args.load.batch.clamp(1, crate::exchange::MAX_BATCH);
     let wire: Vec<pb::Record> = drafts.iter().map(draft_to_wire).collect();
     let bytes: usize = wire.iter().map(prost::Message::encoded_len).sum();
     println!(
@@ -102,7 +111,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
 
     // End to end: mTLS, gRPC, validation, store, durable acknowledgement.
     let net = DevNet::create(tmp.path())?;
-    let providers: Vec<DevProvider> = (0..args.streams)
+    let providers: Vec<DevProvider> = (0..args.load.streams)
         .map(|i| DevProvider {
             id: format!("bench-{i}"),
             name: format!("bench provider {i}"),
@@ -116,7 +125,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     let endpoint = node.endpoint();
 
     let mut work = Vec::new();
-    for (i, records) in split_even(wire, args.streams).into_iter().enumerate() {
+    for (i, records) in split_even(wire, args.load.streams).into_iter().enumerate() {
         let identity = ClientIdentity::load(&net.identity(
             Role::Provider,
             "211382",
@@ -128,16 +137,20 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
         ));
     }
     let started = Instant::now();
-    let (latencies, accepted) = push_streams(work, batch, args.window.max(1)).await?;
+    let (latencies, accepted) = push_streams(work, batch, args.load.window.max(1)).await?;
     let e2e = started.elapsed();
     let stats = node.store().stats()?;
     let data_dir = node.store().dir().to_path_buf();
     node.shutdown().await?;
     let on_disk = dir_bytes(&data_dir);
-    if accepted as usize != args.records {
-        return Err(format!("only {accepted} of {} records were accepted", args.records).into());
+    if accepted as usize != args.load.records {
+        return Err(format!(
+            "only {accepted} of {} records were accepted",
+            args.load.records
+        )
+        .into());
     }
-    let e2e_rate = args.records as f64 / e2e.as_secs_f64();
+    let e2e_rate = args.load.records as f64 / e2e.as_secs_f64();
 
     // Ceiling: the same records, checked, written straight into a fresh store in the
     // same batch sizes (no TLS, no gRPC, no validation in the timed part).
@@ -164,7 +177,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
                 let chunk: Vec<_> = it.by_ref().take(batch).collect();
                 store.accept(chunk, region, crate::usage::now_ms(), |_| Vec::new())?;
             }
-            let rate = args.records as f64 / started.elapsed().as_secs_f64();
+            let rate = args.load.records as f64 / started.elapsed().as_secs_f64();
             store.sync()?;
             drop(store);
             // What every start adds: the integrity check of the whole store (R-SEC-1).
@@ -189,7 +202,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     println!("end to end (mTLS + gRPC + validation + durable store):");
     println!(
         "  {} records in {:.2} s: {:.0} records/s",
-        args.records,
+        args.load.records,
         e2e.as_secs_f64(),
         e2e_rate
     );
@@ -206,12 +219,12 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     println!(
         "  store on disk: {:.1} MiB, {} bytes per record ({} on the wire)",
         on_disk as f64 / (1024.0 * 1024.0),
-        on_disk / args.records.max(1) as u64,
-        bytes / args.records.max(1)
+        on_disk / args.load.records.max(1) as u64,
+        bytes / args.load.records.max(1)
     );
     println!(
         "validation alone: {:.0} records/s on one core",
-        args.records as f64 / validate_time.as_secs_f64()
+        args.load.records as f64 / validate_time.as_secs_f64()
     );
     println!("store only (same records, same batches, durable): {store_rate:.0} records/s");
     println!(

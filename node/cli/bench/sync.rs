@@ -12,29 +12,19 @@ const STEADY_WINDOW: usize = 16;
 
 #[derive(Args, Debug, Clone)]
 pub struct SyncBenchArgs {
-    /// Records to push at the county in the throughput phase.
-    #[arg(long, default_value_t = 200_000)]
-    pub records: usize,
-    /// Records per push batch in the throughput phase.
-    #[arg(long, default_value_t = 1000)]
-    pub batch: usize,
-    /// Concurrent push streams at the county in the throughput phase.
-    #[arg(long, default_value_t = 4)]
-    pub streams: usize,
-    /// Batches in flight per stream in the throughput phase.
-    #[arg(long, default_value_t = 2)]
-    pub window: usize,
-    /// Distinct subjects the records are spread over.
+    /// Distinct subjects the records of both phases are spread over.
     #[arg(long, default_value_t = 20_000)]
     pub subjects: usize,
+    #[command(flatten, next_help_heading = "Throughput phase")]
+    pub load: PushLoad,
     /// Records per second pushed at the county in the latency phase (0 skips the phase).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, help_heading = "Latency phase", default_value_t = 5000)]
     pub rate: usize,
     /// Seconds the latency phase pushes for.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, help_heading = "Latency phase", default_value_t = 10)]
     pub steady_secs: u64,
     /// Milliseconds between batches in the latency phase (a batch is rate x tick records).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, help_heading = "Latency phase", default_value_t = 20)]
     pub tick_ms: u64,
 }
 
@@ -240,7 +230,7 @@ pub async fn sync(args: SyncBenchArgs) -> Result<Exit, CliError> {
     let catalog = Catalog::builtin()?;
     let categories: Vec<String> = catalog.categories().map(|c| c.code.clone()).collect();
     let period = crate::cli::previous_month();
-    let streams = args.streams.max(1);
+    let streams = args.load.streams.max(1);
     let providers: Vec<DevProvider> = (0..streams)
         .map(|i| DevProvider {
             id: format!("bench-{i}"),
@@ -250,7 +240,7 @@ pub async fn sync(args: SyncBenchArgs) -> Result<Exit, CliError> {
             government: false,
         })
         .collect();
-    let batch = args.batch.clamp(1, crate::exchange::MAX_BATCH);
+    let batch = args.load.batch.clamp(1, crate::exchange::MAX_BATCH);
     println!("machine: {}", machine());
     println!("load average at start: {}", load());
     println!(
@@ -265,9 +255,9 @@ pub async fn sync(args: SyncBenchArgs) -> Result<Exit, CliError> {
     println!(
         "throughput: {} records over {} subjects pushed at the county ({batch} per batch, \
          {streams} streams, window {})",
-        args.records, args.subjects, args.window
+        args.load.records, args.subjects, args.load.window
     );
-    let drafts = generate_drafts(&catalog, args.records, args.subjects, 7, &period);
+    let drafts = generate_drafts(&catalog, args.load.records, args.subjects, 7, &period);
     let wire: Vec<pb::Record> = drafts.iter().map(draft_to_wire).collect();
     drop(drafts);
     let n = wire.len() as u64;
@@ -285,7 +275,7 @@ pub async fn sync(args: SyncBenchArgs) -> Result<Exit, CliError> {
         work.push((fed.provider_channel(i).await?, records));
     }
     let started = Instant::now();
-    let (latencies, accepted) = push_streams(work, batch, args.window.max(1)).await?;
+    let (latencies, accepted) = push_streams(work, batch, args.load.window.max(1)).await?;
     let pushed = started.elapsed();
     let at_push_end = (
         *fed.city.store().watch_head().borrow(),
