@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fed;
+pub mod proc;
 pub mod proxy;
 
 use std::path::PathBuf;
