@@ -529,10 +529,7 @@ async fn a_connection_with_no_call_open_is_closed_after_the_idle_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_held_open_past_the_drain_bound_is_ended_and_releases_the_store() {
     let mut t = TestNode::start().await;
-    let identity = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
-    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
-        .await
-        .unwrap();
+    let channel = t.channel(Role::Operator, LINGYUAN, "ops").await;
     let mut watch = HealthClient::new(channel)
         .watch(HealthCheckRequest {
             service: String::new(),
