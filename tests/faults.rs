@@ -102,6 +102,13 @@ async fn push_batches(
     (accepted, true)
 }
 
+/// What a spawned `push_batches` acknowledged, which must be every draft.
+async fn all_of(push: tokio::task::JoinHandle<(Accepted, bool)>) -> Accepted {
+    let (accepted, all) = push.await.unwrap();
+    assert!(all, "a push failed part way");
+    accepted
+}
+
 /// Pushes everything again after a crash: what was acknowledged before comes back
 /// unchanged under the same id and version, the rest is created now.
 async fn push_again(
@@ -440,10 +447,8 @@ async fn the_province_restarted_mid_stream_loses_and_duplicates_nothing() {
     drop(province);
     crash_restart(&mut f.province, Some(&f.city_link)).await;
 
-    let (county_accepted, all) = county_push.await.unwrap();
-    assert!(all);
-    let (city_accepted, all) = city_push.await.unwrap();
-    assert!(all);
+    let county_accepted = all_of(county_push).await;
+    let city_accepted = all_of(city_push).await;
     let province = f.province().store().clone();
     settles_exact(
         [&county, &city, &province],
@@ -488,8 +493,7 @@ async fn the_city_restarted_mid_stream_loses_and_duplicates_nothing() {
     let (more, all) = push_batches(city_client, rest.to_vec(), 250).await;
     assert!(all);
     city_accepted.extend(more);
-    let (county_accepted, all) = county_push.await.unwrap();
-    assert!(all);
+    let county_accepted = all_of(county_push).await;
     let (city, province) = (f.city().store().clone(), f.province().store().clone());
     settles_exact(
         [&county, &city, &province],
@@ -607,10 +611,8 @@ async fn connections_cut_at_random_points_lose_and_duplicate_nothing() {
         cuts += 1;
         assert!(cuts < 200, "the pushes never finished");
     }
-    let (county_accepted, all) = county_push.await.unwrap();
-    assert!(all);
-    let (city_accepted, all) = city_push.await.unwrap();
-    assert!(all);
+    let county_accepted = all_of(county_push).await;
+    let city_accepted = all_of(city_push).await;
     let (county, city, province) = (
         f.county().store().clone(),
         f.city().store().clone(),
@@ -666,8 +668,7 @@ async fn the_city_killed_with_sigkill_mid_sync_loses_and_duplicates_nothing() {
     county_link.set_target(Some(city.addr));
     let client = chaoyang_amr(&net, &city.endpoint()).await;
     let city_accepted = push_again(client, city_drafts, &city_before).await;
-    let (county_accepted, all) = county_push.await.unwrap();
-    assert!(all);
+    let county_accepted = all_of(county_push).await;
 
     let county_store = county.store().clone();
     province_reaches(&province_store, county_accepted.len() + city_accepted.len()).await;
