@@ -183,6 +183,18 @@ fn assert_refused(node: &NodeHandle, status: &tonic::Status, code: Code, check: 
     }
 }
 
+/// `client`'s `query` is refused at `node` with FailedPrecondition, naming the consent
+/// check `check` (see `assert_refused`).
+async fn consent_refused(
+    client: &mut pb::query_client::QueryClient<Channel>,
+    node: &NodeHandle,
+    query: pb::QueryRequest,
+    check: &str,
+) {
+    let status = client.query(query).await.unwrap_err();
+    assert_refused(node, &status, Code::FailedPrecondition, check);
+}
+
 /// Terms of a Lingyuan consent for the bank's lending over power records.
 fn bank_terms(subject: &str, from: chrono::NaiveDate, until: chrono::NaiveDate) -> Terms {
     Terms {
@@ -254,63 +266,30 @@ async fn each_consent_check_fails_alone_with_its_status_and_a_usage_entry() {
     // Each check failing alone; a refused query changes no data.
     let before = county.store().fingerprint().unwrap();
     let mut other = agency(&fed.net, county, LINGYUAN, "other-bank").await;
-    let s = other
-        .query(on_consent(&subject, &id, "lending", &[]))
-        .await
-        .unwrap_err();
-    assert_refused(county, &s, Code::FailedPrecondition, "grantee");
+    let query = on_consent(&subject, &id, "lending", &[]);
+    consent_refused(&mut other, county, query, "grantee").await;
 
-    let s = bank
-        .query(on_consent(&subject, &id, "subsidy", &[]))
-        .await
-        .unwrap_err();
-    assert_refused(county, &s, Code::FailedPrecondition, "purpose");
+    let query = on_consent(&subject, &id, "subsidy", &[]);
+    consent_refused(&mut bank, county, query, "purpose").await;
 
-    let s = bank
-        .query(on_consent(
-            &subject,
-            &id,
-            "lending",
-            &["power", "admin_penalty"],
-        ))
-        .await
-        .unwrap_err();
-    assert_refused(county, &s, Code::FailedPrecondition, "categories");
+    let query = on_consent(&subject, &id, "lending", &["power", "admin_penalty"]);
+    consent_refused(&mut bank, county, query, "categories").await;
 
     let unknown = uuid::Uuid::now_v7().to_string();
-    let s = bank
-        .query(on_consent(&subject, &unknown, "lending", &[]))
-        .await
-        .unwrap_err();
-    assert_refused(county, &s, Code::FailedPrecondition, "consent_id");
+    let query = on_consent(&subject, &unknown, "lending", &[]);
+    consent_refused(&mut bank, county, query, "consent_id").await;
     assert_eq!(before, county.store().fingerprint().unwrap());
 
     let expired = stored_consent(county, &subject, |_| {});
-    let s = bank
-        .query(on_consent(
-            &subject,
-            &expired.terms.id.to_string(),
-            "lending",
-            &[],
-        ))
-        .await
-        .unwrap_err();
-    assert_refused(county, &s, Code::FailedPrecondition, "validity");
+    let query = on_consent(&subject, &expired.terms.id.to_string(), "lending", &[]);
+    consent_refused(&mut bank, county, query, "validity").await;
 
     // Signed as expired, then extended: the signature no longer matches.
     let forged = stored_consent(county, &subject, |t| {
         t.valid_until = common::today() + Days::new(10);
     });
-    let s = bank
-        .query(on_consent(
-            &subject,
-            &forged.terms.id.to_string(),
-            "lending",
-            &[],
-        ))
-        .await
-        .unwrap_err();
-    assert_refused(county, &s, Code::FailedPrecondition, "signature");
+    let query = on_consent(&subject, &forged.terms.id.to_string(), "lending", &[]);
+    consent_refused(&mut bank, county, query, "signature").await;
 
     let mut ops = consents(&fed.net, county, LINGYUAN).await;
     let withdrawn = ops
@@ -322,11 +301,8 @@ async fn each_consent_check_fails_alone_with_its_status_and_a_usage_entry() {
         .unwrap()
         .into_inner();
     assert_eq!(withdrawn.state, "withdrawn");
-    let s = bank
-        .query(on_consent(&subject, &id, "lending", &[]))
-        .await
-        .unwrap_err();
-    assert_refused(county, &s, Code::FailedPrecondition, "withdrawn");
+    let query = on_consent(&subject, &id, "lending", &[]);
+    consent_refused(&mut bank, county, query, "withdrawn").await;
 
     // Input errors name their field; roles that may not use a basis are denied.
     let mut bad = on_consent(&subject, &id, "speculation", &[]);
@@ -402,11 +378,8 @@ async fn a_withdrawal_at_lingyuan_refuses_a_query_at_liaoning_within_one_sync_ro
         })
         .await
     );
-    let s = bank
-        .query(on_consent(&subject, &id, "lending", &["power"]))
-        .await
-        .unwrap_err();
-    assert_refused(province, &s, Code::FailedPrecondition, "withdrawn");
+    let query = on_consent(&subject, &id, "lending", &["power"]);
+    consent_refused(&mut bank, province, query, "withdrawn").await;
 }
 
 #[tokio::test]
@@ -606,11 +579,8 @@ async fn a_withdrawal_recorded_above_reaches_the_recording_node_by_notice() {
         "Lingyuan applies the withdrawal the notice reports"
     );
     let mut bank = agency(&fed.net, county, LINGYUAN, "lingyuan-bank").await;
-    let s = bank
-        .query(on_consent(&subject, &id, "lending", &[]))
-        .await
-        .unwrap_err();
-    assert_refused(county, &s, Code::FailedPrecondition, "withdrawn");
+    let query = on_consent(&subject, &id, "lending", &[]);
+    consent_refused(&mut bank, county, query, "withdrawn").await;
     // The city, between the two, holds it withdrawn too.
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -637,37 +607,31 @@ async fn a_caller_cannot_bring_its_own_copy_of_a_consent_or_read_another_window(
     let mut q = on_consent(&subject, &copy.terms.id.to_string(), "lending", &[]);
     q.consent = Some(credit_node::consent::wire::consent_to_wire(&copy, today));
     let mut bank = agency(&fed.net, county, LINGYUAN, "lingyuan-bank").await;
-    let s = bank.query(q).await.unwrap_err();
-    assert_refused(county, &s, Code::FailedPrecondition, "consent_id");
+    consent_refused(&mut bank, county, q, "consent_id").await;
 
     // An operator of another region is not this node's service window (R-REL-3).
-    let mut other = pb::query_client::QueryClient::new(
-        channel(&fed.net, county, Role::Operator, CHAOYANG, "window-9").await,
-    );
-    let s = other
-        .query(pb::QueryRequest {
-            subject_id: subject.clone(),
-            purpose: "other".into(),
-            basis: pb::LegalBasis::Self_ as i32,
-            legal_reference: "ID card checked".into(),
-            ..Default::default()
-        })
+    let own_query = || pb::QueryRequest {
+        subject_id: subject.clone(),
+        purpose: "other".into(),
+        basis: pb::LegalBasis::Self_ as i32,
+        legal_reference: "ID card checked".into(),
+        ..Default::default()
+    };
+    let net = &fed.net;
+    let window = |region, id| async move {
+        pb::query_client::QueryClient::new(channel(net, county, Role::Operator, region, id).await)
+    };
+    let s = window(CHAOYANG, "window-9")
+        .await
+        .query(own_query())
         .await
         .unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied);
     assert!(s.message().contains("R-REL-3"), "{s:?}");
     // This node's window may.
-    let mut own = pb::query_client::QueryClient::new(
-        channel(&fed.net, county, Role::Operator, LINGYUAN, "window-1").await,
-    );
-    let answer = own
-        .query(pb::QueryRequest {
-            subject_id: subject.clone(),
-            purpose: "other".into(),
-            basis: pb::LegalBasis::Self_ as i32,
-            legal_reference: "ID card checked".into(),
-            ..Default::default()
-        })
+    let answer = window(LINGYUAN, "window-1")
+        .await
+        .query(own_query())
         .await
         .unwrap()
         .into_inner();

@@ -35,11 +35,7 @@ async fn push_file(
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     let (lines, _) = open_records(&path, &period()).unwrap();
-    let identity =
-        ClientIdentity::load(&t.identity(Role::Provider, LINGYUAN, "lingyuan-amr")).unwrap();
-    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
-        .await
-        .unwrap();
+    let channel = t.channel(Role::Provider, LINGYUAN, "lingyuan-amr").await;
     push_lines(channel, lines, 100, |_| {}).await.unwrap()
 }
 
@@ -168,10 +164,7 @@ async fn invisible_and_bidi_characters_in_ids_names_and_references_are_refused()
     assert_eq!(result.accepted, 5, "{result:?}");
 
     // An objection's evidence is a reference too.
-    let identity = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
-    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
-        .await
-        .unwrap();
+    let channel = t.channel(Role::Operator, LINGYUAN, "ops").await;
     let mut objections = pb::objections_client::ObjectionsClient::new(channel);
     let status = objections
         .file(pb::FileObjection {
@@ -193,42 +186,29 @@ async fn a_certificate_with_two_identity_uris_is_unauthenticated_r_node_3() {
     let t = TestNode::start().await;
     let ca = DevCa::load(&t.net.ca_dir()).unwrap();
     let ops = CallerId::parse_uri("credit://operator/211382/ops").unwrap();
-    let two = ca
-        .issue_with_extra_uris(&ops, &["credit://node/211300/chaoyang".into()])
-        .unwrap();
-    let identity = ClientIdentity::from(&two);
-    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
-        .await
-        .unwrap();
+    // A pull as the operator, with a certificate that carries `extra` beside its URI.
+    let pull_with = |extra: &str| {
+        let cert = ca.issue_with_extra_uris(&ops, &[extra.into()]).unwrap();
+        let (identity, endpoint) = (ClientIdentity::from(&cert), t.endpoint());
+        async move {
+            let channel = client::connect(&endpoint, &identity, ExpectedServer::AnyNode)
+                .await
+                .unwrap();
+            let mut exchange = pb::exchange_client::ExchangeClient::new(channel);
+            pull(&mut exchange, "91211382MA0Y3K1050").await
+        }
+    };
     let n = t.usage_entries();
-    let status = pull(
-        &mut pb::exchange_client::ExchangeClient::new(channel),
-        "91211382MA0Y3K1050",
-    )
-    .await
-    .unwrap_err();
+    let status = pull_with("credit://node/211300/chaoyang")
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
     assert!(status.message().contains("R-NODE-3"), "{status:?}");
     assert!(status.message().contains("2 identity URIs"), "{status:?}");
     assert_eq!(t.usage_entries(), n + 1, "the refusal is logged");
     assert!(matches!(t.last_usage().outcome, Outcome::Refused { .. }));
     // A URI of another scheme beside the identity is not ambiguous.
-    let other = ca
-        .issue_with_extra_uris(&ops, &["https://ops.example.org/".into()])
-        .unwrap();
-    let channel = client::connect(
-        &t.endpoint(),
-        &ClientIdentity::from(&other),
-        ExpectedServer::AnyNode,
-    )
-    .await
-    .unwrap();
-    pull(
-        &mut pb::exchange_client::ExchangeClient::new(channel),
-        "91211382MA0Y3K1050",
-    )
-    .await
-    .unwrap();
+    pull_with("https://ops.example.org/").await.unwrap();
 }
 
 /// Sends and receives raw message bytes, so a test can put anything on the wire.
@@ -284,10 +264,7 @@ impl tokio_stream::Stream for OneThenOpen {
 #[tokio::test]
 async fn malformed_protobuf_is_invalid_argument_naming_the_message_r_node_2() {
     let t = TestNode::start().await;
-    let identity = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
-    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
-        .await
-        .unwrap();
+    let channel = t.channel(Role::Operator, LINGYUAN, "ops").await;
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     // Field 1 (subject_id, a string) holding bytes that are not UTF-8; then a length
     // that runs past the end of the message.
@@ -323,10 +300,7 @@ async fn malformed_protobuf_is_invalid_argument_naming_the_message_r_node_2() {
     }
 
     // A push stream whose batch is not a PushBatch: refused, named, and logged.
-    let amr = ClientIdentity::load(&t.identity(Role::Provider, LINGYUAN, "lingyuan-amr")).unwrap();
-    let channel = client::connect(&t.endpoint(), &amr, ExpectedServer::AnyNode)
-        .await
-        .unwrap();
+    let channel = t.channel(Role::Provider, LINGYUAN, "lingyuan-amr").await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let before = t.fingerprint();
@@ -356,10 +330,7 @@ async fn malformed_protobuf_is_invalid_argument_naming_the_message_r_node_2() {
 #[tokio::test]
 async fn a_refusal_quoting_the_undecodable_words_is_not_logged_as_r_node_2() {
     let t = TestNode::start().await;
-    let identity = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
-    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
-        .await
-        .unwrap();
+    let channel = t.channel(Role::Operator, LINGYUAN, "ops").await;
     let n = t.usage_entries();
     let status = pb::consents_client::ConsentsClient::new(channel)
         .grant(pb::GrantRequest {

@@ -33,19 +33,31 @@ fn assert_denied(t: &TestNode, status: &tonic::Status, rule: &str, usage_before:
     }
 }
 
+type Client = credit_node::pb::exchange_client::ExchangeClient<tonic::transport::Channel>;
+
+/// A push by `client` of one penalty (generated from `seed`) is denied under `rule`.
+async fn push_denied(t: &TestNode, client: &mut Client, seed: u64, rule: &str) {
+    let n = t.usage_entries();
+    let status = push_one(client, wire(&drafts("admin_penalty", 1, seed)))
+        .await
+        .unwrap_err();
+    assert_denied(t, &status, rule, n);
+}
+
+/// A pull by `client` is denied under `rule`.
+async fn pull_denied(t: &TestNode, client: &mut Client, rule: &str) {
+    let n = t.usage_entries();
+    let status = pull(client, "91211382MA0Y3K1050").await.unwrap_err();
+    assert_denied(t, &status, rule, n);
+}
+
 #[tokio::test]
 async fn an_agency_may_neither_push_nor_pull() {
     let t = TestNode::start().await;
     let mut agency = t.client(Role::Agency, LINGYUAN, "procurement").await;
     let before = t.fingerprint();
-    let n = t.usage_entries();
-    let status = push_one(&mut agency, wire(&drafts("admin_penalty", 1, 1)))
-        .await
-        .unwrap_err();
-    assert_denied(&t, &status, "R-REL-4", n);
-    let n = t.usage_entries();
-    let status = pull(&mut agency, "91211382MA0Y3K1050").await.unwrap_err();
-    assert_denied(&t, &status, "R-REL-4", n);
+    push_denied(&t, &mut agency, 1, "R-REL-4").await;
+    pull_denied(&t, &mut agency, "R-REL-4").await;
     assert_eq!(t.fingerprint(), before);
 }
 
@@ -53,9 +65,7 @@ async fn an_agency_may_neither_push_nor_pull() {
 async fn a_provider_may_not_pull() {
     let t = TestNode::start().await;
     let mut amr = t.provider("lingyuan-amr").await;
-    let n = t.usage_entries();
-    let status = pull(&mut amr, "91211382MA0Y3K1050").await.unwrap_err();
-    assert_denied(&t, &status, "R-REL-4", n);
+    pull_denied(&t, &mut amr, "R-REL-4").await;
 }
 
 #[tokio::test]
@@ -63,18 +73,10 @@ async fn an_unregistered_provider_or_one_of_another_region_may_not_push() {
     let t = TestNode::start().await;
     let before = t.fingerprint();
     let mut stranger = t.provider("lingyuan-water").await;
-    let n = t.usage_entries();
-    let status = push_one(&mut stranger, wire(&drafts("admin_penalty", 1, 2)))
-        .await
-        .unwrap_err();
-    assert_denied(&t, &status, "R-DATA-6", n);
+    push_denied(&t, &mut stranger, 2, "R-DATA-6").await;
     // The registered id, but a certificate issued for Chaoyang.
     let mut elsewhere = t.client(Role::Provider, "211300", "lingyuan-amr").await;
-    let n = t.usage_entries();
-    let status = push_one(&mut elsewhere, wire(&drafts("admin_penalty", 1, 2)))
-        .await
-        .unwrap_err();
-    assert_denied(&t, &status, "R-DATA-6", n);
+    push_denied(&t, &mut elsewhere, 2, "R-DATA-6").await;
     assert_eq!(t.fingerprint(), before);
 }
 
@@ -82,15 +84,9 @@ async fn an_unregistered_provider_or_one_of_another_region_may_not_push() {
 async fn operators_pull_only_from_their_own_node_and_never_push() {
     let t = TestNode::start().await;
     let mut other = t.client(Role::Operator, "211300", "chaoyang-ops").await;
-    let n = t.usage_entries();
-    let status = pull(&mut other, "91211382MA0Y3K1050").await.unwrap_err();
-    assert_denied(&t, &status, "R-NODE-3", n);
+    pull_denied(&t, &mut other, "R-NODE-3").await;
     let mut ours = t.operator().await;
-    let n = t.usage_entries();
-    let status = push_one(&mut ours, wire(&drafts("admin_penalty", 1, 3)))
-        .await
-        .unwrap_err();
-    assert_denied(&t, &status, "R-DATA-4", n);
+    push_denied(&t, &mut ours, 3, "R-DATA-4").await;
     assert!(
         pull(&mut ours, "91211382MA0Y3K1050")
             .await
@@ -106,14 +102,8 @@ async fn operators_pull_only_from_their_own_node_and_never_push() {
 async fn nodes_may_not_push_nor_pull_outside_the_tree() {
     let t = TestNode::start().await;
     let mut city = t.client(Role::Node, "211300", "chaoyang").await;
-    let n = t.usage_entries();
-    let status = push_one(&mut city, wire(&drafts("admin_penalty", 1, 4)))
-        .await
-        .unwrap_err();
-    assert_denied(&t, &status, "R-NODE-5", n);
-    let n = t.usage_entries();
-    let status = pull(&mut city, "91211382MA0Y3K1050").await.unwrap_err();
-    assert_denied(&t, &status, "R-REL-4", n);
+    push_denied(&t, &mut city, 4, "R-NODE-5").await;
+    pull_denied(&t, &mut city, "R-REL-4").await;
 }
 
 /// A provider pushes only the categories its config entry lists; the refusal is per

@@ -1,11 +1,12 @@
 //! The `credit-node` binary as a user meets it: pki, serve, push (exit 0, 3, 1), pull,
 //! and a bad config refused with its key.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 mod common;
+
+use common::proc::Proc;
 
 fn bin() -> Command {
     common::bin()
@@ -25,49 +26,45 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `run` of a client command as `who` (an identity folder) against `endpoint`.
+fn run_as(dir: &Path, endpoint: &str, who: &str, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--endpoint", endpoint, "--identity", who]);
+    run(&all, dir)
 }
+
+/// The standard output of `args`' run, which must have succeeded.
+fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// The arguments of `pki issue` for a certificate of `role` named `id` in `region`,
+/// written to the folder `out`.
+fn pki_issue<'a>(role: &'a str, region: &'a str, id: &'a str, out: &'a str) -> [&'a str; 12] {
+    [
+        "pki", "issue", "--ca", "ca", "--role", role, "--region", region, "--id", id, "--out", out,
+    ]
+}
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/lingyuan-amr.jsonl");
 
 fn previous_month() -> String {
     common::previous_month()
 }
 
 /// Sets up a CA, a node and identities with the CLI alone, then serves the node.
-fn setup(dir: &Path) -> (Served, String) {
-    let ok = |args: &[&str]| {
-        let out = run(args, dir);
-        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-        out
-    };
+fn setup(dir: &Path) -> (Proc, String) {
+    let ok = |args: &[&str]| succeeded(args, run(args, dir));
     ok(&["pki", "init", "--out", "ca"]);
-    ok(&[
-        "pki", "issue", "--ca", "ca", "--role", "node", "--region", "211382", "--id", "lingyuan",
-        "--out", "node",
-    ]);
-    ok(&[
-        "pki",
-        "issue",
-        "--ca",
-        "ca",
-        "--role",
-        "provider",
-        "--region",
-        "211382",
-        "--id",
-        "lingyuan-amr",
-        "--out",
-        "amr",
-    ]);
-    ok(&[
-        "pki", "issue", "--ca", "ca", "--role", "operator", "--region", "211382", "--id", "ops",
-        "--out", "ops",
-    ]);
+    ok(&pki_issue("node", "211382", "lingyuan", "node"));
+    ok(&pki_issue("provider", "211382", "lingyuan-amr", "amr"));
+    ok(&pki_issue("operator", "211382", "ops", "ops"));
     std::fs::write(
         dir.join("node.toml"),
         r#"
@@ -93,42 +90,21 @@ today = "TODAY"
         .replace("TODAY", &common::today().to_string()),
     )
     .unwrap();
-    let mut child = bin()
-        .args(["serve", "--config", "node.toml"])
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-    (Served(child), format!("https://{addr}"))
+    // The config's paths are read against its folder, `dir`.
+    let served = Proc::serve(&dir.join("node.toml"));
+    let endpoint = served.endpoint();
+    (served, endpoint)
 }
 
 #[test]
 fn push_and_pull_with_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let (_served, endpoint) = setup(dir.path());
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/lingyuan-amr.jsonl");
+    let as_ = |who: &str, args: &[&str]| run_as(dir.path(), &endpoint, who, args);
     let period = previous_month();
 
     // Some refused: exit 3, each refusal with line, field and rule, then the totals.
-    let out = run(
-        &[
-            "push",
-            sample,
-            "--period",
-            &period,
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "amr",
-        ],
-        dir.path(),
-    );
+    let out = as_("amr", &["push", SAMPLE, "--period", &period]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}{}", text(&out.stderr));
     assert!(
@@ -145,26 +121,14 @@ fn push_and_pull_with_exit_codes() {
     );
 
     // Only good lines: exit 0.
-    let good: String = std::fs::read_to_string(sample)
+    let good: String = std::fs::read_to_string(SAMPLE)
         .unwrap()
         .lines()
         .take(24)
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(dir.path().join("good.jsonl"), good).unwrap();
-    let out = run(
-        &[
-            "push",
-            "good.jsonl",
-            "--period",
-            &period,
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "amr",
-        ],
-        dir.path(),
-    );
+    let out = as_("amr", &["push", "good.jsonl", "--period", &period]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("accepted 24, rejected 0"));
 
@@ -189,27 +153,14 @@ fn push_and_pull_with_exit_codes() {
     );
 
     // Status, for this node's operator: region, level, no parent.
-    let out = run(
-        &["status", "--endpoint", &endpoint, "--identity", "ops"],
-        dir.path(),
-    );
+    let out = as_("ops", &["status"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("211382 (county)") && stdout.contains("parent: none configured"),
         "{stdout}"
     );
-    let out = run(
-        &[
-            "status",
-            "--json",
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "ops",
-        ],
-        dir.path(),
-    );
+    let out = as_("ops", &["status", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (json["region"].as_str(), json["records"].as_u64()),
@@ -218,17 +169,7 @@ fn push_and_pull_with_exit_codes() {
     );
 
     // A provider may not pull: exit 1 with the rule.
-    let out = run(
-        &[
-            "pull",
-            "91211382MA0Y3K1050",
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "amr",
-        ],
-        dir.path(),
-    );
+    let out = as_("amr", &["pull", "91211382MA0Y3K1050"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("PermissionDenied") && text(&out.stderr).contains("R-REL-4"),
@@ -237,19 +178,8 @@ fn push_and_pull_with_exit_codes() {
     );
 
     // Nothing listening: exit 1.
-    let out = run(
-        &[
-            "push",
-            "good.jsonl",
-            "--period",
-            &period,
-            "--endpoint",
-            "https://127.0.0.1:1",
-            "--identity",
-            "amr",
-        ],
-        dir.path(),
-    );
+    let push = ["push", "good.jsonl", "--period", period.as_str()];
+    let out = run_as(dir.path(), "https://127.0.0.1:1", "amr", &push);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -267,25 +197,13 @@ fn pki_refuses_what_it_should() {
         Some(1),
         "a second init must not overwrite the CA key"
     );
-    let bad_role = run(
-        &[
-            "pki", "issue", "--ca", "ca", "--role", "auditor", "--region", "211382", "--id", "x",
-            "--out", "x",
-        ],
-        dir.path(),
-    );
+    let bad_role = run(&pki_issue("auditor", "211382", "x", "x"), dir.path());
     assert_eq!(bad_role.status.code(), Some(1));
     assert!(text(&bad_role.stderr).contains("--role"));
     assert!(
-        run(
-            &[
-                "pki", "issue", "--ca", "ca", "--role", "agency", "--region", "211300", "--id",
-                "court", "--out", "court"
-            ],
-            dir.path()
-        )
-        .status
-        .success()
+        run(&pki_issue("agency", "211300", "court", "court"), dir.path())
+            .status
+            .success()
     );
     let revoked = run(
         &["pki", "revoke", "--ca", "ca", "court/cert.pem"],
@@ -338,77 +256,49 @@ fn serve_refuses_a_moved_clock_without_the_rehearsal_switch() {
 fn consent_query_history_and_an_offline_verify_that_catches_an_edit() {
     let dir = tempfile::tempdir().unwrap();
     let (served, endpoint) = setup(dir.path());
-    let ok = |args: &[&str]| {
-        let out = run(args, dir.path());
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    };
-    ok(&[
-        "pki", "issue", "--ca", "ca", "--role", "agency", "--region", "211382", "--id", "bank",
-        "--out", "bank",
-    ]);
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/lingyuan-amr.jsonl");
-    let period = previous_month();
-    run(
-        &[
-            "push",
-            sample,
-            "--period",
-            &period,
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "amr",
-        ],
-        dir.path(),
-    );
+    let as_ = |who: &str, args: &[&str]| run_as(dir.path(), &endpoint, who, args);
+    let ok = |who: &str, args: &[&str]| succeeded(args, as_(who, args));
+    let bank = pki_issue("agency", "211382", "bank", "bank");
+    succeeded(&bank, run(&bank, dir.path()));
+    as_("amr", &["push", SAMPLE, "--period", &previous_month()]);
     let until = (common::today() + chrono::Days::new(30)).to_string();
-    let granted = ok(&[
-        "consent",
-        "grant",
-        "--subject",
-        "91211382MA0Y3K1050",
-        "--grantee",
-        "credit://agency/211382/bank",
-        "--purpose",
-        "bidding",
-        "--categories",
-        "admin_license",
-        "--until",
-        &until,
-        "--evidence",
-        "SQ-7",
-        "--endpoint",
-        &endpoint,
-        "--identity",
+    let granted = ok(
         "ops",
-    ]);
+        &[
+            "consent",
+            "grant",
+            "--subject",
+            "91211382MA0Y3K1050",
+            "--grantee",
+            "credit://agency/211382/bank",
+            "--purpose",
+            "bidding",
+            "--categories",
+            "admin_license",
+            "--until",
+            &until,
+            "--evidence",
+            "SQ-7",
+        ],
+    );
     let id = granted.lines().last().unwrap().trim().to_string();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{granted}");
     assert!(granted.contains("state     given"), "{granted}");
-
-    let out = run(
-        &[
+    let query = |purpose: &str| {
+        let args = [
             "query",
             "91211382MA0Y3K1050",
             "--purpose",
-            "bidding",
+            purpose,
             "--basis",
             "consent",
             "--consent",
-            &id,
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "bank",
-        ],
-        dir.path(),
-    );
+            id.as_str(),
+        ];
+        as_("bank", &args)
+    };
+
+    let out = query("bidding");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let records: Vec<serde_json::Value> = text(&out.stdout)
         .lines()
@@ -423,23 +313,7 @@ fn consent_query_history_and_an_offline_verify_that_catches_an_edit() {
     );
 
     // The wrong purpose: refused, exit 1, naming the check and the rule.
-    let out = run(
-        &[
-            "query",
-            "91211382MA0Y3K1050",
-            "--purpose",
-            "lending",
-            "--basis",
-            "consent",
-            "--consent",
-            &id,
-            "--endpoint",
-            &endpoint,
-            "--identity",
-            "bank",
-        ],
-        dir.path(),
-    );
+    let out = query("lending");
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -447,29 +321,14 @@ fn consent_query_history_and_an_offline_verify_that_catches_an_edit() {
         "{err}"
     );
 
-    let history = ok(&[
-        "audit",
-        "history",
-        "91211382MA0Y3K1050",
-        "--endpoint",
-        &endpoint,
-        "--identity",
-        "ops",
-    ]);
+    let history = ok("ops", &["audit", "history", "91211382MA0Y3K1050"]);
     assert!(
         history.contains("by credit://agency/211382/bank  purpose bidding  basis consent"),
         "{history}"
     );
     assert!(history.contains("refused R-REL-4"), "{history}");
 
-    let verified = ok(&[
-        "audit",
-        "verify",
-        "--endpoint",
-        &endpoint,
-        "--identity",
-        "ops",
-    ]);
+    let verified = ok("ops", &["audit", "verify"]);
     assert!(verified.contains("OK: every entry"), "{verified}");
 
     // Offline, with the node stopped: clean, then one byte of entry 3 changed.
@@ -520,24 +379,9 @@ fn consent_query_history_and_an_offline_verify_that_catches_an_edit() {
 fn an_objection_filed_checked_answered_and_resolved_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let (_served, endpoint) = setup(dir.path());
-    // Runs a client command as `who` against the node.
-    let as_ = |who: &str, args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--endpoint", endpoint.as_str(), "--identity", who]);
-        run(&all, dir.path())
-    };
-    let ok = |who: &str, args: &[&str]| {
-        let out = as_(who, args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    };
-    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/lingyuan-amr.jsonl");
-    as_("amr", &["push", sample, "--period", &previous_month()]);
+    let as_ = |who: &str, args: &[&str]| run_as(dir.path(), &endpoint, who, args);
+    let ok = |who: &str, args: &[&str]| succeeded(args, as_(who, args));
+    as_("amr", &["push", SAMPLE, "--period", &previous_month()]);
     let pulled = ok("ops", &["pull", "91211382MA0Y3K1050"]);
     let record: serde_json::Value = serde_json::from_str(pulled.lines().next().unwrap()).unwrap();
     let record_id = record["id"].as_str().unwrap().to_string();

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -80,15 +79,11 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x0
 #[tokio::test]
 async fn a_client_silent_after_tls_or_after_half_a_preface_is_disconnected() {
     let dir = tempfile::tempdir().unwrap();
-    let net = common::devnet(dir.path());
-    let mut config = net
-        .node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
-        .unwrap();
-    config.connections.preface_timeout = Duration::from_secs(1);
-    config.connections.handshake_timeout = Duration::from_secs(1);
-    let node = credit_node::server::start(config).await.unwrap();
-    let ops =
-        ClientIdentity::load(&net.identity(Role::Operator, LINGYUAN, "ops").unwrap()).unwrap();
+    let (node, ops) = node_with(dir.path(), |c| {
+        c.connections.preface_timeout = Duration::from_secs(1);
+        c.connections.handshake_timeout = Duration::from_secs(1);
+    })
+    .await;
 
     // A real client, connected before the silent ones: the bound is on the preface only.
     let channel = client::connect(&node.endpoint(), &ops, ExpectedServer::AnyNode)
@@ -159,11 +154,8 @@ fn serve(net: &DevNet, dir: &Path, extra_toml: &str, nofile: Option<u32>) -> Ser
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let line = common::proc::first_line(&mut child);
+    let addr = common::proc::listening_on(&line);
     assert!(
         addr.contains(':'),
         "the node did not start: {line:?} {}",
@@ -174,6 +166,23 @@ fn serve(net: &DevNet, dir: &Path, extra_toml: &str, nofile: Option<u32>) -> Ser
         endpoint: format!("https://{addr}"),
         log,
     }
+}
+
+/// A Lingyuan node in `dir`, started in-process with its config changed by `change`
+/// (its connection limits), and the identity of its operator `ops`.
+async fn node_with(
+    dir: &Path,
+    change: impl FnOnce(&mut credit_node::config::Config),
+) -> (credit_node::server::NodeHandle, ClientIdentity) {
+    let net = common::devnet(dir);
+    let mut config = net
+        .node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
+        .unwrap();
+    change(&mut config);
+    let node = credit_node::server::start(config).await.unwrap();
+    let ops =
+        ClientIdentity::load(&net.identity(Role::Operator, LINGYUAN, "ops").unwrap()).unwrap();
+    (node, ops)
 }
 
 async fn healthy(endpoint: &str, identity: &ClientIdentity) -> bool {
@@ -405,16 +414,12 @@ async fn a_refused_handshake_is_named_to_the_user_and_logged_with_reason_and_pee
 #[tokio::test]
 async fn one_address_cannot_hold_every_handshake_slot() {
     let dir = tempfile::tempdir().unwrap();
-    let net = common::devnet(dir.path());
-    let mut config = net
-        .node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
-        .unwrap();
-    config.connections.handshake_timeout = Duration::from_secs(60);
-    config.connections.max_handshakes = 8;
-    config.connections.max_handshakes_per_ip = 4;
-    let node = credit_node::server::start(config).await.unwrap();
-    let ops =
-        ClientIdentity::load(&net.identity(Role::Operator, LINGYUAN, "ops").unwrap()).unwrap();
+    let (node, ops) = node_with(dir.path(), |c| {
+        c.connections.handshake_timeout = Duration::from_secs(60);
+        c.connections.max_handshakes = 8;
+        c.connections.max_handshakes_per_ip = 4;
+    })
+    .await;
 
     let mut silent = Vec::new();
     for _ in 0..40 {
@@ -439,15 +444,11 @@ async fn one_address_cannot_hold_every_handshake_slot() {
 #[tokio::test]
 async fn one_address_cannot_hold_every_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let net = common::devnet(dir.path());
-    let mut config = net
-        .node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
-        .unwrap();
-    config.connections.preface_timeout = Duration::from_secs(60);
-    config.connections.max_connections_per_ip = 3;
-    let node = credit_node::server::start(config).await.unwrap();
-    let ops =
-        ClientIdentity::load(&net.identity(Role::Operator, LINGYUAN, "ops").unwrap()).unwrap();
+    let (node, ops) = node_with(dir.path(), |c| {
+        c.connections.preface_timeout = Duration::from_secs(60);
+        c.connections.max_connections_per_ip = 3;
+    })
+    .await;
 
     let mut held = Vec::new();
     for _ in 0..3 {
@@ -489,14 +490,10 @@ async fn one_address_cannot_hold_every_connection() {
 #[tokio::test]
 async fn a_connection_with_no_call_open_is_closed_after_the_idle_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let net = common::devnet(dir.path());
-    let mut config = net
-        .node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
-        .unwrap();
-    config.connections.idle_timeout = Duration::from_secs(1);
-    let node = credit_node::server::start(config).await.unwrap();
-    let ops =
-        ClientIdentity::load(&net.identity(Role::Operator, LINGYUAN, "ops").unwrap()).unwrap();
+    let (node, ops) = node_with(dir.path(), |c| {
+        c.connections.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
 
     let mut tls = tls_only(node.addr, &ops).await.unwrap();
     tls.write_all(PREFACE).await.unwrap();
@@ -532,10 +529,7 @@ async fn a_connection_with_no_call_open_is_closed_after_the_idle_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_held_open_past_the_drain_bound_is_ended_and_releases_the_store() {
     let mut t = TestNode::start().await;
-    let identity = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
-    let channel = client::connect(&t.endpoint(), &identity, ExpectedServer::AnyNode)
-        .await
-        .unwrap();
+    let channel = t.channel(Role::Operator, LINGYUAN, "ops").await;
     let mut watch = HealthClient::new(channel)
         .watch(HealthCheckRequest {
             service: String::new(),

@@ -3,36 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Stdio};
-
+use common::proc::Proc;
 use common::*;
 use credit_node::identity::Role;
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::pb::exchange_client::ExchangeClient;
 use tokio_stream::StreamExt;
-
-/// Starts `credit-node serve` and returns it with the endpoint it printed.
-fn serve(config: &Path) -> (Child, String) {
-    let mut child = common::bin()
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(
-        line.contains("listening on"),
-        "unexpected first line {line:?}"
-    );
-    (child, format!("https://{addr}"))
-}
 
 struct Net {
     _dir: tempfile::TempDir,
@@ -102,17 +79,16 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
             .collect()
     };
 
-    let (mut server, endpoint) = serve(&n.config);
-    let mut c = client(&n, &endpoint).await;
+    let mut server = Proc::serve(&n.config);
+    let mut c = client(&n, &server.endpoint()).await;
     let mut killed = false;
     let acked = push_all(&mut c, batches(&records), |done| {
         if done == 8 && !killed {
-            server.kill().unwrap();
+            server.kill();
             killed = true;
         }
     })
     .await;
-    server.wait().unwrap();
     assert!(killed, "the server was killed mid-stream");
     assert!(
         acked.len() >= 8 * 200 && acked.len() < records.len(),
@@ -121,8 +97,8 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
     );
 
     // Restart on the same data folder and push everything again.
-    let (mut server, endpoint) = serve(&n.config);
-    let mut c = client(&n, &endpoint).await;
+    let mut server = Proc::serve(&n.config);
+    let mut c = client(&n, &server.endpoint()).await;
     let second = push_all(&mut c, batches(&records), |_| {}).await;
     assert_eq!(second.len(), records.len());
     let by_index: Vec<&pb::RecordOutcome> = second.iter().collect();
@@ -164,6 +140,5 @@ async fn sigkill_mid_push_loses_and_duplicates_nothing() {
         records.len(),
         "one record per provider reference"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
 }

@@ -372,15 +372,20 @@ async fn a_stuck_store_call_leaves_status_health_and_shutdown_answering_r_sec_1(
     config.store.call_timeout = Duration::from_secs(1);
     let node = credit_node::server::start(config).await.unwrap();
 
-    // A call that does not return until released, standing in for sled spinning.
-    let (release, blocked) = std::sync::mpsc::channel::<()>();
-    let stuck = node
-        .store()
-        .call(move |_| {
-            let _ = blocked.recv();
-            Ok::<_, credit_node::store::StoreError>(())
-        })
-        .await;
+    // A call that does not return until released, standing in for sled spinning: its
+    // result, and the sender that releases it.
+    let stick = || async {
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let stuck = node
+            .store()
+            .call(move |_| {
+                let _ = blocked.recv();
+                Ok::<_, credit_node::store::StoreError>(())
+            })
+            .await;
+        (stuck, release)
+    };
+    let (stuck, release) = stick().await;
     assert!(
         matches!(stuck, Err(credit_node::store::StoreError::TimedOut { .. })),
         "{stuck:?}"
@@ -431,14 +436,7 @@ async fn a_stuck_store_call_leaves_status_health_and_shutdown_answering_r_sec_1(
 
     // Stuck again: shutdown completes with the call still stuck (its last sync fails
     // fast: the store is not answering), then the stuck call is let go.
-    let (release, blocked) = std::sync::mpsc::channel::<()>();
-    let stuck = node
-        .store()
-        .call(move |_| {
-            let _ = blocked.recv();
-            Ok::<_, credit_node::store::StoreError>(())
-        })
-        .await;
+    let (stuck, release) = stick().await;
     assert!(stuck.is_err(), "{stuck:?}");
     let stopped = tokio::time::timeout(STEP, node.shutdown())
         .await

@@ -17,16 +17,16 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::fed::{CHAOYANG, Fed, Holdings, LIAONING, LINGYUAN, chaoyang_providers, union};
+use common::fed::{
+    CHAOYANG, Fed, Holdings, LINGYUAN, city_config, county_config, province_config, union,
+};
+use common::proc::Proc;
 use common::proxy::Proxy;
 use common::{drafts, eventually, push_one, wire};
-use credit_node::devnet::{DevNet, sample_providers};
+use credit_node::devnet::DevNet;
 use credit_node::identity::Role;
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
@@ -52,6 +52,16 @@ const BATCH: usize = 400;
 
 /// Record id -> version, as a node acknowledged them to its providers.
 type Accepted = BTreeMap<String, u64>;
+
+/// Lingyuan's market regulator, pushing at `endpoint`.
+async fn lingyuan_amr(net: &DevNet, endpoint: &str) -> ExchangeClient<Channel> {
+    provider(net, endpoint, LINGYUAN, "lingyuan-amr").await
+}
+
+/// Chaoyang's market regulator, pushing at `endpoint`.
+async fn chaoyang_amr(net: &DevNet, endpoint: &str) -> ExchangeClient<Channel> {
+    provider(net, endpoint, CHAOYANG, "chaoyang-amr").await
+}
 
 async fn provider(net: &DevNet, endpoint: &str, region: &str, id: &str) -> ExchangeClient<Channel> {
     let identity =
@@ -90,6 +100,13 @@ async fn push_batches(
         }
     }
     (accepted, true)
+}
+
+/// What a spawned `push_batches` acknowledged, which must be every draft.
+async fn all_of(push: tokio::task::JoinHandle<(Accepted, bool)>) -> Accepted {
+    let (accepted, all) = push.await.unwrap();
+    assert!(all, "a push failed part way");
+    accepted
 }
 
 /// Pushes everything again after a crash: what was acknowledged before comes back
@@ -336,6 +353,29 @@ async fn settled(county: &Store, city: &Store, province: &Store) -> bool {
     .await
 }
 
+/// Waits until nothing is left to send at either hop (failing with what the federation
+/// did not recover from, `after`), then checks the end state with `assert_exact`.
+async fn settles_exact(
+    [county, city, province]: [&Store; 3],
+    county_accepted: &Accepted,
+    city_accepted: &Accepted,
+    city_went: City,
+    after: &str,
+) {
+    assert!(
+        settled(county, city, province).await,
+        "the federation did not catch up after {after}"
+    );
+    assert_exact(
+        county,
+        city,
+        province,
+        county_accepted,
+        city_accepted,
+        city_went,
+    );
+}
+
 /// Waits until the province's changelog holds `n` versions (for a city or county that
 /// runs as a process, whose store cannot be read while it runs). Every record in these
 /// tests has one version, so more than `n` would be a duplicate.
@@ -362,52 +402,6 @@ async fn crash_restart(slot: &mut Option<NodeHandle>, link_to_it: Option<&Proxy>
     Fed::restart(slot, link_to_it).await;
 }
 
-/// `credit-node serve` as a child process; killed with SIGKILL when dropped.
-struct Proc {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Proc {
-    /// Starts the node and waits for the `... listening on ADDR` line.
-    fn serve(config: &Path) -> Proc {
-        let mut child = common::bin()
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert!(
-            line.contains("listening on"),
-            "unexpected first line {line:?}"
-        );
-        // Keep reading, so a later line never meets a closed pipe.
-        std::thread::spawn(move || for _ in stdout.lines() {});
-        let addr = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
-        Proc { child, addr }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("https://{}", self.addr)
-    }
-
-    /// SIGKILL, and wait until the process is gone (its sled lock with it).
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Tests
 
@@ -420,12 +414,12 @@ async fn the_province_restarted_mid_stream_loses_and_duplicates_nothing() {
     let county = f.county().store().clone();
     let city = f.city().store().clone();
     let county_push = tokio::spawn(push_batches(
-        provider(&f.net, &f.county().endpoint(), LINGYUAN, "lingyuan-amr").await,
+        lingyuan_amr(&f.net, &f.county().endpoint()).await,
         county_drafts(101),
         BATCH,
     ));
     let city_push = tokio::spawn(push_batches(
-        provider(&f.net, &f.city().endpoint(), CHAOYANG, "chaoyang-amr").await,
+        chaoyang_amr(&f.net, &f.city().endpoint()).await,
         city_drafts(102),
         250,
     ));
@@ -436,23 +430,17 @@ async fn the_province_restarted_mid_stream_loses_and_duplicates_nothing() {
     drop(province);
     crash_restart(&mut f.province, Some(&f.city_link)).await;
 
-    let (county_accepted, all) = county_push.await.unwrap();
-    assert!(all);
-    let (city_accepted, all) = city_push.await.unwrap();
-    assert!(all);
+    let county_accepted = all_of(county_push).await;
+    let city_accepted = all_of(city_push).await;
     let province = f.province().store().clone();
-    assert!(
-        settled(&county, &city, &province).await,
-        "the province did not catch up after its restart"
-    );
-    assert_exact(
-        &county,
-        &city,
-        &province,
+    settles_exact(
+        [&county, &city, &province],
         &county_accepted,
         &city_accepted,
         City::Clean,
-    );
+        "the province's restart",
+    )
+    .await;
 }
 
 /// The city (the county's parent) is stopped while the county streams into it and it
@@ -463,13 +451,13 @@ async fn the_city_restarted_mid_stream_loses_and_duplicates_nothing() {
     let mut f = Fed::start().await;
     let county = f.county().store().clone();
     let county_push = tokio::spawn(push_batches(
-        provider(&f.net, &f.county().endpoint(), LINGYUAN, "lingyuan-amr").await,
+        lingyuan_amr(&f.net, &f.county().endpoint()).await,
         county_drafts(201),
         BATCH,
     ));
     let city_drafts = city_drafts(202);
     let (half, rest) = city_drafts.split_at(CITY_RECORDS / 2);
-    let city_client = provider(&f.net, &f.city().endpoint(), CHAOYANG, "chaoyang-amr").await;
+    let city_client = chaoyang_amr(&f.net, &f.city().endpoint()).await;
     let (mut city_accepted, all) = push_batches(city_client, half.to_vec(), 250).await;
     assert!(all);
 
@@ -484,25 +472,20 @@ async fn the_city_restarted_mid_stream_loses_and_duplicates_nothing() {
     drop(city);
     crash_restart(&mut f.city, Some(&f.county_link)).await;
 
-    let city_client = provider(&f.net, &f.city().endpoint(), CHAOYANG, "chaoyang-amr").await;
+    let city_client = chaoyang_amr(&f.net, &f.city().endpoint()).await;
     let (more, all) = push_batches(city_client, rest.to_vec(), 250).await;
     assert!(all);
     city_accepted.extend(more);
-    let (county_accepted, all) = county_push.await.unwrap();
-    assert!(all);
+    let county_accepted = all_of(county_push).await;
     let (city, province) = (f.city().store().clone(), f.province().store().clone());
-    assert!(
-        settled(&county, &city, &province).await,
-        "the federation did not catch up after the city's restart"
-    );
-    assert_exact(
-        &county,
-        &city,
-        &province,
+    settles_exact(
+        [&county, &city, &province],
         &county_accepted,
         &city_accepted,
         City::Clean,
-    );
+        "the city's restart",
+    )
+    .await;
 }
 
 /// The county (a child) is stopped while pushes land on it and its uplink streams them
@@ -514,29 +497,25 @@ async fn the_city_restarted_mid_stream_loses_and_duplicates_nothing() {
 async fn the_county_restarted_mid_stream_resends_only_what_was_not_acknowledged() {
     let mut f = Fed::start().await;
     let drafts = county_drafts(301);
-    let client = provider(&f.net, &f.county().endpoint(), LINGYUAN, "lingyuan-amr").await;
+    let client = lingyuan_amr(&f.net, &f.county().endpoint()).await;
     let pushing = tokio::spawn(push_batches(client, drafts.clone(), BATCH));
     // Partway: the city holds some of the county's records, more are being pushed.
     let city = f.city().store().clone();
     assert!(eventually(LIMIT, || async { head(&city) >= BATCH as u64 }).await);
     Fed::restart(&mut f.county, None).await;
     let (before, _) = pushing.await.unwrap();
-    let client = provider(&f.net, &f.county().endpoint(), LINGYUAN, "lingyuan-amr").await;
+    let client = lingyuan_amr(&f.net, &f.county().endpoint()).await;
     let county_accepted = push_again(client, drafts, &before).await;
 
     let (county, province) = (f.county().store().clone(), f.province().store().clone());
-    assert!(
-        settled(&county, &city, &province).await,
-        "the federation did not catch up after the county's restart"
-    );
-    assert_exact(
-        &county,
-        &city,
-        &province,
+    settles_exact(
+        [&county, &city, &province],
         &county_accepted,
         &Accepted::new(),
         City::Clean,
-    );
+        "the county's restart",
+    )
+    .await;
 }
 
 /// The county runs as a real process and is killed with SIGKILL while pushes land on it
@@ -547,40 +526,18 @@ async fn the_county_restarted_mid_stream_resends_only_what_was_not_acknowledged(
 async fn the_county_killed_with_sigkill_mid_stream_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let net = common::devnet(dir.path());
-    let province = start(
-        net.federated_node_config(LIAONING, "辽宁省公共信用信息平台", &[], None, &[CHAOYANG])
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let province = start(province_config(&net)).await.unwrap();
     let city_link = Proxy::start(province.addr).await;
-    let city = start(
-        net.federated_node_config(
-            CHAOYANG,
-            "朝阳市公共信用信息平台",
-            &chaoyang_providers(),
-            Some((LIAONING, &city_link.endpoint())),
-            &[LINGYUAN],
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
-    let county_link = Proxy::start(city.addr).await;
-    let county_config = net
-        .federated_node_config(
-            LINGYUAN,
-            "凌源市公共信用信息平台",
-            &sample_providers(),
-            Some((CHAOYANG, &county_link.endpoint())),
-            &[],
-        )
+    let city = start(city_config(&net, Some(&city_link.endpoint())))
+        .await
         .unwrap();
+    let county_link = Proxy::start(city.addr).await;
+    let county_config = county_config(&net, Some(&county_link.endpoint()));
     let config_path = dir.path().join(LINGYUAN).join("node.toml");
 
     let drafts = county_drafts(401);
     let mut county = Proc::serve(&config_path);
-    let client = provider(&net, &county.endpoint(), LINGYUAN, "lingyuan-amr").await;
+    let client = lingyuan_amr(&net, &county.endpoint()).await;
     let pushing = tokio::spawn(push_batches(client, drafts.clone(), BATCH));
     // Partway: the city holds some of the county's records, more are being pushed.
     let city_store = city.store().clone();
@@ -589,21 +546,20 @@ async fn the_county_killed_with_sigkill_mid_stream_loses_and_duplicates_nothing(
     let (before, _) = pushing.await.unwrap();
 
     let county = Proc::serve(&config_path);
-    let client = provider(&net, &county.endpoint(), LINGYUAN, "lingyuan-amr").await;
+    let client = lingyuan_amr(&net, &county.endpoint()).await;
     let county_accepted = push_again(client, drafts, &before).await;
     let province_store = province.store().clone();
     province_reaches(&province_store, county_accepted.len()).await;
     drop(county);
     let county_store = Store::open(&county_config.data_dir, &StoreOptions::default()).unwrap();
-    assert!(settled(&county_store, &city_store, &province_store).await);
-    assert_exact(
-        &county_store,
-        &city_store,
-        &province_store,
+    settles_exact(
+        [&county_store, &city_store, &province_store],
         &county_accepted,
         &Accepted::new(),
         City::Clean,
-    );
+        "the county's SIGKILL",
+    )
+    .await;
 }
 
 /// While both levels stream upward, the county -> city and city -> province connections
@@ -613,12 +569,12 @@ async fn the_county_killed_with_sigkill_mid_stream_loses_and_duplicates_nothing(
 async fn connections_cut_at_random_points_lose_and_duplicate_nothing() {
     let f = Fed::start().await;
     let county_push = tokio::spawn(push_batches(
-        provider(&f.net, &f.county().endpoint(), LINGYUAN, "lingyuan-amr").await,
+        lingyuan_amr(&f.net, &f.county().endpoint()).await,
         county_drafts(501),
         BATCH,
     ));
     let city_push = tokio::spawn(push_batches(
-        provider(&f.net, &f.city().endpoint(), CHAOYANG, "chaoyang-amr").await,
+        chaoyang_amr(&f.net, &f.city().endpoint()).await,
         city_drafts(502),
         100,
     ));
@@ -641,27 +597,21 @@ async fn connections_cut_at_random_points_lose_and_duplicate_nothing() {
         cuts += 1;
         assert!(cuts < 200, "the pushes never finished");
     }
-    let (county_accepted, all) = county_push.await.unwrap();
-    assert!(all);
-    let (city_accepted, all) = city_push.await.unwrap();
-    assert!(all);
+    let county_accepted = all_of(county_push).await;
+    let city_accepted = all_of(city_push).await;
     let (county, city, province) = (
         f.county().store().clone(),
         f.city().store().clone(),
         f.province().store().clone(),
     );
-    assert!(
-        settled(&county, &city, &province).await,
-        "the federation did not catch up after {cuts} cuts"
-    );
-    assert_exact(
-        &county,
-        &city,
-        &province,
+    settles_exact(
+        [&county, &city, &province],
         &county_accepted,
         &city_accepted,
         City::Clean,
-    );
+        &format!("{cuts} cuts"),
+    )
+    .await;
 }
 
 /// The city runs as a real `credit-node serve` process and is killed with SIGKILL while
@@ -672,46 +622,24 @@ async fn connections_cut_at_random_points_lose_and_duplicate_nothing() {
 async fn the_city_killed_with_sigkill_mid_sync_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let net = common::devnet(dir.path());
-    let province = start(
-        net.federated_node_config(LIAONING, "辽宁省公共信用信息平台", &[], None, &[CHAOYANG])
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let province = start(province_config(&net)).await.unwrap();
     let city_link = Proxy::start(province.addr).await;
-    let city_config = net
-        .federated_node_config(
-            CHAOYANG,
-            "朝阳市公共信用信息平台",
-            &chaoyang_providers(),
-            Some((LIAONING, &city_link.endpoint())),
-            &[LINGYUAN],
-        )
-        .unwrap();
+    let city_config = city_config(&net, Some(&city_link.endpoint()));
     let city_config_path = dir.path().join(CHAOYANG).join("node.toml");
     let mut city = Proc::serve(&city_config_path);
     let county_link = Proxy::start(city.addr).await;
-    let county = start(
-        net.federated_node_config(
-            LINGYUAN,
-            "凌源市公共信用信息平台",
-            &sample_providers(),
-            Some((CHAOYANG, &county_link.endpoint())),
-            &[],
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let county = start(county_config(&net, Some(&county_link.endpoint())))
+        .await
+        .unwrap();
 
     let county_push = tokio::spawn(push_batches(
-        provider(&net, &county.endpoint(), LINGYUAN, "lingyuan-amr").await,
+        lingyuan_amr(&net, &county.endpoint()).await,
         county_drafts(601),
         BATCH,
     ));
     let city_drafts = city_drafts(602);
     let city_push = tokio::spawn(push_batches(
-        provider(&net, &city.endpoint(), CHAOYANG, "chaoyang-amr").await,
+        chaoyang_amr(&net, &city.endpoint()).await,
         city_drafts.clone(),
         100,
     ));
@@ -724,24 +652,22 @@ async fn the_city_killed_with_sigkill_mid_sync_loses_and_duplicates_nothing() {
 
     let city = Proc::serve(&city_config_path);
     county_link.set_target(Some(city.addr));
-    let client = provider(&net, &city.endpoint(), CHAOYANG, "chaoyang-amr").await;
+    let client = chaoyang_amr(&net, &city.endpoint()).await;
     let city_accepted = push_again(client, city_drafts, &city_before).await;
-    let (county_accepted, all) = county_push.await.unwrap();
-    assert!(all);
+    let county_accepted = all_of(county_push).await;
 
     let county_store = county.store().clone();
     province_reaches(&province_store, county_accepted.len() + city_accepted.len()).await;
     drop(city);
     let city_store = Store::open(&city_config.data_dir, &StoreOptions::default()).unwrap();
-    assert!(settled(&county_store, &city_store, &province_store).await);
-    assert_exact(
-        &county_store,
-        &city_store,
-        &province_store,
+    settles_exact(
+        [&county_store, &city_store, &province_store],
         &county_accepted,
         &city_accepted,
         City::Killed,
-    );
+        "the city's SIGKILL",
+    )
+    .await;
 }
 
 /// A child that did not see an acknowledgement sends the same entries again: the parent
@@ -762,7 +688,7 @@ async fn an_entry_sent_twice_is_applied_once() {
     f.county_link.cut();
     assert!(eventually(LIMIT, || async { !uplink.state().connected }).await);
     let drafts = drafts("admin_penalty", 30, 701);
-    let mut amr = provider(&f.net, &f.county().endpoint(), LINGYUAN, "lingyuan-amr").await;
+    let mut amr = lingyuan_amr(&f.net, &f.county().endpoint()).await;
     push_one(&mut amr, wire(&drafts)).await.unwrap();
     let mut changed = drafts[0].clone();
     changed.fields.insert("remarks".into(), "更正".into());
@@ -837,16 +763,14 @@ async fn an_entry_sent_twice_is_applied_once() {
     // The real uplink comes back and finds nothing left to send; the province ends exact.
     f.county_link.set_target(Some(f.city().addr));
     let province = f.province().store().clone();
-    assert!(settled(&county, &city, &province).await);
-    let county_accepted = versions(&held(&county, None));
-    assert_exact(
-        &county,
-        &city,
-        &province,
-        &county_accepted,
+    settles_exact(
+        [&county, &city, &province],
+        &versions(&held(&county, None)),
         &Accepted::new(),
         City::Clean,
-    );
+        "the resent entries",
+    )
+    .await;
 }
 
 /// One hand-driven Sync stream to a parent.
@@ -907,7 +831,7 @@ impl SyncSession {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_does_not_wait_for_a_connected_child() {
     let mut f = Fed::start().await;
-    let mut amr = provider(&f.net, &f.county().endpoint(), LINGYUAN, "lingyuan-amr").await;
+    let mut amr = lingyuan_amr(&f.net, &f.county().endpoint()).await;
     push_one(&mut amr, wire(&drafts("admin_penalty", 10, 801)))
         .await
         .unwrap();
@@ -930,22 +854,12 @@ async fn shutdown_does_not_wait_for_a_connected_child() {
 async fn serve_exits_on_sigterm_while_a_child_is_connected() {
     let dir = tempfile::tempdir().unwrap();
     let net = common::devnet(dir.path());
-    net.federated_node_config(CHAOYANG, "朝阳市", &chaoyang_providers(), None, &[LINGYUAN])
-        .unwrap();
+    city_config(&net, None);
     let mut city = Proc::serve(&dir.path().join(CHAOYANG).join("node.toml"));
     let county_link = Proxy::start(city.addr).await;
-    let county = start(
-        net.federated_node_config(
-            LINGYUAN,
-            "凌源市",
-            &sample_providers(),
-            Some((CHAOYANG, &county_link.endpoint())),
-            &[],
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let county = start(county_config(&net, Some(&county_link.endpoint())))
+        .await
+        .unwrap();
     let uplink = county.node.uplink.clone().unwrap();
     assert!(eventually(LIMIT, || async { uplink.state().connected }).await);
     let term = Command::new("kill")

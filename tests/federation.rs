@@ -15,71 +15,74 @@ use credit_node::pb::federation_client::FederationClient;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// A channel to `node` as client `id` of `role` in `region`.
+async fn channel(
+    f: &Fed,
+    node: &credit_node::server::NodeHandle,
+    role: Role,
+    region: &str,
+    id: &str,
+) -> tonic::transport::Channel {
+    let identity = ClientIdentity::load(&f.net.identity(role, region, id).unwrap()).unwrap();
+    connect(&node.endpoint(), &identity, ExpectedServer::AnyNode)
+        .await
+        .unwrap()
+}
+
 async fn exchange(
-    net: &credit_node::devnet::DevNet,
-    endpoint: &str,
+    f: &Fed,
+    node: &credit_node::server::NodeHandle,
     role: Role,
     region: &str,
     id: &str,
 ) -> ExchangeClient<tonic::transport::Channel> {
-    let identity = ClientIdentity::load(&net.identity(role, region, id).unwrap()).unwrap();
-    ExchangeClient::new(
-        connect(endpoint, &identity, ExpectedServer::AnyNode)
-            .await
-            .unwrap(),
-    )
+    ExchangeClient::new(channel(f, node, role, region, id).await)
 }
 
 async fn federation(
-    net: &credit_node::devnet::DevNet,
-    endpoint: &str,
+    f: &Fed,
+    node: &credit_node::server::NodeHandle,
     role: Role,
     region: &str,
     id: &str,
 ) -> FederationClient<tonic::transport::Channel> {
-    let identity = ClientIdentity::load(&net.identity(role, region, id).unwrap()).unwrap();
-    FederationClient::new(
-        connect(endpoint, &identity, ExpectedServer::AnyNode)
-            .await
-            .unwrap(),
-    )
+    FederationClient::new(channel(f, node, role, region, id).await)
+}
+
+/// Opens a Sync stream (sending nothing) and returns its refusal.
+async fn sync_refusal(client: &mut FederationClient<tonic::transport::Channel>) -> tonic::Status {
+    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::SyncUp>(1);
+    client
+        .sync(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err()
+}
+
+/// The record a pull for `subject` returns with the provider reference `provider_ref`.
+async fn pulled(
+    client: &mut ExchangeClient<tonic::transport::Channel>,
+    subject: &str,
+    provider_ref: &str,
+) -> pb::Record {
+    pull(client, subject)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.provider_ref == provider_ref)
+        .unwrap()
 }
 
 #[tokio::test]
 async fn records_reach_the_province_through_the_city() {
     let f = Fed::start().await;
-    let mut county_amr = exchange(
-        &f.net,
-        &f.county().endpoint(),
-        Role::Provider,
-        LINGYUAN,
-        "lingyuan-amr",
-    )
-    .await;
-    let mut city_amr = exchange(
-        &f.net,
-        &f.city().endpoint(),
-        Role::Provider,
-        CHAOYANG,
-        "chaoyang-amr",
-    )
-    .await;
+    let mut county_amr = exchange(&f, f.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await;
+    let mut city_amr = exchange(&f, f.city(), Role::Provider, CHAOYANG, "chaoyang-amr").await;
     let county_drafts = drafts("admin_penalty", 40, 31);
     let city_drafts = drafts("admin_license", 25, 32);
-    assert_eq!(
-        push_one(&mut county_amr, wire(&county_drafts))
-            .await
-            .unwrap()
-            .accepted,
-        40
-    );
-    assert_eq!(
-        push_one(&mut city_amr, wire(&city_drafts))
-            .await
-            .unwrap()
-            .accepted,
-        25
-    );
+    let pushed = push_one(&mut county_amr, wire(&county_drafts)).await;
+    assert_eq!(pushed.unwrap().accepted, 40);
+    let pushed = push_one(&mut city_amr, wire(&city_drafts)).await;
+    assert_eq!(pushed.unwrap().accepted, 25);
 
     let expected = union(&holdings(f.county()), &holdings(f.city()));
     assert_eq!(expected.len(), 65);
@@ -95,19 +98,9 @@ async fn records_reach_the_province_through_the_city() {
     );
 
     // Origin and path are preserved and extended hop by hop.
-    let mut ops = exchange(
-        &f.net,
-        &f.province().endpoint(),
-        Role::Operator,
-        LIAONING,
-        "ops",
-    )
-    .await;
-    let records = pull(&mut ops, &county_drafts[0].subject_id).await.unwrap();
-    let r = records
-        .iter()
-        .find(|r| r.provider_ref == county_drafts[0].provider_ref)
-        .unwrap();
+    let first = &county_drafts[0];
+    let mut ops = exchange(&f, f.province(), Role::Operator, LIAONING, "ops").await;
+    let r = pulled(&mut ops, &first.subject_id, &first.provider_ref).await;
     assert_eq!(r.origin_region, LINGYUAN);
     assert_eq!(r.path, vec![LINGYUAN, CHAOYANG, LIAONING]);
     assert_eq!(r.provider_id, "lingyuan-amr");
@@ -122,11 +115,7 @@ async fn records_reach_the_province_through_the_city() {
         wait_for_holdings(f.province(), &expected, LIMIT).await,
         expected
     );
-    let records = pull(&mut ops, &county_drafts[0].subject_id).await.unwrap();
-    let r = records
-        .iter()
-        .find(|r| r.provider_ref == county_drafts[0].provider_ref)
-        .unwrap();
+    let r = pulled(&mut ops, &first.subject_id, &first.provider_ref).await;
     assert_eq!((r.version, r.fields["remarks"].as_str()), (2, "更正"));
     assert_eq!(
         f.province().store().stats().unwrap().records,
@@ -138,28 +127,14 @@ async fn records_reach_the_province_through_the_city() {
 #[tokio::test]
 async fn status_shows_topology_cursors_and_lag() {
     let f = Fed::start().await;
-    let mut amr = exchange(
-        &f.net,
-        &f.county().endpoint(),
-        Role::Provider,
-        LINGYUAN,
-        "lingyuan-amr",
-    )
-    .await;
+    let mut amr = exchange(&f, f.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await;
     push_one(&mut amr, wire(&drafts("admin_penalty", 10, 33)))
         .await
         .unwrap();
     let expected = holdings(f.county());
     wait_for_holdings(f.province(), &expected, LIMIT).await;
 
-    let mut ops = federation(
-        &f.net,
-        &f.city().endpoint(),
-        Role::Operator,
-        CHAOYANG,
-        "ops",
-    )
-    .await;
+    let mut ops = federation(&f, f.city(), Role::Operator, CHAOYANG, "ops").await;
     let ok = eventually(LIMIT, || {
         let mut ops = ops.clone();
         async move {
@@ -184,14 +159,7 @@ async fn status_shows_topology_cursors_and_lag() {
     assert_eq!(s.records, 10);
 
     // Only this node's operators read its status.
-    let mut other = federation(
-        &f.net,
-        &f.city().endpoint(),
-        Role::Operator,
-        LINGYUAN,
-        "ops",
-    )
-    .await;
+    let mut other = federation(&f, f.city(), Role::Operator, LINGYUAN, "ops").await;
     assert_eq!(
         other.status(pb::StatusRequest {}).await.unwrap_err().code(),
         tonic::Code::PermissionDenied
@@ -202,55 +170,20 @@ async fn status_shows_topology_cursors_and_lag() {
 #[tokio::test]
 async fn only_configured_children_may_sync() {
     let f = Fed::start().await;
-    let mut stranger = federation(
-        &f.net,
-        &f.province().endpoint(),
-        Role::Node,
-        "211400",
-        "huludao",
-    )
-    .await;
-    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::SyncUp>(1);
-    let status = stranger
-        .sync(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap_err();
+    let mut stranger = federation(&f, f.province(), Role::Node, "211400", "huludao").await;
+    let status = sync_refusal(&mut stranger).await;
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     assert!(status.message().contains("R-FED-1"), "{}", status.message());
     // The county is a grandchild of the province, not a child.
-    let mut county = federation(
-        &f.net,
-        &f.province().endpoint(),
-        Role::Node,
-        LINGYUAN,
-        "lingyuan",
-    )
-    .await;
-    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::SyncUp>(1);
+    let mut county = federation(&f, f.province(), Role::Node, LINGYUAN, "lingyuan").await;
     assert_eq!(
-        county
-            .sync(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .unwrap_err()
-            .code(),
+        sync_refusal(&mut county).await.code(),
         tonic::Code::PermissionDenied
     );
     // A provider may not sync at all.
-    let mut provider = federation(
-        &f.net,
-        &f.city().endpoint(),
-        Role::Provider,
-        LINGYUAN,
-        "lingyuan-amr",
-    )
-    .await;
-    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::SyncUp>(1);
+    let mut provider = federation(&f, f.city(), Role::Provider, LINGYUAN, "lingyuan-amr").await;
     assert_eq!(
-        provider
-            .sync(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-            .unwrap_err()
-            .code(),
+        sync_refusal(&mut provider).await.code(),
         tonic::Code::PermissionDenied
     );
 }
@@ -259,14 +192,7 @@ async fn only_configured_children_may_sync() {
 #[tokio::test]
 async fn a_notice_travels_down_to_the_county() {
     let f = Fed::start().await;
-    let mut ops = federation(
-        &f.net,
-        &f.province().endpoint(),
-        Role::Operator,
-        LIAONING,
-        "ops",
-    )
-    .await;
+    let mut ops = federation(&f, f.province(), Role::Operator, LIAONING, "ops").await;
     let notice = pb::Notice {
         kind: pb::NoticeKind::CorrectionRequest as i32,
         target_region: LINGYUAN.into(),
@@ -328,22 +254,8 @@ async fn a_notice_travels_down_to_the_county() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notices_and_an_upload_backlog_do_not_deadlock() {
     let f = Fed::start().await;
-    let mut ops = federation(
-        &f.net,
-        &f.province().endpoint(),
-        Role::Operator,
-        LIAONING,
-        "ops",
-    )
-    .await;
-    let mut amr = exchange(
-        &f.net,
-        &f.city().endpoint(),
-        Role::Provider,
-        CHAOYANG,
-        "chaoyang-amr",
-    )
-    .await;
+    let mut ops = federation(&f, f.province(), Role::Operator, LIAONING, "ops").await;
+    let mut amr = exchange(&f, f.city(), Role::Provider, CHAOYANG, "chaoyang-amr").await;
     // The city's uplink goes away while notices and records pile up on both sides.
     f.city_link.set_target(None);
     f.city_link.cut();

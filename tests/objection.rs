@@ -50,6 +50,23 @@ async fn puller(
     )
 }
 
+/// Lingyuan's provider `id` (`lingyuan-amr`, `lingyuan-power`) on the objection service.
+async fn provider_objections(fed: &Fed, id: &str) -> Objections {
+    Objections::new(channel(fed, fed.county(), Role::Provider, LINGYUAN, id).await)
+}
+
+/// Lingyuan's market regulator on the exchange service.
+async fn lingyuan_amr(fed: &Fed) -> pb::exchange_client::ExchangeClient<Channel> {
+    pb::exchange_client::ExchangeClient::new(
+        channel(fed, fed.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
+    )
+}
+
+/// A Chaoyang client on the query service.
+async fn chaoyang_query(fed: &Fed, role: Role, id: &str) -> pb::query_client::QueryClient<Channel> {
+    pb::query_client::QueryClient::new(channel(fed, fed.city(), role, CHAOYANG, id).await)
+}
+
 /// Penalty drafts as the generator makes them: `n` about legal persons or natural ones.
 fn penalties(kind: SubjectKind, n: usize, seed: u64) -> Vec<Draft> {
     let catalog = Catalog::builtin().unwrap();
@@ -83,9 +100,7 @@ fn decided_yesterday(drafts: &mut [Draft], today: NaiveDate) -> NaiveDate {
 
 /// Pushes `drafts` at Lingyuan as its market regulator; the records' ids.
 async fn push_at_lingyuan(fed: &Fed, drafts: &[Draft]) -> Vec<Uuid> {
-    let mut client = pb::exchange_client::ExchangeClient::new(
-        channel(fed, fed.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
-    );
+    let mut client = lingyuan_amr(fed).await;
     let r = push_one(&mut client, wire(drafts)).await.unwrap();
     assert!(r.outcomes.iter().all(|o| o.refusal.is_none()), "{r:?}");
     r.outcomes
@@ -120,6 +135,20 @@ async fn everywhere(fed: &Fed, id: Uuid, status: Status, version: Option<u64>) {
     }
 }
 
+/// Waits until Lingyuan, the owner, holds case `id` at `min_version` or later.
+async fn case_at_lingyuan(fed: &Fed, id: &str, min_version: u64) {
+    let id = Uuid::parse_str(id).unwrap();
+    let ok = eventually(LIMIT, || async {
+        fed.county()
+            .store()
+            .case(&id)
+            .unwrap()
+            .is_some_and(|c| c.version >= min_version)
+    })
+    .await;
+    assert!(ok, "Lingyuan does not hold case {id} at v{min_version}");
+}
+
 /// Whether an operator's pull at `node` returns record `id`.
 async fn pulled(fed: &Fed, node: &NodeHandle, region: &str, subject: &str, id: Uuid) -> bool {
     pull(&mut puller(fed, node, region).await, subject)
@@ -127,6 +156,24 @@ async fn pulled(fed: &Fed, node: &NodeHandle, region: &str, subject: &str, id: U
         .unwrap()
         .iter()
         .any(|r| r.id == id.to_string())
+}
+
+fn objection(record: Uuid, reason: &str, evidence: &str) -> pb::FileObjection {
+    pb::FileObjection {
+        record_id: record.to_string(),
+        reason: reason.into(),
+        evidence: evidence.into(),
+    }
+}
+
+/// Runs a purge as `region`'s operator at `node`.
+async fn purge(fed: &Fed, node: &NodeHandle, region: &str, dry_run: bool) -> pb::PurgeResult {
+    operator(fed, node, region)
+        .await
+        .purge(pb::PurgeRequest { dry_run })
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 fn resolution(case: &str, outcome: &str, fault: &str, reason: &str) -> pb::ResolveObjection {
@@ -173,6 +220,24 @@ fn versions_of(node: &NodeHandle, id: Uuid) -> Vec<credit_node::record::Record> 
         .collect()
 }
 
+/// The node's changelog holds `count` versions of `id`, each with `status` and no fields.
+fn assert_every_version_scrubbed(
+    node: &NodeHandle,
+    region: &str,
+    id: Uuid,
+    count: usize,
+    status: Status,
+) {
+    let versions = versions_of(node, id);
+    assert_eq!(versions.len(), count, "{region}");
+    assert!(
+        versions
+            .iter()
+            .all(|v| v.content.fields.is_empty() && v.status == status),
+        "{region}: an earlier version kept the fields: {versions:?}"
+    );
+}
+
 fn usage(node: &NodeHandle) -> Vec<UsageEntry> {
     node.store()
         .usage_since(0, usize::MAX)
@@ -182,16 +247,18 @@ fn usage(node: &NodeHandle) -> Vec<UsageEntry> {
         .collect()
 }
 
-/// The node's last usage entry is the refusal of `rpc` with `field` and `rule`, and the
-/// status has the code; the store is as it was.
-fn assert_refused(
+/// Sends `request` (a call not yet awaited) and checks it is refused: the status has the
+/// code and names `field`, the node's last usage entry is the refusal with `field` and
+/// `rule`, and the store is as it was just before.
+async fn refused<T: std::fmt::Debug>(
     node: &NodeHandle,
-    before: [u8; 32],
-    status: &tonic::Status,
+    request: impl Future<Output = Result<T, tonic::Status>>,
     code: Code,
     field: &str,
     rule: &str,
 ) {
+    let before = node.store().fingerprint().unwrap();
+    let status = request.await.unwrap_err();
     assert_eq!(status.code(), code, "{status:?}");
     assert!(
         status.message().starts_with(&format!("{field}:")),
@@ -210,6 +277,15 @@ fn assert_refused(
         node.store().fingerprint().unwrap(),
         before,
         "a refusal changed the store"
+    );
+}
+
+/// The first record of a push was refused with `field` and `rule`.
+fn assert_push_refused(result: &pb::PushResult, field: &str, rule: &str) {
+    let refusal = result.outcomes[0].refusal.as_ref().expect("refused");
+    assert_eq!(
+        (refusal.field.as_str(), refusal.rule.as_str()),
+        (field, rule)
     );
 }
 
@@ -240,11 +316,11 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     fed.city_link.cut();
     let mut liaoning = operator(&fed, fed.province(), LIAONING).await;
     let case = liaoning
-        .file(pb::FileObjection {
-            record_id: r1.to_string(),
-            reason: "the penalty was annulled on review".into(),
-            evidence: "凌源异议〔2026〕17号".into(),
-        })
+        .file(objection(
+            r1,
+            "the penalty was annulled on review",
+            "凌源异议〔2026〕17号",
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -271,64 +347,38 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     }
 
     // Only the owner handles the case.
-    let before = fed.province().store().fingerprint().unwrap();
-    let err = liaoning
-        .resolve(resolution(&case.id, "upheld", "platform", "x"))
-        .await
-        .unwrap_err();
-    assert_refused(
+    refused(
         fed.province(),
-        before,
-        &err,
+        liaoning.resolve(resolution(&case.id, "upheld", "platform", "x")),
         Code::FailedPrecondition,
         "case_id",
         "R-OBJ-2",
-    );
-    let mut lingyuan = operator(&fed, fed.county(), LINGYUAN).await;
-    let ok = eventually(LIMIT, || async {
-        fed.county()
-            .store()
-            .case(&Uuid::parse_str(&case.id).unwrap())
-            .unwrap()
-            .is_some_and(|c| c.version >= 1)
-    })
+    )
     .await;
-    assert!(ok);
+    let mut lingyuan = operator(&fed, fed.county(), LINGYUAN).await;
+    case_at_lingyuan(&fed, &case.id, 1).await;
     // The provider's fault, but not yet referred to it.
-    let before = fed.county().store().fingerprint().unwrap();
-    let err = lingyuan
-        .resolve(resolution(
+    refused(
+        fed.county(),
+        lingyuan.resolve(resolution(
             &case.id,
             "upheld",
             "provider",
             "confirmed by the regulator",
-        ))
-        .await
-        .unwrap_err();
-    assert_refused(
-        fed.county(),
-        before,
-        &err,
+        )),
         Code::FailedPrecondition,
         "fault",
         "R-OBJ-2",
-    );
-    let err = lingyuan
-        .file(pb::FileObjection {
-            record_id: r2.to_string(),
-            reason: " ".into(),
-            evidence: "e".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_refused(
+    )
+    .await;
+    refused(
         fed.county(),
-        before,
-        &err,
+        lingyuan.file(objection(r2, " ", "e")),
         Code::InvalidArgument,
         "reason",
         "R-OBJ-1",
-    );
+    )
+    .await;
 
     // Referred to the provider, who replies through its own client.
     let checked = lingyuan
@@ -342,33 +392,19 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
         .into_inner();
     assert_eq!(checked.state, "provider_notified");
     assert!(checked.deadlines.iter().any(|d| d.step == "provider_reply"));
-    let mut power = Objections::new(
-        channel(
-            &fed,
-            fed.county(),
-            Role::Provider,
-            LINGYUAN,
-            "lingyuan-power",
-        )
-        .await,
-    );
-    let before = fed.county().store().fingerprint().unwrap();
-    let err = power
-        .reply(pb::ReplyObjection {
+    let mut power = provider_objections(&fed, "lingyuan-power").await;
+    refused(
+        fed.county(),
+        power.reply(pb::ReplyObjection {
             case_id: case.id.clone(),
             answer: "confirmed".into(),
             text: "not ours".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_refused(
-        fed.county(),
-        before,
-        &err,
+        }),
         Code::PermissionDenied,
         "case_id",
         "R-OBJ-2",
-    );
+    )
+    .await;
     assert!(
         power
             .list(pb::ListObjections::default())
@@ -378,9 +414,7 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
             .cases
             .is_empty()
     );
-    let mut amr = Objections::new(
-        channel(&fed, fed.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
-    );
+    let mut amr = provider_objections(&fed, "lingyuan-amr").await;
     let listed = amr
         .list(pb::ListObjections {
             open: true,
@@ -398,24 +432,19 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     .await
     .unwrap();
     // The outcome follows the provider's answer.
-    let before = fed.county().store().fingerprint().unwrap();
-    let err = lingyuan
-        .resolve(resolution(
+    refused(
+        fed.county(),
+        lingyuan.resolve(resolution(
             &case.id,
             "deleted",
             "provider",
             "deleted anyway",
-        ))
-        .await
-        .unwrap_err();
-    assert_refused(
-        fed.county(),
-        before,
-        &err,
+        )),
         Code::FailedPrecondition,
         "outcome",
         "R-OBJ-3",
-    );
+    )
+    .await;
     let resolved = lingyuan
         .resolve(resolution(
             &case.id,
@@ -449,9 +478,7 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     // Filed at Chaoyang while Lingyuan is cut off: withheld at Chaoyang at once, also from
     // a query Chaoyang forwards to Liaoning, whose copy is still active.
     let subject2 = drafts[1].subject_id.clone();
-    let mut bank = pb::query_client::QueryClient::new(
-        channel(&fed, fed.city(), Role::Agency, CHAOYANG, "chaoyang-bank").await,
-    );
+    let mut bank = chaoyang_query(&fed, Role::Agency, "chaoyang-bank").await;
     let public = pb::QueryRequest {
         subject_id: subject2.clone(),
         purpose: "other".into(),
@@ -466,11 +493,11 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
     fed.county_link.cut();
     let mut chaoyang = operator(&fed, fed.city(), CHAOYANG).await;
     let case2 = chaoyang
-        .file(pb::FileObjection {
-            record_id: r2.to_string(),
-            reason: "no such decision was ever issued".into(),
-            evidence: "朝阳异议〔2026〕3号".into(),
-        })
+        .file(objection(
+            r2,
+            "no such decision was ever issued",
+            "朝阳异议〔2026〕3号",
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -486,15 +513,7 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
 
     // Referred to the provider, who cannot verify it: deleted with the reason, on every
     // level; upholding it is refused.
-    let ok = eventually(LIMIT, || async {
-        fed.county()
-            .store()
-            .case(&Uuid::parse_str(&case2.id).unwrap())
-            .unwrap()
-            .is_some()
-    })
-    .await;
-    assert!(ok);
+    case_at_lingyuan(&fed, &case2.id, 0).await;
     lingyuan
         .check(pb::CheckObjection {
             case_id: case2.id.clone(),
@@ -518,16 +537,14 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
             "the decision cannot be verified",
         )
     };
-    let before = fed.county().store().fingerprint().unwrap();
-    let err = lingyuan.resolve(resolve2("upheld")).await.unwrap_err();
-    assert_refused(
+    refused(
         fed.county(),
-        before,
-        &err,
+        lingyuan.resolve(resolve2("upheld")),
         Code::FailedPrecondition,
         "outcome",
         "R-OBJ-3",
-    );
+    )
+    .await;
     lingyuan.resolve(resolve2("deleted")).await.unwrap();
     everywhere(&fed, r2, Status::Deleted, Some(3)).await;
     for (region, node) in nodes(&fed) {
@@ -541,62 +558,40 @@ async fn an_objection_at_liaoning_suspends_every_copy_and_each_outcome_propagate
             r.content.fields.is_empty(),
             "{region}: the tombstone kept the fields"
         );
-        operator(&fed, node, region)
-            .await
-            .purge(pb::PurgeRequest { dry_run: false })
-            .await
-            .unwrap();
-        let versions = versions_of(node, r2);
-        assert_eq!(versions.len(), 3, "{region}");
-        assert!(
-            versions
-                .iter()
-                .all(|v| v.content.fields.is_empty() && v.status == Status::Deleted),
-            "{region}: an earlier version kept the fields"
-        );
+        purge(&fed, node, region, false).await;
+        assert_every_version_scrubbed(node, region, r2, 3, Status::Deleted);
     }
     // The provider's reference is closed: a re-push stores nothing.
-    let mut provider = pb::exchange_client::ExchangeClient::new(
-        channel(&fed, fed.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
-    );
+    let mut provider = lingyuan_amr(&fed).await;
     let before = fed.county().store().fingerprint().unwrap();
     let again = push_one(&mut provider, wire(&drafts[1..2])).await.unwrap();
-    let refusal = again.outcomes[0].refusal.as_ref().expect("refused");
-    assert_eq!(
-        (refusal.field.as_str(), refusal.rule.as_str()),
-        ("provider_ref", "R-OBJ-3")
-    );
+    assert_push_refused(&again, "provider_ref", "R-OBJ-3");
     assert_eq!(fed.county().store().fingerprint().unwrap(), before);
 
     // Filed at the owner, corrected by the platform at once: the new content everywhere.
     let case3 = lingyuan
-        .file(pb::FileObjection {
-            record_id: r3.to_string(),
-            reason: "the fine amount was mistyped".into(),
-            evidence: "凌源异议〔2026〕18号".into(),
-        })
+        .file(objection(
+            r3,
+            "the fine amount was mistyped",
+            "凌源异议〔2026〕18号",
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(case3.state, "open");
-    let before = fed.county().store().fingerprint().unwrap();
-    let err = lingyuan
-        .resolve(resolution(
+    refused(
+        fed.county(),
+        lingyuan.resolve(resolution(
             &case3.id,
             "corrected",
             "platform",
             "nothing given",
-        ))
-        .await
-        .unwrap_err();
-    assert_refused(
-        fed.county(),
-        before,
-        &err,
+        )),
         Code::FailedPrecondition,
         "outcome",
         "R-OBJ-3",
-    );
+    )
+    .await;
     lingyuan
         .resolve(pb::ResolveObjection {
             case_id: case3.id.clone(),
@@ -651,23 +646,13 @@ async fn an_adverse_record_about_a_person_one_day_past_five_years_is_gone_at_eve
     assert!(!own().await);
 
     // The origin purges it; the purge replaces every copy.
-    let dry = operator(&fed, fed.county(), LINGYUAN)
-        .await
-        .purge(pb::PurgeRequest { dry_run: true })
-        .await
-        .unwrap()
-        .into_inner();
+    let dry = purge(&fed, fed.county(), LINGYUAN, true).await;
     assert_eq!(dry.record_ids, [id.to_string()]);
     assert_eq!(
         fed.county().store().record(&id).unwrap().unwrap().status,
         Status::Active
     );
-    let done = operator(&fed, fed.county(), LINGYUAN)
-        .await
-        .purge(pb::PurgeRequest { dry_run: false })
-        .await
-        .unwrap()
-        .into_inner();
+    let done = purge(&fed, fed.county(), LINGYUAN, false).await;
     assert_eq!(done.record_ids, [id.to_string()]);
     everywhere(&fed, id, Status::Expired, Some(2)).await;
     for (region, node) in nodes(&fed) {
@@ -677,43 +662,22 @@ async fn an_adverse_record_about_a_person_one_day_past_five_years_is_gone_at_eve
     }
     // Each level's next purge run also removes the fields from the versions before.
     for (region, node) in nodes(&fed) {
-        let mut ops = operator(&fed, node, region).await;
-        ops.purge(pb::PurgeRequest { dry_run: false })
-            .await
-            .unwrap();
-        let versions = versions_of(node, id);
-        assert_eq!(versions.len(), 2, "{region}");
-        assert!(
-            versions
-                .iter()
-                .all(|r| r.content.fields.is_empty() && r.status == Status::Expired),
-            "{region} still holds the fields: {versions:?}"
-        );
+        purge(&fed, node, region, false).await;
+        assert_every_version_scrubbed(node, region, id, 2, Status::Expired);
     }
-    let purge = usage(fed.county())
+    let purged = usage(fed.county())
         .into_iter()
         .find(|e| e.action == Action::Purge && e.record_ids == [id])
         .expect("a usage entry for the purge");
-    assert_eq!(purge.subject.as_deref(), Some(subject.as_str()));
+    assert_eq!(purged.subject.as_deref(), Some(subject.as_str()));
     // The provider cannot bring it back: past its five years it is no longer kept.
-    let mut amr = pb::exchange_client::ExchangeClient::new(
-        channel(&fed, fed.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
-    );
+    let mut amr = lingyuan_amr(&fed).await;
     let r = push_one(&mut amr, wire(std::slice::from_ref(&again_draft)))
         .await
         .unwrap();
-    let refusal = r.outcomes[0].refusal.as_ref().expect("refused");
-    assert_eq!(
-        (refusal.field.as_str(), refusal.rule.as_str()),
-        ("ended_on", "R-SEC-2")
-    );
+    assert_push_refused(&r, "ended_on", "R-SEC-2");
     // A second run finds nothing more to do.
-    let again = operator(&fed, fed.county(), LINGYUAN)
-        .await
-        .purge(pb::PurgeRequest { dry_run: false })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = purge(&fed, fed.county(), LINGYUAN, false).await;
     assert!(again.record_ids.is_empty());
 }
 
@@ -733,40 +697,31 @@ async fn repair_waits_for_the_minimum_period_and_an_ended_publication_is_shared_
     let mut lingyuan = operator(&fed, fed.county(), LINGYUAN).await;
 
     // A serious penalty is published for at least a year (Order No. 36).
-    let before = fed.county().store().fingerprint().unwrap();
-    let err = lingyuan
-        .repair(pb::RepairRequest {
+    refused(
+        fed.county(),
+        lingyuan.repair(pb::RepairRequest {
             record_id: ids[0].to_string(),
             reason: "信用修复决定书 凌信修〔2026〕1号".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_refused(
-        fed.county(),
-        before,
-        &err,
+        }),
         Code::FailedPrecondition,
         "record_id",
         "R-REL-1",
-    );
+    )
+    .await;
     // Only the origin repairs.
-    let before = fed.province().store().fingerprint().unwrap();
-    let err = operator(&fed, fed.province(), LIAONING)
-        .await
-        .repair(pb::RepairRequest {
-            record_id: ids[0].to_string(),
-            reason: "x".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_refused(
+    refused(
         fed.province(),
-        before,
-        &err,
+        operator(&fed, fed.province(), LIAONING)
+            .await
+            .repair(pb::RepairRequest {
+                record_id: ids[0].to_string(),
+                reason: "x".into(),
+            }),
         Code::FailedPrecondition,
         "record_id",
         "R-FED-1",
-    );
+    )
+    .await;
 
     // A year and a day later: repaired, and withdrawn from sharing on every level.
     clock.set_today(decided.checked_add_months(Months::new(12)).unwrap());
@@ -803,9 +758,7 @@ async fn repair_waits_for_the_minimum_period_and_an_ended_publication_is_shared_
         scope: pb::Scope::Local as i32,
         ..Default::default()
     };
-    let public = pb::query_client::QueryClient::new(
-        channel(&fed, fed.city(), Role::Agency, CHAOYANG, "chaoyang-bank").await,
-    );
+    let public = chaoyang_query(&fed, Role::Agency, "chaoyang-bank").await;
     let general = ids[1].to_string();
     let answers = |client: &pb::query_client::QueryClient<Channel>, basis| {
         let mut client = client.clone();
@@ -835,9 +788,7 @@ async fn repair_waits_for_the_minimum_period_and_an_ended_publication_is_shared_
             .contains(&general),
         "still public"
     );
-    let duty = pb::query_client::QueryClient::new(
-        channel(&fed, fed.city(), Role::Provider, CHAOYANG, "chaoyang-amr").await,
-    );
+    let duty = chaoyang_query(&fed, Role::Provider, "chaoyang-amr").await;
     assert!(
         answers(&duty, pb::LegalBasis::StatutoryDuty)
             .await

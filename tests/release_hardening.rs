@@ -131,6 +131,15 @@ fn penalty_naming_everything(today: &str) -> Draft {
     }
 }
 
+/// Pushes `penalty_naming_everything(today)` as the market regulator `amr`.
+async fn push_penalty(
+    amr: &mut pb::exchange_client::ExchangeClient<Channel>,
+    today: &str,
+) -> pb::PushResult {
+    let draft = penalty_naming_everything(today);
+    push_one(amr, vec![draft_to_wire(&draft)]).await.unwrap()
+}
+
 fn ask(basis: pb::LegalBasis, reference: &str) -> pb::QueryRequest {
     pb::QueryRequest {
         subject_id: ID.into(),
@@ -154,12 +163,7 @@ async fn public_answer_masks_ids_names_mobiles_and_cards_in_free_text_r_rel_2() 
     let today = "2026-02-28";
     let n = Node::start(today).await;
     let mut amr = n.amr().await;
-    let r = push_one(
-        &mut amr,
-        vec![draft_to_wire(&penalty_naming_everything(today))],
-    )
-    .await
-    .unwrap();
+    let r = push_penalty(&mut amr, today).await;
     assert_eq!(r.accepted, 1, "{r:?}");
 
     let public = n
@@ -207,12 +211,7 @@ async fn usage_entries_keep_no_identifier_from_free_text_r_data_3() {
     let today = "2026-02-28";
     let n = Node::start(today).await;
     let mut amr = n.amr().await;
-    push_one(
-        &mut amr,
-        vec![draft_to_wire(&penalty_naming_everything(today))],
-    )
-    .await
-    .unwrap();
+    push_penalty(&mut amr, today).await;
     let before = n.usage_count();
     // A reference naming the document checked, and a refusal quoting what was typed.
     n.query(
@@ -273,74 +272,71 @@ async fn dates_and_amounts_in_fields_are_refused_logged_and_store_nothing_r_data
     let fingerprint = n.node.store().fingerprint().unwrap();
     let before = n.usage_count();
 
-    type Edit = fn(&mut Draft);
-    let cases: Vec<(Edit, &str, &str, &str)> = vec![
+    // (what is set, to what, the field and rule refused, what the message says)
+    let cases = [
         (
-            |d| {
-                d.fields.insert("decided_on".into(), "9999-12-31".into());
-            },
+            "decided_on",
+            "9999-12-31",
             "fields.decided_on",
             "R-DATA-4",
             "after today (2028-02-29)",
         ),
         (
-            |d| {
-                d.fields.insert("decided_on".into(), "2028-03-01".into());
-            },
+            "decided_on",
+            "2028-03-01",
             "fields.decided_on",
             "R-DATA-4",
             "after today",
         ),
         (
-            |d| {
-                d.fields.insert("decided_on".into(), "1949-09-30".into());
-            },
+            "decided_on",
+            "1949-09-30",
             "fields.decided_on",
             "R-DATA-4",
             "before 1949-10-01",
         ),
         (
-            |d| {
-                d.fields.insert("valid_until".into(), "0000-01-01".into());
-            },
+            "valid_until",
+            "0000-01-01",
             "fields.valid_until",
             "R-DATA-4",
             "before 1949-10-01",
         ),
         (
-            |d| {
-                d.fields.insert("fine_amount".into(), "-0.5".into());
-            },
+            "fine_amount",
+            "-0.5",
             "fields.fine_amount",
             "R-DATA-4",
             "negative",
         ),
         (
-            |d| d.occurred_on = "0000-01-01".into(),
+            "occurred_on",
+            "0000-01-01",
             "occurred_on",
             "R-DATA-4",
             "before 1949-10-01",
         ),
-        (
-            |d| d.period = "1900-01".into(),
-            "period",
-            "R-DATA-5",
-            "before 1949-10",
-        ),
+        ("period", "1900-01", "period", "R-DATA-5", "before 1949-10"),
     ];
     let batch: Vec<pb::Record> = cases
         .iter()
         .enumerate()
-        .map(|(i, (edit, ..))| {
+        .map(|(i, (key, value, ..))| {
             let mut d = good.clone();
             d.provider_ref = format!("bad-{i}");
-            edit(&mut d);
+            match *key {
+                "occurred_on" => d.occurred_on = value.to_string(),
+                "period" => d.period = value.to_string(),
+                field => {
+                    d.fields.insert(field.into(), value.to_string());
+                }
+            }
             draft_to_wire(&d)
         })
         .collect();
     let r = push_one(&mut amr, batch).await.unwrap();
     assert_eq!(r.accepted, 0, "{r:?}");
-    for ((_, field, rule, says), outcome) in cases.iter().zip(&r.outcomes) {
+    for ((_, _, field, rule, says), outcome) in cases.iter().zip(&r.outcomes) {
         let refusal = outcome.refusal.as_ref().expect("refused");
         assert_eq!(
             (
@@ -364,7 +360,7 @@ async fn dates_and_amounts_in_fields_are_refused_logged_and_store_nothing_r_data
         .collect();
     let expected: Vec<(String, String)> = cases
         .iter()
-        .map(|(_, f, r, _)| (f.to_string(), r.to_string()))
+        .map(|(_, _, f, r, _)| (f.to_string(), r.to_string()))
         .collect();
     assert_eq!(logged, expected);
     // Fields the catalog opens to the future still take one.
@@ -455,12 +451,7 @@ async fn a_public_answer_forwarded_through_the_federation_is_masked_r_rel_2() {
     let mut amr = pb::exchange_client::ExchangeClient::new(
         channel(fed.county(), Role::Provider, "lingyuan-amr").await,
     );
-    let r = push_one(
-        &mut amr,
-        vec![draft_to_wire(&penalty_naming_everything(today))],
-    )
-    .await
-    .unwrap();
+    let r = push_penalty(&mut amr, today).await;
     assert_eq!(r.accepted, 1, "{r:?}");
     let arrived = common::eventually(std::time::Duration::from_secs(20), || async {
         !holdings(fed.province()).is_empty()

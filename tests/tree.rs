@@ -35,13 +35,13 @@ const PERIOD: &str = "2026-05";
 
 async fn channel(
     net: &credit_node::devnet::DevNet,
-    endpoint: &str,
+    node: &NodeHandle,
     role: Role,
     region: &str,
     id: &str,
 ) -> Channel {
     let identity = ClientIdentity::load(&net.identity(role, region, id).unwrap()).unwrap();
-    connect(endpoint, &identity, ExpectedServer::AnyNode)
+    connect(&node.endpoint(), &identity, ExpectedServer::AnyNode)
         .await
         .unwrap()
 }
@@ -54,9 +54,8 @@ async fn pull_as(
     id: &str,
     subject: &str,
 ) -> Result<Vec<pb::Record>, tonic::Status> {
-    let mut client = pb::exchange_client::ExchangeClient::new(
-        channel(net, &node.endpoint(), role, region, id).await,
-    );
+    let mut client =
+        pb::exchange_client::ExchangeClient::new(channel(net, node, role, region, id).await);
     common::pull(&mut client, subject).await
 }
 
@@ -99,18 +98,27 @@ fn before(node: &NodeHandle) -> (u64, common::fed::Holdings) {
     (usage_entries(node), holdings(node))
 }
 
+/// A pull of `subject` at `node` by node `id` of `region` is refused and logged once, and
+/// changes no record.
+async fn pull_refused(
+    net: &credit_node::devnet::DevNet,
+    node: &NodeHandle,
+    region: &str,
+    id: &str,
+    subject: &str,
+) {
+    let b = before(node);
+    let status = pull_as(net, node, Role::Node, region, id, subject)
+        .await
+        .unwrap_err();
+    assert_refused_and_logged(node, &status, b);
+}
+
 #[tokio::test]
 async fn only_the_parent_and_children_pull_from_a_node_r_rel_4() {
     let f = Fed::start_with_clock(pinned_clock()).await;
     let mut amr = pb::exchange_client::ExchangeClient::new(
-        channel(
-            &f.net,
-            &f.county().endpoint(),
-            Role::Provider,
-            LINGYUAN,
-            "lingyuan-amr",
-        )
-        .await,
+        channel(&f.net, f.county(), Role::Provider, LINGYUAN, "lingyuan-amr").await,
     );
     let drafts = credit_node::policy::sample::generate_drafts_in(
         &credit_node::policy::Catalog::builtin().unwrap(),
@@ -131,28 +139,16 @@ async fn only_the_parent_and_children_pull_from_a_node_r_rel_4() {
 
     // A node of another province, certificate from the same CA: refused and logged.
     let city = f.city();
-    let b = before(city);
-    let status = pull_as(&f.net, city, Role::Node, "220000", "jilin", &subject)
-        .await
-        .unwrap_err();
-    assert_refused_and_logged(city, &status, b);
+    pull_refused(&f.net, city, "220000", "jilin", &subject).await;
     // A sibling county of Chaoyang that is not a configured child.
-    let b = before(city);
-    let status = pull_as(&f.net, city, Role::Node, "211381", "beipiao", &subject)
-        .await
-        .unwrap_err();
-    assert_refused_and_logged(city, &status, b);
+    pull_refused(&f.net, city, "211381", "beipiao", &subject).await;
     // The county is the province's grandchild, not its child.
     let province = f.province();
     assert!(
         eventually(LIMIT, || async { holdings(province) == county }).await,
         "the province holds the county's records"
     );
-    let b = before(province);
-    let status = pull_as(&f.net, province, Role::Node, LINGYUAN, "lingyuan", &subject)
-        .await
-        .unwrap_err();
-    assert_refused_and_logged(province, &status, b);
+    pull_refused(&f.net, province, LINGYUAN, "lingyuan", &subject).await;
 
     // The real parent and the real child are answered.
     let from_child = pull_as(&f.net, city, Role::Node, LINGYUAN, "lingyuan", &subject)
@@ -182,7 +178,7 @@ async fn only_the_parent_and_children_pull_from_a_node_r_rel_4() {
 async fn a_stranger_node_reads_no_checkpoints_r_sec_3() {
     let f = Fed::start_with_clock(pinned_clock()).await;
     let mut jilin = pb::audit_client::AuditClient::new(
-        channel(&f.net, &f.city().endpoint(), Role::Node, "220000", "jilin").await,
+        channel(&f.net, f.city(), Role::Node, "220000", "jilin").await,
     );
     let status = jilin
         .checkpoints(pb::CheckpointsRequest {
@@ -193,14 +189,7 @@ async fn a_stranger_node_reads_no_checkpoints_r_sec_3() {
     assert_eq!(status.code(), Code::PermissionDenied);
     assert!(status.message().contains("R-SEC-3"), "{}", status.message());
     let mut child = pb::audit_client::AuditClient::new(
-        channel(
-            &f.net,
-            &f.city().endpoint(),
-            Role::Node,
-            LINGYUAN,
-            "lingyuan",
-        )
-        .await,
+        channel(&f.net, f.city(), Role::Node, LINGYUAN, "lingyuan").await,
     );
     assert!(
         child
@@ -254,15 +243,7 @@ async fn pair(clock: Clock) -> Pair {
     let link = Proxy::start(city.addr).await;
     let extra = dir.path().join("heating.toml");
     std::fs::write(&extra, HEATING).unwrap();
-    let mut config = net
-        .federated_node_config(
-            LINGYUAN,
-            "凌源市公共信用信息平台",
-            &credit_node::devnet::sample_providers(),
-            Some((CHAOYANG, &link.endpoint())),
-            &[],
-        )
-        .unwrap();
+    let mut config = common::fed::county_config(&net, Some(&link.endpoint()));
     config.clock = clock;
     config.catalog = Some(extra.clone());
     for p in &mut config.providers {
@@ -317,7 +298,7 @@ impl Pair {
         let mut amr = pb::exchange_client::ExchangeClient::new(
             channel(
                 &self.net,
-                &self.county.endpoint(),
+                &self.county,
                 Role::Provider,
                 LINGYUAN,
                 "lingyuan-amr",
@@ -329,22 +310,18 @@ impl Pair {
 
     async fn status(&self, node: &NodeHandle, region: &str) -> pb::NodeStatus {
         let mut ops = pb::federation_client::FederationClient::new(
-            channel(&self.net, &node.endpoint(), Role::Operator, region, "ops").await,
+            channel(&self.net, node, Role::Operator, region, "ops").await,
         );
         ops.status(pb::StatusRequest {}).await.unwrap().into_inner()
     }
 
+    /// A channel to the city as its operator.
+    async fn city_ops(&self) -> Channel {
+        channel(&self.net, self.city(), Role::Operator, CHAOYANG, "ops").await
+    }
+
     async fn census(&self) -> pb::CensusReport {
-        let mut ops = pb::census_client::CensusClient::new(
-            channel(
-                &self.net,
-                &self.city().endpoint(),
-                Role::Operator,
-                CHAOYANG,
-                "ops",
-            )
-            .await,
-        );
+        let mut ops = pb::census_client::CensusClient::new(self.city_ops().await);
         ops.census(pb::CensusRequest::default())
             .await
             .unwrap()
@@ -448,16 +425,7 @@ async fn a_parent_keeps_refused_entries_in_quarantine_and_tells_the_child_r_fed_
 #[tokio::test]
 async fn an_operator_cannot_send_an_entry_refused_notice_r_fed_1() {
     let p = pair(pinned_clock()).await;
-    let mut ops = pb::federation_client::FederationClient::new(
-        channel(
-            &p.net,
-            &p.city().endpoint(),
-            Role::Operator,
-            CHAOYANG,
-            "ops",
-        )
-        .await,
-    );
+    let mut ops = pb::federation_client::FederationClient::new(p.city_ops().await);
     let status = ops
         .notify(pb::Notice {
             kind: pb::NoticeKind::EntryRefused as i32,
@@ -473,16 +441,7 @@ async fn an_operator_cannot_send_an_entry_refused_notice_r_fed_1() {
 }
 
 async fn retry(p: &Pair) -> pb::RetryQuarantineResult {
-    let mut ops = pb::federation_client::FederationClient::new(
-        channel(
-            &p.net,
-            &p.city().endpoint(),
-            Role::Operator,
-            CHAOYANG,
-            "ops",
-        )
-        .await,
-    );
+    let mut ops = pb::federation_client::FederationClient::new(p.city_ops().await);
     ops.retry_quarantine(pb::RetryQuarantineRequest::default())
         .await
         .unwrap()

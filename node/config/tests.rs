@@ -43,28 +43,25 @@ fn refused(text: &str) -> ConfigError {
     Config::from_toml(text, dir.path()).unwrap_err()
 }
 
+/// For each `(from, to, key)`: `text` with `from` replaced by `to` is refused, naming `key`.
+fn assert_each_refused(text: &str, cases: &[(&str, &str, &str)]) {
+    for (from, to, key) in cases {
+        assert_eq!(refused(&text.replace(from, to)).key, *key, "{from} -> {to}");
+    }
+}
+
 #[test]
 fn each_bad_key_is_named() {
-    assert_eq!(refused(&GOOD.replace("211382", "2113")).key, "region");
-    assert_eq!(
-        refused(&GOOD.replace("127.0.0.1:7443", "nowhere")).key,
-        "listen"
-    );
-    assert_eq!(
-        refused(&GOOD.replace("\"ca.pem\"", "\"missing.pem\"")).key,
-        "tls.ca"
-    );
-    assert_eq!(
-        refused(&GOOD.replace("[\"tax\"]", "[\"taxes\"]")).key,
-        "providers[0].categories"
-    );
-    assert_eq!(
-        refused(&GOOD.replace("[\"tax\"]", "[]")).key,
-        "providers[0].categories"
-    );
-    assert_eq!(
-        refused(&GOOD.replace("lingyuan-tax", "lingyuan tax")).key,
-        "providers[0].id"
+    assert_each_refused(
+        GOOD,
+        &[
+            ("211382", "2113", "region"),
+            ("127.0.0.1:7443", "nowhere", "listen"),
+            ("\"ca.pem\"", "\"missing.pem\"", "tls.ca"),
+            ("[\"tax\"]", "[\"taxes\"]", "providers[0].categories"),
+            ("[\"tax\"]", "[]", "providers[0].categories"),
+            ("lingyuan-tax", "lingyuan tax", "providers[0].id"),
+        ],
     );
     let twice = format!(
         "{GOOD}\n[[providers]]\nid = \"lingyuan-tax\"\nname = \"x\"\ncategories = [\"tax\"]\n"
@@ -79,14 +76,16 @@ fn each_bad_key_is_named() {
 
 #[test]
 fn wrong_types_name_their_key_and_legacy_codes_are_checked() {
-    assert_eq!(refused(&GOOD.replace("\"211382\"", "211382")).key, "region");
-    assert_eq!(
-        refused(&GOOD.replace(
-            "crl = \"crl.pem\"",
-            "crl = \"crl.pem\"\ncrl_reload_secs = -1"
-        ))
-        .key,
-        "tls.crl_reload_secs"
+    assert_each_refused(
+        GOOD,
+        &[
+            ("\"211382\"", "211382", "region"),
+            (
+                "crl = \"crl.pem\"",
+                "crl = \"crl.pem\"\ncrl_reload_secs = -1",
+                "tls.crl_reload_secs",
+            ),
+        ],
     );
     let with_legacy = |code: &str| {
         GOOD.replace(
@@ -205,13 +204,16 @@ fn provider_contacts_and_the_audit_interval() {
     );
     assert_eq!(p.contacts[1].mobile, "13900000002");
     assert_eq!(c.checkpoint_every, Duration::from_secs(30));
-    assert_eq!(
-        refused(&with.replace("13900000002", "1390000")).key,
-        "providers[0].liaison.mobile"
-    );
-    assert_eq!(
-        refused(&with.replace("checkpoint_secs = 30", "checkpoint_secs = 0")).key,
-        "audit.checkpoint_secs"
+    assert_each_refused(
+        &with,
+        &[
+            ("13900000002", "1390000", "providers[0].liaison.mobile"),
+            (
+                "checkpoint_secs = 30",
+                "checkpoint_secs = 0",
+                "audit.checkpoint_secs",
+            ),
+        ],
     );
 }
 
@@ -329,45 +331,23 @@ fn connection_limits_have_defaults_and_are_checked() {
     let c = Config::from_toml(&high, dir.path()).unwrap();
     assert_eq!(c.connections.max_handshakes_per_ip, 8);
     assert_eq!(c.connections.max_connections_per_ip, 64);
-    for (from, to, key) in [
-        (
-            "handshake_secs = 2",
-            "handshake_secs = 0",
-            "connections.handshake_secs",
-        ),
-        (
-            "preface_secs = 3",
-            "preface_secs = 301",
-            "connections.preface_secs",
-        ),
-        (
-            "max_handshakes = 8",
-            "max_handshakes = 0",
-            "connections.max_handshakes",
-        ),
-        (
-            "max_handshakes = 8",
-            "max_handshakes = 65",
-            "connections.max_handshakes",
-        ),
-        (
-            "max_streams = 16",
-            "max_streams = 0",
-            "connections.max_streams",
-        ),
-        ("idle_secs = 600", "idle_secs = 0", "connections.idle_secs"),
-        (
-            "max_handshakes_per_ip = 2",
-            "max_handshakes_per_ip = 5",
-            "connections.max_handshakes_per_ip",
-        ),
-        (
-            "max_connections_per_ip = 4",
-            "max_connections_per_ip = 0",
-            "connections.max_connections_per_ip",
-        ),
+    // (key, its value in `with`, a value out of range)
+    for (name, good, bad) in [
+        ("handshake_secs", "2", "0"),
+        ("preface_secs", "3", "301"),
+        ("max_handshakes", "8", "0"),
+        ("max_handshakes", "8", "65"),
+        ("max_streams", "16", "0"),
+        ("idle_secs", "600", "0"),
+        ("max_handshakes_per_ip", "2", "5"),
+        ("max_connections_per_ip", "4", "0"),
     ] {
-        assert_eq!(refused(&with.replace(from, to)).key, key, "{to}");
+        let (from, to) = (format!("{name} = {good}\n"), format!("{name} = {bad}\n"));
+        assert_eq!(
+            refused(&with.replace(&from, &to)).key,
+            format!("connections.{name}"),
+            "{to}"
+        );
     }
     assert_eq!(
         refused(&format!("{GOOD}\n[connections]\nidle_minutes = 5\n")).key,
@@ -386,12 +366,19 @@ fn the_store_call_and_open_bounds() {
     let c = Config::from_toml(&with, dir.path()).unwrap();
     assert_eq!(c.store.call_timeout, Duration::from_secs(5));
     assert_eq!(c.store.open_timeout, Duration::from_secs(60));
-    assert_eq!(
-        refused(&with.replace("call_timeout_secs = 5", "call_timeout_secs = 0")).key,
-        "store.call_timeout_secs"
-    );
-    assert_eq!(
-        refused(&with.replace("open_timeout_secs = 60", "open_timeout_secs = 0")).key,
-        "store.open_timeout_secs"
+    assert_each_refused(
+        &with,
+        &[
+            (
+                "call_timeout_secs = 5",
+                "call_timeout_secs = 0",
+                "store.call_timeout_secs",
+            ),
+            (
+                "open_timeout_secs = 60",
+                "open_timeout_secs = 0",
+                "store.open_timeout_secs",
+            ),
+        ],
     );
 }

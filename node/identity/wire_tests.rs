@@ -206,14 +206,10 @@ async fn r_node_3_a_client_refuses_a_server_that_is_not_a_node() {
         .issue_as_server(&impostor, &["127.0.0.1".into()])
         .unwrap();
     let node = start(node_tls(&ca, &cert, None)).await;
-    let me = ca.issue(&id(Role::Agency, CITY, "court"), &[]).unwrap();
-    let err = client::connect(
-        &node.endpoint(),
-        &ClientIdentity::from(&me),
-        ExpectedServer::AnyNode,
-    )
-    .await
-    .unwrap_err();
+    let me = ClientIdentity::from(&ca.issue(&id(Role::Agency, CITY, "court"), &[]).unwrap());
+    let err = client::connect(&node.endpoint(), &me, ExpectedServer::AnyNode)
+        .await
+        .unwrap_err();
     let ClientError::WrongServer { reason, .. } = &err else {
         panic!("expected WrongServer, got {err}");
     };
@@ -226,13 +222,9 @@ async fn r_node_3_a_client_refuses_a_server_that_is_not_a_node() {
     // A plain provider certificate (no ServerAuth) fails earlier, in WebPKI.
     let plain = ca.issue(&impostor, &[]).unwrap();
     let node = start(node_tls(&ca, &plain, None)).await;
-    let err = client::connect(
-        &node.endpoint(),
-        &ClientIdentity::from(&me),
-        ExpectedServer::AnyNode,
-    )
-    .await
-    .unwrap_err();
+    let err = client::connect(&node.endpoint(), &me, ExpectedServer::AnyNode)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err}");
 }
 
@@ -267,23 +259,42 @@ fn files(ca_dir: &Path, node_dir: &Path) -> TlsFiles {
     }
 }
 
+/// CA, node and client folders made with the `pki` file commands under one folder.
+struct PkiFolders {
+    ca: std::path::PathBuf,
+    node: std::path::PathBuf,
+    client: std::path::PathBuf,
+}
+
+/// Under `dir`: a CA in `ca/`, the Chaoyang node's files in `node/`, and the files of
+/// `client` (a caller of Chaoyang) in `<folder>/`. The folders, the client's certificate,
+/// and the node's TLS config read from its files.
+fn pki_folders(
+    dir: &Path,
+    folder: &str,
+    client: &CallerId,
+) -> (PkiFolders, IssuedCert, Arc<ServerTls>) {
+    let f = PkiFolders {
+        ca: dir.join("ca"),
+        node: dir.join("node"),
+        client: dir.join(folder),
+    };
+    pki::init(&f.ca).unwrap();
+    pki::issue(&f.ca, &id(Role::Node, CITY, "chaoyang"), &[], &f.node).unwrap();
+    let issued = pki::issue(&f.ca, client, &[], &f.client).unwrap();
+    let tls = Arc::new(ServerTls::from_files(&files(&f.ca, &f.node)).unwrap());
+    (f, issued, tls)
+}
+
 #[tokio::test]
 async fn r_node_3_pki_files_init_issue_revoke_and_reload() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca_dir, node_dir, tax_dir) = (
-        dir.path().join("ca"),
-        dir.path().join("node"),
-        dir.path().join("tax"),
-    );
-    pki::init(&ca_dir).unwrap();
+    let (folders, tax, tls) = pki_folders(dir.path(), "tax", &id(Role::Provider, CITY, "tax"));
+    let (ca_dir, node_dir, tax_dir) = (folders.ca, folders.node, folders.client);
     assert!(matches!(
         pki::init(&ca_dir),
         Err(pki::PkiError::CaExists(_))
     ));
-    pki::issue(&ca_dir, &id(Role::Node, CITY, "chaoyang"), &[], &node_dir).unwrap();
-    let tax = pki::issue(&ca_dir, &id(Role::Provider, CITY, "tax"), &[], &tax_dir).unwrap();
-
-    let tls = Arc::new(ServerTls::from_files(&files(&ca_dir, &node_dir)).unwrap());
     let node = start(tls.clone()).await;
     let identity = ClientIdentity::load(&tax_dir).unwrap();
     let channel = client::connect(&node.endpoint(), &identity, ExpectedServer::AnyNode)
@@ -349,15 +360,8 @@ async fn r_node_3_pki_files_init_issue_revoke_and_reload() {
 #[tokio::test]
 async fn r_node_3_the_crl_watcher_applies_a_revocation_without_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca_dir, node_dir, op_dir) = (
-        dir.path().join("ca"),
-        dir.path().join("node"),
-        dir.path().join("op"),
-    );
-    pki::init(&ca_dir).unwrap();
-    pki::issue(&ca_dir, &id(Role::Node, CITY, "chaoyang"), &[], &node_dir).unwrap();
-    let op = pki::issue(&ca_dir, &id(Role::Operator, CITY, "li"), &[], &op_dir).unwrap();
-    let tls = Arc::new(ServerTls::from_files(&files(&ca_dir, &node_dir)).unwrap());
+    let (folders, op, tls) = pki_folders(dir.path(), "op", &id(Role::Operator, CITY, "li"));
+    let (ca_dir, op_dir) = (folders.ca, folders.client);
     let watcher = tls.spawn_crl_watcher(Duration::from_millis(20));
 
     pki::revoke(&ca_dir, &op_dir.join(pki::CERT_FILE)).unwrap();

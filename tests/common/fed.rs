@@ -26,18 +26,48 @@ pub struct Fed {
     _dir: tempfile::TempDir,
 }
 
+/// Chaoyang's market regulator, which reports what Lingyuan's does.
 pub fn chaoyang_providers() -> Vec<DevProvider> {
+    let lingyuan_amr = credit_node::devnet::sample_providers()
+        .into_iter()
+        .find(|p| p.id == "lingyuan-amr")
+        .unwrap();
     vec![DevProvider {
         id: "chaoyang-amr".into(),
         name: "朝阳市市场监督管理局".into(),
-        categories: vec![
-            "registration".into(),
-            "admin_license".into(),
-            "admin_penalty".into(),
-        ],
-        uscc: None,
-        government: true,
+        ..lingyuan_amr
     }]
+}
+
+/// Liaoning's config (written to `<dir>/210000/node.toml`): no providers, no parent,
+/// Chaoyang its child.
+pub fn province_config(net: &DevNet) -> credit_node::config::Config {
+    net.federated_node_config(LIAONING, "辽宁省公共信用信息平台", &[], None, &[CHAOYANG])
+        .unwrap()
+}
+
+/// Chaoyang's config, its uplink to Liaoning at `parent` (an endpoint), Lingyuan its child.
+pub fn city_config(net: &DevNet, parent: Option<&str>) -> credit_node::config::Config {
+    net.federated_node_config(
+        CHAOYANG,
+        "朝阳市公共信用信息平台",
+        &chaoyang_providers(),
+        parent.map(|endpoint| (LIAONING, endpoint)),
+        &[LINGYUAN],
+    )
+    .unwrap()
+}
+
+/// Lingyuan's config, with the sample providers and its uplink to Chaoyang at `parent`.
+pub fn county_config(net: &DevNet, parent: Option<&str>) -> credit_node::config::Config {
+    net.federated_node_config(
+        LINGYUAN,
+        "凌源市公共信用信息平台",
+        &credit_node::devnet::sample_providers(),
+        parent.map(|endpoint| (CHAOYANG, endpoint)),
+        &[],
+    )
+    .unwrap()
 }
 
 /// (id, version, content hash) of every record a node holds, by id.
@@ -56,36 +86,16 @@ impl Fed {
             config.clock = clock.clone();
             config
         };
-        let province = start(with_clock(
-            net.federated_node_config(LIAONING, "辽宁省公共信用信息平台", &[], None, &[CHAOYANG])
-                .unwrap(),
-        ))
-        .await
-        .unwrap();
+        let province = start(with_clock(province_config(&net))).await.unwrap();
         let city_link = Proxy::start(province.addr).await;
-        let city = start(with_clock(
-            net.federated_node_config(
-                CHAOYANG,
-                "朝阳市公共信用信息平台",
-                &chaoyang_providers(),
-                Some((LIAONING, &city_link.endpoint())),
-                &[LINGYUAN],
-            )
-            .unwrap(),
-        ))
-        .await
-        .unwrap();
+        let city = start(with_clock(city_config(&net, Some(&city_link.endpoint()))))
+            .await
+            .unwrap();
         let county_link = Proxy::start(city.addr).await;
-        let county = start(with_clock(
-            net.federated_node_config(
-                LINGYUAN,
-                "凌源市公共信用信息平台",
-                &credit_node::devnet::sample_providers(),
-                Some((CHAOYANG, &county_link.endpoint())),
-                &[],
-            )
-            .unwrap(),
-        ))
+        let county = start(with_clock(county_config(
+            &net,
+            Some(&county_link.endpoint()),
+        )))
         .await
         .unwrap();
         Fed {

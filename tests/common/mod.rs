@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fed;
+pub mod proc;
 pub mod proxy;
 
 use std::path::PathBuf;
@@ -116,12 +117,16 @@ impl TestNode {
         self.net.identity(role, region, id).unwrap()
     }
 
-    pub async fn client(&self, role: Role, region: &str, id: &str) -> ExchangeClient<Channel> {
+    /// A connection to the node as client `id` of `role` in `region`, for any service.
+    pub async fn channel(&self, role: Role, region: &str, id: &str) -> Channel {
         let identity = ClientIdentity::load(&self.identity(role, region, id)).unwrap();
-        let channel = connect(&self.endpoint(), &identity, ExpectedServer::AnyNode)
+        connect(&self.endpoint(), &identity, ExpectedServer::AnyNode)
             .await
-            .unwrap();
-        ExchangeClient::new(channel)
+            .unwrap()
+    }
+
+    pub async fn client(&self, role: Role, region: &str, id: &str) -> ExchangeClient<Channel> {
+        ExchangeClient::new(self.channel(role, region, id).await)
     }
 
     pub async fn provider(&self, id: &str) -> ExchangeClient<Channel> {

@@ -48,6 +48,44 @@ fn penalty_on_person() -> Draft {
     }
 }
 
+/// `d` moved to `category`, with `adverse` and exactly the fields `pairs`.
+fn recategorised(
+    mut d: Draft,
+    category: &str,
+    adverse: Option<bool>,
+    pairs: &[(&str, &str)],
+) -> Draft {
+    d.category = category.into();
+    d.adverse = adverse;
+    d.fields = fields(pairs);
+    d
+}
+
+/// A validator over a catalog of one category, `demo`, about `subjects` (a TOML array),
+/// with the fields `field_list` (a TOML array of inline tables).
+fn demo_validator(subjects: &str, field_list: &str) -> Validator {
+    let catalog = Catalog::from_toml_str(&format!(
+        r#"
+[[category]]
+code = "demo"
+name = "Demo"
+name_zh = "示例"
+subjects = {subjects}
+disclosure = "public"
+adverse = "no"
+field = {field_list}
+"#
+    ))
+    .unwrap();
+    Validator::new(Arc::new(catalog), Vec::new())
+}
+
+/// Checks with `v` a `demo` record about a company whose one field `name` holds `value`.
+fn check_demo(v: &Validator, name: &str, value: &str) -> Result<Content, Violation> {
+    let d = recategorised(penalty(), "demo", None, &[(name, value)]);
+    v.check(&d, "p1", today())
+}
+
 fn refused(draft: &Draft) -> Violation {
     match validator().check(draft, "p1", today()) {
         Ok(content) => panic!("accepted: {content:?}"),
@@ -297,28 +335,32 @@ fn r_data_3_comes_before_every_other_field_rule() {
     d.fields.insert("bloodType".into(), "A".into());
     assert_refused(&d, "fields.bloodType", "R-DATA-3");
     // A field the catalog has only for legal persons.
-    let mut d = penalty_on_person();
-    d.category = "tax".into();
-    d.adverse = Some(false);
-    d.fields = fields(&[
-        ("tax_authority", "国家税务总局凌源市税务局"),
-        ("tax_status", "正常"),
-        ("tax_amount", "1.5"),
-    ]);
+    let d = recategorised(
+        penalty_on_person(),
+        "tax",
+        Some(false),
+        &[
+            ("tax_authority", "国家税务总局凌源市税务局"),
+            ("tax_status", "正常"),
+            ("tax_amount", "1.5"),
+        ],
+    );
     assert_refused(&d, "fields.tax_amount", "R-DATA-3");
 }
 
 #[test]
 fn r_data_3_a_legal_only_amount_is_accepted_for_a_legal_person() {
-    let mut d = penalty();
-    d.category = "tax".into();
-    d.adverse = Some(false);
-    d.fields = fields(&[
-        ("tax_authority", "国家税务总局凌源市税务局"),
-        ("tax_status", "正常"),
-        ("tax_amount", "1.5"),
-        ("tax_credit_grade", "A"),
-    ]);
+    let d = recategorised(
+        penalty(),
+        "tax",
+        Some(false),
+        &[
+            ("tax_authority", "国家税务总局凌源市税务局"),
+            ("tax_status", "正常"),
+            ("tax_amount", "1.5"),
+            ("tax_credit_grade", "A"),
+        ],
+    );
     let c = validator().check(&d, "p1", today()).unwrap();
     assert_eq!(c.fields["tax_amount"], "1.5");
     assert_eq!(c.disclosure, Disclosure::Consent);
@@ -377,33 +419,13 @@ fn r_data_2_required_fields() {
 
 #[test]
 fn r_data_2_required_legal_only_fields_are_not_asked_of_persons() {
-    let catalog = Catalog::from_toml_str(
-        r#"
-[[category]]
-code = "demo"
-name = "Demo"
-name_zh = "示例"
-subjects = ["legal", "natural"]
-disclosure = "public"
-adverse = "no"
-[[category.field]]
-name = "legal_representative"
-type = "text"
-required = true
-legal_only = true
-"#,
-    )
-    .unwrap();
-    let v = Validator::new(Arc::new(catalog), Vec::new());
-    let mut d = penalty_on_person();
-    d.category = "demo".into();
-    d.adverse = None;
-    d.fields.clear();
+    let v = demo_validator(
+        r#"["legal", "natural"]"#,
+        r#"[{ name = "legal_representative", type = "text", required = true, legal_only = true }]"#,
+    );
+    let d = recategorised(penalty_on_person(), "demo", None, &[]);
     assert!(v.check(&d, "p1", today()).is_ok());
-    let mut d = penalty();
-    d.category = "demo".into();
-    d.adverse = None;
-    d.fields.clear();
+    let d = recategorised(penalty(), "demo", None, &[]);
     let err = v.check(&d, "p1", today()).unwrap_err();
     assert_eq!(err.field, "fields.legal_representative");
 }
@@ -413,6 +435,17 @@ fn with_field(name: &str, value: &str) -> Result<Content, Violation> {
     let mut d = penalty();
     d.fields.insert(name.into(), value.into());
     validator().check(&d, "p1", today())
+}
+
+/// A penalty whose field `name` holds `value` is refused under `rule`, naming the field.
+fn field_refused(name: &str, value: &str, rule: &str) -> Violation {
+    let v = with_field(name, value).unwrap_err();
+    assert_eq!(
+        (v.field.as_str(), v.rule),
+        (format!("fields.{name}").as_str(), rule),
+        "{name}={value}: {v}"
+    );
+    v
 }
 
 #[test]
@@ -432,11 +465,7 @@ fn r_data_2_field_types() {
         ("facts", "a\r\nb", "text"),
     ];
     for (name, value, kind) in bad {
-        let v = with_field(name, value).unwrap_err();
-        assert_eq!(
-            (v.field.as_str(), v.rule),
-            (format!("fields.{name}").as_str(), "R-DATA-2")
-        );
+        let v = field_refused(name, value, "R-DATA-2");
         assert!(
             v.message
                 .starts_with(&format!("not a valid {kind} value: ")),
@@ -458,33 +487,17 @@ fn r_data_2_field_types() {
 
 #[test]
 fn r_data_2_more_field_types() {
-    let catalog = Catalog::from_toml_str(
-        r#"
-[[category]]
-code = "demo"
-name = "Demo"
-name_zh = "示例"
-subjects = ["legal"]
-disclosure = "public"
-adverse = "no"
-field = [
+    let v = demo_validator(
+        r#"["legal"]"#,
+        r#"[
   { name = "n", type = "integer", allow_negative = true },
   { name = "ym", type = "year_month", not_after = "any" },
   { name = "b", type = "bool" },
   { name = "rid", type = "resident_id" },
   { name = "e", type = "enum", values = ["正常", "欠费"] },
-]
-"#,
-    )
-    .unwrap();
-    let v = Validator::new(Arc::new(catalog), Vec::new());
-    let check = |name: &str, value: &str| {
-        let mut d = penalty();
-        d.category = "demo".into();
-        d.adverse = None;
-        d.fields = fields(&[(name, value)]);
-        v.check(&d, "p1", today())
-    };
+]"#,
+    );
+    let check = |name: &str, value: &str| check_demo(&v, name, value);
     for (name, good, bad) in [
         ("n", "-42", "4.2"),
         ("n", "99999999999999", "9223372036854775808"),
@@ -518,27 +531,31 @@ fn r_data_2_adverse_flag() {
         "every admin_penalty record is adverse; this one says it is not"
     );
 
-    let mut d = penalty();
-    d.category = "honor_list".into();
-    d.adverse = Some(true);
-    d.fields = fields(&[
-        ("honor_name", "守合同重信用企业"),
-        ("awarded_on", "2024-05-01"),
-        ("authority", "凌源市人民政府"),
-    ]);
+    let mut d = recategorised(
+        penalty(),
+        "honor_list",
+        Some(true),
+        &[
+            ("honor_name", "守合同重信用企业"),
+            ("awarded_on", "2024-05-01"),
+            ("authority", "凌源市人民政府"),
+        ],
+    );
     assert_refused(&d, "adverse", "R-DATA-2");
     d.adverse = None;
     assert!(!validator().check(&d, "p1", today()).unwrap().adverse);
 
-    let mut d = penalty();
-    d.category = "water".into();
-    d.adverse = None;
-    d.fields = fields(&[
-        ("supplier", "凌源市自来水公司"),
-        ("account_no", "0012345"),
-        ("payment_status", "欠费"),
-        ("arrears_amount", "326.40"),
-    ]);
+    let mut d = recategorised(
+        penalty(),
+        "water",
+        None,
+        &[
+            ("supplier", "凌源市自来水公司"),
+            ("account_no", "0012345"),
+            ("payment_status", "欠费"),
+            ("arrears_amount", "326.40"),
+        ],
+    );
     let v = assert_refused(&d, "adverse", "R-DATA-2");
     assert_eq!(v.message, "adverse must be stated for this category");
     d.adverse = Some(true);
@@ -547,16 +564,18 @@ fn r_data_2_adverse_flag() {
 
 #[test]
 fn r_data_3_utility_arrears_are_not_prohibited_for_persons() {
-    let mut d = penalty_on_person();
-    d.category = "power".into();
-    d.adverse = Some(true);
-    d.fields = fields(&[
-        ("supplier", "国网朝阳供电公司"),
-        ("account_no", "0099"),
-        ("payment_status", "欠费"),
-        ("arrears_amount", "88.00"),
-        ("arrears_months", "3"),
-    ]);
+    let d = recategorised(
+        penalty_on_person(),
+        "power",
+        Some(true),
+        &[
+            ("supplier", "国网朝阳供电公司"),
+            ("account_no", "0099"),
+            ("payment_status", "欠费"),
+            ("arrears_amount", "88.00"),
+            ("arrears_months", "3"),
+        ],
+    );
     assert!(validator().check(&d, "p1", today()).is_ok());
 }
 
@@ -569,12 +588,7 @@ fn r_data_4_dates_in_fields_are_real_past_and_not_before_1949_10_01() {
         ("0000-01-01", "0000-01-01 is before 1949-10-01"),
         ("1949-09-30", "1949-09-30 is before 1949-10-01"),
     ] {
-        let v = with_field("decided_on", value).unwrap_err();
-        assert_eq!(
-            (v.field.as_str(), v.rule),
-            ("fields.decided_on", "R-DATA-4"),
-            "{v}"
-        );
+        let v = field_refused("decided_on", value, "R-DATA-4");
         assert!(v.message.starts_with(says), "{v}");
     }
     assert!(with_field("decided_on", "1949-10-01").is_ok());
@@ -588,45 +602,31 @@ fn r_data_4_dates_in_fields_are_real_past_and_not_before_1949_10_01() {
 
 #[test]
 fn r_data_4_year_months_in_fields_and_the_catalogs_own_limits() {
-    let mut d = penalty_on_person();
-    d.category = "social_insurance".into();
-    d.adverse = Some(false);
-    d.fields = fields(&[
-        ("agency", "凌源市社会保险事业服务中心"),
-        ("insurance_type", "养老保险"),
-        ("payment_status", "正常"),
-        ("paid_until", "2024-12"),
-    ]);
+    let mut d = recategorised(
+        penalty_on_person(),
+        "social_insurance",
+        Some(false),
+        &[
+            ("agency", "凌源市社会保险事业服务中心"),
+            ("insurance_type", "养老保险"),
+            ("payment_status", "正常"),
+            ("paid_until", "2024-12"),
+        ],
+    );
     // Paid in advance: the catalog allows a future month here.
     assert!(validator().check(&d, "p1", today()).is_ok());
     d.fields.insert("paid_until".into(), "1900-01".into());
     let v = assert_refused(&d, "fields.paid_until", "R-DATA-4");
     assert!(v.message.contains("1949-10"), "{v}");
 
-    let catalog = Catalog::from_toml_str(
-        r#"
-[[category]]
-code = "demo"
-name = "Demo"
-name_zh = "示例"
-subjects = ["legal"]
-disclosure = "public"
-adverse = "no"
-field = [
+    let v = demo_validator(
+        r#"["legal"]"#,
+        r#"[
   { name = "founded", type = "date", not_before = "1900-01-01" },
   { name = "billed", type = "year_month" },
-]
-"#,
-    )
-    .unwrap();
-    let v = Validator::new(Arc::new(catalog), Vec::new());
-    let check = |name: &str, value: &str| {
-        let mut d = penalty();
-        d.category = "demo".into();
-        d.adverse = None;
-        d.fields = fields(&[(name, value)]);
-        v.check(&d, "p1", today())
-    };
+]"#,
+    );
+    let check = |name: &str, value: &str| check_demo(&v, name, value);
     assert!(check("founded", "1912-01-01").is_ok());
     assert_eq!(check("founded", "1899-12-31").unwrap_err().rule, "R-DATA-4");
     assert!(check("billed", "2024-06").is_ok());
@@ -637,19 +637,20 @@ field = [
 #[test]
 fn r_data_4_amounts_are_not_negative_unless_the_catalog_says_so() {
     for (name, value) in [("fine_amount", "-0.5"), ("confiscated_amount", "-1")] {
-        let v = with_field(name, value).unwrap_err();
-        assert_eq!((v.field, v.rule), (format!("fields.{name}"), "R-DATA-4"));
+        let v = field_refused(name, value, "R-DATA-4");
         assert!(v.message.contains("negative"), "{}", v.message);
     }
-    let mut d = penalty_on_person();
-    d.category = "power".into();
-    d.adverse = Some(true);
-    d.fields = fields(&[
-        ("supplier", "国网朝阳供电公司"),
-        ("account_no", "0099"),
-        ("payment_status", "欠费"),
-        ("arrears_months", "-3"),
-    ]);
+    let d = recategorised(
+        penalty_on_person(),
+        "power",
+        Some(true),
+        &[
+            ("supplier", "国网朝阳供电公司"),
+            ("account_no", "0099"),
+            ("payment_status", "欠费"),
+            ("arrears_months", "-3"),
+        ],
+    );
     assert_refused(&d, "fields.arrears_months", "R-DATA-4");
 }
 
@@ -680,12 +681,7 @@ fn r_data_4_an_id_in_an_amount_field_is_refused() {
         "211382198002290134.5",
         "-100000000000000",
     ] {
-        let v = with_field("fine_amount", value).unwrap_err();
-        assert_eq!(
-            (v.field.as_str(), v.rule),
-            ("fields.fine_amount", "R-DATA-4"),
-            "{value}"
-        );
+        let v = field_refused("fine_amount", value, "R-DATA-4");
         assert!(!v.message.contains("2113821980"), "{}", v.message);
     }
     assert!(with_field("fine_amount", "99999999999999.99").is_ok());
