@@ -35,21 +35,18 @@
 pub mod access;
 pub mod census;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod devnet;
+pub mod domain;
 pub mod exchange;
 pub mod federation;
 pub mod fuzzing;
 pub mod identity;
 pub mod objection;
 pub mod policy;
-pub mod record;
-pub mod region;
 pub mod server;
 pub mod store;
-pub mod usage;
 
 /// Generated wire types and gRPC stubs for `proto/credit/v1`.
 pub mod pb {

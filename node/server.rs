@@ -15,20 +15,20 @@ use tonic::{Code, Request, Status};
 
 use crate::access::AccessService;
 use crate::config::Config;
+use crate::domain::caller::CallerId;
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{self, Action, UsageEntry};
 use crate::exchange::ExchangeService;
 use crate::exchange::status::Refusal;
 use crate::federation::uplink::{Link, UPLINK_HEALTH_SERVICE, UplinkHealth};
 use crate::federation::{FederationService, Uplink};
-use crate::identity::CallerId;
 use crate::identity::client::ClientIdentity;
 use crate::identity::signing::{NodeSigner, SignatureVerifier};
 use crate::identity::tls::{Authenticated, ServerTls, authenticate_peer};
 use crate::pb;
 use crate::policy::authz::{self, Rpc};
 use crate::policy::{Catalog, Validator};
-use crate::region::RegionCode;
 use crate::store::{Store, StoreError};
-use crate::usage::{self, Action, UsageEntry};
 
 /// Largest gRPC message a node accepts (a full `PushBatch` of long records fits).
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;

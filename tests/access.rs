@@ -11,17 +11,17 @@ use std::time::Duration;
 use chrono::Days;
 use common::fed::{CHAOYANG, Fed, LIAONING, LINGYUAN};
 use common::{eventually, push_one, wire};
-use credit_node::consent::{Consent, Purpose, Terms};
 use credit_node::devnet::DevNet;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
+use credit_node::domain::consent::{Consent, Purpose, Terms};
+use credit_node::domain::record::{Draft, SubjectKind};
+use credit_node::domain::region::RegionCode;
+use credit_node::domain::usage::{Action, Outcome, UsageEntry};
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::policy::Catalog;
-use credit_node::record::{Draft, SubjectKind};
-use credit_node::region::RegionCode;
 use credit_node::server::NodeHandle;
 use credit_node::store::Change;
-use credit_node::usage::{Action, Outcome, UsageEntry};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -565,7 +565,10 @@ async fn checkpoints_reach_the_parent_and_the_operator_rpc_verifies_against_them
     ));
 }
 
-fn province_checkpoints(fed: &Fed, node: &RegionCode) -> Vec<credit_node::usage::Checkpoint> {
+fn province_checkpoints(
+    fed: &Fed,
+    node: &RegionCode,
+) -> Vec<credit_node::domain::usage::Checkpoint> {
     fed.province().store().checkpoints(Some(node)).unwrap()
 }
 

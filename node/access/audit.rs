@@ -7,12 +7,12 @@ use tonic::{Code, Request, Response, Status};
 use super::consents::subject_id;
 use super::{AccessService, MAX_HISTORY, refusal};
 use crate::consent::wire::{checkpoint_from_wire, checkpoint_to_wire};
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{self, Action, Chained, Checkpoint, Outcome, UsageEntry};
 use crate::exchange::status::store_status;
-use crate::identity::{CallerId, Role};
 use crate::pb;
 use crate::policy::authz::Rpc;
-use crate::region::RegionCode;
-use crate::usage::{self, Action, Chained, Checkpoint, Outcome, UsageEntry};
 
 /// The bound on one `Audit.Verify`: it reads the whole usage log, which on a big store
 /// takes far longer than `[store] call_timeout_secs`. Only a call past its own bound

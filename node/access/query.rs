@@ -20,18 +20,18 @@ use tonic::{Code, Request, Response, Status};
 use super::consents::{consent_id, subject_id};
 use super::{AccessService, MAX_IDS_PER_ENTRY, refusal};
 use crate::consent::wire::{consent_from_wire, consent_to_wire};
-use crate::consent::{Consent, Purpose};
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::consent::{Consent, Purpose};
+use crate::domain::record::{Record, SubjectKind, mask_id};
+use crate::domain::usage::{self, Action, UsageEntry};
 use crate::exchange::convert::record_to_wire;
 use crate::exchange::status::{Refusal, store_status};
-use crate::identity::{CallerId, Role};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::policy::mask::{Masking, mask_name, mask_text};
 use crate::policy::release::{
     Basis, check_consent, is_personal, mask_public, public_field, withheld,
 };
-use crate::record::{Record, SubjectKind, mask_id};
-use crate::usage::{self, Action, UsageEntry};
 
 /// A checked query: who asks, for what, on which basis.
 struct Asked {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::client::status_error;
 use super::{CliError, Exit, TargetArgs, local_time};
-use crate::census::{flag, in_10k, ratio};
+use crate::domain::census::{flag, in_10k, ratio};
 use crate::pb;
 
 #[derive(Args, Debug)]

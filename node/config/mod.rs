@@ -13,12 +13,12 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
-use crate::clock::Clock;
+use crate::domain::calendar::Calendar;
+use crate::domain::clock::Clock;
+use crate::domain::region::RegionCode;
 use crate::identity::tls::{ConnectionLimits, TlsFiles};
-use crate::objection::Calendar;
 use crate::policy::Catalog;
 use crate::policy::publication::Publication;
-use crate::region::RegionCode;
 use crate::store::StoreOptions;
 
 /// A refused configuration: the key (as a TOML path) and why.

@@ -4,14 +4,14 @@
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::{Consent, Purpose, Terms, Withdrawal};
+use crate::domain::consent::{Consent, Purpose, Terms, Withdrawal};
+use crate::domain::region::RegionCode;
+use crate::domain::signature::Signature;
+use crate::domain::usage::Checkpoint;
 use crate::exchange::convert::record_to_wire;
-use crate::identity::signing::Signature;
 use crate::pb;
 use crate::policy::Violation;
-use crate::region::RegionCode;
 use crate::store::Change;
-use crate::usage::Checkpoint;
 
 fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation {
     Violation {

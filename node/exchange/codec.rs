@@ -21,10 +21,10 @@ use tonic::codegen::http;
 use tonic::{Code, Status};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
+use crate::domain::usage::Action;
 use crate::exchange::status::Refusal;
 use crate::identity::tls::{ConnInfo, ServerTls, authenticate_peer};
 use crate::server::Gate;
-use crate::usage::Action;
 
 /// The words every undecodable-message refusal carries, for the caller.
 const NOT_PROTOBUF: &str = "message is not valid protobuf";

@@ -18,20 +18,20 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::Provider;
-use crate::identity::CallerId;
+use crate::domain::caller::CallerId;
+use crate::domain::clock::Clock;
+use crate::domain::record::{Content, mask_id};
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{self, Action, UsageEntry};
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::{self, Rpc};
 use crate::policy::publication::Publication;
 use crate::policy::release::withheld;
-use crate::record::{Content, mask_id};
-use crate::region::RegionCode;
 use crate::server::Gate;
 use crate::store::{Applied, Store, UsageLog};
-use crate::usage::{self, Action, UsageEntry};
 
 use status::{Refusal, store_status};
 
@@ -263,7 +263,7 @@ fn closed_refusal(a: &Applied) -> Option<Refusal> {
         return None;
     };
     let (rule, what) = match status {
-        crate::record::Status::Deleted => ("R-OBJ-3", "deleted after an objection"),
+        crate::domain::record::Status::Deleted => ("R-OBJ-3", "deleted after an objection"),
         _ => ("R-SEC-2", "purged at the end of its retention period"),
     };
     Some(Refusal::new(

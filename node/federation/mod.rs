@@ -16,12 +16,11 @@ pub mod notice;
 pub mod service;
 pub mod uplink;
 
-pub use notice::{Notice, NoticeKind};
 pub use service::FederationService;
 pub use uplink::{Uplink, UplinkState};
 
 use crate::config::Child;
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
 
 /// The child through which a notice for `target` travels down from this node: the
 /// configured child that is the target or, by its code, contains it.

@@ -6,12 +6,12 @@
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::Case;
+use crate::domain::case::Case;
+use crate::domain::record::{Record, Status};
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{Action, UsageEntry};
 use crate::policy::publication::retained_until;
-use crate::record::{Record, Status};
-use crate::region::RegionCode;
 use crate::store::{OriginChange, Store, StoreError};
-use crate::usage::{Action, UsageEntry};
 
 /// Records one purge step writes at most.
 const PURGE_BATCH: usize = 500;
@@ -169,7 +169,7 @@ pub fn purge_expired(
 pub fn spawn_purge(
     store: Store,
     local: RegionCode,
-    clock: crate::clock::Clock,
+    clock: crate::domain::clock::Clock,
     every: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {

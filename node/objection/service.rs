@@ -12,18 +12,19 @@ use uuid::Uuid;
 
 use super::origin::{next_version, purge_expired, take_case};
 use super::wire::case_to_wire;
-use super::{Answer, Case, Checked, Fault, Outcome, Reply, Resolution};
 use crate::config::Config;
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::case::{Answer, Case, Checked, Fault, Outcome, Reply, Resolution};
+use crate::domain::notice::{Notice, NoticeKind};
+use crate::domain::record::{Draft, Record, Status as RecordStatus, mask_id};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::exchange::status::{Refusal, store_status};
-use crate::federation::{Notice, NoticeKind, next_hop};
-use crate::identity::{CallerId, Role};
+use crate::federation::next_hop;
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::Rpc;
-use crate::record::{Draft, Record, Status as RecordStatus, mask_id};
 use crate::server::{Gate, Node};
 use crate::store::{OriginChange, Store, StoreError, UsageLog};
-use crate::usage::{Action, UsageEntry};
 
 const MAX_REASON: usize = 4000;
 const MAX_EVIDENCE: usize = 1000;
@@ -96,7 +97,7 @@ fn parse_id(value: &str, field: &str, rule: &str) -> Result<Uuid, Refusal> {
 fn owned_open(
     s: &Store,
     id: &Uuid,
-    local: crate::region::RegionCode,
+    local: crate::domain::region::RegionCode,
 ) -> Result<Result<Case, Refusal>, StoreError> {
     let Some(case) = s.case(id)? else {
         return Ok(Err(Refusal::new(
@@ -766,7 +767,7 @@ impl ObjectionService {
 fn follows_the_reply(
     case: &Case,
     outcome: Outcome,
-    calendar: &super::Calendar,
+    calendar: &crate::domain::calendar::Calendar,
     today: chrono::NaiveDate,
 ) -> Result<(), Refusal> {
     let refuse = |message: String| {

@@ -4,8 +4,8 @@
 //! the node's configuration (a provider pushes only its registered categories) are
 //! checked by the service with `category_allowed`.
 
-use crate::identity::{CallerId, Role};
-use crate::region::RegionCode;
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::region::RegionCode;
 
 /// The RPCs a caller can be refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
 
 /// The 31 USCC symbols; a character's value is its index. I, O, Z, S and V are unused.
 const USCC_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";

@@ -35,7 +35,6 @@ mod check;
 mod codec;
 mod durability;
 pub mod fuzz;
-mod ids;
 mod notices;
 mod objections;
 mod quarantine;
@@ -52,13 +51,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::consent::Consent;
-use crate::record::{Content, Hash, Record, Status};
-use crate::region::RegionCode;
-use crate::usage::{Chained, Checkpoint, UsageEntry};
+use crate::domain::consent::Consent;
+use crate::domain::record::{Content, Hash, Record, Status};
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{Chained, Checkpoint, UsageEntry};
 
 pub use audit::{AuditFinding, AuditReport};
-pub use census::{Figures, Monthly};
 pub use check::{CheckReport, Damage, MARK_FILE, Mark, read_mark};
 pub use objections::OriginChange;
 pub use quarantine::{ChildLog, Quarantined, Refused};
@@ -190,7 +188,7 @@ pub enum Change {
     /// A node's signed usage-log checkpoint.
     Checkpoint(Checkpoint),
     /// A version of an objection case, made by the record's origin (R-OBJ-1..3).
-    Objection(crate::objection::Case),
+    Objection(crate::domain::case::Case),
 }
 
 /// postcard's variant index of each `Change` (one byte for these).
@@ -329,7 +327,7 @@ struct Writer {
     next_usage: u64,
     usage_head: Hash,
     /// The census figures, as stored under `census::FIGURES_KEY` (see `census`).
-    figures: census::Figures,
+    figures: crate::domain::census::Figures,
 }
 
 /// A node's store. Clone it freely: clones share one open database (sled supports one
@@ -524,7 +522,7 @@ impl Store {
         };
         let figures = match records.get(census::FIGURES_KEY)? {
             Some(v) => decode(&v, "census figures")?,
-            None => census::Figures::default(),
+            None => crate::domain::census::Figures::default(),
         };
         let store = Store {
             inner: std::sync::Arc::new(Inner {
@@ -905,7 +903,7 @@ impl Store {
             };
             let hash = content.hash();
             let seq = next_change;
-            if seq > ids::MAX_SEQ {
+            if seq > crate::domain::ids::MAX_SEQ {
                 return Err(StoreError::Engine(
                     "changelog sequence space exhausted".into(),
                 ));
@@ -949,7 +947,7 @@ impl Store {
                     }
                 }
                 None => {
-                    let id = ids::new_id(now_ms, &origin, seq);
+                    let id = crate::domain::ids::new_id(now_ms, &origin, seq);
                     applied.push(Applied::Created { id, version: 1 });
                     Record {
                         id,
@@ -1112,7 +1110,7 @@ impl Store {
                 }),
             };
         }
-        let Some((_, first)) = ids::locate(id) else {
+        let Some((_, first)) = crate::domain::ids::locate(id) else {
             return Ok(None);
         };
         let Some((_, Change::Record(first_version))) = self
@@ -1228,14 +1226,7 @@ impl Store {
 /// tests that build records by hand.
 #[cfg(test)]
 pub(crate) fn new_record_id(now_ms: i64, region: &RegionCode, seq: u64) -> Uuid {
-    ids::new_id(now_ms, region, seq)
-}
-
-/// The region of the node that made a record id (ids carry it; see `ids`), or `None`
-/// for an id not made by a node.
-pub fn id_origin(id: &Uuid) -> Option<RegionCode> {
-    let (region, _) = ids::locate(id)?;
-    RegionCode::parse(&format!("{region:06}")).ok()
+    crate::domain::ids::new_id(now_ms, region, seq)
 }
 
 /// `k` subject \0 category \0 origin \0 provider \0 reference: a provider's id is unique

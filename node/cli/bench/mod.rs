@@ -23,16 +23,16 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{CliError, Exit};
 use crate::devnet::{DevNet, DevProvider};
+use crate::domain::caller::Role;
+use crate::domain::region::RegionCode;
+use crate::domain::usage;
 use crate::exchange::convert::draft_to_wire;
-use crate::identity::Role;
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::policy::sample::generate_drafts;
 use crate::policy::{Catalog, Validator};
-use crate::region::RegionCode;
 use crate::store::{Store, StoreOptions};
-use crate::usage;
 
 #[derive(Args, Debug, Clone)]
 pub struct PushBenchArgs {
@@ -142,7 +142,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     // Ceiling: the same records, checked, written straight into a fresh store in the
     // same batch sizes (no TLS, no gRPC, no validation in the timed part).
     let validator = Validator::new(Arc::new(catalog), Vec::new());
-    let today = crate::clock::Clock::system().today();
+    let today = crate::domain::clock::Clock::system().today();
     let contents = drafts
         .iter()
         .map(|d| validator.check(d, "bench-0", today))
@@ -162,7 +162,9 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
             let mut it = contents.into_iter().peekable();
             while it.peek().is_some() {
                 let chunk: Vec<_> = it.by_ref().take(batch).collect();
-                store.accept(chunk, region, crate::usage::now_ms(), |_| Vec::new())?;
+                store.accept(chunk, region, crate::domain::usage::now_ms(), |_| {
+                    Vec::new()
+                })?;
             }
             let rate = args.records as f64 / started.elapsed().as_secs_f64();
             store.sync()?;
