@@ -638,7 +638,9 @@ async fn a_caller_cannot_bring_its_own_copy_of_a_consent_or_read_another_window(
     let terms = bank_terms(&subject, today, today + Days::new(10));
     let copy = Consent::sign(terms, &county.node.signer).unwrap();
     let mut q = on_consent(&subject, &copy.terms.id.to_string(), "lending", &[]);
-    q.consent = Some(credit_node::consent::wire::consent_to_wire(&copy, today));
+    q.consent = Some(credit_node::rpc::convert::consent::consent_to_wire(
+        &copy, today,
+    ));
     let mut bank = agency(&fed.net, county, LINGYUAN, "lingyuan-bank").await;
     let s = bank.query(q).await.unwrap_err();
     assert_refused(county, &s, Code::FailedPrecondition, "consent_id");

@@ -788,7 +788,9 @@ async fn an_entry_sent_twice_is_applied_once() {
         .changes_since(0, usize::MAX)
         .unwrap()
         .iter()
-        .map(|(seq, r)| credit_node::consent::wire::change_to_wire(*seq, r, common::today()))
+        .map(|(seq, r)| {
+            credit_node::rpc::convert::consent::change_to_wire(*seq, r, common::today())
+        })
         .collect();
     assert_eq!(entries.len(), 31);
     let (first, rest) = entries.split_at(20);

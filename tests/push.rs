@@ -394,7 +394,7 @@ async fn an_unreadable_batch_is_refused_out_loud() {
     let mut big = wire(&drafts("admin_penalty", 1, 10)).remove(0);
     big.fields.insert(
         "facts".into(),
-        "x".repeat(credit_node::server::MAX_MESSAGE_BYTES + 1),
+        "x".repeat(credit_node::rpc::codec::MAX_MESSAGE_BYTES + 1),
     );
     let batches = vec![
         pb::PushBatch {

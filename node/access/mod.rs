@@ -24,10 +24,11 @@ use crate::domain::caller::CallerId;
 use crate::domain::consent::Consent;
 use crate::domain::record::Hash;
 use crate::domain::usage::UsageEntry;
-use crate::exchange::status::{Refusal, store_status};
 use crate::identity::signing::{NodeSigner, SignatureVerifier, VerifyError};
 use crate::policy::Validator;
-use crate::server::{Gate, Node};
+use crate::rpc::Context;
+use crate::rpc::gate::Gate;
+use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{Store, UsageLog};
 
 /// Record ids listed in one usage entry at most (the count is always there).
@@ -59,8 +60,8 @@ pub struct AccessService {
 const MAX_VERIFIED: usize = 100_000;
 
 impl AccessService {
-    /// The services of `node`; `parent` is a channel to its parent as the node.
-    pub fn new(node: &Node, gate: Gate, parent: Option<Channel>, usage: UsageLog) -> Self {
+    /// The services of a node (`node`, its parts); `parent` is a channel to its parent as the node.
+    pub fn new(node: &Context, gate: Gate, parent: Option<Channel>, usage: UsageLog) -> Self {
         AccessService {
             config: Arc::new(node.config.clone()),
             store: node.store.clone(),

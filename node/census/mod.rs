@@ -1,7 +1,7 @@
 //! 数据普查: the census of credit data a platform holds and passes up (R-FED-2..4), the
 //! collection ratio of each child, and providers' monthly reporting duty (R-DATA-5, -6).
 //!
-//! The figures come from the store's incrementally kept counters (`store::Figures`),
+//! The figures come from the store's incrementally kept counters (`domain::census::Figures`),
 //! which a full recount reproduces exactly. Each child reports its own figures (and its
 //! children's) up the uplink with every batch; a parent keeps the latest report per
 //! child and counts how many of that child's records it holds.
@@ -10,55 +10,7 @@ pub mod service;
 
 use crate::domain::census::PlatformReport;
 use crate::domain::region::RegionCode;
-use crate::pb;
 use crate::store::{Store, StoreError};
-
-impl PlatformReport {
-    pub fn to_wire(&self) -> pb::PlatformFigures {
-        pb::PlatformFigures {
-            region: self.region.clone(),
-            name: self.name.clone(),
-            total: self.total,
-            natural: self.natural,
-            legal: self.legal,
-            at_ms: self.at_ms,
-            children: self
-                .children
-                .iter()
-                .map(|(c, held)| pb::ChildFigures {
-                    platform: Some(c.to_wire()),
-                    held: *held,
-                    refused: 0,
-                })
-                .collect(),
-        }
-    }
-
-    /// From a child's report; at most `depth` levels below it are kept.
-    pub fn from_wire(f: &pb::PlatformFigures, depth: usize) -> PlatformReport {
-        PlatformReport {
-            region: f.region.clone(),
-            name: f.name.chars().take(200).collect(),
-            total: f.total,
-            natural: f.natural,
-            legal: f.legal,
-            at_ms: f.at_ms,
-            children: if depth == 0 {
-                Vec::new()
-            } else {
-                f.children
-                    .iter()
-                    .filter_map(|c| {
-                        Some((
-                            PlatformReport::from_wire(c.platform.as_ref()?, depth - 1),
-                            c.held,
-                        ))
-                    })
-                    .collect()
-            },
-        }
-    }
-}
 
 /// This node's own report: its figures, and each configured child's last report with
 /// how many of that child's records are held here.

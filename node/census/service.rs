@@ -10,10 +10,10 @@ use super::own_report;
 use crate::config::Config;
 use crate::domain::census::{PlatformReport, deadline, duty_state};
 use crate::domain::usage::{self, Action, UsageEntry};
-use crate::exchange::status::{Refusal, store_status};
 use crate::pb;
 use crate::policy::authz::Rpc;
-use crate::server::Gate;
+use crate::rpc::gate::Gate;
+use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{Store, UsageLog};
 
 #[derive(Clone)]

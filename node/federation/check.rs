@@ -3,13 +3,13 @@
 use chrono::NaiveDate;
 
 use crate::config::Child;
-use crate::consent::wire::{checkpoint_from_wire, consent_from_wire};
 use crate::domain::record::{Draft, Record, Status};
 use crate::domain::region::RegionCode;
-use crate::exchange::convert::{ReplicaMeta, replica_from_wire};
 use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::policy::{Validator, Violation};
+use crate::rpc::convert::consent::{checkpoint_from_wire, consent_from_wire};
+use crate::rpc::convert::record::{ReplicaMeta, replica_from_wire};
 use crate::store::Change;
 
 fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation {
@@ -54,7 +54,7 @@ pub fn check_entry(
         ));
     }
     if let Some(wire) = entry.objection {
-        let case = crate::objection::wire::case_from_wire(&wire)
+        let case = crate::rpc::convert::case::case_from_wire(&wire)
             .map_err(|(field, why)| bad(&format!("objection.{field}"), "R-OBJ-1", why))?;
         check_path(&case.path, &case.owner, child, local)?;
         // Only a record's origin owns its cases (ids carry their origin).
@@ -289,8 +289,8 @@ mod tests {
 
     use super::*;
     use crate::domain::record::Status;
-    use crate::exchange::convert::record_to_wire;
     use crate::policy::Catalog;
+    use crate::rpc::convert::record::record_to_wire;
 
     const LIAONING: &str = "210000";
     const CHAOYANG: &str = "211300";

@@ -7,18 +7,19 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::Uplink;
 use super::check::check_entry;
-use super::{Uplink, next_hop};
+use crate::config::next_hop;
 use crate::config::{Child, Config};
 use crate::domain::caller::CallerId;
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::usage::{self, Action, UsageEntry};
-use crate::exchange::status::{Refusal, store_status};
 use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::Rpc;
-use crate::server::Gate;
+use crate::rpc::gate::Gate;
+use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{ChildLog, Quarantined, Refused, ReplicaOutcome, Store};
 
 /// How many quarantined entries and refusal notices `status` lists (the latest).

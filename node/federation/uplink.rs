@@ -8,9 +8,8 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::next_hop;
+use crate::config::next_hop;
 use crate::config::{Child, Parent};
-use crate::consent::wire::change_to_wire;
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::record::mask_id;
 use crate::domain::region::RegionCode;
@@ -18,6 +17,7 @@ use crate::domain::usage::{self, Action, UsageEntry};
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::federation_client::FederationClient;
+use crate::rpc::convert::consent::change_to_wire;
 use crate::store::Store;
 
 /// Entries per batch sent upward.
@@ -119,8 +119,8 @@ impl Uplink {
         )
         .await?;
         let mut client = FederationClient::new(channel)
-            .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel::<pb::SyncUp>(WINDOW * 2);
         let mut down = client.sync(ReceiverStream::new(rx)).await?.into_inner();
         let cursor = match down.message().await? {

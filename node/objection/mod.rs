@@ -29,4 +29,3 @@
 
 pub mod origin;
 pub mod service;
-pub mod wire;

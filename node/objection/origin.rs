@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use crate::domain::case::Case;
-use crate::domain::record::{Record, Status};
+use crate::domain::record::{Record, Status, next_version};
 use crate::domain::region::RegionCode;
 use crate::domain::usage::{Action, UsageEntry};
 use crate::policy::publication::retained_until;
@@ -15,18 +15,6 @@ use crate::store::{OriginChange, Store, StoreError};
 
 /// Records one purge step writes at most.
 const PURGE_BATCH: usize = 500;
-
-/// The next version of `cur`, made by its origin at `now_ms`, with `status`.
-pub fn next_version(cur: &Record, status: Status, reason: String, now_ms: i64) -> Record {
-    Record {
-        version: cur.version + 1,
-        status,
-        status_reason: reason,
-        reported_at_ms: now_ms,
-        path: vec![cur.origin],
-        ..cur.clone()
-    }
-}
 
 /// The owner takes a case filed elsewhere (`rpc` = `Take`) or here (`File`): version 1,
 /// and the record suspended if it is active, in one step that travels up. Returns false

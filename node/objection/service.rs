@@ -10,20 +10,22 @@ use std::sync::Arc;
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
-use super::origin::{next_version, purge_expired, take_case};
-use super::wire::case_to_wire;
+use super::origin::{purge_expired, take_case};
 use crate::config::Config;
+use crate::config::next_hop;
 use crate::domain::caller::{CallerId, Role};
 use crate::domain::case::{Answer, Case, Checked, Fault, Outcome, Reply, Resolution};
 use crate::domain::notice::{Notice, NoticeKind};
+use crate::domain::record::next_version;
 use crate::domain::record::{Draft, Record, Status as RecordStatus, mask_id};
 use crate::domain::usage::{Action, UsageEntry};
-use crate::exchange::status::{Refusal, store_status};
-use crate::federation::next_hop;
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::Rpc;
-use crate::server::{Gate, Node};
+use crate::rpc::Context;
+use crate::rpc::convert::case::case_to_wire;
+use crate::rpc::gate::Gate;
+use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{OriginChange, Store, StoreError, UsageLog};
 
 const MAX_REASON: usize = 4000;
@@ -148,7 +150,7 @@ macro_rules! refuse_step {
 }
 
 impl ObjectionService {
-    pub fn new(node: &Node, gate: Gate, usage: UsageLog) -> Self {
+    pub fn new(node: &Context, gate: Gate, usage: UsageLog) -> Self {
         ObjectionService {
             config: Arc::new(node.config.clone()),
             store: node.store.clone(),

@@ -51,12 +51,6 @@ pub fn normalise_id(s: &str) -> String {
     s.trim().to_uppercase()
 }
 
-/// Whether a (normalised) id has an identifier's shape: 1 to 64 ASCII letters and
-/// digits. Only such ids become store keys or go into the usage log and its index.
-pub fn has_id_shape(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 fn uscc_value(c: u8) -> Option<u32> {
     USCC_CHARS.iter().position(|&s| s == c).map(|v| v as u32)
 }

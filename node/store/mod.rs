@@ -1002,7 +1002,7 @@ impl Store {
             // the read is skipped on the hot path (a query's or a pull's entry).
             let mut names: Vec<String> = match &entry.subject {
                 Some(subject)
-                    if crate::policy::identifier::has_id_shape(subject)
+                    if crate::domain::record::has_id_shape(subject)
                         && entry.free_text_may_name() =>
                 {
                     self.records_of(subject)?
@@ -1018,7 +1018,7 @@ impl Store {
             entry.scrub_free_text_naming(&names);
             // The index takes identifiers only (a NUL would break its key's shape).
             if let Some(subject) = &entry.subject
-                && crate::policy::identifier::has_id_shape(subject)
+                && crate::domain::record::has_id_shape(subject)
             {
                 batch.insert(usage_index_key(subject, seq), &[]);
             }

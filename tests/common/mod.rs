@@ -201,7 +201,7 @@ pub fn drafts(category: &str, n: usize, seed: u64) -> Vec<Draft> {
 pub fn wire(drafts: &[Draft]) -> Vec<pb::Record> {
     drafts
         .iter()
-        .map(credit_node::exchange::convert::draft_to_wire)
+        .map(credit_node::rpc::convert::record::draft_to_wire)
         .collect()
 }
 

@@ -26,12 +26,12 @@ use crate::devnet::{DevNet, DevProvider};
 use crate::domain::caller::Role;
 use crate::domain::region::RegionCode;
 use crate::domain::usage;
-use crate::exchange::convert::draft_to_wire;
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::policy::sample::generate_drafts;
 use crate::policy::{Catalog, Validator};
+use crate::rpc::convert::record::draft_to_wire;
 use crate::store::{Store, StoreOptions};
 
 #[derive(Args, Debug, Clone)]
@@ -254,8 +254,8 @@ async fn push_stream(
     pace: Option<Duration>,
 ) -> Result<(Vec<Duration>, u64), CliError> {
     let mut client = ExchangeClient::new(channel)
-        .max_encoding_message_size(crate::server::MAX_MESSAGE_BYTES)
-        .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+        .max_encoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(window));
     let (tx, rx) = mpsc::channel::<pb::PushBatch>(window);

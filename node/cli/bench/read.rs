@@ -289,9 +289,9 @@ async fn reader(
     end: Instant,
 ) -> Result<(Vec<Duration>, u64), CliError> {
     let mut query = pb::query_client::QueryClient::new(channel.clone())
-        .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
     let mut exchange = pb::exchange_client::ExchangeClient::new(channel.clone())
-        .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let mut latencies = Vec::new();
     let mut returned = 0u64;

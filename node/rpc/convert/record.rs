@@ -1,5 +1,4 @@
-//! Conversions between wire types (`crate::pb`) and the domain model. The only place
-//! that knows both.
+//! Records, drafts and replica metadata on the wire (`credit.v1.Record`), both ways.
 
 use crate::domain::record::{Disclosure, Draft, Record, Status, SubjectKind};
 use crate::pb;

@@ -1,9 +1,9 @@
-//! Notices on the wire: the conversions of `domain::notice::Notice`.
+//! Notices on the wire (`credit.v1.Notice`), both ways.
 
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::region::RegionCode;
-use crate::objection::wire::{case_from_wire, case_to_wire};
 use crate::pb;
+use crate::rpc::convert::case::{case_from_wire, case_to_wire};
 
 impl Notice {
     pub fn to_wire(&self) -> pb::Notice {

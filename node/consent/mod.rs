@@ -1,3 +1,0 @@
-//! Consents on the wire.
-
-pub mod wire;
