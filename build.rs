@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         // Decode errors are the sender's fault: InvalidArgument naming the message.
-        .codec_path("crate::exchange::codec::StrictCodec")
+        .codec_path("crate::rpc::codec::StrictCodec")
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())

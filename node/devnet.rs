@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ConfigError};
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::region::RegionCode;
 use crate::identity::pki::{self, DevCa, PkiError};
-use crate::identity::{CallerId, Role};
-use crate::region::RegionCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevNetError {

@@ -14,14 +14,14 @@ use std::sync::{Arc, OnceLock};
 use chrono::NaiveDate;
 
 use crate::cli::records::{Parsed, draft_json, read_csv, read_json_lines};
-use crate::identity::caller::{CallerId, Role};
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::record::{Content, Draft, SubjectKind};
+use crate::domain::region::RegionCode;
 use crate::policy::catalog::Catalog;
 use crate::policy::identifier::{check_resident_id, check_uscc};
 use crate::policy::prohibited::prohibited_term;
 use crate::policy::sample::generate_drafts;
 use crate::policy::validate::{MAX_FIELDS, Validator};
-use crate::record::{Content, Draft, SubjectKind};
-use crate::region::RegionCode;
 
 /// The targets, by name: the same names as `fuzz/fuzz_targets/*.rs` and the corpus
 /// folders `fuzz/corpus/<name>`.

@@ -3,53 +3,61 @@
 //!
 //! # Layout
 //!
-//! * `region`: GB/T 2260 region codes and their levels.
-//! * `record`: the domain model (records, subjects, drafts); no wire or storage types.
-//! * `policy`: the rules: catalog of categories, identifier checks (USCC, resident
-//!   identity numbers), prohibited personal data, record validation, what a query
-//!   releases and the masking of identifiers in released text, and the role-to-RPC
-//!   table.
-//! * `identity`: mutual TLS. Development PKI, the server's certificate verifier with
-//!   CRLs reread while running, the client connector that checks it reaches a node, and
-//!   `CallerId`, read once from the client certificate.
-//! * `store`: the sled store behind a small interface: current records by subject and
-//!   natural key, the changelog of every version (the future outbox), the usage log;
-//!   the integrity check run at every start, and `Store::call`, the bounded way request
-//!   handlers reach it. Nothing outside sees sled types.
-//! * `usage`: usage-log entries (使用记录, R-SEC-3).
-//! * `exchange`: the gRPC Exchange service (push, pull-by-subject) and the one place
-//!   where library errors become `tonic::Status`.
-//! * `federation`: level-by-level upward sync (uplink, the parent's Sync service, the
-//!   re-check of every entry), notices down, status.
-//! * `config`: the node's TOML configuration, checked at start.
-//! * `server`: assembles a node: store, services, TLS, health and reflection;
+//! Layers, bottom to top; a module imports only from its own layer or lower
+//! (`tests/layers.rs` checks it).
+//!
+//! * `domain` (L0): plain types and pure rules: region codes, records and their ids,
+//!   the clock, the caller, consents, objection cases and the working-day calendar,
+//!   notices, census figures, usage entries, signature data. No wire, store or config.
+//! * `identity` (L1): mutual TLS. Development PKI, the server's certificate verifier
+//!   with CRLs reread while running, the client connector that checks it reaches a
+//!   node, reading the caller from the client certificate, and signing with the node's
+//!   key (consents, checkpoints).
+//! * `policy` (L1): the rules: catalog of categories, identifier checks, prohibited
+//!   personal data, record validation, what a query releases and the masking of
+//!   identifiers in released text, and the role-to-RPC table.
+//! * `store` (L2): the sled store behind a small interface: current records by subject
+//!   and natural key, the changelog of every version, the usage log, consents, cases,
+//!   notices, census figures; the integrity check run at every start, and
+//!   `Store::call`, the bounded way request handlers reach it.
+//! * `config` (L3): the node's TOML configuration, checked at start.
+//! * `rpc` (L4): what the services share: the gate (authentication, role table,
+//!   logging of refusals), refusals mapped to `tonic::Status`, every wire<->domain
+//!   conversion, the strict codec.
+//! * `pb` (L4): the generated wire types and gRPC stubs.
+//! * `exchange` (L5): the Exchange service (push, pull-by-subject).
+//! * `federation` (L5): level-by-level upward sync (uplink, the parent's Sync service,
+//!   the re-check of every entry), notices down, status.
+//! * `access` (L5): the Consents, Query and Audit services.
+//! * `objection` (L5): the Objections service, what only a record's origin does, and
+//!   the retention purge.
+//! * `census` (L5): the Census service and this platform's own report.
+//! * `server` (L6): assembles a node (store, services, TLS, health and reflection):
 //!   `Node::open(config)` then `Node::serve(listener, shutdown)`; `server::start` for
 //!   in-process nodes.
-//! * `devnet`: a development federation in one folder (CA, identities, node configs)
-//!   for the demo, benchmarks and integration tests.
-//! * `cli`: the `credit-node` commands (serve, pki, push, pull, store check, demo, bench).
-//! * `fuzzing`: the bodies of the fuzz targets in `fuzz/` and their seed corpora, also
-//!   run by `tests/fuzz_corpus.rs`.
+//! * `devnet` (L7): a development federation in one folder (CA, identities, node
+//!   configs) for the demo, benchmarks and integration tests.
+//! * `cli` (L7): the `credit-node` commands (serve, pki, push, pull, store check, demo,
+//!   bench).
+//! * `fuzzing` (L7): the bodies of the fuzz targets in `fuzz/` and their seed corpora,
+//!   also run by `tests/fuzz_corpus.rs`.
 #![forbid(unsafe_code)]
 
 pub mod access;
 pub mod census;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod consent;
 pub mod devnet;
+pub mod domain;
 pub mod exchange;
 pub mod federation;
 pub mod fuzzing;
 pub mod identity;
 pub mod objection;
 pub mod policy;
-pub mod record;
-pub mod region;
+pub mod rpc;
 pub mod server;
 pub mod store;
-pub mod usage;
 
 /// Generated wire types and gRPC stubs for `proto/credit/v1`.
 pub mod pb {

@@ -8,30 +8,23 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tonic::{Code, Request, Status};
 
 use crate::access::AccessService;
 use crate::config::Config;
 use crate::exchange::ExchangeService;
-use crate::exchange::status::Refusal;
 use crate::federation::uplink::{Link, UPLINK_HEALTH_SERVICE, UplinkHealth};
 use crate::federation::{FederationService, Uplink};
-use crate::identity::CallerId;
 use crate::identity::client::ClientIdentity;
 use crate::identity::signing::{NodeSigner, SignatureVerifier};
-use crate::identity::tls::{Authenticated, ServerTls, authenticate_peer};
+use crate::identity::tls::ServerTls;
 use crate::pb;
-use crate::policy::authz::{self, Rpc};
 use crate::policy::{Catalog, Validator};
-use crate::region::RegionCode;
+use crate::rpc::Context;
+use crate::rpc::codec::MAX_MESSAGE_BYTES;
+use crate::rpc::gate::{Authenticate, Gate};
 use crate::store::{Store, StoreError};
-use crate::usage::{self, Action, UsageEntry};
-
-/// Largest gRPC message a node accepts (a full `PushBatch` of long records fits).
-pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -52,164 +45,6 @@ pub enum NodeError {
     Reflection(String),
     #[error("the node's own certificate for the uplink: {0}")]
     Identity(String),
-}
-
-/// The result of authenticating a call, put in the request's extensions by the
-/// interceptor and read once by `Gate::admit`, which logs refusals.
-#[derive(Clone)]
-pub struct Authn(pub Result<Authenticated, Status>);
-
-/// Reads the caller from the client certificate on every call (R-NODE-3). It never
-/// refuses by itself: the refusal is written to the usage log by `Gate::admit`, which
-/// can wait for the disk.
-#[derive(Clone)]
-pub struct Authenticate(Arc<ServerTls>);
-
-impl Interceptor for Authenticate {
-    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let authn = authenticate_peer(&req, &self.0);
-        req.extensions_mut().insert(Authn(authn));
-        Ok(req)
-    }
-}
-
-/// Admission to every RPC: who is calling, may they call this, and a usage-log entry
-/// for every refusal.
-#[derive(Clone)]
-pub struct Gate {
-    region: RegionCode,
-    store: Store,
-    tls: Arc<ServerTls>,
-    stopping: tokio::sync::watch::Receiver<bool>,
-}
-
-impl Gate {
-    /// `stopping` turns true when the node begins to shut down: long-lived streams end
-    /// then, so the server's graceful shutdown does not wait on them forever.
-    pub fn new(
-        region: RegionCode,
-        store: Store,
-        tls: Arc<ServerTls>,
-        stopping: tokio::sync::watch::Receiver<bool>,
-    ) -> Self {
-        Gate {
-            region,
-            store,
-            tls,
-            stopping,
-        }
-    }
-
-    /// Completes when the node begins to shut down.
-    pub async fn stopping(&self) {
-        let mut stopping = self.stopping.clone();
-        if stopping.wait_for(|s| *s).await.is_err() {
-            // The node is gone altogether.
-        }
-    }
-
-    /// The serial of the caller's certificate, when the call was authenticated.
-    pub fn serial<T>(req: &Request<T>) -> Option<Vec<u8>> {
-        match req.extensions().get::<Authn>() {
-            Some(Authn(Ok(a))) => Some(a.serial.clone()),
-            _ => None,
-        }
-    }
-
-    /// For long-lived streams: refuses (and logs) a caller whose certificate was revoked
-    /// after the stream began (R-NODE-3).
-    pub async fn still_valid(
-        &self,
-        caller: &CallerId,
-        serial: &[u8],
-        rpc: &str,
-        action: Action,
-    ) -> Result<(), Status> {
-        if !self.tls.is_revoked(serial) {
-            return Ok(());
-        }
-        let refusal = Refusal {
-            code: Code::Unauthenticated,
-            field: String::new(),
-            rule: "R-NODE-3".into(),
-            message: "certificate revoked while the stream was open".into(),
-        };
-        Err(self.refuse(Some(caller), rpc, action, refusal).await)
-    }
-
-    /// The caller of `req`, if authenticated and allowed `rpc` by the role table.
-    pub async fn admit<T>(
-        &self,
-        req: &Request<T>,
-        rpc: Rpc,
-        action: Action,
-    ) -> Result<CallerId, Status> {
-        let name = rpc_name(rpc);
-        let authn = match req.extensions().get::<Authn>() {
-            Some(Authn(result)) => result.clone().map(|a| a.caller),
-            None => Err(Status::unauthenticated("no client identity (R-NODE-3)")),
-        };
-        let caller = match authn {
-            Ok(caller) => caller,
-            Err(status) => {
-                let refusal = Refusal {
-                    code: Code::Unauthenticated,
-                    field: String::new(),
-                    rule: "R-NODE-3".into(),
-                    message: status.message().to_string(),
-                };
-                self.log_refusal(None, name, action, &refusal).await;
-                return Err(status);
-            }
-        };
-        match authz::check(&caller, rpc, &self.region) {
-            Ok(()) => Ok(caller),
-            Err(denial) => Err(self
-                .refuse(Some(&caller), name, action, denial.into())
-                .await),
-        }
-    }
-
-    /// Writes the refusal to the usage log and returns the status for the caller.
-    pub async fn refuse(
-        &self,
-        caller: Option<&CallerId>,
-        rpc: &str,
-        action: Action,
-        refusal: Refusal,
-    ) -> Status {
-        self.log_refusal(caller, rpc, action, &refusal).await;
-        refusal.status()
-    }
-
-    async fn log_refusal(&self, caller: Option<&CallerId>, rpc: &str, action: Action, r: &Refusal) {
-        let who = caller.map_or_else(|| "unauthenticated".to_string(), CallerId::uri);
-        tracing::info!(caller = %who, rpc, rule = %r.rule, code = ?r.code, "refused");
-        let entry = UsageEntry::new(who, action, rpc, usage::now_ms())
-            .refused(r.code, &r.field, &r.rule, &r.message);
-        if let Err(e) = self.store.call(move |s| s.append_usage(vec![entry])).await {
-            tracing::error!(error = %e, "could not log a refusal");
-        }
-    }
-}
-
-fn rpc_name(rpc: Rpc) -> &'static str {
-    match rpc {
-        Rpc::Push => "Push",
-        Rpc::PullBySubject => "PullBySubject",
-        Rpc::Sync => "Sync",
-        Rpc::Status => "Status",
-        Rpc::Notify => "Notify",
-        Rpc::RetryQuarantine => "RetryQuarantine",
-        Rpc::Consents => "Consents",
-        Rpc::Query => "Query",
-        Rpc::AuditVerify => "Verify",
-        Rpc::History => "History",
-        Rpc::Checkpoints => "Checkpoints",
-        Rpc::Census => "Census",
-        Rpc::Objections => "Objections",
-        Rpc::ObjectionReply => "Reply",
-    }
 }
 
 /// How long a stopping node waits for open calls and the uplink (one deadline for both)
@@ -237,6 +72,17 @@ pub struct Node {
 }
 
 impl Node {
+    /// The parts of this node a service takes.
+    pub fn context(&self) -> Context {
+        Context {
+            config: self.config.clone(),
+            store: self.store.clone(),
+            validator: self.validator.clone(),
+            signer: self.signer.clone(),
+            verifier: self.verifier.clone(),
+        }
+    }
+
     /// Loads the catalog and TLS files and opens (recovering if need be) the store.
     pub fn open(config: Config) -> Result<Node, NodeError> {
         let catalog = Arc::new(Catalog::load(config.catalog.as_deref())?);
@@ -382,7 +228,12 @@ impl Node {
             ),
             None => None,
         };
-        let access = AccessService::new(&self, gate.clone(), parent_channel, usage_log.clone());
+        let access = AccessService::new(
+            &self.context(),
+            gate.clone(),
+            parent_channel,
+            usage_log.clone(),
+        );
         health
             .set_serving::<pb::query_server::QueryServer<AccessService>>()
             .await;
@@ -409,7 +260,7 @@ impl Node {
         let objections = InterceptedService::new(
             pb::objections_server::ObjectionsServer::new(
                 crate::objection::service::ObjectionService::new(
-                    &self,
+                    &self.context(),
                     gate.clone(),
                     usage_log.clone(),
                 ),
@@ -467,7 +318,7 @@ impl Node {
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
             .max_concurrent_streams(config.connections.max_streams)
             .layer(crate::identity::conn::CountStreams)
-            .layer(crate::exchange::codec::LogUndecodable {
+            .layer(crate::rpc::codec::LogUndecodable {
                 gate: gate.clone(),
                 tls: self.tls.clone(),
             })

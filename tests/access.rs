@@ -11,17 +11,17 @@ use std::time::Duration;
 use chrono::Days;
 use common::fed::{CHAOYANG, Fed, LIAONING, LINGYUAN};
 use common::{eventually, push_one, wire};
-use credit_node::consent::{Consent, Purpose, Terms};
 use credit_node::devnet::DevNet;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
+use credit_node::domain::consent::{Consent, Purpose, Terms};
+use credit_node::domain::record::{Draft, SubjectKind};
+use credit_node::domain::region::RegionCode;
+use credit_node::domain::usage::{Action, Outcome, UsageEntry};
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::policy::Catalog;
-use credit_node::record::{Draft, SubjectKind};
-use credit_node::region::RegionCode;
 use credit_node::server::NodeHandle;
 use credit_node::store::Change;
-use credit_node::usage::{Action, Outcome, UsageEntry};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -538,7 +538,10 @@ async fn checkpoints_reach_the_parent_and_the_operator_rpc_verifies_against_them
     ));
 }
 
-fn province_checkpoints(fed: &Fed, node: &RegionCode) -> Vec<credit_node::usage::Checkpoint> {
+fn province_checkpoints(
+    fed: &Fed,
+    node: &RegionCode,
+) -> Vec<credit_node::domain::usage::Checkpoint> {
     fed.province().store().checkpoints(Some(node)).unwrap()
 }
 
@@ -605,7 +608,9 @@ async fn a_caller_cannot_bring_its_own_copy_of_a_consent_or_read_another_window(
     let terms = bank_terms(&subject, today, today + Days::new(10));
     let copy = Consent::sign(terms, &county.node.signer).unwrap();
     let mut q = on_consent(&subject, &copy.terms.id.to_string(), "lending", &[]);
-    q.consent = Some(credit_node::consent::wire::consent_to_wire(&copy, today));
+    q.consent = Some(credit_node::rpc::convert::consent::consent_to_wire(
+        &copy, today,
+    ));
     let mut bank = agency(&fed.net, county, LINGYUAN, "lingyuan-bank").await;
     consent_refused(&mut bank, county, q, "consent_id").await;
 

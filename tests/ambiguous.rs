@@ -11,11 +11,11 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BufMut, Bytes};
 use common::*;
 use credit_node::cli::client::{open_records, push_lines};
+use credit_node::domain::caller::{CallerId, Role};
+use credit_node::domain::usage::Outcome;
 use credit_node::identity::client::{self, ClientIdentity, ExpectedServer};
 use credit_node::identity::pki::DevCa;
-use credit_node::identity::{CallerId, Role};
 use credit_node::pb;
-use credit_node::usage::Outcome;
 use tokio_stream::StreamExt;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http;
@@ -39,7 +39,7 @@ async fn push_file(
     push_lines(channel, lines, 100, |_| {}).await.unwrap()
 }
 
-fn json_line(d: &credit_node::record::Draft) -> String {
+fn json_line(d: &credit_node::domain::record::Draft) -> String {
     credit_node::cli::records::draft_json(d).to_string()
 }
 

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use credit_node::identity::Role;
-use credit_node::usage::Outcome;
+use credit_node::domain::caller::Role;
+use credit_node::domain::usage::Outcome;
 use tonic::Code;
 
 fn assert_denied(t: &TestNode, status: &tonic::Status, rule: &str, usage_before: u64) {

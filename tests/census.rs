@@ -10,12 +10,12 @@ use std::time::Duration;
 use chrono::{Datelike, NaiveDate};
 use common::fed::{CHAOYANG, Fed, LIAONING, LINGYUAN};
 use common::{eventually, push_one, wire};
-use credit_node::clock::Clock;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
+use credit_node::domain::clock::Clock;
+use credit_node::domain::record::Draft;
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::policy::Catalog;
-use credit_node::record::Draft;
 use credit_node::server::NodeHandle;
 use tonic::transport::Channel;
 

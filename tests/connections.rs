@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use common::*;
 use credit_node::devnet::DevNet;
+use credit_node::domain::caller::{CallerId, Role};
 use credit_node::identity::client::{self, ClientIdentity, ExpectedServer};
 use credit_node::identity::pki::DevCa;
-use credit_node::identity::{CallerId, Role};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

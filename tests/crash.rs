@@ -5,7 +5,7 @@ mod common;
 
 use common::proc::Proc;
 use common::*;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::pb::exchange_client::ExchangeClient;

@@ -354,7 +354,7 @@ async fn a_damaged_sled_conf_file_is_refused_r_sec_1() {
 /// (R-SEC-1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_store_call_leaves_status_health_and_shutdown_answering_r_sec_1() {
-    use credit_node::identity::Role;
+    use credit_node::domain::caller::Role;
     use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
     use credit_node::pb;
     use tonic_health::pb::HealthCheckRequest;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;

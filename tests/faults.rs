@@ -27,16 +27,16 @@ use common::proc::Proc;
 use common::proxy::Proxy;
 use common::{drafts, eventually, push_one, wire};
 use credit_node::devnet::DevNet;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
+use credit_node::domain::record::{Draft, Record};
+use credit_node::domain::region::RegionCode;
+use credit_node::domain::usage::{Action, Outcome};
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::pb::exchange_client::ExchangeClient;
 use credit_node::pb::federation_client::FederationClient;
-use credit_node::record::{Draft, Record};
-use credit_node::region::RegionCode;
 use credit_node::server::{NodeHandle, start};
 use credit_node::store::{Store, StoreOptions};
-use credit_node::usage::{Action, Outcome};
 use tonic::transport::Channel;
 
 /// Upper bound of every wait; a passing run needs a small part of it. Generous, because a
@@ -700,7 +700,9 @@ async fn an_entry_sent_twice_is_applied_once() {
         .changes_since(0, usize::MAX)
         .unwrap()
         .iter()
-        .map(|(seq, r)| credit_node::consent::wire::change_to_wire(*seq, r, common::today()))
+        .map(|(seq, r)| {
+            credit_node::rpc::convert::consent::change_to_wire(*seq, r, common::today())
+        })
         .collect();
     assert_eq!(entries.len(), 31);
     let (first, rest) = entries.split_at(20);

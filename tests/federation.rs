@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::fed::{self, CHAOYANG, Fed, LIAONING, LINGYUAN, holdings, union, wait_for_holdings};
 use common::*;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::pb::exchange_client::ExchangeClient;
@@ -227,12 +227,12 @@ async fn a_notice_travels_down_to_the_county() {
     let drained = eventually(LIMIT, || async {
         f.province()
             .store()
-            .pending_notices(&credit_node::region::RegionCode::parse(CHAOYANG).unwrap())
+            .pending_notices(&credit_node::domain::region::RegionCode::parse(CHAOYANG).unwrap())
             .unwrap()
             .is_empty()
             && f.city()
                 .store()
-                .pending_notices(&credit_node::region::RegionCode::parse(LINGYUAN).unwrap())
+                .pending_notices(&credit_node::domain::region::RegionCode::parse(LINGYUAN).unwrap())
                 .unwrap()
                 .is_empty()
     })
@@ -277,7 +277,7 @@ async fn notices_and_an_upload_backlog_do_not_deadlock() {
             .accepted;
     }
     f.city_link.set_target(Some(f.province().addr));
-    let chaoyang = credit_node::region::RegionCode::parse(CHAOYANG).unwrap();
+    let chaoyang = credit_node::domain::region::RegionCode::parse(CHAOYANG).unwrap();
     let done = eventually(Duration::from_secs(60), || async {
         f.province().store().stats().unwrap().records == u64::from(total)
             && f.province()

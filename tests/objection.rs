@@ -14,13 +14,13 @@ use std::time::Duration;
 use chrono::{Months, NaiveDate};
 use common::fed::{CHAOYANG, Fed, LIAONING, LINGYUAN};
 use common::{eventually, pull, push_one, wire};
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
+use credit_node::domain::record::{Draft, Status, SubjectKind};
+use credit_node::domain::usage::{Action, Outcome, UsageEntry};
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::policy::Catalog;
-use credit_node::record::{Draft, Status, SubjectKind};
 use credit_node::server::NodeHandle;
-use credit_node::usage::{Action, Outcome, UsageEntry};
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -210,7 +210,7 @@ async fn own_records(fed: &Fed, node: &NodeHandle, region: &str, subject: &str) 
 }
 
 /// Every version of record `id` in the node's changelog.
-fn versions_of(node: &NodeHandle, id: Uuid) -> Vec<credit_node::record::Record> {
+fn versions_of(node: &NodeHandle, id: Uuid) -> Vec<credit_node::domain::record::Record> {
     node.store()
         .changes_since(0, usize::MAX)
         .unwrap()

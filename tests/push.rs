@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
+use credit_node::domain::usage::Outcome;
 use credit_node::pb;
-use credit_node::usage::Outcome;
 
 /// A provider pushes valid records; an operator pulls them back with node-set fields.
 #[tokio::test]
@@ -121,10 +121,10 @@ async fn one_bad_record_does_not_sink_the_batch() {
     );
 }
 
-fn natural_penalty() -> credit_node::record::Draft {
+fn natural_penalty() -> credit_node::domain::record::Draft {
     let mut d = drafts("admin_penalty", 40, 4)
         .into_iter()
-        .find(|d| d.subject_kind == Some(credit_node::record::SubjectKind::Natural))
+        .find(|d| d.subject_kind == Some(credit_node::domain::record::SubjectKind::Natural))
         .unwrap();
     d.fields.remove("legal_representative");
     d
@@ -141,7 +141,7 @@ async fn every_refusal_leaves_the_store_unchanged() {
         .unwrap();
 
     let base = natural_penalty();
-    type Edit = fn(&mut credit_node::record::Draft);
+    type Edit = fn(&mut credit_node::domain::record::Draft);
     let cases: Vec<(&str, Edit, &str, &str, tonic::Code)> = vec![
         (
             "wrong ID check character",
@@ -394,7 +394,7 @@ async fn an_unreadable_batch_is_refused_out_loud() {
     let mut big = wire(&drafts("admin_penalty", 1, 10)).remove(0);
     big.fields.insert(
         "facts".into(),
-        "x".repeat(credit_node::server::MAX_MESSAGE_BYTES + 1),
+        "x".repeat(credit_node::rpc::codec::MAX_MESSAGE_BYTES + 1),
     );
     let batches = vec![
         pb::PushBatch {

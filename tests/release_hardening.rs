@@ -11,15 +11,15 @@ mod common;
 
 use chrono::NaiveDate;
 use common::{LINGYUAN, providers, push_one};
-use credit_node::clock::Clock;
 use credit_node::devnet::DevNet;
-use credit_node::exchange::convert::draft_to_wire;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
+use credit_node::domain::clock::Clock;
+use credit_node::domain::record::{Draft, SubjectKind};
+use credit_node::domain::usage::{Outcome, UsageEntry};
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
-use credit_node::record::{Draft, SubjectKind};
+use credit_node::rpc::convert::record::draft_to_wire;
 use credit_node::server::{NodeHandle, start};
-use credit_node::usage::{Outcome, UsageEntry};
 use tonic::Code;
 use tonic::transport::Channel;
 

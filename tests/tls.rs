@@ -6,11 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
+use credit_node::domain::usage::Outcome;
 use credit_node::identity::client::{self, ClientIdentity, ExpectedServer};
 use credit_node::identity::pki::DevCa;
 use credit_node::pb::exchange_client::ExchangeClient;
-use credit_node::usage::Outcome;
 use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
 use rustls_pki_types::pem::PemObject;
 
@@ -60,7 +60,7 @@ async fn a_certificate_from_another_ca_is_refused() {
     let t = TestNode::start().await;
     let other = DevCa::generate("someone else's CA").unwrap();
     let caller =
-        credit_node::identity::CallerId::parse_uri("credit://operator/211382/ops").unwrap();
+        credit_node::domain::caller::CallerId::parse_uri("credit://operator/211382/ops").unwrap();
     let foreign = other.issue(&caller, &[]).unwrap();
     let ca_pem = std::fs::read_to_string(t.net.ca_dir().join("ca.pem")).unwrap();
     let identity = ClientIdentity {
@@ -137,7 +137,7 @@ async fn a_client_refuses_a_server_that_is_not_a_node() {
     let t = TestNode::start().await;
     let ops = ClientIdentity::load(&t.identity(Role::Operator, LINGYUAN, "ops")).unwrap();
     // Expecting Chaoyang but reaching Lingyuan.
-    let city = credit_node::region::RegionCode::parse("211300").unwrap();
+    let city = credit_node::domain::region::RegionCode::parse("211300").unwrap();
     assert!(
         client::connect(&t.endpoint(), &ops, ExpectedServer::Node(city))
             .await

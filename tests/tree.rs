@@ -16,12 +16,12 @@ use chrono::NaiveDate;
 use common::fed::{CHAOYANG, Fed, LIAONING, LINGYUAN, holdings};
 use common::proxy::Proxy;
 use common::{eventually, push_one};
-use credit_node::clock::Clock;
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
+use credit_node::domain::clock::Clock;
+use credit_node::domain::usage::Outcome;
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::server::{NodeHandle, start};
-use credit_node::usage::Outcome;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -283,7 +283,12 @@ impl Pair {
         self.city = Some(node);
     }
 
-    fn drafts(&self, category: &str, n: usize, seed: u64) -> Vec<credit_node::record::Draft> {
+    fn drafts(
+        &self,
+        category: &str,
+        n: usize,
+        seed: u64,
+    ) -> Vec<credit_node::domain::record::Draft> {
         credit_node::policy::sample::generate_drafts_in(
             &self.catalog,
             &[category],
@@ -294,7 +299,7 @@ impl Pair {
         )
     }
 
-    async fn push(&self, drafts: &[credit_node::record::Draft]) -> pb::PushResult {
+    async fn push(&self, drafts: &[credit_node::domain::record::Draft]) -> pb::PushResult {
         let mut amr = pb::exchange_client::ExchangeClient::new(
             channel(
                 &self.net,

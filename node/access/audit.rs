@@ -6,41 +6,19 @@ use tonic::{Code, Request, Response, Status};
 
 use super::consents::subject_id;
 use super::{AccessService, MAX_HISTORY, refusal};
-use crate::consent::wire::{checkpoint_from_wire, checkpoint_to_wire};
-use crate::exchange::status::store_status;
-use crate::identity::{CallerId, Role};
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{self, Action, Checkpoint, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
-use crate::region::RegionCode;
-use crate::usage::{self, Action, Chained, Checkpoint, Outcome, UsageEntry};
+use crate::rpc::convert::consent::{checkpoint_from_wire, checkpoint_to_wire};
+use crate::rpc::convert::usage::usage_record_to_wire;
+use crate::rpc::refusal::store_status;
 
 /// The bound on one `Audit.Verify`: it reads the whole usage log, which on a big store
 /// takes far longer than `[store] call_timeout_secs`. Only a call past its own bound
 /// counts as stuck (`Store::call_within`), so a long verification stalls no other call.
 const VERIFY_BOUND: std::time::Duration = std::time::Duration::from_secs(3600);
-
-fn usage_record(node: &RegionCode, seq: u64, c: &Chained) -> pb::UsageRecord {
-    let e = &c.entry;
-    pb::UsageRecord {
-        node: node.to_string(),
-        seq,
-        at_ms: e.at_ms,
-        caller: e.caller.clone(),
-        on_behalf_of: e.on_behalf_of.clone().unwrap_or_default(),
-        action: format!("{:?}", e.action).to_lowercase(),
-        rpc: e.rpc.clone(),
-        purpose: e.purpose.clone().unwrap_or_default(),
-        legal_basis: e.legal_basis.clone().unwrap_or_default(),
-        consent_id: e.consent_id.clone().unwrap_or_default(),
-        record_ids: e.record_ids.iter().map(ToString::to_string).collect(),
-        count: e.count,
-        outcome: match &e.outcome {
-            Outcome::Ok => "ok".into(),
-            Outcome::Refused { rule, message, .. } => format!("refused {rule}: {message}"),
-        },
-        detail: e.detail.clone(),
-    }
-}
 
 impl AccessService {
     fn audit_entry(caller: &CallerId, rpc: &str) -> UsageEntry {
@@ -186,7 +164,7 @@ impl pb::audit_server::Audit for AccessService {
         let mut result = pb::HistoryResult {
             entries: local
                 .iter()
-                .map(|(seq, c)| usage_record(&region, *seq, c))
+                .map(|(seq, c)| usage_record_to_wire(&region, *seq, c))
                 .collect(),
             nodes: vec![region.to_string()],
             errors: Vec::new(),

@@ -6,17 +6,18 @@ use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
 use super::{AccessService, refusal};
-use crate::consent::wire::consent_to_wire;
-use crate::consent::{Consent, Purpose, Terms};
-use crate::exchange::status::{Refusal, store_status};
-use crate::federation::{Notice, NoticeKind, next_hop};
-use crate::identity::{CallerId, Role};
+use crate::config::next_hop;
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::consent::{Consent, Purpose, Terms};
+use crate::domain::notice::{Notice, NoticeKind};
+use crate::domain::record::mask_id;
+use crate::domain::usage::{self, Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::policy::identifier::{check_resident_id, check_uscc, normalise_id};
-use crate::record::mask_id;
+use crate::rpc::convert::consent::consent_to_wire;
+use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{Change, ReplicaOutcome};
-use crate::usage::{self, Action, UsageEntry};
 
 const MAX_TEXT: usize = 500;
 

@@ -20,15 +20,16 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::config::Config;
-use crate::consent::Consent;
-use crate::exchange::status::{Refusal, store_status};
-use crate::identity::CallerId;
+use crate::domain::caller::CallerId;
+use crate::domain::consent::Consent;
+use crate::domain::record::Hash;
+use crate::domain::usage::UsageEntry;
 use crate::identity::signing::{NodeSigner, SignatureVerifier, VerifyError};
 use crate::policy::Validator;
-use crate::record::Hash;
-use crate::server::{Gate, Node};
+use crate::rpc::Context;
+use crate::rpc::gate::Gate;
+use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{Store, UsageLog};
-use crate::usage::UsageEntry;
 
 /// Record ids listed in one usage entry at most (the count is always there).
 const MAX_IDS_PER_ENTRY: usize = 1_000;
@@ -59,8 +60,8 @@ pub struct AccessService {
 const MAX_VERIFIED: usize = 100_000;
 
 impl AccessService {
-    /// The services of `node`; `parent` is a channel to its parent as the node.
-    pub fn new(node: &Node, gate: Gate, parent: Option<Channel>, usage: UsageLog) -> Self {
+    /// The services of a node (`node`, its parts); `parent` is a channel to its parent as the node.
+    pub fn new(node: &Context, gate: Gate, parent: Option<Channel>, usage: UsageLog) -> Self {
         AccessService {
             config: Arc::new(node.config.clone()),
             store: node.store.clone(),
@@ -143,7 +144,7 @@ fn refusal(code: Code, field: &str, rule: &str, message: impl Into<String>) -> R
 pub fn spawn_checkpoints(
     store: Store,
     signer: Arc<NodeSigner>,
-    region: crate::region::RegionCode,
+    region: crate::domain::region::RegionCode,
     every: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -176,7 +177,7 @@ pub fn spawn_checkpoints(
 pub fn checkpoint_now(
     store: &Store,
     signer: &NodeSigner,
-    region: crate::region::RegionCode,
+    region: crate::domain::region::RegionCode,
 ) -> Result<Option<u64>, String> {
     let (seq, head) = store.usage_head().map_err(|e| e.to_string())?;
     let last = store
@@ -187,8 +188,14 @@ pub fn checkpoint_now(
     if seq == 0 || seq <= last {
         return Ok(None);
     }
-    let cp = crate::usage::Checkpoint::sign(region, seq, head, crate::usage::now_ms(), signer)
-        .map_err(|e| e.to_string())?;
+    let cp = crate::domain::usage::Checkpoint::sign(
+        region,
+        seq,
+        head,
+        crate::domain::usage::now_ms(),
+        signer,
+    )
+    .map_err(|e| e.to_string())?;
     store
         .append_local(crate::store::Change::Checkpoint(cp), Vec::new())
         .map_err(|e| e.to_string())?;

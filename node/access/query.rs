@@ -19,19 +19,19 @@ use tonic::{Code, Request, Response, Status};
 
 use super::consents::{consent_id, subject_id};
 use super::{AccessService, MAX_IDS_PER_ENTRY, refusal};
-use crate::consent::wire::{consent_from_wire, consent_to_wire};
-use crate::consent::{Consent, Purpose};
-use crate::exchange::convert::record_to_wire;
-use crate::exchange::status::{Refusal, store_status};
-use crate::identity::{CallerId, Role};
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::consent::{Consent, Purpose};
+use crate::domain::record::{Record, SubjectKind, mask_id};
+use crate::domain::usage::{self, Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::policy::mask::{Masking, mask_name, mask_text};
 use crate::policy::release::{
     Basis, check_consent, is_personal, mask_public, public_field, withheld,
 };
-use crate::record::{Record, SubjectKind, mask_id};
-use crate::usage::{self, Action, UsageEntry};
+use crate::rpc::convert::consent::{consent_from_wire, consent_to_wire};
+use crate::rpc::convert::record::record_to_wire;
+use crate::rpc::refusal::{Refusal, store_status};
 
 /// A checked query: who asks, for what, on which basis.
 struct Asked {
@@ -64,7 +64,7 @@ impl AccessService {
         // Only an identifier's shape goes into the permanent log and its subject index; a
         // refused id of any other shape is in the refusal's message alone.
         let subject = crate::policy::identifier::normalise_id(&req.subject_id);
-        e.subject = crate::policy::identifier::has_id_shape(&subject).then_some(subject);
+        e.subject = crate::domain::record::has_id_shape(&subject).then_some(subject);
         e.purpose = (!req.purpose.is_empty()).then(|| req.purpose.clone());
         e.legal_basis = basis_of(req.basis).map(|b| b.as_str().to_string());
         e.consent_id = (!req.consent_id.is_empty()).then(|| req.consent_id.clone());

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use tonic::{Code, Request, Response, Status};
 
-use super::{PlatformReport, deadline, duty_state, own_report};
+use super::own_report;
 use crate::config::Config;
-use crate::exchange::status::{Refusal, store_status};
+use crate::domain::census::{PlatformReport, deadline, duty_state};
+use crate::domain::usage::{self, Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
-use crate::server::Gate;
+use crate::rpc::gate::Gate;
+use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{Store, UsageLog};
-use crate::usage::{self, Action, UsageEntry};
 
 #[derive(Clone)]
 pub struct CensusService {
@@ -41,7 +42,7 @@ impl CensusService {
             .map_err(|e| store_status(&e))
     }
 
-    fn children(&self) -> Vec<crate::region::RegionCode> {
+    fn children(&self) -> Vec<crate::domain::region::RegionCode> {
         self.config.children.iter().map(|c| c.region).collect()
     }
 }

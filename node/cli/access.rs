@@ -287,7 +287,7 @@ pub async fn query(args: QueryArgs) -> Result<Exit, CliError> {
         BasisArg::Public => pb::LegalBasis::Public,
     };
     let mut client = pb::query_client::QueryClient::new(args.target.target().connect().await?)
-        .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
     let r = client
         .query(pb::QueryRequest {
             subject_id: args.subject_id,
@@ -373,7 +373,7 @@ pub async fn audit(command: AuditCommand) -> Result<Exit, CliError> {
             target: t,
         } => {
             let r = pb::audit_client::AuditClient::new(t.target().connect().await?)
-                .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES)
                 .history(pb::HistoryRequest {
                     subject_id,
                     scope: scope.wire(),

@@ -8,7 +8,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::client::status_error;
 use super::{CliError, Exit, TargetArgs, local_time};
-use crate::census::{flag, in_10k, ratio};
+use crate::domain::census::{flag, in_10k, ratio};
 use crate::pb;
 
 #[derive(Args, Debug)]

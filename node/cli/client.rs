@@ -11,10 +11,10 @@ use tonic::transport::Channel;
 
 use super::CliError;
 use super::records::{Format, Lines, read_csv, read_json_lines};
-use crate::exchange::convert::draft_to_wire;
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
+use crate::rpc::convert::record::draft_to_wire;
 
 /// Where a client connects and as whom.
 #[derive(Clone, Debug)]
@@ -131,8 +131,8 @@ pub async fn push_lines(
     });
 
     let mut client = ExchangeClient::new(channel)
-        .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
     let mut report = PushReport::default();
     let outcome = receive(&mut client, rx, &pending, &mut report).await;
     let local = reader
@@ -457,8 +457,8 @@ pub async fn quarantine(command: QuarantineCommand) -> Result<super::Exit, CliEr
 
 /// All records of one subject that the node holds.
 pub async fn pull(channel: Channel, subject_id: &str) -> Result<Vec<pb::Record>, CliError> {
-    let mut client =
-        ExchangeClient::new(channel).max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+    let mut client = ExchangeClient::new(channel)
+        .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
     let mut stream = client
         .pull_by_subject(pb::PullRequest {
             subject_id: subject_id.to_string(),

@@ -11,10 +11,10 @@ use super::client::{PushReport, Target, open_records, push_lines};
 use super::records::draft_json;
 use super::{CliError, Exit};
 use crate::devnet::{DevNet, DevProvider};
-use crate::identity::Role;
+use crate::domain::caller::Role;
+use crate::domain::record::mask_id;
 use crate::policy::Catalog;
 use crate::policy::sample::generate_drafts_in;
-use crate::record::mask_id;
 use crate::server::{NodeHandle, start};
 
 const AMR_SAMPLE: &str = include_str!("../../samples/lingyuan-amr.jsonl");
@@ -480,7 +480,7 @@ async fn consent_walkthrough(
     let ops_county = net.identity(Role::Operator, LINGYUAN, &format!("ops-{LINGYUAN}"))?;
     let mut consents =
         pb::consents_client::ConsentsClient::new(connect(county, ops_county.clone()).await?);
-    let until = crate::clock::Clock::system().today() + chrono::Days::new(90);
+    let until = crate::domain::clock::Clock::system().today() + chrono::Days::new(90);
     let granted = consents
         .grant(pb::GrantRequest {
             subject_id: subject.clone(),
@@ -602,7 +602,7 @@ async fn consent_walkthrough(
 async fn until_status(
     node: &NodeHandle,
     id: &uuid::Uuid,
-    status: crate::record::Status,
+    status: crate::domain::record::Status,
     started: Instant,
 ) -> Result<f64, CliError> {
     while node.store().record(id)?.is_none_or(|r| r.status != status)
@@ -620,8 +620,8 @@ async fn objection_walkthrough(
     county: &NodeHandle,
     province: &NodeHandle,
 ) -> Result<(), CliError> {
+    use crate::domain::record::Status;
     use crate::pb;
-    use crate::record::Status;
     let Some(record) = county
         .store()
         .changes_since(0, usize::MAX)?

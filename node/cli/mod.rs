@@ -22,8 +22,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
-use crate::identity::{CallerId, Role, pki};
-use crate::region::RegionCode;
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::region::RegionCode;
+use crate::identity::pki;
 
 /// Errors at the edge of the program, where they are only printed.
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
@@ -278,7 +279,7 @@ pub(crate) fn local_time(ms: i64) -> String {
 /// The previous calendar month, YYYY-MM: what providers report by the 23rd (R-DATA-5),
 /// and a period for which generated records are never dated in the future.
 pub fn previous_month() -> String {
-    previous_month_of(crate::clock::Clock::system().today())
+    previous_month_of(crate::domain::clock::Clock::system().today())
 }
 
 /// The calendar month before `today`'s, YYYY-MM.

@@ -8,8 +8,8 @@ use tonic::transport::Channel;
 
 use super::client::status_error;
 use super::{CliError, Exit, TargetArgs, local_time};
+use crate::domain::record::mask_id;
 use crate::pb;
-use crate::record::mask_id;
 
 #[derive(Subcommand, Debug)]
 pub enum ObjectionCommand {

@@ -19,8 +19,8 @@ use std::io::BufRead;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::domain::record::{Draft, SubjectKind};
 use crate::pb;
-use crate::record::{Draft, SubjectKind};
 
 /// A line the client refused before sending: it cannot become a record.
 #[derive(Debug, Clone, PartialEq, Eq)]

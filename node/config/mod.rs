@@ -13,12 +13,12 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
-use crate::clock::Clock;
+use crate::domain::calendar::Calendar;
+use crate::domain::clock::Clock;
+use crate::domain::region::RegionCode;
 use crate::identity::tls::{ConnectionLimits, TlsFiles};
-use crate::objection::Calendar;
 use crate::policy::Catalog;
 use crate::policy::publication::Publication;
-use crate::region::RegionCode;
 use crate::store::StoreOptions;
 
 /// A refused configuration: the key (as a TOML path) and why.
@@ -347,6 +347,14 @@ struct RawStore {
 }
 
 impl Config {
+    /// The federation tree around this node: its configured parent and children.
+    pub fn tree(&self) -> crate::policy::authz::Tree {
+        crate::policy::authz::Tree {
+            parent: self.parent.as_ref().map(|p| p.region),
+            children: self.children.iter().map(|c| c.region).collect(),
+        }
+    }
+
     /// Reads and checks a config file, including that the catalog loads and every
     /// provider's categories exist in it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -496,7 +504,7 @@ impl Config {
         let mut legacy_codes = Vec::with_capacity(raw.legacy_codes.len());
         for (i, code) in raw.legacy_codes.iter().enumerate() {
             let code = crate::policy::identifier::normalise_id(code);
-            if !crate::policy::identifier::has_id_shape(&code) {
+            if !crate::domain::record::has_id_shape(&code) {
                 return Err(err(
                     format!("legacy_codes[{i}]"),
                     format!("{code:?} must be 1-64 letters and digits"),
@@ -666,6 +674,16 @@ fn syntax_error(
         (None, None, None) => "(syntax)".to_string(),
     };
     err(key, message.trim().replace('\n', " "))
+}
+
+/// The child through which a notice for `target` travels down from this node: the
+/// configured child that is the target or, by its code, contains it.
+pub fn next_hop<'a>(children: &'a [Child], target: &RegionCode) -> Option<&'a Child> {
+    children.iter().find(|c| c.region == *target).or_else(|| {
+        children
+            .iter()
+            .find(|c| !c.exception && c.region.contains(target))
+    })
 }
 
 #[cfg(test)]

@@ -2,14 +2,7 @@
 //! subject's records. Every pull, every batch that stores or refuses a record, and every
 //! refused call writes the usage log.
 //!
-//! * `codec`: the prost codec of every service, with undecodable messages as
-//!   `InvalidArgument`.
-//! * `convert`: wire <-> domain.
-//! * `status`: library errors -> `tonic::Status`, in one place.
-
-pub mod codec;
-pub mod convert;
-pub mod status;
+//! Its codec, conversions and refusals are `rpc`'s, shared with every service.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,22 +11,23 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::Provider;
-use crate::identity::CallerId;
+use crate::domain::caller::CallerId;
+use crate::domain::clock::Clock;
+use crate::domain::record::{Content, mask_id};
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{self, Action, UsageEntry};
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::{self, Rpc};
 use crate::policy::publication::Publication;
 use crate::policy::release::withheld;
-use crate::record::{Content, mask_id};
-use crate::region::RegionCode;
-use crate::server::Gate;
+use crate::rpc::convert::record as convert;
+use crate::rpc::gate::Gate;
 use crate::store::{Applied, Store, UsageLog};
-use crate::usage::{self, Action, UsageEntry};
 
-use status::{Refusal, store_status};
+use crate::rpc::refusal::{Refusal, store_status};
 
 /// Most records one `PushBatch` may carry; larger batches are refused whole.
 pub const MAX_BATCH: usize = 10_000;
@@ -101,7 +95,7 @@ impl ExchangeService {
             usage,
             clock: config.clock.clone(),
             publication: config.publication.clone(),
-            tree: crate::policy::authz::Tree::of(config),
+            tree: config.tree(),
         }
     }
 
@@ -263,7 +257,7 @@ fn closed_refusal(a: &Applied) -> Option<Refusal> {
         return None;
     };
     let (rule, what) = match status {
-        crate::record::Status::Deleted => ("R-OBJ-3", "deleted after an objection"),
+        crate::domain::record::Status::Deleted => ("R-OBJ-3", "deleted after an objection"),
         _ => ("R-SEC-2", "purged at the end of its retention period"),
     };
     Some(Refusal::new(
@@ -352,7 +346,7 @@ fn loggable_subject(raw: &str) -> Option<String> {
     if id.is_empty() {
         return None;
     }
-    if crate::policy::identifier::has_id_shape(&id) {
+    if crate::domain::record::has_id_shape(&id) {
         return Some(id);
     }
     let prefix: String = id.chars().filter(|c| !c.is_control()).take(32).collect();
@@ -443,7 +437,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 .await);
         }
         let subject = crate::policy::identifier::normalise_id(&request.get_ref().subject_id);
-        if !crate::policy::identifier::has_id_shape(&subject) {
+        if !crate::domain::record::has_id_shape(&subject) {
             let refusal = Refusal {
                 code: Code::InvalidArgument,
                 field: "subject_id".into(),

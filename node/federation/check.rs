@@ -3,13 +3,13 @@
 use chrono::NaiveDate;
 
 use crate::config::Child;
-use crate::consent::wire::{checkpoint_from_wire, consent_from_wire};
-use crate::exchange::convert::{ReplicaMeta, replica_from_wire};
+use crate::domain::record::{Draft, Record, Status};
+use crate::domain::region::RegionCode;
 use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::policy::{Validator, Violation};
-use crate::record::{Draft, Record, Status};
-use crate::region::RegionCode;
+use crate::rpc::convert::consent::{checkpoint_from_wire, consent_from_wire};
+use crate::rpc::convert::record::{ReplicaMeta, replica_from_wire};
 use crate::store::Change;
 
 fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation {
@@ -54,11 +54,11 @@ pub fn check_entry(
         ));
     }
     if let Some(wire) = entry.objection {
-        let case = crate::objection::wire::case_from_wire(&wire)
+        let case = crate::rpc::convert::case::case_from_wire(&wire)
             .map_err(|(field, why)| bad(&format!("objection.{field}"), "R-OBJ-1", why))?;
         check_path(&case.path, &case.owner, child, local)?;
         // Only a record's origin owns its cases (ids carry their origin).
-        if crate::store::id_origin(&case.record_id) != Some(case.owner) || case.version == 0 {
+        if crate::domain::ids::id_origin(&case.record_id) != Some(case.owner) || case.version == 0 {
             return Err(bad(
                 "objection.owner_region",
                 "R-OBJ-1",
@@ -165,7 +165,7 @@ fn check_record(
     today: NaiveDate,
     known: &dyn Fn(&uuid::Uuid) -> Option<Record>,
 ) -> Result<Record, Violation> {
-    if crate::store::id_origin(&meta.id) != Some(meta.origin) {
+    if crate::domain::ids::id_origin(&meta.id) != Some(meta.origin) {
         return Err(bad(
             "id",
             "R-SEC-1",
@@ -288,9 +288,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::exchange::convert::record_to_wire;
+    use crate::domain::record::Status;
     use crate::policy::Catalog;
-    use crate::record::Status;
+    use crate::rpc::convert::record::record_to_wire;
 
     const LIAONING: &str = "210000";
     const CHAOYANG: &str = "211300";
@@ -426,8 +426,8 @@ mod status_tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::domain::record::Status;
     use crate::policy::Catalog;
-    use crate::record::Status;
 
     /// A later version that changes only the status of content this node holds is
     /// applied even when the content would no longer pass today's checks (here: dated

@@ -7,18 +7,20 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::Uplink;
 use super::check::check_entry;
-use super::{Notice, NoticeKind, Uplink, next_hop};
+use crate::config::next_hop;
 use crate::config::{Child, Config};
-use crate::exchange::status::{Refusal, store_status};
-use crate::identity::CallerId;
+use crate::domain::caller::CallerId;
+use crate::domain::notice::{Notice, NoticeKind};
+use crate::domain::usage::{self, Action, UsageEntry};
 use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::Rpc;
-use crate::server::Gate;
+use crate::rpc::gate::Gate;
+use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{ChildLog, Quarantined, Refused, ReplicaOutcome, Store};
-use crate::usage::{self, Action, UsageEntry};
 
 /// How many quarantined entries and refusal notices `status` lists (the latest).
 const SHOWN: usize = 100;
@@ -39,7 +41,7 @@ pub struct FederationService {
     verifier: Arc<SignatureVerifier>,
     gate: Gate,
     uplink: Option<Uplink>,
-    children: Arc<Mutex<HashMap<crate::region::RegionCode, ChildSeen>>>,
+    children: Arc<Mutex<HashMap<crate::domain::region::RegionCode, ChildSeen>>>,
 }
 
 impl FederationService {
@@ -62,7 +64,7 @@ impl FederationService {
         }
     }
 
-    fn seen(&self, child: &crate::region::RegionCode, f: impl FnOnce(&mut ChildSeen)) {
+    fn seen(&self, child: &crate::domain::region::RegionCode, f: impl FnOnce(&mut ChildSeen)) {
         if let Ok(mut map) = self.children.lock() {
             f(map.entry(*child).or_default());
         }
@@ -445,8 +447,8 @@ fn conflicts(entries: &[(u64, String)], outcomes: &[ReplicaOutcome]) -> Vec<pb::
 /// A refused entry as the quarantine keeps it, with the notice that tells the child
 /// which record and which rule (R-FED-1).
 fn quarantine(
-    child: crate::region::RegionCode,
-    local: crate::region::RegionCode,
+    child: crate::domain::region::RegionCode,
+    local: crate::domain::region::RegionCode,
     r: &pb::EntryRefusal,
     entry: Vec<u8>,
     notice_id: u64,
@@ -515,7 +517,7 @@ fn wire_label(entry: &pb::ChangeEntry) -> String {
 /// of `outcomes`).
 fn sync_usage(
     who: &str,
-    child: crate::region::RegionCode,
+    child: crate::domain::region::RegionCode,
     outcomes: &[ReplicaOutcome],
     entries: &[(u64, String)],
     refused: &[pb::EntryRefusal],
@@ -599,7 +601,7 @@ impl pb::federation_server::Federation for FederationService {
             let mut notices = service.store.watch_notices();
             let mut notices_waiting = true;
             let mut retry = tokio::time::interval(std::time::Duration::from_millis(200));
-            let mut sent: std::collections::HashSet<(crate::region::RegionCode, u64)> =
+            let mut sent: std::collections::HashSet<(crate::domain::region::RegionCode, u64)> =
                 Default::default();
             loop {
                 tokio::select! {
@@ -628,7 +630,7 @@ impl pb::federation_server::Federation for FederationService {
                             }
                             Some(pb::sync_up::Message::Census(figures)) => {
                                 // Two levels below the child are kept, for the census table.
-                                let mut report = crate::census::PlatformReport::from_wire(&figures, 2);
+                                let mut report = crate::domain::census::PlatformReport::from_wire(&figures, 2);
                                 report.region = child.region.to_string();
                                 let region = child.region;
                                 if let Err(e) = service.store.call(move |s| s.set_child_report(&region, &report)).await {
@@ -636,7 +638,7 @@ impl pb::federation_server::Federation for FederationService {
                                 }
                             }
                             Some(pb::sync_up::Message::NoticeAck(ack)) => {
-                                let Ok(from) = crate::region::RegionCode::parse(&ack.from_region) else { continue };
+                                let Ok(from) = crate::domain::region::RegionCode::parse(&ack.from_region) else { continue };
                                 let store = service.store.clone();
                                 let region = child.region;
                                 let _ = service.store.call(move |_| store.ack_notice(&region, &from, ack.id)).await;
@@ -725,7 +727,7 @@ impl pb::federation_server::Federation for FederationService {
         let children: Vec<Child> = if asked.trim().is_empty() {
             self.config.children.clone()
         } else {
-            let found = crate::region::RegionCode::parse(asked.trim())
+            let found = crate::domain::region::RegionCode::parse(asked.trim())
                 .ok()
                 .and_then(|r| self.config.child(&r).cloned());
             match found {
@@ -875,7 +877,7 @@ fn held_ids<'a>(entries: impl Iterator<Item = &'a pb::ChangeEntry>) -> Vec<uuid:
 pub(crate) fn held_copies(
     store: &crate::store::Store,
     ids: &[uuid::Uuid],
-) -> Result<HashMap<uuid::Uuid, crate::record::Record>, crate::store::StoreError> {
+) -> Result<HashMap<uuid::Uuid, crate::domain::record::Record>, crate::store::StoreError> {
     let mut held = HashMap::with_capacity(ids.len());
     for id in ids {
         if let Some(r) = store.record(id)? {

@@ -8,16 +8,17 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{Notice, next_hop};
+use crate::config::next_hop;
 use crate::config::{Child, Parent};
-use crate::consent::wire::change_to_wire;
+use crate::domain::notice::{Notice, NoticeKind};
+use crate::domain::record::mask_id;
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{self, Action, UsageEntry};
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::federation_client::FederationClient;
-use crate::record::mask_id;
-use crate::region::RegionCode;
+use crate::rpc::convert::consent::change_to_wire;
 use crate::store::Store;
-use crate::usage::{self, Action, UsageEntry};
 
 /// Entries per batch sent upward.
 pub const BATCH: usize = 1000;
@@ -118,8 +119,8 @@ impl Uplink {
         )
         .await?;
         let mut client = FederationClient::new(channel)
-            .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
         let (tx, rx) = mpsc::channel::<pb::SyncUp>(WINDOW * 2);
         let mut down = client.sync(ReceiverStream::new(rx)).await?.into_inner();
         let cursor = match down.message().await? {
@@ -278,7 +279,7 @@ impl Uplink {
                         notice.kind, notice.id, notice.from, notice.record_id
                     );
                     let new = store.receive_notice(&notice, vec![e])?;
-                    if new && notice.kind == super::NoticeKind::EntryRefused {
+                    if new && notice.kind == NoticeKind::EntryRefused {
                         // The entry is kept in the parent's quarantine; the operator here
                         // sees the notice in `status` (R-FED-1).
                         tracing::warn!(parent = %notice.from, record_id = %notice.record_id,
@@ -286,7 +287,7 @@ impl Uplink {
                     }
                     // Also for a notice seen before: a crash may have come between
                     // keeping it and acting on it, and acting twice changes nothing.
-                    if notice.kind == super::NoticeKind::ConsentWithdrawal {
+                    if notice.kind == NoticeKind::ConsentWithdrawal {
                         withdraw_here(&store, &notice, local, signer.as_deref())?;
                     }
                     if let Some(case) = notice.filed_case() {
@@ -308,7 +309,7 @@ impl Uplink {
                         notice.kind, notice.id, notice.from, notice.target
                     );
                     // A node on the way holds the consent too: withdraw it here at once.
-                    if notice.kind == super::NoticeKind::ConsentWithdrawal {
+                    if notice.kind == NoticeKind::ConsentWithdrawal {
                         withdraw_here(&store, &notice, local, signer.as_deref())?;
                     }
                     match notice.filed_case() {
@@ -362,7 +363,7 @@ pub struct Link {
     /// This platform's name, for the census it reports up.
     pub name: String,
     /// The node's clock, for the objection cases it takes.
-    pub clock: crate::clock::Clock,
+    pub clock: crate::domain::clock::Clock,
 }
 
 impl Link {
@@ -434,7 +435,7 @@ async fn send_changes(
     mut from: u64,
     window: Arc<Semaphore>,
     census: CensusSource,
-    clock: crate::clock::Clock,
+    clock: crate::domain::clock::Clock,
 ) {
     let mut head = store.watch_head();
     // The census first, so the parent knows this node's stock before the backlog.

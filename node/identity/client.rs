@@ -21,10 +21,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::caller::{CallerId, Role};
 use super::pki::{CA_CERT_FILE, CERT_FILE, IssuedCert, KEY_FILE};
 use super::tls::identity_uri;
-use crate::region::RegionCode;
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::region::RegionCode;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pings keep idle uplinks alive through NAT and firewalls between county and city.

@@ -23,7 +23,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::time::ASN1Time;
 
-use super::caller::{CallerId, Role};
+use crate::domain::caller::{CallerId, Role};
 
 /// File names inside a CA directory (`pki init --out DIR`).
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -593,7 +593,7 @@ fn set_public(file: &fs::File, path: &Path) -> Result<(), PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::region::RegionCode;
+    use crate::domain::region::RegionCode;
     use x509_parser::extensions::GeneralName;
 
     fn caller(role: Role, id: &str) -> CallerId {

@@ -19,24 +19,16 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, TrustAnchor, UnixTime};
-use serde::{Deserialize, Serialize};
 use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::caller::{CallerId, Role};
 use super::tls::identity_uri;
-use crate::region::RegionCode;
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::region::RegionCode;
+use crate::domain::signature::Signature;
 
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_ED25519: &str = "1.3.101.112";
-
-/// A signature and the certificate whose key made it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signature {
-    pub signature: Vec<u8>,
-    /// DER of the signer's certificate.
-    pub cert: Vec<u8>,
-}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignError {
@@ -276,7 +268,7 @@ mod tests {
             .unwrap();
         let signer = NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::usage::now_ms(); // wall-clock: signing times only
+        let now = crate::domain::usage::now_ms(); // wall-clock: signing times only
         let sig = signer.sign(b"consent 1").unwrap();
         verifier
             .verify(b"consent 1", &sig, &region("211382"), now)
@@ -307,7 +299,7 @@ mod tests {
         let ca = DevCa::generate("test ca").unwrap();
         let other = DevCa::generate("test ca").unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::usage::now_ms(); // wall-clock: signing times only
+        let now = crate::domain::usage::now_ms(); // wall-clock: signing times only
         let foreign = other
             .issue(&CallerId::new(Role::Node, region("211382"), "x"), &[])
             .unwrap();
@@ -348,7 +340,7 @@ mod tests {
         use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
         let ca = DevCa::generate("test ca").unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::usage::now_ms(); // wall-clock: signing times only
+        let now = crate::domain::usage::now_ms(); // wall-clock: signing times only
         let node = CallerId::new(Role::Node, region("211382"), "n");
         let intermediate = |is_ca: IsCa| {
             ca.issue_edited(&CallerId::new(Role::Node, region("211382"), "mid"), |p| {
@@ -389,7 +381,7 @@ mod tests {
         use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
         let ca = DevCa::generate("test ca").unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::usage::now_ms(); // wall-clock: signing times only
+        let now = crate::domain::usage::now_ms(); // wall-clock: signing times only
         let node = CallerId::new(Role::Node, region("211382"), "n");
         let usage = |r| matches!(r, Err(VerifyError::Usage(_)));
         // A node URI on a client-only certificate (EKU clientAuth, no serverAuth).

@@ -36,8 +36,8 @@ use tonic::{Request, Status};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
-use super::caller::CallerId;
 use super::conn::{Activity, IpSlot, LogThrottle, PerIp};
+use crate::domain::caller::CallerId;
 
 /// Back-off after a failed `accept` (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -942,9 +942,9 @@ pub fn caller<T>(req: &Request<T>) -> Result<&CallerId, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::caller::Role;
+    use crate::domain::caller::Role;
+    use crate::domain::region::RegionCode;
     use crate::identity::pki::DevCa;
-    use crate::region::RegionCode;
 
     fn node_tls(ca: &DevCa, crl: Option<&str>) -> Result<ServerTls, TlsError> {
         let node = CallerId::new(Role::Node, RegionCode::parse("211300").unwrap(), "n");

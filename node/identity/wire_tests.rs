@@ -21,8 +21,8 @@ use tonic_health::pb::health_client::HealthClient;
 use super::client::{self, ClientError, ClientIdentity, ExpectedServer};
 use super::pki::{self, DevCa, IssuedCert, RevokeOutcome};
 use super::tls::{Authenticator, ServerTls, TlsFiles, caller, incoming};
-use super::{CallerId, Role};
-use crate::region::RegionCode;
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::region::RegionCode;
 
 const CITY: &str = "211300";
 const COUNTY: &str = "211382";

@@ -6,27 +6,15 @@
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::Case;
+use crate::domain::case::Case;
+use crate::domain::record::{Record, Status, next_version};
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{Action, UsageEntry};
 use crate::policy::publication::retained_until;
-use crate::record::{Record, Status};
-use crate::region::RegionCode;
 use crate::store::{OriginChange, Store, StoreError};
-use crate::usage::{Action, UsageEntry};
 
 /// Records one purge step writes at most.
 const PURGE_BATCH: usize = 500;
-
-/// The next version of `cur`, made by its origin at `now_ms`, with `status`.
-pub fn next_version(cur: &Record, status: Status, reason: String, now_ms: i64) -> Record {
-    Record {
-        version: cur.version + 1,
-        status,
-        status_reason: reason,
-        reported_at_ms: now_ms,
-        path: vec![cur.origin],
-        ..cur.clone()
-    }
-}
 
 /// The owner takes a case filed elsewhere (`rpc` = `Take`) or here (`File`): version 1,
 /// and the record suspended if it is active, in one step that travels up. Returns false
@@ -169,7 +157,7 @@ pub fn purge_expired(
 pub fn spawn_purge(
     store: Store,
     local: RegionCode,
-    clock: crate::clock::Clock,
+    clock: crate::domain::clock::Clock,
     every: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {

@@ -10,20 +10,23 @@ use std::sync::Arc;
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
-use super::origin::{next_version, purge_expired, take_case};
-use super::wire::case_to_wire;
-use super::{Answer, Case, Checked, Fault, Outcome, Reply, Resolution};
+use super::origin::{purge_expired, take_case};
 use crate::config::Config;
-use crate::exchange::status::{Refusal, store_status};
-use crate::federation::{Notice, NoticeKind, next_hop};
-use crate::identity::{CallerId, Role};
+use crate::config::next_hop;
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::case::{Answer, Case, Checked, Fault, Outcome, Reply, Resolution};
+use crate::domain::notice::{Notice, NoticeKind};
+use crate::domain::record::next_version;
+use crate::domain::record::{Draft, Record, Status as RecordStatus, mask_id};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::Rpc;
-use crate::record::{Draft, Record, Status as RecordStatus, mask_id};
-use crate::server::{Gate, Node};
+use crate::rpc::Context;
+use crate::rpc::convert::case::case_to_wire;
+use crate::rpc::gate::Gate;
+use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{OriginChange, Store, StoreError, UsageLog};
-use crate::usage::{Action, UsageEntry};
 
 const MAX_REASON: usize = 4000;
 const MAX_EVIDENCE: usize = 1000;
@@ -96,7 +99,7 @@ fn parse_id(value: &str, field: &str, rule: &str) -> Result<Uuid, Refusal> {
 fn owned_open(
     s: &Store,
     id: &Uuid,
-    local: crate::region::RegionCode,
+    local: crate::domain::region::RegionCode,
 ) -> Result<Result<Case, Refusal>, StoreError> {
     let Some(case) = s.case(id)? else {
         return Ok(Err(Refusal::new(
@@ -147,7 +150,7 @@ macro_rules! refuse_step {
 }
 
 impl ObjectionService {
-    pub fn new(node: &Node, gate: Gate, usage: UsageLog) -> Self {
+    pub fn new(node: &Context, gate: Gate, usage: UsageLog) -> Self {
         ObjectionService {
             config: Arc::new(node.config.clone()),
             store: node.store.clone(),
@@ -766,7 +769,7 @@ impl ObjectionService {
 fn follows_the_reply(
     case: &Case,
     outcome: Outcome,
-    calendar: &super::Calendar,
+    calendar: &crate::domain::calendar::Calendar,
     today: chrono::NaiveDate,
 ) -> Result<(), Refusal> {
     let refuse = |message: String| {

@@ -4,8 +4,8 @@
 //! the node's configuration (a provider pushes only its registered categories) are
 //! checked by the service with `category_allowed`.
 
-use crate::identity::{CallerId, Role};
-use crate::region::RegionCode;
+use crate::domain::caller::{CallerId, Role};
+use crate::domain::region::RegionCode;
 
 /// The RPCs a caller can be refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,14 +155,6 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// The tree of the node `config` describes.
-    pub fn of(config: &crate::config::Config) -> Tree {
-        Tree {
-            parent: config.parent.as_ref().map(|p| p.region),
-            children: config.children.iter().map(|c| c.region).collect(),
-        }
-    }
-
     /// Whether `region` is this node's configured parent or one of its children.
     pub fn neighbour(&self, region: &RegionCode) -> bool {
         self.parent.as_ref() == Some(region) || self.children.contains(region)

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::prohibited::prohibited_term;
-use crate::record::{Disclosure, SubjectKind};
+use crate::domain::record::{Disclosure, SubjectKind};
 
 /// The catalog shipped with the node.
 const BUILTIN: &str = include_str!("../../catalog/catalog.toml");

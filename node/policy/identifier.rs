@@ -10,7 +10,7 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
 
 /// The 31 USCC symbols; a character's value is its index. I, O, Z, S and V are unused.
 const USCC_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
@@ -49,12 +49,6 @@ pub enum IdError {
 /// ` 91110000600037341l ` compare and store equal to their canonical forms.
 pub fn normalise_id(s: &str) -> String {
     s.trim().to_uppercase()
-}
-
-/// Whether a (normalised) id has an identifier's shape: 1 to 64 ASCII letters and
-/// digits. Only such ids become store keys or go into the usage log and its index.
-pub fn has_id_shape(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 fn uscc_value(c: u8) -> Option<u32> {

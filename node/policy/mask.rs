@@ -31,6 +31,7 @@
 //! between, separators kept where the number was written in groups.
 
 use super::identifier::uscc_check_char;
+use crate::domain::usage::{Outcome, UsageEntry};
 
 /// What a piece of text is masked for.
 #[derive(Clone, Copy, Debug, Default)]
@@ -423,9 +424,45 @@ fn mark_uscc_shapes(chars: &[char], sole_traders_only: bool, star: &mut [bool]) 
     }
 }
 
+/// The masking of a usage entry's free text, kept with the masking rules it applies.
+impl UsageEntry {
+    /// Masks the personal identifiers (resident ids, mobiles, bank cards, USCC-shaped
+    /// codes) in the entry's free text (detail, refusal message and field, and the
+    /// purpose and consent id as the caller sent them) before it is kept (R-REL-2, R-DATA-3).
+    /// `subject` is left whole: it is what the subject's history is found by; `caller`
+    /// and `on_behalf_of` are identities, who used the data. Names are masked only as
+    /// [`UsageEntry::scrub_free_text_naming`] is given them.
+    pub fn scrub_free_text(&mut self) {
+        self.scrub_free_text_naming(&[]);
+    }
+
+    /// [`UsageEntry::scrub_free_text`], and `names` (the names the node holds for the
+    /// entry's subject) masked wherever they appear in the same free text.
+    pub fn scrub_free_text_naming(&mut self, names: &[&str]) {
+        let how = Masking {
+            names,
+            ..Masking::LOG
+        };
+        self.detail = mask_text(&self.detail, how);
+        // Taken from the request before it is checked, so they hold what a caller typed.
+        for text in [&mut self.purpose, &mut self.consent_id]
+            .into_iter()
+            .flatten()
+        {
+            *text = mask_text(text, how);
+        }
+        if let Outcome::Refused { message, field, .. } = &mut self.outcome {
+            *message = mask_text(message, how);
+            // A refused field's name is the caller's key (`fields.<anything>`).
+            *field = mask_text(field, how);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::usage::Action;
 
     const PERSON: Masking<'static> = Masking {
         natural: true,
@@ -631,5 +668,28 @@ mod tests {
             mask_text("forwarded to 210000; answered by 210000", Masking::LOG),
             "forwarded to 210000; answered by 210000"
         );
+    }
+
+    #[test]
+    fn free_text_is_scrubbed_but_the_subject_stays_r_data_3() {
+        let mut e = UsageEntry::new("credit://agency/211382/bank", Action::Query, "Query", 0)
+            .refused(
+                tonic::Code::InvalidArgument,
+                "fields.13812345678",
+                "R-REL-6",
+                "unknown purpose 13812345678",
+            );
+        e.subject = Some("211382198002290134".into());
+        e.purpose = Some("13812345678".into());
+        e.detail = "reference: 身份证 211382198002290134（王建国）".into();
+        e.scrub_free_text_naming(&["王建国"]);
+        assert_eq!(e.subject.as_deref(), Some("211382198002290134"));
+        assert_eq!(e.purpose.as_deref(), Some("138****5678"));
+        assert_eq!(e.detail, "reference: 身份证 2113**********0134（王**）");
+        let Outcome::Refused { message, field, .. } = &e.outcome else {
+            panic!("refused")
+        };
+        assert_eq!(message, "unknown purpose 138****5678");
+        assert_eq!(field, "fields.138****5678");
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::{Months, NaiveDate};
 use serde::Deserialize;
 
-use crate::record::{Content, Disclosure, Record, SubjectKind};
+use crate::domain::record::{Content, Disclosure, Record, SubjectKind};
 
 const BUILTIN: &str = include_str!("../../catalog/publication.toml");
 
@@ -133,7 +133,7 @@ impl Publication {
         // 9999-12-31 cannot keep a penalty public for ever. (Acceptance is stamped by the
         // system clock, so this applies only to dates the validator now refuses.)
         let starts = match (starts > today, record.reported_at_ms > 0) {
-            (true, true) => starts.min(crate::clock::local_date(record.reported_at_ms)),
+            (true, true) => starts.min(crate::domain::clock::local_date(record.reported_at_ms)),
             _ => starts,
         };
         let value = rule
@@ -227,8 +227,8 @@ fn parse(text: &str, source_name: &str) -> Result<Publication, PublicationError>
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::record::{Status, Subject};
-    use crate::region::RegionCode;
+    use crate::domain::record::{Status, Subject};
+    use crate::domain::region::RegionCode;
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

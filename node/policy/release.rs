@@ -6,8 +6,8 @@ use chrono::NaiveDate;
 use super::mask::{Masking, mask_name, mask_text};
 use super::publication::{Publication, retained_until};
 use super::{Catalog, FieldSpec, FieldType, PublicRule};
-use crate::consent::{Consent, Purpose, State};
-use crate::record::{Disclosure, Record, Status, SubjectKind, mask_id};
+use crate::domain::consent::{Consent, Purpose, State};
+use crate::domain::record::{Disclosure, Record, Status, SubjectKind, mask_id};
 
 /// The legal basis a query states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,8 +261,8 @@ pub fn public_field(spec: Option<&FieldSpec>, value: &str, how: Masking<'_>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consent::tests::terms;
-    use crate::identity::signing::Signature;
+    use crate::domain::consent::tests::terms;
+    use crate::domain::signature::Signature;
 
     fn consent() -> Consent {
         let t = terms("211382");

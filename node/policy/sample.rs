@@ -9,7 +9,7 @@ use chrono::{Days, NaiveDate};
 use super::catalog::{AdverseRule, Catalog, Category, FieldSpec, FieldType};
 use super::identifier::{resident_id_check_char, uscc_check_char};
 use super::validate::{parse_date, parse_year_month};
-use crate::record::{Draft, SubjectKind};
+use crate::domain::record::{Draft, SubjectKind};
 
 /// County-level codes under 朝阳市 (211300) used for generated resident ids.
 const COUNTIES: [&str; 7] = [

@@ -14,7 +14,7 @@ use super::Violation;
 use super::catalog::{AdverseRule, Catalog, Category, DateLimit, FieldSpec, FieldType};
 use super::identifier::{check_resident_id, check_uscc, normalise_id};
 use super::prohibited::{PROHIBITED_ARTICLE, prohibited_term};
-use crate::record::{Content, Draft, Subject, SubjectKind};
+use crate::domain::record::{Content, Draft, Subject, SubjectKind};
 
 /// Most fields one record may carry.
 pub const MAX_FIELDS: usize = 64;

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use super::codec::decode;
 use super::{Store, StoreError, USAGE_END, seq_of};
+use crate::domain::record::Hash;
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{Chained, Checkpoint, chain_hash};
 use crate::identity::signing::SignatureVerifier;
-use crate::record::Hash;
-use crate::region::RegionCode;
-use crate::usage::{Chained, Checkpoint, chain_hash};
 
 /// Findings past this many are counted, not listed.
 const MAX_FINDINGS: usize = 100;

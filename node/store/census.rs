@@ -10,81 +10,16 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
 
 use super::codec::{decode, encode};
 use super::{RECORD_PREFIX, Store, StoreError};
-use crate::record::{Record, Status, SubjectKind};
+use crate::domain::census::{Figures, Monthly, counted};
+use crate::domain::record::Record;
 
 pub(super) const FIGURES_KEY: &[u8] = b"n";
 const MONTHLY_PREFIX: u8 = b'm';
 const DAY_PREFIX: u8 = b'd';
 const LAST_DAY_KEY: &[u8] = b"l";
-
-/// What a node holds: every record not deleted, counted once however it arrived.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Figures {
-    pub total: u64,
-    /// About natural persons (自然人).
-    pub natural: u64,
-    /// About legal persons and other organisations (法人和其他组织).
-    pub legal: u64,
-    pub by_category: BTreeMap<String, u64>,
-    /// By `origin/provider`: a provider id is unique only at its own node.
-    pub by_provider: BTreeMap<String, u64>,
-    /// Records that arrived through each child, by the child's region code.
-    pub via_child: BTreeMap<String, u64>,
-}
-
-/// One provider's submissions for one reporting period, at the node it reports to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Monthly {
-    /// Records whose current version is for the period.
-    pub records: u64,
-    /// When the first and the last version for the period were accepted (Unix ms).
-    pub first_ms: i64,
-    pub last_ms: i64,
-}
-
-fn counted(r: &Record) -> bool {
-    r.status != Status::Deleted
-}
-
-fn bump(map: &mut BTreeMap<String, u64>, key: String, up: bool) {
-    let n = map.entry(key.clone()).or_insert(0);
-    *n = if up { *n + 1 } else { n.saturating_sub(1) };
-    if *n == 0 {
-        map.remove(&key);
-    }
-}
-
-impl Figures {
-    /// Counts `r` in (`up`) or out.
-    pub(super) fn count(&mut self, r: &Record, up: bool) {
-        if !counted(r) {
-            return;
-        }
-        let step = |n: &mut u64| *n = if up { *n + 1 } else { n.saturating_sub(1) };
-        step(&mut self.total);
-        match r.content.subject.kind {
-            SubjectKind::Natural => step(&mut self.natural),
-            SubjectKind::Legal => step(&mut self.legal),
-        }
-        bump(&mut self.by_category, r.content.category.clone(), up);
-        bump(
-            &mut self.by_provider,
-            format!("{}/{}", r.origin, r.content.provider_id),
-            up,
-        );
-        if r.path.len() >= 2 {
-            bump(
-                &mut self.via_child,
-                r.path[r.path.len() - 2].to_string(),
-                up,
-            );
-        }
-    }
-}
 
 pub(super) fn monthly_key(provider: &str, period: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(provider.len() + period.len() + 2);
@@ -148,7 +83,7 @@ impl MonthlyDelta {
 
 /// The calendar day (China Standard Time) of a Unix-ms time.
 fn day_of(ms: i64) -> NaiveDate {
-    crate::clock::local_date(ms)
+    crate::domain::clock::local_date(ms)
 }
 
 impl Store {
@@ -234,8 +169,8 @@ impl Store {
     /// brings a newer one, so it needs no sync of its own).
     pub fn set_child_report(
         &self,
-        child: &crate::region::RegionCode,
-        report: &crate::census::PlatformReport,
+        child: &crate::domain::region::RegionCode,
+        report: &crate::domain::census::PlatformReport,
     ) -> Result<(), StoreError> {
         let mut key = vec![CHILD_REPORT_PREFIX];
         key.extend_from_slice(child.as_str().as_bytes());
@@ -244,7 +179,7 @@ impl Store {
     }
 
     /// The children's latest census reports.
-    pub fn child_reports(&self) -> Result<Vec<crate::census::PlatformReport>, StoreError> {
+    pub fn child_reports(&self) -> Result<Vec<crate::domain::census::PlatformReport>, StoreError> {
         self.inner
             .records
             .scan_prefix([CHILD_REPORT_PREFIX])

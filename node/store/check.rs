@@ -33,8 +33,8 @@ use super::{
     APPLIED_KEY, Change, RECORD_PREFIX, REGION_KEY, StoreError, USAGE_END, USAGE_INDEX,
     decode_chunk, natural_key,
 };
-use crate::record::{Hash, Record, Status, mask_id};
-use crate::usage::{Chained, chain_hash};
+use crate::domain::record::{Hash, Record, Status, mask_id};
+use crate::domain::usage::{Chained, chain_hash};
 
 /// Damage past this many places is counted, not listed.
 const MAX_FINDINGS: usize = 100;
@@ -278,7 +278,7 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
     // The records tree: current records, then everything else by its one-byte prefix.
     // Each record is compared with the changelog as it is read, so the check holds no
     // records in memory, only `latest`.
-    let mut figures = super::census::Figures::default();
+    let mut figures = crate::domain::census::Figures::default();
     let mut stored_figures = None;
     let mut applied = None;
     let last_change = report.last_change;
@@ -414,7 +414,7 @@ fn other_value(
     k: &[u8],
     v: &[u8],
     records: &sled::Tree,
-    figures: &mut Option<super::census::Figures>,
+    figures: &mut Option<crate::domain::census::Figures>,
     applied: &mut Option<u64>,
 ) -> Option<String> {
     let seq = |v: &[u8]| <[u8; 8]>::try_from(v).map(u64::from_be_bytes).ok();
@@ -427,13 +427,14 @@ fn other_value(
             }
             None => Some("the replay mark is not a sequence".into()),
         },
-        _ if k == REGION_KEY => match crate::region::RegionCode::parse(&String::from_utf8_lossy(v))
-        {
-            Ok(_) => None,
-            Err(e) => Some(format!("the region does not parse: {e}")),
-        },
+        _ if k == REGION_KEY => {
+            match crate::domain::region::RegionCode::parse(&String::from_utf8_lossy(v)) {
+                Ok(_) => None,
+                Err(e) => Some(format!("the region does not parse: {e}")),
+            }
+        }
         _ if k == super::census::FIGURES_KEY => {
-            match decode::<super::census::Figures>(v, "census figures") {
+            match decode::<crate::domain::census::Figures>(v, "census figures") {
                 Ok(f) => {
                     *figures = Some(f);
                     None
@@ -456,13 +457,13 @@ fn other_value(
                 "the record the replica index names cannot be read: {e}"
             )),
         },
-        b'm' => decode::<super::census::Monthly>(v, "monthly submissions")
+        b'm' => decode::<crate::domain::census::Monthly>(v, "monthly submissions")
             .err()
             .and_then(err),
-        b'd' => decode::<super::census::Figures>(v, "census snapshot")
+        b'd' => decode::<crate::domain::census::Figures>(v, "census snapshot")
             .err()
             .and_then(err),
-        b'f' => decode::<crate::census::PlatformReport>(v, "child census report")
+        b'f' => decode::<crate::domain::census::PlatformReport>(v, "child census report")
             .err()
             .and_then(err),
         b'x' if k.len() == 17 => decode::<(u64, Status)>(v, "redaction queue")
@@ -557,7 +558,7 @@ fn side_trees(t: &Trees<'_>, report: &mut CheckReport) {
             Some(b'c') => {
                 rep.consents += 1;
                 consent_ids.insert(k[1..].to_vec());
-                if let Err(e) = decode::<crate::consent::Consent>(v, "consent") {
+                if let Err(e) = decode::<crate::domain::consent::Consent>(v, "consent") {
                     rep.find("consents", show_key(k), e.to_string());
                 }
             }
@@ -583,7 +584,7 @@ fn side_trees(t: &Trees<'_>, report: &mut CheckReport) {
         rep.checkpoints += 1;
         if k.first() != Some(&b'p') {
             rep.find("checkpoints", show_key(k), "a key of unknown shape");
-        } else if let Err(e) = decode::<crate::usage::Checkpoint>(v, "checkpoint") {
+        } else if let Err(e) = decode::<crate::domain::usage::Checkpoint>(v, "checkpoint") {
             rep.find("checkpoints", show_key(k), e.to_string());
         }
     });
@@ -596,7 +597,7 @@ fn side_trees(t: &Trees<'_>, report: &mut CheckReport) {
             Some(b'c') => {
                 rep.objections += 1;
                 case_ids.insert(k[1..].to_vec());
-                if let Err(e) = decode::<crate::objection::Case>(v, "objection case") {
+                if let Err(e) = decode::<crate::domain::case::Case>(v, "objection case") {
                     rep.find("objections", show_key(k), e.to_string());
                 }
             }

@@ -22,8 +22,8 @@ pub(super) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 /// An entry that cannot be hashed into the usage chain cannot be stored either: the same
 /// error as a value `encode` refuses.
-impl From<crate::usage::EncodeError> for StoreError {
-    fn from(e: crate::usage::EncodeError) -> Self {
+impl From<crate::domain::usage::EncodeError> for StoreError {
+    fn from(e: crate::domain::usage::EncodeError) -> Self {
         StoreError::Corrupt {
             what: "encoding",
             detail: e.to_string(),

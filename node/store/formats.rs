@@ -15,15 +15,18 @@ use uuid::Uuid;
 
 use super::codec::{CHANGES_FORMAT, FORMAT, decode, encode};
 use super::notices::decode_notice;
-use super::{Change, Figures, Monthly, Quarantined, StoreError, chunk_value, decode_chunk};
-use crate::census::PlatformReport;
-use crate::consent::{Consent, Purpose, Terms, Withdrawal};
-use crate::federation::notice::{Notice, NoticeKind};
-use crate::identity::signing::Signature;
-use crate::objection::{Answer, Case, Checked, Fault, Outcome as CaseOutcome, Reply, Resolution};
-use crate::record::{Content, Disclosure, Record, Status, Subject, SubjectKind};
-use crate::region::RegionCode;
-use crate::usage::{Action, Chained, Checkpoint, Outcome, UsageEntry, chain_hash};
+use super::{Change, Quarantined, StoreError, chunk_value, decode_chunk};
+use crate::domain::case::{
+    Answer, Case, Checked, Fault, Outcome as CaseOutcome, Reply, Resolution,
+};
+use crate::domain::census::PlatformReport;
+use crate::domain::census::{Figures, Monthly};
+use crate::domain::consent::{Consent, Purpose, Terms, Withdrawal};
+use crate::domain::notice::{Notice, NoticeKind};
+use crate::domain::record::{Content, Disclosure, Record, Status, Subject, SubjectKind};
+use crate::domain::region::RegionCode;
+use crate::domain::signature::Signature;
+use crate::domain::usage::{Action, Chained, Checkpoint, Outcome, UsageEntry, chain_hash};
 
 /// 2026-05-28T20:26:40Z (Unix ms); later steps come whole days after it.
 const AT: i64 = 1_780_000_000_000;

@@ -8,15 +8,18 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
-use super::{Change, Figures, Monthly, chunk_value, decode_chunk};
-use crate::census::PlatformReport;
-use crate::consent::{Consent, Purpose, Terms, Withdrawal};
-use crate::federation::notice::{Notice, NoticeKind};
-use crate::identity::signing::Signature;
-use crate::objection::{Answer, Case, Checked, Fault, Outcome as CaseOutcome, Reply, Resolution};
-use crate::record::{Content, Disclosure, Record, Status, Subject, SubjectKind};
-use crate::region::RegionCode;
-use crate::usage::{Action, Chained, Checkpoint, Outcome, UsageEntry};
+use super::{Change, chunk_value, decode_chunk};
+use crate::domain::case::{
+    Answer, Case, Checked, Fault, Outcome as CaseOutcome, Reply, Resolution,
+};
+use crate::domain::census::PlatformReport;
+use crate::domain::census::{Figures, Monthly};
+use crate::domain::consent::{Consent, Purpose, Terms, Withdrawal};
+use crate::domain::notice::{Notice, NoticeKind};
+use crate::domain::record::{Content, Disclosure, Record, Status, Subject, SubjectKind};
+use crate::domain::region::RegionCode;
+use crate::domain::signature::Signature;
+use crate::domain::usage::{Action, Chained, Checkpoint, Outcome, UsageEntry};
 
 /// The kinds of stored value, in the order of the selector byte of a fuzz input
 /// (`child census report` is 9).

@@ -37,7 +37,6 @@ mod durability;
 #[cfg(test)]
 mod formats;
 pub mod fuzz;
-mod ids;
 mod notices;
 mod objections;
 mod quarantine;
@@ -54,13 +53,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::consent::Consent;
-use crate::record::{Content, Hash, Record, Status};
-use crate::region::RegionCode;
-use crate::usage::{Chained, Checkpoint, UsageEntry};
+use crate::domain::consent::Consent;
+use crate::domain::record::{Content, Hash, Record, Status};
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{Chained, Checkpoint, UsageEntry};
 
 pub use audit::{AuditFinding, AuditReport};
-pub use census::{Figures, Monthly};
 pub use check::{CheckReport, Damage, MARK_FILE, Mark, read_mark};
 pub use objections::OriginChange;
 pub use quarantine::{ChildLog, Quarantined, Refused};
@@ -192,7 +190,7 @@ pub enum Change {
     /// A node's signed usage-log checkpoint.
     Checkpoint(Checkpoint),
     /// A version of an objection case, made by the record's origin (R-OBJ-1..3).
-    Objection(crate::objection::Case),
+    Objection(crate::domain::case::Case),
 }
 
 /// postcard's variant index of each `Change` (one byte for these).
@@ -331,7 +329,7 @@ struct Writer {
     next_usage: u64,
     usage_head: Hash,
     /// The census figures, as stored under `census::FIGURES_KEY` (see `census`).
-    figures: census::Figures,
+    figures: crate::domain::census::Figures,
 }
 
 /// A node's store. Clone it freely: clones share one open database (sled supports one
@@ -526,7 +524,7 @@ impl Store {
         };
         let figures = match records.get(census::FIGURES_KEY)? {
             Some(v) => decode(&v, "census figures")?,
-            None => census::Figures::default(),
+            None => crate::domain::census::Figures::default(),
         };
         let store = Store {
             inner: std::sync::Arc::new(Inner {
@@ -907,7 +905,7 @@ impl Store {
             };
             let hash = content.hash();
             let seq = next_change;
-            if seq > ids::MAX_SEQ {
+            if seq > crate::domain::ids::MAX_SEQ {
                 return Err(StoreError::Engine(
                     "changelog sequence space exhausted".into(),
                 ));
@@ -951,7 +949,7 @@ impl Store {
                     }
                 }
                 None => {
-                    let id = ids::new_id(now_ms, &origin, seq);
+                    let id = crate::domain::ids::new_id(now_ms, &origin, seq);
                     applied.push(Applied::Created { id, version: 1 });
                     Record {
                         id,
@@ -1006,7 +1004,7 @@ impl Store {
             // the read is skipped on the hot path (a query's or a pull's entry).
             let mut names: Vec<String> = match &entry.subject {
                 Some(subject)
-                    if crate::policy::identifier::has_id_shape(subject)
+                    if crate::domain::record::has_id_shape(subject)
                         && entry.free_text_may_name() =>
                 {
                     self.records_of(subject)?
@@ -1022,7 +1020,7 @@ impl Store {
             entry.scrub_free_text_naming(&names);
             // The index takes identifiers only (a NUL would break its key's shape).
             if let Some(subject) = &entry.subject
-                && crate::policy::identifier::has_id_shape(subject)
+                && crate::domain::record::has_id_shape(subject)
             {
                 batch.insert(usage_index_key(subject, seq), &[]);
             }
@@ -1114,7 +1112,7 @@ impl Store {
                 }),
             };
         }
-        let Some((_, first)) = ids::locate(id) else {
+        let Some((_, first)) = crate::domain::ids::locate(id) else {
             return Ok(None);
         };
         let Some((_, Change::Record(first_version))) = self
@@ -1230,14 +1228,7 @@ impl Store {
 /// tests that build records by hand.
 #[cfg(test)]
 pub(crate) fn new_record_id(now_ms: i64, region: &RegionCode, seq: u64) -> Uuid {
-    ids::new_id(now_ms, region, seq)
-}
-
-/// The region of the node that made a record id (ids carry it; see `ids`), or `None`
-/// for an id not made by a node.
-pub fn id_origin(id: &Uuid) -> Option<RegionCode> {
-    let (region, _) = ids::locate(id)?;
-    RegionCode::parse(&format!("{region:06}")).ok()
+    crate::domain::ids::new_id(now_ms, region, seq)
 }
 
 /// `k` subject \0 category \0 origin \0 provider \0 reference: a provider's id is unique

@@ -4,9 +4,9 @@
 
 use super::codec::{decode, encode};
 use super::{Store, StoreError};
-use crate::federation::Notice;
-use crate::region::RegionCode;
-use crate::usage::UsageEntry;
+use crate::domain::notice::Notice;
+use crate::domain::region::RegionCode;
+use crate::domain::usage::UsageEntry;
 
 const OUTBOX: u8 = b'q';
 const INBOX: u8 = b'i';
@@ -23,7 +23,7 @@ fn outbox_key(next_hop: &RegionCode, from: &RegionCode, id: u64) -> Vec<u8> {
 /// A stored notice, also one stored before notices could carry a case.
 pub(super) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
     decode::<Notice>(bytes, "notice").or_else(|e| {
-        decode::<crate::federation::notice::LegacyNotice>(bytes, "notice")
+        decode::<crate::domain::notice::LegacyNotice>(bytes, "notice")
             .map(Notice::from)
             .map_err(|_| e)
     })

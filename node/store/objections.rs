@@ -17,11 +17,11 @@ use uuid::Uuid;
 use super::codec::{decode, encode};
 use super::side::SideOverlay;
 use super::{APPLIED_KEY, Change, Inner, Store, StoreError, TAG_RECORD, chunked, natural_key};
-use crate::federation::Notice;
-use crate::objection::Case;
-use crate::record::Record;
-use crate::region::RegionCode;
-use crate::usage::UsageEntry;
+use crate::domain::case::Case;
+use crate::domain::notice::Notice;
+use crate::domain::record::Record;
+use crate::domain::region::RegionCode;
+use crate::domain::usage::UsageEntry;
 
 const CASE: u8 = b'c';
 const BY_RECORD: u8 = b'r';
@@ -226,7 +226,7 @@ impl Store {
                 written.push(c.tag_and_value()?);
                 seq += 1;
             }
-            if seq > super::ids::MAX_SEQ {
+            if seq > crate::domain::ids::MAX_SEQ {
                 return Err(StoreError::Engine(
                     "changelog sequence space exhausted".into(),
                 ));

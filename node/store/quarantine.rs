@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{decode, encode};
 use super::{Store, StoreError};
-use crate::federation::Notice;
-use crate::region::RegionCode;
-use crate::usage::UsageEntry;
+use crate::domain::notice::Notice;
+use crate::domain::region::RegionCode;
+use crate::domain::usage::UsageEntry;
 
 const QUARANTINE_PREFIX: u8 = b'q';
 
@@ -132,7 +132,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::federation::NoticeKind;
+    use crate::domain::notice::NoticeKind;
     use crate::store::StoreOptions;
 
     fn refused(child: RegionCode, seq: u64, notice_id: u64) -> Refused {

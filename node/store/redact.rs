@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::codec::{decode, encode};
 use super::{Change, Store, StoreError, chunk_value, decode_chunk, seq_of};
-use crate::record::{Record, Status};
+use crate::domain::record::{Record, Status};
 
 const QUEUE: u8 = b'x';
 

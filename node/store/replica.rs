@@ -17,9 +17,9 @@ use super::side::SideOverlay;
 use super::{
     APPLIED_KEY, Change, Store, StoreError, TAG_RECORD, Writer, chunked, natural_key, seq_of,
 };
-use crate::record::Record;
-use crate::region::RegionCode;
-use crate::usage::UsageEntry;
+use crate::domain::record::Record;
+use crate::domain::region::RegionCode;
+use crate::domain::usage::UsageEntry;
 
 const CURSOR_PREFIX: u8 = b'c';
 const REPLICA_ID_PREFIX: u8 = b'o';

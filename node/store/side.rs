@@ -14,11 +14,11 @@ use uuid::Uuid;
 
 use super::codec::{decode, encode};
 use super::{APPLIED_KEY, Change, Inner, ReplicaOutcome, Store, StoreError, USAGE_INDEX, chunked};
-use crate::consent::Consent;
-use crate::objection::Case;
-use crate::record::Hash;
-use crate::region::RegionCode;
-use crate::usage::{Chained, Checkpoint, UsageEntry};
+use crate::domain::case::Case;
+use crate::domain::consent::Consent;
+use crate::domain::record::Hash;
+use crate::domain::region::RegionCode;
+use crate::domain::usage::{Chained, Checkpoint, UsageEntry};
 
 const CONSENT: u8 = b'c';
 const BY_SUBJECT: u8 = b's';
@@ -183,7 +183,7 @@ impl Store {
             if outcome == ReplicaOutcome::Applied {
                 self.write_usage(w, usage)?;
                 let seq = w.next_change;
-                if seq > super::ids::MAX_SEQ {
+                if seq > crate::domain::ids::MAX_SEQ {
                     return Err(StoreError::Engine(
                         "changelog sequence space exhausted".into(),
                     ));

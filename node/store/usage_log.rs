@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
-use crate::usage::UsageEntry;
+use crate::domain::usage::UsageEntry;
 
 /// Entries one batch takes at most.
 const MAX_BATCH: usize = 4096;

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use credit_node::clock::Clock;
 use credit_node::devnet::{DevNet, DevProvider};
+use credit_node::domain::clock::Clock;
 use credit_node::server::{NodeHandle, start};
 
 use super::proxy::Proxy;

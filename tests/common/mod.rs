@@ -11,14 +11,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use credit_node::clock::Clock;
 use credit_node::devnet::{DevNet, DevProvider};
-use credit_node::identity::Role;
+use credit_node::domain::caller::Role;
+use credit_node::domain::clock::Clock;
+use credit_node::domain::record::Draft;
 use credit_node::identity::client::{ClientIdentity, ExpectedServer, connect};
 use credit_node::pb;
 use credit_node::pb::exchange_client::ExchangeClient;
 use credit_node::policy::Catalog;
-use credit_node::record::Draft;
 use credit_node::server::{NodeHandle, start};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -52,7 +52,7 @@ pub fn previous_month() -> String {
 /// The real time, Unix milliseconds: only for a signing time, which is checked against
 /// certificates that TLS checks by the real clock. Never a date rule's input.
 pub fn wall_ms() -> i64 {
-    credit_node::usage::now_ms() // wall-clock: signing times only
+    credit_node::domain::usage::now_ms() // wall-clock: signing times only
 }
 
 /// The `credit-node` binary, allowed to serve the moved clock `common::devnet` writes
@@ -146,7 +146,7 @@ impl TestNode {
     }
 
     /// The last usage entry written.
-    pub fn last_usage(&self) -> credit_node::usage::UsageEntry {
+    pub fn last_usage(&self) -> credit_node::domain::usage::UsageEntry {
         let n = self.usage_entries();
         let entries = self.node().store().usage_since(n - 1, 1).unwrap();
         entries.into_iter().next().unwrap().1.entry
@@ -206,7 +206,7 @@ pub fn drafts(category: &str, n: usize, seed: u64) -> Vec<Draft> {
 pub fn wire(drafts: &[Draft]) -> Vec<pb::Record> {
     drafts
         .iter()
-        .map(credit_node::exchange::convert::draft_to_wire)
+        .map(credit_node::rpc::convert::record::draft_to_wire)
         .collect()
 }
 

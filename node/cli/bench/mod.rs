@@ -23,16 +23,16 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{CliError, Exit};
 use crate::devnet::{DevNet, DevProvider};
-use crate::exchange::convert::draft_to_wire;
-use crate::identity::Role;
+use crate::domain::caller::Role;
+use crate::domain::region::RegionCode;
+use crate::domain::usage;
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
 use crate::policy::sample::generate_drafts;
 use crate::policy::{Catalog, Validator};
-use crate::region::RegionCode;
+use crate::rpc::convert::record::draft_to_wire;
 use crate::store::{Store, StoreOptions};
-use crate::usage;
 
 /// The push load `bench push` sends to its node and `bench sync`, in its throughput
 /// phase, to the county: one set of flags for both (under the heading "Throughput phase"
@@ -155,7 +155,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
     // Ceiling: the same records, checked, written straight into a fresh store in the
     // same batch sizes (no TLS, no gRPC, no validation in the timed part).
     let validator = Validator::new(Arc::new(catalog), Vec::new());
-    let today = crate::clock::Clock::system().today();
+    let today = crate::domain::clock::Clock::system().today();
     let contents = drafts
         .iter()
         .map(|d| validator.check(d, "bench-0", today))
@@ -175,7 +175,9 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
             let mut it = contents.into_iter().peekable();
             while it.peek().is_some() {
                 let chunk: Vec<_> = it.by_ref().take(batch).collect();
-                store.accept(chunk, region, crate::usage::now_ms(), |_| Vec::new())?;
+                store.accept(chunk, region, crate::domain::usage::now_ms(), |_| {
+                    Vec::new()
+                })?;
             }
             let rate = args.load.records as f64 / started.elapsed().as_secs_f64();
             store.sync()?;
@@ -265,8 +267,8 @@ async fn push_stream(
     pace: Option<Duration>,
 ) -> Result<(Vec<Duration>, u64), CliError> {
     let mut client = ExchangeClient::new(channel)
-        .max_encoding_message_size(crate::server::MAX_MESSAGE_BYTES)
-        .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+        .max_encoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(window));
     let (tx, rx) = mpsc::channel::<pb::PushBatch>(window);

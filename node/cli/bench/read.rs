@@ -12,14 +12,14 @@ use tokio_stream::StreamExt;
 use super::sync::{cpu_secs, load, verdict};
 use super::{machine, ms, percentile};
 use crate::cli::{CliError, Exit};
-use crate::consent::{Consent, Purpose, Terms};
 use crate::devnet::{DevNet, DevProvider};
-use crate::identity::Role;
+use crate::domain::caller::Role;
+use crate::domain::consent::{Consent, Purpose, Terms};
+use crate::domain::record::Disclosure;
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::policy::sample::generate_drafts;
 use crate::policy::{Catalog, Validator};
-use crate::record::Disclosure;
 use crate::store::Change;
 
 #[derive(Args, Debug, Clone)]
@@ -100,8 +100,8 @@ async fn run(args: ReadBenchArgs, kind: Kind) -> Result<Exit, CliError> {
     let (records, per_subject) = (args.records, args.per_subject.max(1));
     let fill_store = store.clone();
     let subjects: Vec<(String, bool)> = tokio::task::spawn_blocking(move || {
-        let today = crate::clock::Clock::system().today();
-        let region = crate::region::RegionCode::parse(REGION)?;
+        let today = crate::domain::clock::Clock::system().today();
+        let region = crate::domain::region::RegionCode::parse(REGION)?;
         let mut subjects = Vec::new();
         let mut written = 0usize;
         let mut seed = 1u64;
@@ -135,7 +135,9 @@ async fn run(args: ReadBenchArgs, kind: Kind) -> Result<Exit, CliError> {
             let mut it = contents.into_iter().peekable();
             while it.peek().is_some() {
                 let batch: Vec<_> = it.by_ref().take(1000).collect();
-                fill_store.accept(batch, region, crate::usage::now_ms(), |_| Vec::new())?;
+                fill_store.accept(batch, region, crate::domain::usage::now_ms(), |_| {
+                    Vec::new()
+                })?;
             }
             written += n;
         }
@@ -162,7 +164,7 @@ async fn run(args: ReadBenchArgs, kind: Kind) -> Result<Exit, CliError> {
         let grant_store = store.clone();
         let classes = consent_classes.clone();
         tokio::task::spawn_blocking(move || {
-            let today = crate::clock::Clock::system().today();
+            let today = crate::domain::clock::Clock::system().today();
             let mut out = Vec::with_capacity(chosen.len());
             for subject in chosen {
                 let terms = Terms {
@@ -176,8 +178,8 @@ async fn run(args: ReadBenchArgs, kind: Kind) -> Result<Exit, CliError> {
                     valid_until: today + chrono::Days::new(365),
                     evidence: "BENCH".into(),
                     recorded_by: format!("credit://operator/{REGION}/bench"),
-                    recorded_at_ms: crate::usage::now_ms(),
-                    node: crate::region::RegionCode::parse(REGION)?,
+                    recorded_at_ms: crate::domain::usage::now_ms(),
+                    node: crate::domain::region::RegionCode::parse(REGION)?,
                 };
                 let id = terms.id.to_string();
                 let consent = Consent::sign(terms, &signer)?;
@@ -287,9 +289,9 @@ async fn reader(
     end: Instant,
 ) -> Result<(Vec<Duration>, u64), CliError> {
     let mut query = pb::query_client::QueryClient::new(channel.clone())
-        .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
     let mut exchange = pb::exchange_client::ExchangeClient::new(channel.clone())
-        .max_decoding_message_size(crate::server::MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(crate::rpc::codec::MAX_MESSAGE_BYTES);
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let mut latencies = Vec::new();
     let mut returned = 0u64;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::record::Disclosure;
+use crate::domain::record::Disclosure;
 
 fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2024, 6, 10).unwrap()

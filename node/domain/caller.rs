@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
 
 /// The kinds of party that hold a certificate of the federation's CA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,7 +61,7 @@ pub enum CallerError {
     #[error("unknown role {0:?} (expected node, provider, agency or operator)")]
     UnknownRole(String),
     #[error("bad region in identity URI: {0}")]
-    Region(#[from] crate::region::RegionError),
+    Region(#[from] crate::domain::region::RegionError),
 }
 
 impl CallerId {

@@ -1,9 +1,8 @@
-//! Conversions between wire types (`crate::pb`) and the domain model. The only place
-//! that knows both.
+//! Records, drafts and replica metadata on the wire (`credit.v1.Record`), both ways.
 
+use crate::domain::record::{Disclosure, Draft, Record, Status, SubjectKind};
 use crate::pb;
 use crate::policy::Violation;
-use crate::record::{Disclosure, Draft, Record, Status, SubjectKind};
 
 /// Turns a provider's wire record into a draft. Fields only the origin node sets
 /// (id, origin, path, version, status, hash, timestamps, disclosure, provider) must be
@@ -135,8 +134,8 @@ pub fn record_to_wire(r: &Record) -> pb::Record {
 pub struct ReplicaMeta {
     pub id: uuid::Uuid,
     pub provider_id: String,
-    pub origin: crate::region::RegionCode,
-    pub path: Vec<crate::region::RegionCode>,
+    pub origin: crate::domain::region::RegionCode,
+    pub path: Vec<crate::domain::region::RegionCode>,
     pub reported_at_ms: i64,
     pub version: u64,
     pub status: Status,
@@ -159,12 +158,12 @@ fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation
 pub fn replica_from_wire(r: pb::Record) -> Result<(Draft, ReplicaMeta), Violation> {
     let id = uuid::Uuid::parse_str(&r.id)
         .map_err(|e| bad("id", "R-SEC-1", format!("not a UUID: {e}")))?;
-    let origin = crate::region::RegionCode::parse(&r.origin_region)
+    let origin = crate::domain::region::RegionCode::parse(&r.origin_region)
         .map_err(|e| bad("origin_region", "R-FED-1", e.to_string()))?;
     let path = r
         .path
         .iter()
-        .map(|p| crate::region::RegionCode::parse(p))
+        .map(|p| crate::domain::region::RegionCode::parse(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad("path", "R-FED-1", e.to_string()))?;
     let status = match pb::RecordStatus::try_from(r.status) {

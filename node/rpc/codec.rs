@@ -21,13 +21,16 @@ use tonic::codegen::http;
 use tonic::{Code, Status};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
-use crate::exchange::status::Refusal;
+use crate::domain::usage::Action;
 use crate::identity::tls::{ConnInfo, ServerTls, authenticate_peer};
-use crate::server::Gate;
-use crate::usage::Action;
+use crate::rpc::gate::Gate;
+use crate::rpc::refusal::Refusal;
 
 /// The words every undecodable-message refusal carries, for the caller.
 const NOT_PROTOBUF: &str = "message is not valid protobuf";
+/// Largest gRPC message a node accepts (a full `PushBatch` of long records fits).
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+
 /// The response header that marks an undecodable-message refusal for `LogUndecodable`.
 /// A status message can echo the caller's own text, so it is no sign of where a refusal
 /// came from; this header is set only by `malformed`, and removed before the response

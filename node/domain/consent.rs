@@ -3,19 +3,17 @@
 //!
 //! An operator records the consent from the signed paper (its number is the evidence
 //! reference); the recording node signs the terms with its certificate's key
-//! (`identity::signing`), so every node that later holds the consent can check it was
+//! (`identity::signed`), so every node that later holds the consent can check it was
 //! recorded by that node and not changed since. A withdrawal is signed the same way, by
 //! the node that records it. Consents travel upward in the changelog like records; a
 //! withdrawal is a later version of the same consent and never undone.
-
-pub mod wire;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::identity::signing::{NodeSigner, SignError, Signature, SignatureVerifier, VerifyError};
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
+use crate::domain::signature::Signature;
 
 /// Why the information is used (R-REL-6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,78 +140,26 @@ impl State {
 const TERMS_LABEL: &[u8] = b"credit-node consent v1\0";
 const WITHDRAWAL_LABEL: &[u8] = b"credit-node consent withdrawal v1\0";
 
-fn terms_message(terms: &Terms) -> Vec<u8> {
+pub(crate) fn terms_message(terms: &Terms) -> Vec<u8> {
     let mut m = TERMS_LABEL.to_vec();
     // postcard is deterministic for these types; serialising owned data cannot fail.
     m.extend(postcard::to_stdvec(terms).unwrap_or_default());
     m
 }
 
-fn withdrawal_message(id: &Uuid, at_ms: i64, by: &str, reason: &str, node: &RegionCode) -> Vec<u8> {
+pub(crate) fn withdrawal_message(
+    id: &Uuid,
+    at_ms: i64,
+    by: &str,
+    reason: &str,
+    node: &RegionCode,
+) -> Vec<u8> {
     let mut m = WITHDRAWAL_LABEL.to_vec();
     m.extend(postcard::to_stdvec(&(id, at_ms, by, reason, node.as_str())).unwrap_or_default());
     m
 }
 
 impl Consent {
-    /// Signs `terms` as the recording node.
-    pub fn sign(terms: Terms, signer: &NodeSigner) -> Result<Consent, SignError> {
-        let signature = signer.sign(&terms_message(&terms))?;
-        let node = terms.node;
-        Ok(Consent {
-            terms,
-            signature,
-            withdrawal: None,
-            path: vec![node],
-        })
-    }
-
-    /// Withdraws the consent, signed by `node`'s signer.
-    pub fn withdraw(
-        &mut self,
-        by: &str,
-        reason: &str,
-        node: RegionCode,
-        at_ms: i64,
-        signer: &NodeSigner,
-    ) -> Result<(), SignError> {
-        let signature = signer.sign(&withdrawal_message(
-            &self.terms.id,
-            at_ms,
-            by,
-            reason,
-            &node,
-        ))?;
-        self.withdrawal = Some(Withdrawal {
-            at_ms,
-            by: by.to_string(),
-            reason: reason.to_string(),
-            node,
-            signature,
-        });
-        Ok(())
-    }
-
-    /// Checks the signatures: the terms by the recording node, a withdrawal by the node
-    /// that recorded it.
-    pub fn verify(&self, verifier: &SignatureVerifier) -> Result<(), VerifyError> {
-        verifier.verify(
-            &terms_message(&self.terms),
-            &self.signature,
-            &self.terms.node,
-            self.terms.recorded_at_ms,
-        )?;
-        if let Some(w) = &self.withdrawal {
-            verifier.verify(
-                &withdrawal_message(&self.terms.id, w.at_ms, &w.by, &w.reason, &w.node),
-                &w.signature,
-                &w.node,
-                w.at_ms,
-            )?;
-        }
-        Ok(())
-    }
-
     pub fn state(&self, today: NaiveDate) -> State {
         if self.withdrawal.is_some() {
             State::Withdrawn
@@ -247,7 +193,6 @@ impl Consent {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::identity::{CallerId, DevCa, Role};
 
     pub(crate) fn terms(node: &str) -> Terms {
         Terms {
@@ -261,72 +206,8 @@ pub(crate) mod tests {
             valid_until: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
             evidence: "SQ-2026-0042".into(),
             recorded_by: "credit://operator/211382/window-1".into(),
-            recorded_at_ms: crate::usage::now_ms(), // wall-clock: signing times only
+            recorded_at_ms: crate::domain::usage::now_ms(), // wall-clock: signing times only
             node: RegionCode::parse(node).unwrap(),
         }
-    }
-
-    #[test]
-    fn signed_terms_verify_and_an_edit_or_a_forged_withdrawal_does_not() {
-        let ca = DevCa::generate("test ca").unwrap();
-        let region = RegionCode::parse("211382").unwrap();
-        let node = ca
-            .issue(&CallerId::new(Role::Node, region, "lingyuan"), &[])
-            .unwrap();
-        let signer = NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap();
-        let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let mut consent = Consent::sign(terms("211382"), &signer).unwrap();
-        consent.verify(&verifier).unwrap();
-
-        let mut edited = consent.clone();
-        edited.terms.categories.push("tax_arrears".into());
-        assert_eq!(edited.verify(&verifier), Err(VerifyError::Signature));
-
-        let now = crate::usage::now_ms(); // wall-clock: signing times only
-        consent
-            .withdraw(
-                "credit://operator/211382/w",
-                "subject asked",
-                region,
-                now,
-                &signer,
-            )
-            .unwrap();
-        consent.verify(&verifier).unwrap();
-        let mut forged = consent.clone();
-        forged.withdrawal.as_mut().unwrap().reason = "other".into();
-        assert_eq!(forged.verify(&verifier), Err(VerifyError::Signature));
-    }
-
-    #[test]
-    fn states_follow_the_dates_and_the_withdrawal() {
-        let ca = DevCa::generate("test ca").unwrap();
-        let region = RegionCode::parse("211382").unwrap();
-        let node = ca
-            .issue(&CallerId::new(Role::Node, region, "lingyuan"), &[])
-            .unwrap();
-        let signer = NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap();
-        let mut c = Consent::sign(terms("211382"), &signer).unwrap();
-        let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
-        assert_eq!(c.state(day(6, 1)), State::Given);
-        assert_eq!(c.state(day(12, 31)), State::Given);
-        assert_eq!(
-            c.state(NaiveDate::from_ymd_opt(2027, 1, 1).unwrap()),
-            State::Expired
-        );
-        assert_eq!(
-            c.state(NaiveDate::from_ymd_opt(2025, 12, 31).unwrap()),
-            State::Pending
-        );
-        let before = c.clone();
-        c.withdraw("op", "", region, 1, &signer).unwrap();
-        assert_eq!(c.state(day(6, 1)), State::Withdrawn);
-        assert!(before.is_superseded_by(&c));
-        assert!(!c.is_superseded_by(&before));
-        assert_eq!(
-            Purpose::parse("project_approval"),
-            Some(Purpose::ProjectApproval)
-        );
-        assert_eq!(Purpose::parse("fun"), None);
     }
 }

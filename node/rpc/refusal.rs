@@ -1,5 +1,6 @@
-//! The one place where library errors become `tonic::Status`: the right code, and a
-//! message that names the field and the rule.
+//! Refusals: what the caller and the usage log see of a refused call, and the mapping of
+//! library errors to `tonic::Status` with the right code and a message that names the
+//! field and the rule.
 
 use tonic::{Code, Status};
 
@@ -73,5 +74,22 @@ pub fn store_status(e: &StoreError) -> Status {
             "the node's store did not answer in time; nothing from this call was acknowledged",
         ),
         _ => Status::internal("the node's store failed; nothing from this call was acknowledged"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store call past its bound, and the calls refused while it is stuck, are
+    /// `Unavailable` to the caller: retry later (R-SEC-1; the store side is
+    /// `store::tests::a_store_call_that_blocks_returns_unavailable_within_its_bound_r_sec_1`).
+    #[test]
+    fn a_store_that_does_not_answer_is_unavailable_r_sec_1() {
+        assert_eq!(
+            store_status(&StoreError::TimedOut { secs: 1 }).code(),
+            Code::Unavailable
+        );
+        assert_eq!(store_status(&StoreError::Stalled).code(), Code::Unavailable);
     }
 }

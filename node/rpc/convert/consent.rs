@@ -4,14 +4,14 @@
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::{Consent, Purpose, Terms, Withdrawal};
-use crate::exchange::convert::record_to_wire;
-use crate::identity::signing::Signature;
+use crate::domain::consent::{Consent, Purpose, Terms, Withdrawal};
+use crate::domain::region::RegionCode;
+use crate::domain::signature::Signature;
+use crate::domain::usage::Checkpoint;
 use crate::pb;
 use crate::policy::Violation;
-use crate::region::RegionCode;
+use crate::rpc::convert::record::record_to_wire;
 use crate::store::Change;
-use crate::usage::Checkpoint;
 
 fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation {
     Violation {
@@ -167,7 +167,7 @@ pub fn change_to_wire(seq: u64, change: &Change, today: NaiveDate) -> pb::Change
         Change::Consent(c) => entry.consent = Some(consent_to_wire(c, today)),
         Change::Checkpoint(c) => entry.checkpoint = Some(checkpoint_to_wire(c)),
         Change::Objection(c) => {
-            entry.objection = Some(crate::objection::wire::case_to_wire(c, None));
+            entry.objection = Some(crate::rpc::convert::case::case_to_wire(c, None));
         }
     }
     entry

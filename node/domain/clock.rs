@@ -45,7 +45,7 @@ impl Clock {
 
     /// Unix milliseconds now.
     pub fn now_ms(&self) -> i64 {
-        crate::usage::now_ms() + self.offset_ms.load(Ordering::SeqCst)
+        wall_ms() + self.offset_ms.load(Ordering::SeqCst)
     }
 
     /// Today in China Standard Time.
@@ -61,9 +61,13 @@ impl Clock {
             .from_local_datetime(&noon)
             .earliest()
             .map_or(0, |t| t.timestamp_millis());
-        self.offset_ms
-            .store(target - crate::usage::now_ms(), Ordering::SeqCst);
+        self.offset_ms.store(target - wall_ms(), Ordering::SeqCst);
     }
+}
+
+/// Unix milliseconds now by the system clock, before any offset.
+fn wall_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// The date in China Standard Time of Unix milliseconds `ms`.

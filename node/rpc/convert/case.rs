@@ -3,9 +3,10 @@
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::{Answer, Calendar, Case, Checked, Fault, Outcome, Reply, Resolution};
+use crate::domain::calendar::Calendar;
+use crate::domain::case::{Answer, Case, Checked, Fault, Outcome, Reply, Resolution};
+use crate::domain::region::RegionCode;
 use crate::pb;
-use crate::region::RegionCode;
 
 /// A case for the wire; with a calendar, its state and deadlines as of `today`.
 pub fn case_to_wire(case: &Case, calendar: Option<(&Calendar, NaiveDate)>) -> pb::ObjectionCase {

@@ -13,10 +13,10 @@
 
 use uuid::Uuid;
 
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
 
 /// Sequences up to 2^48 fit (some 2.8 * 10^14 versions per origin).
-pub(super) const MAX_SEQ: u64 = (1 << 48) - 1;
+pub(crate) const MAX_SEQ: u64 = (1 << 48) - 1;
 
 fn region_number(region: &RegionCode) -> u32 {
     region.as_str().parse::<u32>().unwrap_or(0)
@@ -25,7 +25,7 @@ fn region_number(region: &RegionCode) -> u32 {
 /// The id of a record first written at `seq` by the node of `region`, at `now_ms`. The six
 /// spare bits are zero: uniqueness comes from the sequence, and ids are names, not secrets
 /// (access is decided by certificates).
-pub(super) fn new_id(now_ms: i64, region: &RegionCode, seq: u64) -> Uuid {
+pub(crate) fn new_id(now_ms: i64, region: &RegionCode, seq: u64) -> Uuid {
     let ms = u64::try_from(now_ms).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
     let region = region_number(region) & 0xF_FFFF;
     let rand_a = (region >> 8) as u16;
@@ -42,7 +42,7 @@ pub(super) fn new_id(now_ms: i64, region: &RegionCode, seq: u64) -> Uuid {
 
 /// The region number and first sequence an id of this layout carries; `None` for other
 /// UUIDs. The caller checks that the changelog entry at that sequence has this id.
-pub(super) fn locate(id: &Uuid) -> Option<(u32, u64)> {
+pub(crate) fn locate(id: &Uuid) -> Option<(u32, u64)> {
     let b = id.as_bytes();
     if b[6] >> 4 != 7 || b[8] >> 6 != 0b10 {
         return None;
@@ -54,6 +54,13 @@ pub(super) fn locate(id: &Uuid) -> Option<(u32, u64)> {
     let rand_b = u64::from_be_bytes(rb);
     let region_of_id = (u32::from(rand_a) << 8) | ((rand_b >> 54) as u32 & 0xFF);
     Some((region_of_id, (rand_b >> 6) & MAX_SEQ))
+}
+
+/// The region of the node that made a record id (ids carry it), or `None` for an id not
+/// made by a node.
+pub fn id_origin(id: &Uuid) -> Option<RegionCode> {
+    let (region, _) = locate(id)?;
+    RegionCode::parse(&format!("{region:06}")).ok()
 }
 
 #[cfg(test)]

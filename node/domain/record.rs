@@ -1,7 +1,7 @@
 //! The domain model: 信用记录 (credit records) and 信息主体 (their subjects).
 //!
 //! These types are what the store keeps and the policy checks; the wire types in
-//! `crate::pb` are converted at the edge (`exchange::convert`). Storage never sees
+//! `crate::pb` are converted at the edge (`rpc::convert`). Storage never sees
 //! protobuf types.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::region::RegionCode;
+use crate::domain::region::RegionCode;
 
 /// 信息主体 kind (R-DATA-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -173,6 +173,24 @@ impl fmt::Display for Disclosure {
             Disclosure::Consent => "consent",
             Disclosure::Statutory => "statutory",
         })
+    }
+}
+
+/// Whether a (normalised) id has an identifier's shape: 1 to 64 ASCII letters and
+/// digits. Only such ids become store keys or go into the usage log and its index.
+pub fn has_id_shape(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The next version of `cur`, made by its origin at `now_ms`, with `status`.
+pub fn next_version(cur: &Record, status: Status, reason: String, now_ms: i64) -> Record {
+    Record {
+        version: cur.version + 1,
+        status,
+        status_reason: reason,
+        reported_at_ms: now_ms,
+        path: vec![cur.origin],
+        ..cur.clone()
     }
 }
 

@@ -8,9 +8,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::identity::signing::{NodeSigner, SignError, Signature, SignatureVerifier, VerifyError};
-use crate::record::Hash;
-use crate::region::RegionCode;
+use crate::domain::record::Hash;
+use crate::domain::region::RegionCode;
+use crate::domain::signature::Signature;
 
 /// What was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,47 +106,15 @@ impl UsageEntry {
         }
     }
 
-    pub fn refused(mut self, code: tonic::Code, field: &str, rule: &str, message: &str) -> Self {
+    /// Marks the entry refused; `code` is the gRPC status code the caller got.
+    pub fn refused(mut self, code: impl Into<i32>, field: &str, rule: &str, message: &str) -> Self {
         self.outcome = Outcome::Refused {
-            code: code as i32,
+            code: code.into(),
             field: field.to_string(),
             rule: rule.to_string(),
             message: message.to_string(),
         };
         self
-    }
-
-    /// Masks the personal identifiers (resident ids, mobiles, bank cards, USCC-shaped
-    /// codes) in the entry's free text (detail, refusal message and field, and the
-    /// purpose and consent id as the caller sent them) before it is kept (R-REL-2, R-DATA-3).
-    /// `subject` is left whole: it is what the subject's history is found by; `caller`
-    /// and `on_behalf_of` are identities, who used the data. Names are masked only as
-    /// [`UsageEntry::scrub_free_text_naming`] is given them.
-    pub fn scrub_free_text(&mut self) {
-        self.scrub_free_text_naming(&[]);
-    }
-
-    /// [`UsageEntry::scrub_free_text`], and `names` (the names the node holds for the
-    /// entry's subject) masked wherever they appear in the same free text.
-    pub fn scrub_free_text_naming(&mut self, names: &[&str]) {
-        use crate::policy::mask::{Masking, mask_text};
-        let how = Masking {
-            names,
-            ..Masking::LOG
-        };
-        self.detail = mask_text(&self.detail, how);
-        // Taken from the request before it is checked, so they hold what a caller typed.
-        for text in [&mut self.purpose, &mut self.consent_id]
-            .into_iter()
-            .flatten()
-        {
-            *text = mask_text(text, how);
-        }
-        if let Outcome::Refused { message, field, .. } = &mut self.outcome {
-            *message = mask_text(message, how);
-            // A refused field's name is the caller's key (`fields.<anything>`).
-            *field = mask_text(field, how);
-        }
     }
 
     /// Whether the free text `scrub_free_text_naming` looks at holds a character outside
@@ -210,7 +178,7 @@ pub struct Checkpoint {
 
 const CHECKPOINT_LABEL: &[u8] = b"credit-node usage checkpoint v1\0";
 
-fn checkpoint_message(node: &RegionCode, seq: u64, head: &Hash, at_ms: i64) -> Vec<u8> {
+pub(crate) fn checkpoint_message(node: &RegionCode, seq: u64, head: &Hash, at_ms: i64) -> Vec<u8> {
     let mut m = CHECKPOINT_LABEL.to_vec();
     m.extend_from_slice(node.as_str().as_bytes());
     m.extend_from_slice(&seq.to_be_bytes());
@@ -219,36 +187,8 @@ fn checkpoint_message(node: &RegionCode, seq: u64, head: &Hash, at_ms: i64) -> V
     m
 }
 
-impl Checkpoint {
-    pub fn sign(
-        node: RegionCode,
-        seq: u64,
-        head: Hash,
-        at_ms: i64,
-        signer: &NodeSigner,
-    ) -> Result<Checkpoint, SignError> {
-        let signature = signer.sign(&checkpoint_message(&node, seq, &head, at_ms))?;
-        Ok(Checkpoint {
-            node,
-            seq,
-            head,
-            at_ms,
-            signature,
-            path: vec![node],
-        })
-    }
-
-    pub fn verify(&self, verifier: &SignatureVerifier) -> Result<(), VerifyError> {
-        verifier.verify(
-            &checkpoint_message(&self.node, self.seq, &self.head, self.at_ms),
-            &self.signature,
-            &self.node,
-            self.at_ms,
-        )
-    }
-}
-
-/// Unix milliseconds now.
+/// Unix milliseconds now, read from the system clock. Date rules read the node's
+/// `Clock` instead; this goes once its last callers have moved to it (issue 12).
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -265,35 +205,12 @@ mod tests {
         e.purpose = Some("依据 王建国 的授权".into());
         assert!(e.free_text_may_name());
         let refused = UsageEntry::new("x", Action::Query, "Query", 0).refused(
-            tonic::Code::InvalidArgument,
+            3, // InvalidArgument: the domain knows gRPC codes only as numbers
             "subject_name",
             "R-DATA-1",
             "王建国 is not the holder",
         );
         assert!(refused.free_text_may_name());
-    }
-
-    #[test]
-    fn free_text_is_scrubbed_but_the_subject_stays_r_data_3() {
-        let mut e = UsageEntry::new("credit://agency/211382/bank", Action::Query, "Query", 0)
-            .refused(
-                tonic::Code::InvalidArgument,
-                "fields.13812345678",
-                "R-REL-6",
-                "unknown purpose 13812345678",
-            );
-        e.subject = Some("211382198002290134".into());
-        e.purpose = Some("13812345678".into());
-        e.detail = "reference: 身份证 211382198002290134（王建国）".into();
-        e.scrub_free_text_naming(&["王建国"]);
-        assert_eq!(e.subject.as_deref(), Some("211382198002290134"));
-        assert_eq!(e.purpose.as_deref(), Some("138****5678"));
-        assert_eq!(e.detail, "reference: 身份证 2113**********0134（王**）");
-        let Outcome::Refused { message, field, .. } = &e.outcome else {
-            panic!("refused")
-        };
-        assert_eq!(message, "unknown purpose 138****5678");
-        assert_eq!(field, "fields.138****5678");
     }
 
     #[test]
