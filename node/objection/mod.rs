@@ -29,7 +29,10 @@
 
 pub mod calendar;
 pub mod origin;
+pub mod purge;
+pub mod repair;
 pub mod service;
+pub mod steps;
 pub mod wire;
 
 use chrono::NaiveDate;
