@@ -17,9 +17,10 @@
 //!   personal data, record validation, what a query releases and the masking of
 //!   identifiers in released text, and the role-to-RPC table.
 //! * `store` (L2): the sled store behind a small interface: current records by subject
-//!   and natural key, the changelog of every version, the usage log, consents, cases,
-//!   notices, census figures; the integrity check run at every start, and
-//!   `Store::call`, the bounded way request handlers reach it.
+//!   and natural key, the changelog of every version, the usage log, consents,
+//!   checkpoints, cases, notices, census figures, the quarantine of entries refused from
+//!   children; the integrity check run at every start, and `Store::call`, the bounded
+//!   way request handlers reach it.
 //! * `config` (L3): the node's TOML configuration, checked at start.
 //! * `rpc` (L4): what the services share: the gate (authentication, role table,
 //!   logging of refusals), refusals mapped to `tonic::Status`, every wire<->domain
@@ -27,17 +28,18 @@
 //! * `pb` (L4): the generated wire types and gRPC stubs.
 //! * `exchange` (L5): the Exchange service (push, pull-by-subject).
 //! * `federation` (L5): level-by-level upward sync (uplink, the parent's Sync service,
-//!   the re-check of every entry), notices down, status.
+//!   the re-check of every entry), notices down, status, the quarantine retry.
 //! * `access` (L5): the Consents, Query and Audit services.
-//! * `objection` (L5): the Objections service, what only a record's origin does, and
-//!   the retention purge.
+//! * `objection` (L5): the Objections service: the case's steps, what only a record's
+//!   origin does, credit repair and the retention purge.
 //! * `census` (L5): the Census service and this platform's own report.
 //! * `server` (L6): assembles a node (store, services, TLS, health and reflection):
 //!   `Node::open(config)` then `Node::serve(listener, shutdown)`; `server::start` for
 //!   in-process nodes.
 //! * `devnet` (L7): a development federation in one folder (CA, identities, node
 //!   configs) for the demo, benchmarks and integration tests.
-//! * `cli` (L7): the `credit-node` commands (serve, pki, push, pull, store check, demo,
+//! * `cli` (L7): the `credit-node` commands (serve, store check, pki, push, pull, status,
+//!   quarantine, consent, query, audit, census, report, objection, repair, purge, demo,
 //!   bench).
 //! * `fuzzing` (L7): the bodies of the fuzz targets in `fuzz/` and their seed corpora,
 //!   also run by `tests/fuzz_corpus.rs`.

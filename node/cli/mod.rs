@@ -1,10 +1,12 @@
 //! The `credit-node` command line. `main.rs` only parses and calls `run`.
 //!
 //! * `records`: record files (JSON Lines, CSV) in, JSON Lines out.
-//! * `client`: push and pull over mutual TLS.
+//! * `client`: push, pull, status and the quarantine over mutual TLS.
 //! * `demo`: the three-level development federation with a generated PKI and sample records.
 //! * `access`: consents, consent-gated queries, the usage log's audit and history.
 //! * `census`: the census table and the monthly reporting duty.
+//! * `objection`: objections to records, credit repair and the retention purge.
+//! * `store`: `store check`, the store's integrity check offline.
 //! * `bench`: throughput benchmarks.
 
 pub mod access;

@@ -4,7 +4,8 @@
 //!   from the parent's cursor, reconnecting with backoff; receives notices.
 //! * `service`: the parent side (the `Federation` gRPC service): accepts Sync from
 //!   configured children only, checks and applies their entries, keeps their cursors,
-//!   sends notices down; `Status` and `Notify` for operators.
+//!   sends notices down, keeps the entries it refuses in quarantine; `Status`,
+//!   `Notify` and `RetryQuarantine` for operators.
 //! * `check`: the parent's re-check of every entry (it never trusts a child).
 //!
 //! Notices that travel down are `domain::notice`; which child they go to is

@@ -3,27 +3,36 @@
 //!
 //! # Layout
 //!
-//! Three trees, one purpose each:
-//! * `changelog`: every version of every record, in sequence order: the source of truth
-//!   and the outbox the uplink will stream upward. Stored in chunks: key = the first
-//!   sequence of the chunk (u64, big-endian), value = the consecutive versions from there
-//!   (at most `CHUNK_BYTES` encoded, so chunks stay below sled's blob threshold). A push
-//!   batch writes one or a few chunks instead of one sled insert per record.
+//! Seven trees, all opened by `open`:
+//! * `changelog`: every version of every record, consent, checkpoint and objection case,
+//!   in sequence order: the source of truth and the outbox the uplink streams upward.
+//!   Stored in chunks: key = the first sequence of the chunk (u64, big-endian), value =
+//!   the consecutive versions from there (at most `CHUNK_BYTES` encoded, so chunks stay
+//!   below sled's blob threshold). A push batch writes one or a few chunks instead of
+//!   one sled insert per record.
 //! * `records`: the current state, rebuilt from the changelog if need be:
 //!   `k` subject \0 category \0 origin \0 provider \0 reference -> the current version
 //!   (a subject's records are one prefix scan); `a` -> the last changelog sequence applied
 //!   here; `c` region -> each child's cursor; `o` uuid -> the natural key of a record
 //!   applied from a child. Records originated here need no id index: their id carries the
-//!   sequence of their first version (see `ids`), which leads to the natural key.
+//!   sequence of their first version (see `domain::ids`), which leads to the natural key. The
+//!   same tree keeps the census figures and monthly submissions (see `census`), the
+//!   quarantine (`quarantine`), the redaction queue (`redact`) and the region (`r`), so
+//!   they change in the same atomic batch as the records.
 //! * `notices`: notices queued for children and received here (see `notices`).
-//! * `usage`: sequence -> hash-chained usage entry (R-SEC-3).
+//! * `consents`, `checkpoints`: the latest state of each consent and every signed
+//!   checkpoint (see `side`).
+//! * `objections`: the latest state of each objection case here (see `objections`).
+//! * `usage`: sequence -> hash-chained usage entry (R-SEC-3), and after the sequences the
+//!   subject index.
 //!
 //! # Writing and durability
 //!
 //! One writer at a time decides outcomes (created, new version, unchanged) and writes a
-//! batch as three `apply_batch` calls in a fixed order: usage, changelog, records. Each is
-//! atomic; sled recovers a prefix of its log, so after a crash stored records always have
-//! their usage entry, the records tree is never ahead of the changelog, and `open`
+//! batch as `apply_batch` calls in a fixed order: usage, changelog, the side trees
+//! (consents, checkpoints, objections), records (with the `a` mark). Each is atomic;
+//! sled recovers a prefix of its log, so after a crash stored records always have their
+//! usage entry, the records tree is never ahead of the changelog, and `open`
 //! replays any changelog tail the records tree lacks.
 //! A batch is acknowledged only after `sync`: sled's `flush` (which on Linux ends in
 //! `sync_file_range`, sled issue #1452) followed by `fdatasync` of sled's `db` file and
