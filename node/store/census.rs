@@ -13,13 +13,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{decode, encode};
-use super::{RECORD_PREFIX, Store, StoreError};
+use super::keys;
+use super::{Store, StoreError};
 use crate::record::{Record, Status, SubjectKind};
-
-pub(super) const FIGURES_KEY: &[u8] = b"n";
-const MONTHLY_PREFIX: u8 = b'm';
-const DAY_PREFIX: u8 = b'd';
-const LAST_DAY_KEY: &[u8] = b"l";
 
 /// What a node holds: every record not deleted, counted once however it arrived.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,21 +82,6 @@ impl Figures {
     }
 }
 
-pub(super) fn monthly_key(provider: &str, period: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(provider.len() + period.len() + 2);
-    key.push(MONTHLY_PREFIX);
-    key.extend_from_slice(provider.as_bytes());
-    key.push(0);
-    key.extend_from_slice(period.as_bytes());
-    key
-}
-
-fn day_key(day: NaiveDate) -> Vec<u8> {
-    let mut key = vec![DAY_PREFIX];
-    key.extend_from_slice(day.to_string().as_bytes());
-    key
-}
-
 /// A batch's changes to the monthly submissions, applied at its end.
 #[derive(Default)]
 pub(super) struct MonthlyDelta {
@@ -127,7 +108,7 @@ impl MonthlyDelta {
     /// The inserts that apply these changes, read against the store as it is.
     pub(super) fn write(self, store: &Store, batch: &mut sled::Batch) -> Result<(), StoreError> {
         for ((provider, period), (delta, at_ms)) in self.changes {
-            let key = monthly_key(&provider, &period);
+            let key = keys::monthly(&provider, &period);
             let mut m = match store.inner.records.get(&key)? {
                 Some(v) => decode::<Monthly>(&v, "monthly submissions")?,
                 None => Monthly::default(),
@@ -162,18 +143,18 @@ impl Store {
     /// a later day kept, or the current figures when nothing was written since.
     pub fn figures_as_of(&self, day: NaiveDate) -> Result<Figures, StoreError> {
         let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-        let last = match self.inner.records.get(LAST_DAY_KEY)? {
+        let last = match self.inner.records.get(keys::records::LAST_DAY)? {
             Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
             None => None,
         };
         if last.is_none_or(|l| day >= l) {
             return Ok(w.figures.clone());
         }
-        let upto = day_key(day);
+        let upto = keys::day(day);
         match self
             .inner
             .records
-            .range(vec![DAY_PREFIX]..=upto)
+            .range(vec![keys::records::DAY]..=upto)
             .next_back()
             .transpose()?
         {
@@ -184,7 +165,7 @@ impl Store {
 
     /// One provider's submissions for one period (`provider` as in its certificate).
     pub fn monthly(&self, provider: &str, period: &str) -> Result<Monthly, StoreError> {
-        match self.inner.records.get(monthly_key(provider, period))? {
+        match self.inner.records.get(keys::monthly(provider, period))? {
             Some(v) => decode(&v, "monthly submissions"),
             None => Ok(Monthly::default()),
         }
@@ -194,7 +175,7 @@ impl Store {
     /// figures must equal.
     pub fn recount(&self) -> Result<Figures, StoreError> {
         let mut f = Figures::default();
-        for item in self.inner.records.scan_prefix([RECORD_PREFIX]) {
+        for item in self.inner.records.scan_prefix([keys::records::RECORD]) {
             let (_, v) = item?;
             f.count(&decode::<Record>(&v, "record")?, true);
         }
@@ -210,7 +191,7 @@ impl Store {
         batch: &mut sled::Batch,
     ) -> Result<(), StoreError> {
         let today = day_of(now_ms);
-        let last = match self.inner.records.get(LAST_DAY_KEY)? {
+        let last = match self.inner.records.get(keys::records::LAST_DAY)? {
             Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
             None => None,
         };
@@ -220,14 +201,12 @@ impl Store {
         if let Some(last) = last
             && last < today
         {
-            batch.insert(day_key(last), encode(figures)?);
+            batch.insert(keys::day(last), encode(figures)?);
         }
-        batch.insert(LAST_DAY_KEY, today.to_string().as_bytes());
+        batch.insert(keys::records::LAST_DAY, today.to_string().as_bytes());
         Ok(())
     }
 }
-
-const CHILD_REPORT_PREFIX: u8 = b'f';
 
 impl Store {
     /// Keeps a child's latest census report (not part of the changelog: the next batch
@@ -237,8 +216,7 @@ impl Store {
         child: &crate::region::RegionCode,
         report: &crate::census::PlatformReport,
     ) -> Result<(), StoreError> {
-        let mut key = vec![CHILD_REPORT_PREFIX];
-        key.extend_from_slice(child.as_str().as_bytes());
+        let key = keys::child_report(child);
         self.inner.records.insert(key, encode(report)?)?;
         Ok(())
     }
@@ -247,7 +225,7 @@ impl Store {
     pub fn child_reports(&self) -> Result<Vec<crate::census::PlatformReport>, StoreError> {
         self.inner
             .records
-            .scan_prefix([CHILD_REPORT_PREFIX])
+            .scan_prefix([keys::records::CHILD_REPORT])
             .map(|item| decode(&item?.1, "child census report"))
             .collect()
     }

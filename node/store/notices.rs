@@ -3,22 +3,11 @@
 //! id -> notice.
 
 use super::codec::{decode, encode};
+use super::keys;
 use super::{Store, StoreError};
 use crate::federation::Notice;
 use crate::region::RegionCode;
 use crate::usage::UsageEntry;
-
-const OUTBOX: u8 = b'q';
-const INBOX: u8 = b'i';
-
-fn outbox_key(next_hop: &RegionCode, from: &RegionCode, id: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(21);
-    key.push(OUTBOX);
-    key.extend_from_slice(next_hop.as_str().as_bytes());
-    key.extend_from_slice(from.as_str().as_bytes());
-    key.extend_from_slice(&id.to_be_bytes());
-    key
-}
 
 /// A stored notice, also one stored before notices could carry a case.
 pub(super) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
@@ -27,14 +16,6 @@ pub(super) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
             .map(Notice::from)
             .map_err(|_| e)
     })
-}
-
-fn inbox_key(from: &RegionCode, id: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(15);
-    key.push(INBOX);
-    key.extend_from_slice(from.as_str().as_bytes());
-    key.extend_from_slice(&id.to_be_bytes());
-    key
 }
 
 impl Store {
@@ -64,15 +45,14 @@ impl Store {
         next_hop: &RegionCode,
         notice: &Notice,
     ) -> Result<(), StoreError> {
-        let key = outbox_key(next_hop, &notice.from, notice.id);
+        let key = keys::outbox(next_hop, &notice.from, notice.id);
         self.inner.notices.insert(key, encode(notice)?)?;
         Ok(())
     }
 
     /// Notices waiting for `next_hop`'s acknowledgement, oldest first per sender.
     pub fn pending_notices(&self, next_hop: &RegionCode) -> Result<Vec<Notice>, StoreError> {
-        let mut prefix = vec![OUTBOX];
-        prefix.extend_from_slice(next_hop.as_str().as_bytes());
+        let prefix = keys::outbox_prefix(next_hop);
         self.inner
             .notices
             .scan_prefix(prefix)
@@ -87,7 +67,7 @@ impl Store {
         from: &RegionCode,
         id: u64,
     ) -> Result<bool, StoreError> {
-        let key = outbox_key(next_hop, from, id);
+        let key = keys::outbox(next_hop, from, id);
         self.write(|_| Ok(self.inner.notices.remove(key)?.is_some()))
     }
 
@@ -97,7 +77,7 @@ impl Store {
         notice: &Notice,
         usage: Vec<UsageEntry>,
     ) -> Result<bool, StoreError> {
-        let key = inbox_key(&notice.from, notice.id);
+        let key = keys::inbox(&notice.from, notice.id);
         if self.inner.notices.contains_key(&key)? {
             return Ok(false);
         }
@@ -114,7 +94,7 @@ impl Store {
     pub fn inbox(&self) -> Result<Vec<Notice>, StoreError> {
         self.inner
             .notices
-            .scan_prefix([INBOX])
+            .scan_prefix([keys::notices::INBOX])
             .map(|item| decode_notice(&item?.1))
             .collect()
     }

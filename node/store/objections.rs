@@ -15,31 +15,14 @@ use std::collections::HashSet;
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
+use super::keys;
 use super::side::SideOverlay;
-use super::{APPLIED_KEY, Change, Inner, Store, StoreError, TAG_RECORD, chunked, natural_key};
+use super::{Change, Inner, Store, StoreError, TAG_RECORD, chunked};
 use crate::federation::Notice;
 use crate::objection::Case;
 use crate::record::Record;
 use crate::region::RegionCode;
 use crate::usage::UsageEntry;
-
-const CASE: u8 = b'c';
-const BY_RECORD: u8 = b'r';
-
-pub(super) fn case_key(id: &Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = CASE;
-    key[1..].copy_from_slice(id.as_bytes());
-    key
-}
-
-pub(super) fn by_record_key(record: &Uuid, case: &Uuid) -> [u8; 33] {
-    let mut key = [0u8; 33];
-    key[0] = BY_RECORD;
-    key[1..17].copy_from_slice(record.as_bytes());
-    key[17..].copy_from_slice(case.as_bytes());
-    key
-}
 
 /// What the origin writes in one atomic step: new versions of its own records, case
 /// versions, and the usage entries that say so.
@@ -53,7 +36,7 @@ pub struct OriginChange {
 /// The ids of records with an open case, read from the tree.
 pub(super) fn load_held(tree: &sled::Tree) -> Result<HashSet<Uuid>, StoreError> {
     let mut held = HashSet::new();
-    for item in tree.scan_prefix([CASE]) {
+    for item in tree.scan_prefix([keys::objections::CASE]) {
         let case: Case = decode(&item?.1, "objection case")?;
         if case.is_open() {
             held.insert(case.record_id);
@@ -69,7 +52,7 @@ pub(super) fn refresh_held(inner: &Inner, records: &HashSet<Uuid>) -> Result<(),
     }
     let mut open = Vec::new();
     for rid in records {
-        let mut prefix = vec![BY_RECORD];
+        let mut prefix = vec![keys::objections::BY_RECORD];
         prefix.extend_from_slice(rid.as_bytes());
         let mut any = false;
         for item in inner.objections.scan_prefix(&prefix) {
@@ -78,7 +61,7 @@ pub(super) fn refresh_held(inner: &Inner, records: &HashSet<Uuid>) -> Result<(),
                 what: "objection index",
                 detail: e.to_string(),
             })?;
-            if let Some(v) = inner.objections.get(case_key(&case))?
+            if let Some(v) = inner.objections.get(keys::case(&case))?
                 && decode::<Case>(&v, "objection case")?.is_open()
             {
                 any = true;
@@ -109,7 +92,7 @@ impl Store {
 
     /// A case by id, in its latest state here.
     pub fn case(&self, id: &Uuid) -> Result<Option<Case>, StoreError> {
-        match self.inner.objections.get(case_key(id))? {
+        match self.inner.objections.get(keys::case(id))? {
             Some(v) => Ok(Some(decode(&v, "objection case")?)),
             None => Ok(None),
         }
@@ -119,14 +102,14 @@ impl Store {
     pub fn cases(&self) -> Result<Vec<Case>, StoreError> {
         self.inner
             .objections
-            .scan_prefix([CASE])
+            .scan_prefix([keys::objections::CASE])
             .map(|item| decode(&item?.1, "objection case"))
             .collect()
     }
 
     /// The cases about one record.
     pub fn cases_of_record(&self, record: &Uuid) -> Result<Vec<Case>, StoreError> {
-        let mut prefix = vec![BY_RECORD];
+        let mut prefix = vec![keys::objections::BY_RECORD];
         prefix.extend_from_slice(record.as_bytes());
         let mut out = Vec::new();
         for item in self.inner.objections.scan_prefix(&prefix) {
@@ -198,7 +181,7 @@ impl Store {
             let mut figures = w.figures.clone();
             let mut monthly = super::census::MonthlyDelta::default();
             for record in &change.records {
-                let key = natural_key(&record.content, &record.origin);
+                let key = keys::natural(&record.content, &record.origin);
                 if let Some(v) = inner.records.get(&key)? {
                     let cur: Record = decode(&v, "record")?;
                     figures.count(&cur, false);
@@ -233,9 +216,9 @@ impl Store {
             }
             self.write_usage(w, change.usage)?;
             if seq != first_seq {
-                current.insert(APPLIED_KEY, &(seq - 1).to_be_bytes());
+                current.insert(keys::records::APPLIED, &(seq - 1).to_be_bytes());
                 self.snapshot_day(&w.figures, now_ms, &mut current)?;
-                current.insert(super::census::FIGURES_KEY, encode(&figures)?);
+                current.insert(keys::records::FIGURES, encode(&figures)?);
                 monthly.write(self, &mut current)?;
                 inner.changelog.apply_batch(chunked(first_seq, &written))?;
                 overlay.write(inner)?;

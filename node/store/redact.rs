@@ -19,17 +19,9 @@ use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
+use super::keys;
 use super::{Change, Store, StoreError, chunk_value, decode_chunk, seq_of};
 use crate::record::{Record, Status};
-
-const QUEUE: u8 = b'x';
-
-fn queue_key(id: &Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = QUEUE;
-    key[1..].copy_from_slice(id.as_bytes());
-    key
-}
 
 /// A queue entry: key and value in the records tree.
 pub(super) type QueueEntry = ([u8; 17], Vec<u8>);
@@ -37,7 +29,10 @@ pub(super) type QueueEntry = ([u8; 17], Vec<u8>);
 /// Whether `r` is a tombstone whose earlier versions must be redacted; its queue entry.
 pub(super) fn queue_entry(r: &Record) -> Result<Option<QueueEntry>, StoreError> {
     if matches!(r.status, Status::Deleted | Status::Expired) && r.content.fields.is_empty() {
-        Ok(Some((queue_key(&r.id), encode(&(r.version, r.status))?)))
+        Ok(Some((
+            keys::redact_queue(&r.id),
+            encode(&(r.version, r.status))?,
+        )))
     } else {
         Ok(None)
     }
@@ -67,7 +62,7 @@ impl Store {
         }
         let mut queued: HashMap<Uuid, (u64, Status)> = HashMap::new();
         let mut raw = Vec::new();
-        for item in inner.records.scan_prefix([QUEUE]) {
+        for item in inner.records.scan_prefix([keys::records::REDACT_QUEUE]) {
             let (k, v) = item?;
             let id = Uuid::from_slice(&k[1..]).map_err(|e| StoreError::Corrupt {
                 what: "redaction queue",

@@ -12,17 +12,13 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
-use super::quarantine::{ChildLog, quarantine_key};
+use super::keys;
+use super::quarantine::ChildLog;
 use super::side::SideOverlay;
-use super::{
-    APPLIED_KEY, Change, Store, StoreError, TAG_RECORD, Writer, chunked, natural_key, seq_of,
-};
+use super::{Change, Store, StoreError, TAG_RECORD, Writer, chunked, seq_of};
 use crate::record::Record;
 use crate::region::RegionCode;
 use crate::usage::UsageEntry;
-
-const CURSOR_PREFIX: u8 = b'c';
-const REPLICA_ID_PREFIX: u8 = b'o';
 
 /// What became of one entry from a child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,20 +30,6 @@ pub enum ReplicaOutcome {
     /// The same origin, category, provider and reference already name another id: the
     /// child's data contradicts what it sent before.
     Conflict { existing: Uuid },
-}
-
-pub(super) fn replica_id_key(id: &Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = REPLICA_ID_PREFIX;
-    key[1..].copy_from_slice(id.as_bytes());
-    key
-}
-
-fn cursor_key(child: &RegionCode) -> [u8; 7] {
-    let mut key = [0u8; 7];
-    key[0] = CURSOR_PREFIX;
-    key[1..].copy_from_slice(child.as_str().as_bytes());
-    key
 }
 
 impl Store {
@@ -140,7 +122,7 @@ impl Store {
                     continue;
                 }
             };
-            let key = natural_key(&record.content, &record.origin);
+            let key = keys::natural(&record.content, &record.origin);
             let existing = match overlay.get(&key) {
                 Some(r) => Some(r.clone()),
                 None => match inner.records.get(&key)? {
@@ -160,7 +142,7 @@ impl Store {
                 Some(_) => {}
                 None => {
                     // The id must not already name another record here.
-                    if let Some(other) = inner.records.get(replica_id_key(&record.id))?
+                    if let Some(other) = inner.records.get(keys::replica_id(&record.id))?
                         && other.as_ref() != &key[..]
                     {
                         outcomes.push(ReplicaOutcome::Conflict {
@@ -168,7 +150,7 @@ impl Store {
                         });
                         continue;
                     }
-                    current.insert(&replica_id_key(&record.id), key.clone());
+                    current.insert(&keys::replica_id(&record.id), key.clone());
                 }
             }
             if record.path.last() != Some(&local) {
@@ -190,7 +172,7 @@ impl Store {
         }
 
         let cursor = self.cursor(&child)?.max(last_seq);
-        current.insert(&cursor_key(&child), &cursor.to_be_bytes());
+        current.insert(&keys::cursor(&child), &cursor.to_be_bytes());
         let ChildLog {
             usage,
             refused,
@@ -198,13 +180,13 @@ impl Store {
         } = log(&outcomes)?;
         self.write_usage(w, usage)?;
         for seq in released {
-            current.remove(&quarantine_key(&child, seq));
+            current.remove(&keys::quarantine(&child, seq));
         }
         let notices = self.put_quarantined(&mut current, refused)?;
         if next_change != first_seq {
-            current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
+            current.insert(keys::records::APPLIED, &(next_change - 1).to_be_bytes());
             self.snapshot_day(&w.figures, now_ms, &mut current)?;
-            current.insert(super::census::FIGURES_KEY, encode(&figures)?);
+            current.insert(keys::records::FIGURES, encode(&figures)?);
             inner.changelog.apply_batch(chunked(first_seq, &written))?;
         }
         side.write(inner)?;
@@ -216,7 +198,7 @@ impl Store {
 
     /// The last sequence of `child` applied here (0 before its first entry).
     pub fn cursor(&self, child: &RegionCode) -> Result<u64, StoreError> {
-        match self.inner.records.get(cursor_key(child))? {
+        match self.inner.records.get(keys::cursor(child))? {
             Some(v) => seq_of(&v),
             None => Ok(0),
         }

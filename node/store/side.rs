@@ -13,44 +13,13 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
-use super::{APPLIED_KEY, Change, Inner, ReplicaOutcome, Store, StoreError, USAGE_INDEX, chunked};
+use super::keys;
+use super::{Change, Inner, ReplicaOutcome, Store, StoreError, chunked};
 use crate::consent::Consent;
 use crate::objection::Case;
 use crate::record::Hash;
 use crate::region::RegionCode;
 use crate::usage::{Chained, Checkpoint, UsageEntry};
-
-const CONSENT: u8 = b'c';
-const BY_SUBJECT: u8 = b's';
-const CHECKPOINT: u8 = b'p';
-
-fn consent_key(id: &Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = CONSENT;
-    key[1..].copy_from_slice(id.as_bytes());
-    key
-}
-
-fn subject_prefix(subject: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(subject.len() + 18);
-    key.push(BY_SUBJECT);
-    key.extend_from_slice(subject.as_bytes());
-    key.push(0);
-    key
-}
-
-fn checkpoint_prefix(node: &RegionCode) -> Vec<u8> {
-    let mut key = Vec::with_capacity(15);
-    key.push(CHECKPOINT);
-    key.extend_from_slice(node.as_str().as_bytes());
-    key
-}
-
-fn checkpoint_key(node: &RegionCode, seq: u64) -> Vec<u8> {
-    let mut key = checkpoint_prefix(node);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
 
 /// Writes of one batch to the side trees, and what they hold so far (later entries of a
 /// batch see earlier ones).
@@ -108,13 +77,13 @@ impl Store {
                     Some(cur) if !cur.is_superseded_by(consent) => Ok(ReplicaOutcome::Unchanged),
                     existing => {
                         if existing.is_none() {
-                            let mut key = subject_prefix(&consent.terms.subject_id);
+                            let mut key = keys::consents_of(&consent.terms.subject_id);
                             key.extend_from_slice(id.as_bytes());
                             overlay.consent_batch.insert(key, &[]);
                         }
                         overlay
                             .consent_batch
-                            .insert(&consent_key(&id), encode(consent)?);
+                            .insert(&keys::consent(&id), encode(consent)?);
                         overlay.consents.insert(id, consent.clone());
                         Ok(ReplicaOutcome::Applied)
                     }
@@ -130,21 +99,20 @@ impl Store {
                     Some(cur) if cur.version >= case.version => Ok(ReplicaOutcome::Unchanged),
                     existing => {
                         if existing.is_none() {
-                            overlay.case_batch.insert(
-                                &super::objections::by_record_key(&case.record_id, &case.id)[..],
-                                &[],
-                            );
+                            overlay
+                                .case_batch
+                                .insert(&keys::case_by_record(&case.record_id, &case.id)[..], &[]);
                         }
                         overlay
                             .case_batch
-                            .insert(&super::objections::case_key(&case.id), encode(case)?);
+                            .insert(&keys::case(&case.id), encode(case)?);
                         overlay.cases.insert(case.id, case.clone());
                         Ok(ReplicaOutcome::Applied)
                     }
                 }
             }
             Change::Checkpoint(cp) => {
-                let key = checkpoint_key(&cp.node, cp.seq);
+                let key = keys::checkpoint(&cp.node, cp.seq);
                 let current = match overlay.checkpoints.get(&key) {
                     Some(c) => Some(c.clone()),
                     None => match self.inner.checkpoints.get(&key)? {
@@ -192,7 +160,9 @@ impl Store {
                     .changelog
                     .apply_batch(chunked(seq, &[change.tag_and_value()?]))?;
                 overlay.write(&self.inner)?;
-                self.inner.records.insert(APPLIED_KEY, &seq.to_be_bytes())?;
+                self.inner
+                    .records
+                    .insert(keys::records::APPLIED, &seq.to_be_bytes())?;
                 w.next_change = seq + 1;
             }
             Ok(outcome)
@@ -201,7 +171,7 @@ impl Store {
 
     /// A consent by id, in its latest state here.
     pub fn consent(&self, id: &Uuid) -> Result<Option<Consent>, StoreError> {
-        match self.inner.consents.get(consent_key(id))? {
+        match self.inner.consents.get(keys::consent(id))? {
             Some(v) => Ok(Some(decode(&v, "consent")?)),
             None => Ok(None),
         }
@@ -209,7 +179,7 @@ impl Store {
 
     /// A subject's consents held here, oldest id first.
     pub fn consents_of(&self, subject_id: &str) -> Result<Vec<Consent>, StoreError> {
-        let prefix = subject_prefix(subject_id);
+        let prefix = keys::consents_of(subject_id);
         let mut out = Vec::new();
         for item in self.inner.consents.scan_prefix(&prefix) {
             let (k, _) = item?;
@@ -233,8 +203,8 @@ impl Store {
     /// Checkpoints held here: of one node, or of all, in (node, sequence) order.
     pub fn checkpoints(&self, node: Option<&RegionCode>) -> Result<Vec<Checkpoint>, StoreError> {
         let prefix = match node {
-            Some(n) => checkpoint_prefix(n),
-            None => vec![CHECKPOINT],
+            Some(n) => keys::checkpoints_of(n),
+            None => vec![keys::checkpoints::CHECKPOINT],
         };
         self.inner
             .checkpoints
@@ -255,9 +225,7 @@ impl Store {
         subject: &str,
         limit: usize,
     ) -> Result<Vec<(u64, Chained)>, StoreError> {
-        let mut prefix = USAGE_INDEX.to_vec();
-        prefix.extend_from_slice(subject.as_bytes());
-        prefix.push(0);
+        let prefix = keys::usage_subject(subject);
         let mut out = Vec::new();
         for item in self.inner.usage.scan_prefix(&prefix).take(limit) {
             let (k, _) = item?;

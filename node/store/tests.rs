@@ -1,7 +1,13 @@
 use std::collections::BTreeMap;
 
+use super::codec::{decode, encode};
+use super::keys;
 use super::*;
+use std::sync::atomic::Ordering;
+
+use crate::record::Content;
 use crate::record::{Disclosure, Subject, SubjectKind};
+use crate::usage::Chained;
 use crate::usage::{Action, UsageEntry};
 
 fn content(subject: &str, reference: &str, amount: &str) -> Content {
@@ -417,7 +423,7 @@ fn consents_and_checkpoints_survive_replay_and_a_withdrawal_is_never_undone() {
         store
             .inner
             .records
-            .insert(APPLIED_KEY, &0u64.to_be_bytes())
+            .insert(keys::records::APPLIED, &0u64.to_be_bytes())
             .unwrap();
         store.sync().unwrap();
     }
@@ -809,7 +815,7 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
     assert_eq!((clean.records, clean.changes), (2, 3));
 
     // A record's field changed in place: still decodes, no longer matches its hash.
-    let key = natural_key(&content(subjects[1], "R-1", "1.5"), &region());
+    let key = keys::natural(&content(subjects[1], "R-1", "1.5"), &region());
     let mut r: Record = decode(&store.inner.records.get(&key).unwrap().unwrap(), "r").unwrap();
     r.content.fields.insert("fine_amount".into(), "9.5".into());
     store
@@ -842,7 +848,7 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
     store
         .inner
         .records
-        .insert(census::FIGURES_KEY, encode(&figures).unwrap())
+        .insert(keys::records::FIGURES, encode(&figures).unwrap())
         .unwrap();
     let (uk, uv) = store.inner.usage.first().unwrap().unwrap();
     let mut chained: Chained = decode(&uv, "u").unwrap();
@@ -1009,7 +1015,7 @@ fn a_held_copy_that_cannot_be_read_is_an_error_not_absent_r_fed_1() {
     store
         .inner
         .records
-        .insert(natural_key(&c, &region()), &b"\x01garbage"[..])
+        .insert(keys::natural(&c, &region()), &b"\x01garbage"[..])
         .unwrap();
     let (k, v) = store.inner.changelog.first().unwrap().unwrap();
     store
@@ -1062,7 +1068,7 @@ fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
         .inner
         .records
         .insert(
-            natural_key(&content("91211382MA0000000X", "R-0", "1"), &region()),
+            keys::natural(&content("91211382MA0000000X", "R-0", "1"), &region()),
             &b"\x01garbage"[..],
         )
         .unwrap();
@@ -1079,7 +1085,7 @@ fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
         "{err}"
     );
 
-    let shown = check::show_key(&usage_index_key("211382199001010134", 7));
+    let shown = check::show_key(&keys::usage_index("211382199001010134", 7));
     assert!(!shown.contains("199001"), "{shown}");
     assert!(shown.contains("entry 7"), "{shown}");
 }
@@ -1096,7 +1102,7 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
     store
         .accept(vec![first.clone()], region(), 10, push_usage)
         .unwrap();
-    let key = natural_key(&first, &region());
+    let key = keys::natural(&first, &region());
     let v1 = store.inner.records.get(&key).unwrap().unwrap();
     store
         .accept(
@@ -1116,7 +1122,7 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
     store
         .inner
         .records
-        .remove(natural_key(&second, &region()))
+        .remove(keys::natural(&second, &region()))
         .unwrap();
     let found = store.check();
     for what in [
