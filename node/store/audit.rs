@@ -72,7 +72,7 @@ impl Store {
         let mut report = AuditReport::default();
         let mut expected = 1u64;
         let mut prev: Hash = [0; 32];
-        for item in self.inner.usage.range(..keys::usage::END) {
+        for item in self.inner.sled.usage.range(..keys::usage::END) {
             let (k, v) = item?;
             let seq = seq_of(&k)?;
             if seq != expected {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use super::backend::Current;
 use super::codec::{decode, encode};
 use super::keys;
 use super::{Store, StoreError};
@@ -106,10 +107,10 @@ impl MonthlyDelta {
     }
 
     /// The inserts that apply these changes, read against the store as it is.
-    pub(super) fn write(self, store: &Store, batch: &mut sled::Batch) -> Result<(), StoreError> {
+    pub(super) fn write(self, store: &Store, current: &mut Current) -> Result<(), StoreError> {
         for ((provider, period), (delta, at_ms)) in self.changes {
             let key = keys::monthly(&provider, &period);
-            let mut m = match store.inner.records.get(&key)? {
+            let mut m = match store.inner.sled.records.get(&key)? {
                 Some(v) => decode::<Monthly>(&v, "monthly submissions")?,
                 None => Monthly::default(),
             };
@@ -121,7 +122,7 @@ impl MonthlyDelta {
                 }
                 m.last_ms = m.last_ms.max(at_ms);
             }
-            batch.insert(key, encode(&m)?);
+            current.monthly.push((provider, period, encode(&m)?));
         }
         Ok(())
     }
@@ -143,7 +144,7 @@ impl Store {
     /// a later day kept, or the current figures when nothing was written since.
     pub fn figures_as_of(&self, day: NaiveDate) -> Result<Figures, StoreError> {
         let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-        let last = match self.inner.records.get(keys::records::LAST_DAY)? {
+        let last = match self.inner.sled.records.get(keys::records::LAST_DAY)? {
             Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
             None => None,
         };
@@ -153,6 +154,7 @@ impl Store {
         let upto = keys::day(day);
         match self
             .inner
+            .sled
             .records
             .range(vec![keys::records::DAY]..=upto)
             .next_back()
@@ -165,7 +167,12 @@ impl Store {
 
     /// One provider's submissions for one period (`provider` as in its certificate).
     pub fn monthly(&self, provider: &str, period: &str) -> Result<Monthly, StoreError> {
-        match self.inner.records.get(keys::monthly(provider, period))? {
+        match self
+            .inner
+            .sled
+            .records
+            .get(keys::monthly(provider, period))?
+        {
             Some(v) => decode(&v, "monthly submissions"),
             None => Ok(Monthly::default()),
         }
@@ -175,7 +182,7 @@ impl Store {
     /// figures must equal.
     pub fn recount(&self) -> Result<Figures, StoreError> {
         let mut f = Figures::default();
-        for item in self.inner.records.scan_prefix([keys::records::RECORD]) {
+        for item in self.inner.sled.records.scan_prefix([keys::records::RECORD]) {
             let (_, v) = item?;
             f.count(&decode::<Record>(&v, "record")?, true);
         }
@@ -188,10 +195,10 @@ impl Store {
         &self,
         figures: &Figures,
         now_ms: i64,
-        batch: &mut sled::Batch,
+        current: &mut Current,
     ) -> Result<(), StoreError> {
         let today = day_of(now_ms);
-        let last = match self.inner.records.get(keys::records::LAST_DAY)? {
+        let last = match self.inner.sled.records.get(keys::records::LAST_DAY)? {
             Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
             None => None,
         };
@@ -201,9 +208,9 @@ impl Store {
         if let Some(last) = last
             && last < today
         {
-            batch.insert(keys::day(last), encode(figures)?);
+            current.day = Some((last, encode(figures)?));
         }
-        batch.insert(keys::records::LAST_DAY, today.to_string().as_bytes());
+        current.last_day = Some(today);
         Ok(())
     }
 }
@@ -217,13 +224,14 @@ impl Store {
         report: &crate::census::PlatformReport,
     ) -> Result<(), StoreError> {
         let key = keys::child_report(child);
-        self.inner.records.insert(key, encode(report)?)?;
+        self.inner.sled.records.insert(key, encode(report)?)?;
         Ok(())
     }
 
     /// The children's latest census reports.
     pub fn child_reports(&self) -> Result<Vec<crate::census::PlatformReport>, StoreError> {
         self.inner
+            .sled
             .records
             .scan_prefix([keys::records::CHILD_REPORT])
             .map(|item| decode(&item?.1, "child census report"))

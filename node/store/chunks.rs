@@ -1,7 +1,7 @@
 //! The changelog's chunks: consecutive entries stored under their first sequence.
 
 use super::codec::{self, decode, encode};
-use super::{Change, Store, StoreError, seq_of};
+use super::{Change, StoreError};
 use crate::record::Record;
 
 /// Largest encoded changelog chunk (one record larger than this gets a chunk of its own).
@@ -24,50 +24,13 @@ impl Change {
     }
 }
 
-impl Store {
-    /// Changelog entries after `after`, at most `limit`, in sequence order.
-    pub fn changes_since(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, Change)>, StoreError> {
-        let from = after.saturating_add(1);
-        // The chunk holding `from` starts at or before it.
-        let start = match self
-            .inner
-            .changelog
-            .range(..=from.to_be_bytes())
-            .next_back()
-        {
-            Some(item) => seq_of(&item?.0)?,
-            None => from,
-        };
-        let mut out = Vec::new();
-        for item in self.inner.changelog.range(start.to_be_bytes()..) {
-            let (k, v) = item?;
-            let first = seq_of(&k)?;
-            for (i, change) in decode_chunk(&v)?.into_iter().enumerate() {
-                let seq = first + i as u64;
-                if seq >= from {
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
-                    out.push((seq, change));
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
 /// Splits the versions a batch wrote (each as `encode` made it for the records tree)
 /// into changelog chunks of at most `CHUNK_BYTES`, keyed by their first sequence.
 ///
 /// A chunk is what `encode(&Vec<Record>)` would make: the format byte, the count as a
 /// postcard varint, then each record's postcard bytes. Built from the bytes already
 /// encoded, so no record is serialised twice.
-pub(super) fn chunked(first_seq: u64, written: &[(u8, Vec<u8>)]) -> sled::Batch {
-    let mut batch = sled::Batch::default();
+pub(super) fn chunked(first_seq: u64, written: &[(u8, Vec<u8>)], batch: &mut sled::Batch) {
     let mut start = 0usize;
     let mut chunk_start = first_seq;
     while start < written.len() {
@@ -82,7 +45,6 @@ pub(super) fn chunked(first_seq: u64, written: &[(u8, Vec<u8>)]) -> sled::Batch 
         chunk_start += records.len() as u64;
         start = end;
     }
-    batch
 }
 
 /// One chunk's value from entries encoded as `tag_and_value` makes them: the format byte,

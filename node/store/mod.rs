@@ -45,6 +45,7 @@
 //! * `check`, `audit`, `durability`, `codec`, `ids`, `keys`, `fuzz`, `usage_log`.
 
 mod audit;
+pub mod backend;
 mod call;
 mod census;
 mod check;
@@ -62,6 +63,7 @@ mod read;
 mod redact;
 mod replica;
 mod side;
+mod sled;
 mod usage_log;
 mod write;
 
@@ -90,7 +92,6 @@ use side::SideOverlay;
 pub use usage_log::UsageLog;
 
 use chunks::{TAG_RECORD, chunk_value, chunked, decode_chunk};
-use durability::Durability;
 use read::seq_of;
 
 #[derive(Debug, thiserror::Error)]
@@ -141,11 +142,11 @@ impl StoreError {
     }
 }
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
+impl From<::sled::Error> for StoreError {
+    fn from(e: ::sled::Error) -> Self {
         match e {
-            sled::Error::Io(io) => StoreError::Io(io),
-            sled::Error::Corruption { at, .. } => StoreError::EngineCorruption(match at {
+            ::sled::Error::Io(io) => StoreError::Io(io),
+            ::sled::Error::Corruption { at, .. } => StoreError::EngineCorruption(match at {
                 Some(at) => format!("at {at}"),
                 None => "no position given".into(),
             }),
@@ -316,18 +317,8 @@ pub struct Store {
 }
 
 struct Inner {
-    db: sled::Db,
-    records: sled::Tree,
-    changelog: sled::Tree,
-    usage: sled::Tree,
-    /// Notices queued for children (`q`) and received for this node (`i`).
-    notices: sled::Tree,
-    /// Consents by id, and by subject (see `side`).
-    consents: sled::Tree,
-    /// Signed usage-log checkpoints, this node's and those of nodes below.
-    checkpoints: sled::Tree,
-    /// Objection cases (see `objections`).
-    objections: sled::Tree,
+    /// The storage engine (see `backend`).
+    sled: sled::SledBackend,
     /// Records with an open objection case here.
     held: std::sync::RwLock<std::collections::HashSet<Uuid>>,
     writer: Mutex<Writer>,
@@ -335,7 +326,6 @@ struct Inner {
     head: tokio::sync::watch::Sender<u64>,
     /// Bumped when a notice is queued, for the Sync streams to wait on.
     notices_changed: tokio::sync::watch::Sender<u64>,
-    durability: Durability,
     /// Group commit: writes are numbered as they finish (under the writer lock); one
     /// sync covers every write numbered before it began, so concurrent writers (32
     /// queries logging their use at once) share one fdatasync instead of queueing for 32.

@@ -2,6 +2,9 @@
 //! Keys: `q` next-hop region, from region, id (big-endian) -> notice; `i` from region,
 //! id -> notice.
 
+use std::collections::HashSet;
+
+use super::backend::{Commit, NoticeRow};
 use super::codec::{decode, encode};
 use super::keys;
 use super::{Store, StoreError};
@@ -21,7 +24,7 @@ pub(super) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
 impl Store {
     /// A new notice id, unique on this node across restarts.
     pub fn new_notice_id(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.db.generate_id()? + 1)
+        Ok(self.inner.sled.db.generate_id()? + 1)
     }
 
     /// Queues `notice` for the child `next_hop`, durably, with its usage entries.
@@ -32,21 +35,28 @@ impl Store {
         usage: Vec<UsageEntry>,
     ) -> Result<(), StoreError> {
         self.write(|w| {
-            self.write_usage(w, usage)?;
-            self.put_notice(next_hop, notice)
+            let mut commit = Commit::default();
+            self.write_usage(w, usage, &mut commit)?;
+            self.put_notice(next_hop, notice, &mut commit)?;
+            self.commit(commit, HashSet::new())
         })?;
         self.inner.notices_changed.send_modify(|n| *n += 1);
         Ok(())
     }
 
-    /// Puts a notice in `next_hop`'s queue, as part of the caller's write.
+    /// Puts a notice in `next_hop`'s queue, as part of the caller's `commit`.
     pub(super) fn put_notice(
         &self,
         next_hop: &RegionCode,
         notice: &Notice,
+        commit: &mut Commit,
     ) -> Result<(), StoreError> {
-        let key = keys::outbox(next_hop, &notice.from, notice.id);
-        self.inner.notices.insert(key, encode(notice)?)?;
+        commit.notices.push(NoticeRow::Queued {
+            next_hop: *next_hop,
+            from: notice.from,
+            id: notice.id,
+            notice: encode(notice)?,
+        });
         Ok(())
     }
 
@@ -54,6 +64,7 @@ impl Store {
     pub fn pending_notices(&self, next_hop: &RegionCode) -> Result<Vec<Notice>, StoreError> {
         let prefix = keys::outbox_prefix(next_hop);
         self.inner
+            .sled
             .notices
             .scan_prefix(prefix)
             .map(|item| decode_notice(&item?.1))
@@ -68,7 +79,7 @@ impl Store {
         id: u64,
     ) -> Result<bool, StoreError> {
         let key = keys::outbox(next_hop, from, id);
-        self.write(|_| Ok(self.inner.notices.remove(key)?.is_some()))
+        self.write(|_| Ok(self.inner.sled.notices.remove(key)?.is_some()))
     }
 
     /// Keeps a notice meant for this node; false when it was already here (a resend).
@@ -78,14 +89,19 @@ impl Store {
         usage: Vec<UsageEntry>,
     ) -> Result<bool, StoreError> {
         let key = keys::inbox(&notice.from, notice.id);
-        if self.inner.notices.contains_key(&key)? {
+        if self.inner.sled.notices.contains_key(&key)? {
             return Ok(false);
         }
-        let value = encode(notice)?;
+        let row = NoticeRow::Received {
+            from: notice.from,
+            id: notice.id,
+            notice: encode(notice)?,
+        };
         self.write(|w| {
-            self.write_usage(w, usage)?;
-            self.inner.notices.insert(key, value)?;
-            Ok(())
+            let mut commit = Commit::default();
+            self.write_usage(w, usage, &mut commit)?;
+            commit.notices.push(row);
+            self.commit(commit, HashSet::new())
         })?;
         Ok(true)
     }
@@ -93,6 +109,7 @@ impl Store {
     /// Notices received for this node.
     pub fn inbox(&self) -> Result<Vec<Notice>, StoreError> {
         self.inner
+            .sled
             .notices
             .scan_prefix([keys::notices::INBOX])
             .map(|item| decode_notice(&item?.1))

@@ -5,15 +5,15 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use super::backend::{Backend, Commit, Heads};
 use super::codec::{decode, encode};
 use super::keys;
+use super::sled::{SledBackend, TREES};
 use super::{
-    Change, CheckReport, Durability, Inner, Mark, SideOverlay, Store, StoreError, StoreOptions,
-    Writer, census, check, decode_chunk, objections, redact, seq_of,
+    Change, CheckReport, Inner, Mark, SideOverlay, Store, StoreError, StoreOptions, Writer, census,
+    check, objections, redact, seq_of,
 };
-use crate::record::Record;
 use crate::region::RegionCode;
-use crate::usage::Chained;
 
 impl Store {
     /// Opens (or creates) the store in `dir`, then replays any changelog entries the
@@ -61,16 +61,7 @@ impl Store {
         check::bounded(dir, options.open_timeout, move || {
             let started = std::time::Instant::now();
             let db = open_db(&d, &o)?;
-            let trees = [
-                "records",
-                "changelog",
-                "usage",
-                "notices",
-                "consents",
-                "checkpoints",
-                "objections",
-            ]
-            .map(|name| db.open_tree(name));
+            let trees = TREES.map(|name| db.open_tree(name));
             let [
                 records,
                 changelog,
@@ -107,26 +98,12 @@ impl Store {
     ) -> Result<Store, StoreError> {
         private_dir(dir)?;
         let db = open_db(dir, options)?;
-        let records = db.open_tree("records")?;
-        let changelog = db.open_tree("changelog")?;
-        let usage = db.open_tree("usage")?;
-        let notices = db.open_tree("notices")?;
-        let consents = db.open_tree("consents")?;
-        let checkpoints = db.open_tree("checkpoints")?;
-        let objections = db.open_tree("objections")?;
+        let sled = SledBackend::new(db, dir)?;
         if let Some(region) = checked {
-            region_is(&records, region)?;
+            region_is(&sled.records, region)?;
             let started = std::time::Instant::now();
             let mark = check::read_mark(dir)?;
-            let mut report = check::run(&check::Trees {
-                records: &records,
-                changelog: &changelog,
-                usage: &usage,
-                notices: &notices,
-                consents: &consents,
-                checkpoints: &checkpoints,
-                objections: &objections,
-            });
+            let mut report = check::run(&sled.trees());
             check::against_mark(&mut report, mark, dir);
             if !report.ok() {
                 let more = report.damage.len() as u64 + report.more - 1;
@@ -152,32 +129,19 @@ impl Store {
                 "store integrity checked"
             );
         }
-        let held = objections::load_held(&objections)?;
-        let durability = Durability::new(dir)?;
-
-        let next_change = match changelog.last()? {
-            Some((k, v)) => seq_of(&k)? + decode_chunk(&v)?.len() as u64,
-            None => 1,
-        };
-        let (next_usage, usage_head) =
-            match usage.range(..keys::usage::END).next_back().transpose()? {
-                Some((k, v)) => (seq_of(&k)? + 1, decode::<Chained>(&v, "usage entry")?.hash),
-                None => (1, [0u8; 32]),
-            };
-        let figures = match records.get(keys::records::FIGURES)? {
+        let held = objections::load_held(&sled.objections)?;
+        let Heads {
+            next_change,
+            next_usage,
+            usage_head,
+        } = sled.heads()?;
+        let figures = match sled.records.get(keys::records::FIGURES)? {
             Some(v) => decode(&v, "census figures")?,
             None => census::Figures::default(),
         };
         let store = Store {
             inner: std::sync::Arc::new(Inner {
-                db,
-                records,
-                changelog,
-                usage,
-                notices,
-                consents,
-                checkpoints,
-                objections,
+                sled,
                 held: std::sync::RwLock::new(held),
                 head: tokio::sync::watch::Sender::new(next_change - 1),
                 notices_changed: tokio::sync::watch::Sender::new(0),
@@ -187,7 +151,6 @@ impl Store {
                     usage_head,
                     figures,
                 }),
-                durability,
                 written: AtomicU64::new(0),
                 synced: Mutex::new(0),
                 poisoned: AtomicBool::new(false),
@@ -197,10 +160,17 @@ impl Store {
             }),
         };
         // A store from before the census was kept: count what it holds, once.
-        if store.inner.records.get(keys::records::FIGURES)?.is_none() {
+        if store
+            .inner
+            .sled
+            .records
+            .get(keys::records::FIGURES)?
+            .is_none()
+        {
             let figures = store.recount()?;
             store
                 .inner
+                .sled
                 .records
                 .insert(keys::records::FIGURES, encode(&figures)?)?;
             store
@@ -220,16 +190,7 @@ impl Store {
 
     /// The integrity check (see `check`) of the store as it stands.
     pub fn check(&self) -> CheckReport {
-        let i = &self.inner;
-        check::run(&check::Trees {
-            records: &i.records,
-            changelog: &i.changelog,
-            usage: &i.usage,
-            notices: &i.notices,
-            consents: &i.consents,
-            checkpoints: &i.checkpoints,
-            objections: &i.objections,
-        })
+        check::run(&self.inner.sled.trees())
     }
 
     /// Records how far the store has come (`check::Mark`), for the next open's check.
@@ -263,10 +224,11 @@ impl Store {
     /// region: a data folder moved between configs would mix two nodes' records and
     /// usage logs.
     pub fn bind_region(&self, region: &RegionCode) -> Result<(), StoreError> {
-        if region_is(&self.inner.records, region)? {
+        if region_is(&self.inner.sled.records, region)? {
             return Ok(());
         }
         self.inner
+            .sled
             .records
             .insert(keys::records::REGION, region.as_str().as_bytes())?;
         self.sync()
@@ -274,7 +236,7 @@ impl Store {
 
     /// The region the store was bound to, if any.
     pub fn region(&self) -> Result<Option<RegionCode>, StoreError> {
-        match self.inner.records.get(keys::records::REGION)? {
+        match self.inner.sled.records.get(keys::records::REGION)? {
             Some(v) => RegionCode::parse(&String::from_utf8_lossy(&v))
                 .map(Some)
                 .map_err(|e| StoreError::Corrupt {
@@ -289,7 +251,7 @@ impl Store {
     /// a full record version, so replay is idempotent: an entry never lowers a version.
     pub(super) fn replay(&self) -> Result<u64, StoreError> {
         let inner = &self.inner;
-        let applied = match inner.records.get(keys::records::APPLIED)? {
+        let applied = match inner.sled.records.get(keys::records::APPLIED)? {
             Some(v) => seq_of(&v)?,
             None => 0,
         };
@@ -301,21 +263,18 @@ impl Store {
                     // Consents and checkpoints: applying one again changes nothing.
                     let mut overlay = SideOverlay::default();
                     self.apply_side(&side, &mut overlay)?;
-                    overlay.write(&self.inner)?;
-                    inner
-                        .records
-                        .insert(keys::records::APPLIED, &seq.to_be_bytes())?;
+                    let mut commit = Commit::default();
+                    let held = overlay.into_commit(&mut commit);
+                    commit.current.applied = Some(seq);
+                    self.commit(commit, held)?;
                     replayed += 1;
                     continue;
                 }
             };
             let key = keys::natural(&record.content, &record.origin);
-            let current = match inner.records.get(&key)? {
-                Some(cur) => Some(decode::<Record>(&cur, "record")?),
-                None => None,
-            };
+            let current = inner.sled.record(&key)?;
             let newer = current.as_ref().is_none_or(|c| c.version < record.version);
-            let mut batch = sled::Batch::default();
+            let mut commit = Commit::default();
             if newer {
                 let mut w = inner.writer.lock().map_err(|_| StoreError::Lock)?;
                 let mut monthly = census::MonthlyDelta::default();
@@ -330,20 +289,20 @@ impl Store {
                 if record.path.len() == 1 {
                     monthly.count(&record, true, record.reported_at_ms);
                 }
-                batch.insert(keys::records::FIGURES, encode(&w.figures)?);
-                monthly.write(self, &mut batch)?;
+                commit.current.figures = Some(encode(&w.figures)?);
+                monthly.write(self, &mut commit.current)?;
                 // A record that came from below (its path is longer than its origin)
                 // is found by id through the replica index.
                 if record.path.len() > 1 {
-                    batch.insert(&keys::replica_id(&record.id), key.clone());
+                    commit.current.replica_ids.push((record.id, key.clone()));
                 }
-                if let Some((k, v)) = redact::queue_entry(&record)? {
-                    batch.insert(&k, v);
+                if let Some(queued) = redact::queue_entry(&record)? {
+                    commit.current.redact_queue.push(queued);
                 }
-                batch.insert(key, encode(&record)?);
+                commit.current.records.push((key, encode(&record)?));
             }
-            batch.insert(keys::records::APPLIED, &seq.to_be_bytes());
-            inner.records.apply_batch(batch)?;
+            commit.current.applied = Some(seq);
+            self.commit(commit, std::collections::HashSet::new())?;
             replayed += 1;
         }
         if replayed > 0 {

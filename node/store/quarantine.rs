@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::backend::Commit;
 use super::codec::{decode, encode};
 use super::keys;
 use super::{Store, StoreError};
@@ -58,21 +59,25 @@ pub struct ChildLog {
 }
 
 impl Store {
-    /// Adds `refused` to the records-tree `batch` (the caller's, with the cursor) and
-    /// queues each new one's notice for its child. Returns how many notices were queued.
+    /// Adds `refused` to `commit` (the caller's, with the cursor) and queues each new
+    /// one's notice for its child. Returns how many notices were queued.
     pub(super) fn put_quarantined(
         &self,
-        batch: &mut sled::Batch,
+        commit: &mut Commit,
         refused: Vec<Refused>,
     ) -> Result<usize, StoreError> {
         let mut notices = 0;
         for Refused { kept, notice } in refused {
             let key = keys::quarantine(&kept.child, kept.child_seq);
-            if !self.inner.records.contains_key(key)? {
-                self.put_notice(&kept.child, &notice)?;
+            if !self.inner.sled.records.contains_key(key)? {
+                self.put_notice(&kept.child, &notice, commit)?;
                 notices += 1;
             }
-            batch.insert(&key, encode(&kept)?);
+            let value = encode(&kept)?;
+            commit
+                .current
+                .quarantine
+                .push((kept.child, kept.child_seq, Some(value)));
         }
         Ok(notices)
     }
@@ -83,6 +88,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self
             .inner
+            .sled
             .records
             .scan_prefix([keys::records::QUARANTINE])
             .rev()
@@ -101,6 +107,7 @@ impl Store {
         let mut prefix = vec![keys::records::QUARANTINE];
         prefix.extend_from_slice(child.as_str().as_bytes());
         self.inner
+            .sled
             .records
             .scan_prefix(prefix)
             .map(|item| decode::<Quarantined>(&item?.1, "quarantined entry"))
@@ -110,7 +117,12 @@ impl Store {
     /// How many entries of each child are kept in quarantine.
     pub fn quarantine_counts(&self) -> Result<BTreeMap<RegionCode, u64>, StoreError> {
         let mut counts = BTreeMap::new();
-        for item in self.inner.records.scan_prefix([keys::records::QUARANTINE]) {
+        for item in self
+            .inner
+            .sled
+            .records
+            .scan_prefix([keys::records::QUARANTINE])
+        {
             let (key, _) = item?;
             let region = std::str::from_utf8(key.get(1..7).unwrap_or_default())
                 .ok()

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use uuid::Uuid;
 
+use super::backend::Backend;
 use super::codec::decode;
 use super::keys;
 use super::{Change, Stats, Store, StoreError, ids};
@@ -18,20 +19,13 @@ impl Store {
 
     /// The current version of every record of one subject, in key order.
     pub fn records_of(&self, subject_id: &str) -> Result<Vec<Record>, StoreError> {
-        self.inner
-            .records
-            .scan_prefix(keys::subject_records(subject_id))
-            .map(|item| {
-                let (_, v) = item?;
-                decode::<Record>(&v, "record")
-            })
-            .collect()
+        self.inner.sled.records_of(subject_id, None, usize::MAX)
     }
 
     /// Calls `f` with the current version of every record held, in key order (a full
     /// scan: for the retention purge, not for hot paths).
     pub fn for_each_record(&self, mut f: impl FnMut(Record)) -> Result<(), StoreError> {
-        for item in self.inner.records.scan_prefix([keys::records::RECORD]) {
+        for item in self.inner.sled.records.scan_prefix([keys::records::RECORD]) {
             let (_, v) = item?;
             f(decode::<Record>(&v, "record")?);
         }
@@ -40,53 +34,21 @@ impl Store {
 
     /// The current version of a record, by id.
     pub fn record(&self, id: &Uuid) -> Result<Option<Record>, StoreError> {
-        if let Some(key) = self.inner.records.get(keys::replica_id(id))? {
-            return match self.inner.records.get(key)? {
-                Some(v) => Ok(Some(decode::<Record>(&v, "record")?)),
-                None => Err(StoreError::Corrupt {
-                    what: "replica index",
-                    detail: format!("record {id} is indexed but missing"),
-                }),
-            };
-        }
-        let Some((_, first)) = ids::locate(id) else {
-            return Ok(None);
-        };
-        let Some((_, Change::Record(first_version))) = self
-            .changes_since(first.saturating_sub(1), 1)?
-            .into_iter()
-            .next()
-        else {
-            return Ok(None);
-        };
-        // A sequence from another origin's id points at some other record here.
-        if first_version.id != *id {
-            return Ok(None);
-        }
-        match self
-            .inner
-            .records
-            .get(keys::natural(&first_version.content, &first_version.origin))?
-        {
-            Some(v) => Ok(Some(decode::<Record>(&v, "record")?)),
-            None => Err(StoreError::Corrupt {
-                what: "records",
-                detail: format!("record {id} is in the changelog only"),
-            }),
-        }
+        self.inner.sled.record_by_id(id)
     }
 
     /// Usage entries after `after`, at most `limit`.
     pub fn usage_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError> {
-        self.inner
-            .usage
-            .range((after + 1).to_be_bytes().to_vec()..keys::usage::END.to_vec())
-            .take(limit)
-            .map(|item| {
-                let (k, v) = item?;
-                Ok((seq_of(&k)?, decode(&v, "usage entry")?))
-            })
-            .collect()
+        self.inner.sled.usage(after, limit)
+    }
+
+    /// Changelog entries after `after`, at most `limit`, in sequence order.
+    pub fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Change)>, StoreError> {
+        self.inner.sled.changes(after, limit)
     }
 
     /// Counts records by scanning; for status and tests, not for hot paths.
@@ -94,6 +56,7 @@ impl Store {
         let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
         let records = self
             .inner
+            .sled
             .records
             .scan_prefix([keys::records::RECORD])
             .count() as u64;
@@ -111,11 +74,11 @@ impl Store {
         let _w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         for tree in [
-            &self.inner.records,
-            &self.inner.changelog,
-            &self.inner.consents,
-            &self.inner.checkpoints,
-            &self.inner.objections,
+            &self.inner.sled.records,
+            &self.inner.sled.changelog,
+            &self.inner.sled.consents,
+            &self.inner.sled.checkpoints,
+            &self.inner.sled.objections,
         ] {
             for item in tree.iter() {
                 let (k, v) = item?;

@@ -168,6 +168,7 @@ fn open_replays_a_changelog_tail() {
         orphan = record.id;
         store
             .inner
+            .sled
             .changelog
             .insert(2u64.to_be_bytes(), encode(&vec![record]).unwrap())
             .unwrap();
@@ -216,7 +217,7 @@ fn chunks_split_and_ids_lead_back_to_records() {
     batch[10].fields.insert("facts".into(), "x".repeat(100_000));
     let applied = store.accept(batch, region(), 1, push_usage).unwrap();
     assert!(
-        store.inner.changelog.len() > 2,
+        store.inner.sled.changelog.len() > 2,
         "600 records of ~250 bytes and one of 100 KB make several chunks"
     );
     let changes = store.changes_since(0, usize::MAX).unwrap();
@@ -317,7 +318,7 @@ fn verify_names_a_changed_a_removed_and_a_rewritten_entry() {
         10
     );
 
-    let usage = &store.inner.usage;
+    let usage = &store.inner.sled.usage;
     let key = 4u64.to_be_bytes();
     let original = usage.get(key).unwrap().unwrap();
 
@@ -419,9 +420,10 @@ fn consents_and_checkpoints_survive_replay_and_a_withdrawal_is_never_undone() {
             ReplicaOutcome::Conflict { .. }
         ));
         // Lose the side trees' writes, as if the process died after the changelog.
-        store.inner.consents.clear().unwrap();
+        store.inner.sled.consents.clear().unwrap();
         store
             .inner
+            .sled
             .records
             .insert(keys::records::APPLIED, &0u64.to_be_bytes())
             .unwrap();
@@ -642,11 +644,14 @@ fn a_taken_case_and_its_suspension_survive_replay_together() {
             Change::Record(suspended).tag_and_value().unwrap(),
             Change::Objection(replayed.clone()).tag_and_value().unwrap(),
         ];
-        store
-            .inner
-            .changelog
-            .apply_batch(chunked(seq, &written))
-            .unwrap();
+        let torn = backend::Commit {
+            changes: vec![backend::ChangeRun {
+                first: seq,
+                entries: written.to_vec(),
+            }],
+            ..Default::default()
+        };
+        backend::Backend::commit(&store.inner.sled, torn).unwrap();
         store.sync().unwrap();
         assert!(!store.objection_open(&second.id));
     }
@@ -816,10 +821,11 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
 
     // A record's field changed in place: still decodes, no longer matches its hash.
     let key = keys::natural(&content(subjects[1], "R-1", "1.5"), &region());
-    let mut r: Record = decode(&store.inner.records.get(&key).unwrap().unwrap(), "r").unwrap();
+    let mut r: Record = decode(&store.inner.sled.records.get(&key).unwrap().unwrap(), "r").unwrap();
     r.content.fields.insert("fine_amount".into(), "9.5".into());
     store
         .inner
+        .sled
         .records
         .insert(&key, encode(&r).unwrap())
         .unwrap();
@@ -840,21 +846,23 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
     );
 
     // A chunk that no longer decodes, figures that differ, a usage entry changed.
-    let (k, v) = store.inner.changelog.first().unwrap().unwrap();
+    let (k, v) = store.inner.sled.changelog.first().unwrap().unwrap();
     let bad = v[..v.len() - 8].to_vec();
-    store.inner.changelog.insert(&k, bad).unwrap();
+    store.inner.sled.changelog.insert(&k, bad).unwrap();
     let mut figures = store.recount().unwrap();
     figures.total += 1;
     store
         .inner
+        .sled
         .records
         .insert(keys::records::FIGURES, encode(&figures).unwrap())
         .unwrap();
-    let (uk, uv) = store.inner.usage.first().unwrap().unwrap();
+    let (uk, uv) = store.inner.sled.usage.first().unwrap().unwrap();
     let mut chained: Chained = decode(&uv, "u").unwrap();
     chained.entry.count += 1;
     store
         .inner
+        .sled
         .usage
         .insert(&uk, encode(&chained).unwrap())
         .unwrap();
@@ -1014,12 +1022,14 @@ fn a_held_copy_that_cannot_be_read_is_an_error_not_absent_r_fed_1() {
     // The record and its changelog chunk damaged: neither reads.
     store
         .inner
+        .sled
         .records
         .insert(keys::natural(&c, &region()), &b"\x01garbage"[..])
         .unwrap();
-    let (k, v) = store.inner.changelog.first().unwrap().unwrap();
+    let (k, v) = store.inner.sled.changelog.first().unwrap().unwrap();
     store
         .inner
+        .sled
         .changelog
         .insert(&k, v[..v.len() - 8].to_vec())
         .unwrap();
@@ -1066,6 +1076,7 @@ fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
     store.bind_region(&region()).unwrap();
     store
         .inner
+        .sled
         .records
         .insert(
             keys::natural(&content("91211382MA0000000X", "R-0", "1"), &region()),
@@ -1103,7 +1114,7 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
         .accept(vec![first.clone()], region(), 10, push_usage)
         .unwrap();
     let key = keys::natural(&first, &region());
-    let v1 = store.inner.records.get(&key).unwrap().unwrap();
+    let v1 = store.inner.sled.records.get(&key).unwrap().unwrap();
     store
         .accept(
             vec![content(subjects[0], "R-0", "2.5")],
@@ -1118,9 +1129,10 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
         .unwrap();
     assert!(store.check().ok(), "{:?}", store.check().damage);
 
-    store.inner.records.insert(&key, v1).unwrap();
+    store.inner.sled.records.insert(&key, v1).unwrap();
     store
         .inner
+        .sled
         .records
         .remove(keys::natural(&second, &region()))
         .unwrap();

@@ -1,12 +1,15 @@
 //! The write path: one writer decides outcomes and writes a batch, then a group commit
 //! makes it durable before anything is acknowledged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
-use super::codec::{decode, encode};
+use super::codec::encode;
 use super::keys;
-use super::{Applied, Store, StoreError, TAG_RECORD, Writer, census, chunked, ids};
+use uuid::Uuid;
+
+use super::backend::{Backend, ChangeRun, Commit, UsageRow};
+use super::{Applied, Store, StoreError, TAG_RECORD, Writer, census, ids, objections};
 use crate::record::{Content, Record, Status};
 use crate::region::RegionCode;
 use crate::usage::UsageEntry;
@@ -83,10 +86,9 @@ impl Store {
     where
         F: FnOnce(&[Applied]) -> Vec<UsageEntry>,
     {
-        let inner = &self.inner;
         // Later records in the same batch must see earlier ones.
         let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
-        let mut current = sled::Batch::default();
+        let mut commit = Commit::default();
         let mut written: Vec<(u8, Vec<u8>)> = Vec::new();
         let mut applied = Vec::with_capacity(batch.len());
         let first_seq = w.next_change;
@@ -98,10 +100,7 @@ impl Store {
             let key = keys::natural(&content, &origin);
             let existing = match overlay.get(&key) {
                 Some(r) => Some(r.clone()),
-                None => match inner.records.get(&key)? {
-                    Some(v) => Some(decode::<Record>(&v, "record")?),
-                    None => None,
-                },
+                None => self.inner.sled.record(&key)?,
             };
             let hash = content.hash();
             let seq = next_change;
@@ -168,36 +167,50 @@ impl Store {
             figures.count(&record, true);
             monthly.count(&record, true, now_ms);
             let value = encode(&record)?;
-            current.insert(key.clone(), value.clone());
+            commit.current.records.push((key.clone(), value.clone()));
             overlay.insert(key, record);
             written.push((TAG_RECORD, value));
         }
 
-        let changes = chunked(first_seq, &written);
         let entries = usage(&applied);
-        // Usage first: after a crash the log may name a batch that was never stored (and
-        // never acknowledged), but it never lacks the entry for data that is stored.
-        self.write_usage(w, entries)?;
+        // Usage first (the commit's order): after a crash the log may name a batch that
+        // was never stored (and never acknowledged), but it never lacks the entry for
+        // data that is stored.
+        self.write_usage(w, entries, &mut commit)?;
         if next_change != w.next_change {
-            current.insert(keys::records::APPLIED, &(next_change - 1).to_be_bytes());
-            self.snapshot_day(&w.figures, now_ms, &mut current)?;
-            current.insert(keys::records::FIGURES, encode(&figures)?);
-            monthly.write(self, &mut current)?;
-            inner.changelog.apply_batch(changes)?;
-            inner.records.apply_batch(current)?;
+            commit.changes.push(ChangeRun {
+                first: first_seq,
+                entries: written,
+            });
+            commit.current.applied = Some(next_change - 1);
+            self.snapshot_day(&w.figures, now_ms, &mut commit.current)?;
+            commit.current.figures = Some(encode(&figures)?);
+            monthly.write(self, &mut commit.current)?;
+            self.commit(commit, HashSet::new())?;
             w.figures = figures;
+        } else {
+            self.commit(commit, HashSet::new())?;
         }
         w.next_change = next_change;
         Ok(applied)
     }
 
-    /// Appends hash-chained usage entries as the writer (not yet synced).
+    /// Writes `commit` through the backend (not yet durable), then refreshes the
+    /// objection holds of `cases_of`, the records whose cases it wrote.
+    pub(super) fn commit(&self, commit: Commit, cases_of: HashSet<Uuid>) -> Result<(), StoreError> {
+        if !commit.is_empty() {
+            self.inner.sled.commit(commit)?;
+        }
+        objections::refresh_held(&self.inner, &cases_of)
+    }
+
+    /// Chains usage entries as the writer, into `commit` (written and synced with it).
     pub(super) fn write_usage(
         &self,
         w: &mut Writer,
         entries: Vec<UsageEntry>,
+        commit: &mut Commit,
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
         let mut seq = w.next_usage;
         let mut head = w.usage_head;
         for mut entry in entries {
@@ -223,17 +236,20 @@ impl Store {
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             entry.scrub_free_text_naming(&names);
             // The index takes identifiers only (a NUL would break its key's shape).
-            if let Some(subject) = &entry.subject
-                && crate::policy::identifier::has_id_shape(subject)
-            {
-                batch.insert(keys::usage_index(subject, seq), &[]);
-            }
+            let subject = entry
+                .subject
+                .as_ref()
+                .filter(|s| crate::policy::identifier::has_id_shape(s))
+                .cloned();
             let chained = entry.chain(head);
             head = chained.hash;
-            batch.insert(&seq.to_be_bytes(), encode(&chained)?);
+            commit.usage.push(UsageRow {
+                seq,
+                subject,
+                entry: encode(&chained)?,
+            });
             seq += 1;
         }
-        self.inner.usage.apply_batch(batch)?;
         w.next_usage = seq;
         w.usage_head = head;
         Ok(())
@@ -244,12 +260,16 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        self.write(|w| self.write_usage(w, entries))
+        self.write(|w| {
+            let mut commit = Commit::default();
+            self.write_usage(w, entries, &mut commit)?;
+            self.commit(commit, HashSet::new())
+        })
     }
 
     /// How many times this store has synced to disk since it was opened.
     pub fn syncs(&self) -> u64 {
-        self.inner.durability.syncs()
+        self.inner.sled.durability.syncs()
     }
 
     /// Returns once write `number` is durable: at once if a sync that began after it
@@ -275,7 +295,6 @@ impl Store {
 
     /// Makes everything written so far durable. See the module doc.
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
-        self.inner.durability.sync()
+        self.inner.sled.sync()
     }
 }
