@@ -101,6 +101,12 @@ pub trait Backend: Send + Sync {
     fn usage(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError>;
 }
 
+/// The natural key of a record (see the module doc): what `Backend::records_of`
+/// resumes after.
+pub fn natural_key(record: &Record) -> NaturalKey {
+    super::keys::natural(&record.content, &record.origin)
+}
+
 /// See `Backend::heads`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Heads {

@@ -37,6 +37,20 @@ impl Store {
         self.inner.sled.record_by_id(id)
     }
 
+    /// The storage engine behind this store, through the seam (see `backend`).
+    pub fn backend(&self) -> &dyn Backend {
+        &self.inner.sled
+    }
+
+    /// Makes every later commit stop, as a process crash would, after writing `trees`
+    /// of its per-tree batches (and every commit after it fail): for the conformance
+    /// suite's crash tests (`tests/store_conformance.rs`). The store is poisoned by the
+    /// failed commit, as by any failed write; reopen it to recover.
+    #[doc(hidden)]
+    pub fn crash_commits_after(&self, trees: usize) {
+        self.inner.sled.crash_after(trees);
+    }
+
     /// Usage entries after `after`, at most `limit`.
     pub fn usage_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError> {
         self.inner.sled.usage(after, limit)

@@ -5,6 +5,8 @@
 //! sled recovers a prefix of its log, so a crash leaves a prefix of that order: what the
 //! backend contract asks (`backend`), completed by replay at open.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::backend::{Backend, Commit, Heads, NoticeRow};
 use super::codec::decode;
 use super::durability::Durability;
@@ -29,6 +31,9 @@ pub struct SledBackend {
     /// Objection cases (see `objections`).
     pub(in crate::store) objections: sled::Tree,
     pub(in crate::store) durability: Durability,
+    /// Tree batches a commit may still write before it stops as a crash would
+    /// (`Store::crash_commits_after`); `usize::MAX`: never.
+    crash_after: AtomicUsize,
 }
 
 /// The names of the trees, in the order `check` reads them.
@@ -56,7 +61,29 @@ impl SledBackend {
             objections: db.open_tree("objections")?,
             durability: Durability::new(dir)?,
             db,
+            crash_after: AtomicUsize::new(usize::MAX),
         })
+    }
+
+    /// See `Store::crash_commits_after`.
+    pub(in crate::store) fn crash_after(&self, trees: usize) {
+        self.crash_after.store(trees, Ordering::SeqCst);
+    }
+
+    /// Before each tree batch of a commit: fails once the batches allowed by
+    /// `crash_after` are written, leaving what a process crash there leaves on disk.
+    fn next_tree(&self) -> Result<(), StoreError> {
+        let left = self.crash_after.load(Ordering::SeqCst);
+        if left == usize::MAX {
+            return Ok(());
+        }
+        if left == 0 {
+            return Err(StoreError::Engine(
+                "a simulated crash stopped this commit".into(),
+            ));
+        }
+        self.crash_after.store(left - 1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The trees for the integrity check.
@@ -92,6 +119,7 @@ impl Backend for SledBackend {
                 }
                 batch.insert(&row.seq.to_be_bytes(), row.entry);
             }
+            self.next_tree()?;
             self.usage.apply_batch(batch)?;
         }
         if !notices.is_empty() {
@@ -109,6 +137,7 @@ impl Backend for SledBackend {
                     }
                 }
             }
+            self.next_tree()?;
             self.notices.apply_batch(batch)?;
         }
         if !changes.is_empty() {
@@ -116,6 +145,7 @@ impl Backend for SledBackend {
             for run in &changes {
                 chunked(run.first, &run.entries, &mut batch);
             }
+            self.next_tree()?;
             self.changelog.apply_batch(batch)?;
         }
         if !consents.is_empty() {
@@ -128,6 +158,7 @@ impl Backend for SledBackend {
                 }
                 batch.insert(&keys::consent(&row.id), row.consent);
             }
+            self.next_tree()?;
             self.consents.apply_batch(batch)?;
         }
         if !checkpoints.is_empty() {
@@ -135,6 +166,7 @@ impl Backend for SledBackend {
             for row in checkpoints {
                 batch.insert(keys::checkpoint(&row.node, row.seq), row.checkpoint);
             }
+            self.next_tree()?;
             self.checkpoints.apply_batch(batch)?;
         }
         if !cases.is_empty() {
@@ -145,6 +177,7 @@ impl Backend for SledBackend {
                 }
                 batch.insert(&keys::case(&row.id), row.case);
             }
+            self.next_tree()?;
             self.objections.apply_batch(batch)?;
         }
         if !current.is_empty() {
@@ -183,6 +216,7 @@ impl Backend for SledBackend {
             for (provider, period, value) in current.monthly {
                 batch.insert(keys::monthly(&provider, &period), value);
             }
+            self.next_tree()?;
             self.records.apply_batch(batch)?;
         }
         Ok(())
