@@ -361,6 +361,12 @@ fn scans_are_ordered_and_resumable(engine: &Engine, dir: &Path) {
         assert!(page.len() <= 2);
         resume = Some(natural_key(page.last().unwrap()));
         paged.extend(page);
+        // A scan that resumed at its key rather than after it would never end.
+        assert!(
+            paged.len() <= all.len(),
+            "{}: a record seen twice",
+            engine.name
+        );
     }
     assert_eq!(paged, all);
 
@@ -379,6 +385,10 @@ fn scans_are_ordered_and_resumable(engine: &Engine, dir: &Path) {
             assert!(page.len() <= limit);
             after = page.last().unwrap().0;
             pages.extend(page);
+            assert!(
+                pages.len() <= changes.len(),
+                "limit {limit}: an entry seen twice"
+            );
         }
         assert_eq!(pages, changes, "limit {limit}");
     }

@@ -1,5 +1,6 @@
-//! The node's embedded store (R-NODE-4): sled 0.34.7 behind a small interface.
-//! Nothing outside this module sees a sled type.
+//! The node's store (R-NODE-4): the decisions of every write, over a storage engine
+//! behind one seam (`backend`); sled 0.34.7 is the embedded one. Nothing outside this
+//! module sees a sled type.
 //!
 //! # Layout
 //!
@@ -21,22 +22,47 @@
 //! * `notices`: notices queued for children and received here (`notices`).
 //! * `consents`, `checkpoints`: see `side`; `objections`: see `objections`.
 //!
+//! # The seam, and where the logic lives
+//!
+//! `Store` is the cloneable handle the node passes around. Every decision lives in it,
+//! above the storage seam (`backend::Backend`), once for every engine: outcomes on
+//! accept (`write`), idempotent replica apply (`replica`), usage chaining and scrubbing
+//! (`write`), consents, checkpoints and cases (`side`, `objections`), census counters
+//! (`census`), objection holds, quarantine, the redaction queue, replay at open (`open`).
+//! Each batch becomes one typed `backend::Commit`, written by `Backend::commit` and made
+//! durable by `Backend::sync` (group commit in `write`); reads by key and ordered scans
+//! with a resume key go through the trait as well. `sled` (`SledBackend`) is the first
+//! engine; `Inner` holds it by value, so a call through the seam is static, once per
+//! batch, never per record. `backend` documents the contract and how a database shared
+//! by several processes must allocate the changelog and usage sequences.
+//!
+//! Not yet through the seam (they read or write the sled trees directly, the next
+//! step): the redaction rewrite of changelog chunks, `bind_region`, `set_child_report`,
+//! `ack_notice`, notice ids (sled's `generate_id`), the census recount at open, the
+//! integrity check (`check`), `audit`, `fingerprint`, `stats`, and the reads of
+//! consents, cases, checkpoints, notices, quarantine, cursors and census snapshots.
+//! Once they are, `Inner` can hold a `Box<dyn Backend>` chosen by config.
+//!
 //! # Writing and durability
 //!
-//! One writer at a time decides outcomes (created, new version, unchanged) and writes a
-//! batch as three `apply_batch` calls in a fixed order: usage, changelog, records. Each is
-//! atomic; sled recovers a prefix of its log, so after a crash stored records always have
-//! their usage entry, the records tree is never ahead of the changelog, and `open`
-//! replays any changelog tail the records tree lacks.
-//! A batch is acknowledged only after `sync`: sled's `flush` (which on Linux ends in
-//! `sync_file_range`, sled issue #1452) followed by `fdatasync` of sled's `db` file and
-//! an fsync of any new blob files and their directory. See ARCHITECTURE.md, "Durability".
+//! One writer at a time (the `Writer` lock) decides outcomes (created, new version,
+//! unchanged) and allocates the changelog and usage sequences; the sled backend writes
+//! its commit as one `apply_batch` per tree in a fixed order: usage, notices, changelog,
+//! consents, checkpoints, objections, records. Each is atomic; sled recovers a prefix of
+//! its log, so after a crash stored records always have their usage entry, the records
+//! tree is never ahead of the changelog, and `open` replays any changelog tail the
+//! records tree lacks. A batch is acknowledged only after `sync`: sled's `flush` (which
+//! on Linux ends in `sync_file_range`, sled issue #1452) followed by `fdatasync` of
+//! sled's `db` file and an fsync of any new blob files and their directory. See
+//! ARCHITECTURE.md, "Durability".
 //!
 //! # Files
 //!
+//! * `backend`: the seam (the `Backend` trait and the typed `Commit`).
+//! * `sled/`: the sled engine behind it.
 //! * `open`: opening (checked, bounded), binding to a region, replay at open.
 //! * `write`: the write path: deciding a provider batch, usage append, group commit.
-//! * `chunks`: the changelog's chunk encoding and its scan from a sequence.
+//! * `chunks`: the changelog's chunk encoding (sled's layout of the changelog).
 //! * `read`: records by subject and by id, usage scans, counts, fingerprint.
 //! * `call`: bounded calls for request handlers.
 //! * `replica`, `side`, `objections`, `notices`, `quarantine`, `redact`, `census`:

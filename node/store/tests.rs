@@ -437,7 +437,6 @@ fn consents_and_checkpoints_survive_replay_and_a_withdrawal_is_never_undone() {
     assert_eq!(changes.len(), 2, "given, then withdrawn");
 }
 
-
 #[test]
 fn a_subject_id_with_a_nul_is_not_indexed_and_breaks_no_history() {
     let dir = tempfile::tempdir().unwrap();
@@ -547,7 +546,6 @@ fn a_taken_case_and_its_suspension_survive_replay_together() {
         store.inner.writer.lock().unwrap().figures
     );
 }
-
 
 /// A store call that blocks (as sled does looping on a damaged page) does not hang the
 /// handler: it gets `TimedOut` (`Unavailable`) at the bound; while that call is stuck,
