@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 
 use super::codec::decode;
-use super::{Store, StoreError, USAGE_END, seq_of};
+use super::keys;
+use super::{Store, StoreError, seq_of};
 use crate::domain::record::Hash;
 use crate::domain::region::RegionCode;
 use crate::domain::usage::{Chained, Checkpoint, chain_hash};
@@ -71,7 +72,7 @@ impl Store {
         let mut report = AuditReport::default();
         let mut expected = 1u64;
         let mut prev: Hash = [0; 32];
-        for item in self.inner.usage.range(..USAGE_END) {
+        for item in self.inner.sled.usage.range(..keys::usage::END) {
             let (k, v) = item?;
             let seq = seq_of(&k)?;
             if seq != expected {

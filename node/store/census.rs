@@ -11,30 +11,12 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
+use super::backend::Current;
 use super::codec::{decode, encode};
-use super::{RECORD_PREFIX, Store, StoreError};
+use super::keys;
+use super::{Store, StoreError};
 use crate::domain::census::{Figures, Monthly, counted};
 use crate::domain::record::Record;
-
-pub(super) const FIGURES_KEY: &[u8] = b"n";
-const MONTHLY_PREFIX: u8 = b'm';
-const DAY_PREFIX: u8 = b'd';
-const LAST_DAY_KEY: &[u8] = b"l";
-
-pub(super) fn monthly_key(provider: &str, period: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(provider.len() + period.len() + 2);
-    key.push(MONTHLY_PREFIX);
-    key.extend_from_slice(provider.as_bytes());
-    key.push(0);
-    key.extend_from_slice(period.as_bytes());
-    key
-}
-
-fn day_key(day: NaiveDate) -> Vec<u8> {
-    let mut key = vec![DAY_PREFIX];
-    key.extend_from_slice(day.to_string().as_bytes());
-    key
-}
 
 /// A batch's changes to the monthly submissions, applied at its end.
 #[derive(Default)]
@@ -60,10 +42,10 @@ impl MonthlyDelta {
     }
 
     /// The inserts that apply these changes, read against the store as it is.
-    pub(super) fn write(self, store: &Store, batch: &mut sled::Batch) -> Result<(), StoreError> {
+    pub(super) fn write(self, store: &Store, current: &mut Current) -> Result<(), StoreError> {
         for ((provider, period), (delta, at_ms)) in self.changes {
-            let key = monthly_key(&provider, &period);
-            let mut m = match store.inner.records.get(&key)? {
+            let key = keys::monthly(&provider, &period);
+            let mut m = match store.inner.sled.records.get(&key)? {
                 Some(v) => decode::<Monthly>(&v, "monthly submissions")?,
                 None => Monthly::default(),
             };
@@ -75,7 +57,7 @@ impl MonthlyDelta {
                 }
                 m.last_ms = m.last_ms.max(at_ms);
             }
-            batch.insert(key, encode(&m)?);
+            current.monthly.push((provider, period, encode(&m)?));
         }
         Ok(())
     }
@@ -97,18 +79,19 @@ impl Store {
     /// a later day kept, or the current figures when nothing was written since.
     pub fn figures_as_of(&self, day: NaiveDate) -> Result<Figures, StoreError> {
         let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-        let last = match self.inner.records.get(LAST_DAY_KEY)? {
+        let last = match self.inner.sled.records.get(keys::records::LAST_DAY)? {
             Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
             None => None,
         };
         if last.is_none_or(|l| day >= l) {
             return Ok(w.figures.clone());
         }
-        let upto = day_key(day);
+        let upto = keys::day(day);
         match self
             .inner
+            .sled
             .records
-            .range(vec![DAY_PREFIX]..=upto)
+            .range(vec![keys::records::DAY]..=upto)
             .next_back()
             .transpose()?
         {
@@ -119,7 +102,12 @@ impl Store {
 
     /// One provider's submissions for one period (`provider` as in its certificate).
     pub fn monthly(&self, provider: &str, period: &str) -> Result<Monthly, StoreError> {
-        match self.inner.records.get(monthly_key(provider, period))? {
+        match self
+            .inner
+            .sled
+            .records
+            .get(keys::monthly(provider, period))?
+        {
             Some(v) => decode(&v, "monthly submissions"),
             None => Ok(Monthly::default()),
         }
@@ -129,7 +117,7 @@ impl Store {
     /// figures must equal.
     pub fn recount(&self) -> Result<Figures, StoreError> {
         let mut f = Figures::default();
-        for item in self.inner.records.scan_prefix([RECORD_PREFIX]) {
+        for item in self.inner.sled.records.scan_prefix([keys::records::RECORD]) {
             let (_, v) = item?;
             f.count(&decode::<Record>(&v, "record")?, true);
         }
@@ -142,10 +130,10 @@ impl Store {
         &self,
         figures: &Figures,
         now_ms: i64,
-        batch: &mut sled::Batch,
+        current: &mut Current,
     ) -> Result<(), StoreError> {
         let today = day_of(now_ms);
-        let last = match self.inner.records.get(LAST_DAY_KEY)? {
+        let last = match self.inner.sled.records.get(keys::records::LAST_DAY)? {
             Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
             None => None,
         };
@@ -155,14 +143,12 @@ impl Store {
         if let Some(last) = last
             && last < today
         {
-            batch.insert(day_key(last), encode(figures)?);
+            current.day = Some((last, encode(figures)?));
         }
-        batch.insert(LAST_DAY_KEY, today.to_string().as_bytes());
+        current.last_day = Some(today);
         Ok(())
     }
 }
-
-const CHILD_REPORT_PREFIX: u8 = b'f';
 
 impl Store {
     /// Keeps a child's latest census report (not part of the changelog: the next batch
@@ -172,17 +158,17 @@ impl Store {
         child: &crate::domain::region::RegionCode,
         report: &crate::domain::census::PlatformReport,
     ) -> Result<(), StoreError> {
-        let mut key = vec![CHILD_REPORT_PREFIX];
-        key.extend_from_slice(child.as_str().as_bytes());
-        self.inner.records.insert(key, encode(report)?)?;
+        let key = keys::child_report(child);
+        self.inner.sled.records.insert(key, encode(report)?)?;
         Ok(())
     }
 
     /// The children's latest census reports.
     pub fn child_reports(&self) -> Result<Vec<crate::domain::census::PlatformReport>, StoreError> {
         self.inner
+            .sled
             .records
-            .scan_prefix([CHILD_REPORT_PREFIX])
+            .scan_prefix([keys::records::CHILD_REPORT])
             .map(|item| decode(&item?.1, "child census report"))
             .collect()
     }

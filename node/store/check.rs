@@ -29,10 +29,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::codec::decode;
-use super::{
-    APPLIED_KEY, Change, RECORD_PREFIX, REGION_KEY, StoreError, USAGE_END, USAGE_INDEX,
-    decode_chunk, natural_key,
-};
+use super::keys;
+use super::{Change, StoreError, decode_chunk};
 use crate::domain::record::{Hash, Record, Status, mask_id};
 use crate::domain::usage::{Chained, chain_hash};
 
@@ -141,7 +139,7 @@ pub(super) fn show_key(key: &[u8]) -> String {
         );
     }
     // A usage-index key: the subject's identifier, then the entry's sequence.
-    if let Some(rest) = key.strip_prefix(&USAGE_INDEX[..])
+    if let Some(rest) = key.strip_prefix(&keys::usage::INDEX[..])
         && let Some(nul) = rest.len().checked_sub(9)
         && rest[nul] == 0
     {
@@ -289,14 +287,14 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
             return;
         };
         let problem: Option<String> = match prefix {
-            RECORD_PREFIX => match decode::<Record>(v, "record") {
+            keys::records::RECORD => match decode::<Record>(v, "record") {
                 Ok(r) => {
                     rep.records += 1;
                     // The replay mark `a` sorts before the records (`k`), so it is read by
                     // now. With a changelog tail not yet applied (replayed at open), the
                     // records may lag the changelog.
                     let caught_up = applied.unwrap_or(0) == last_change;
-                    let problem = if natural_key(&r.content, &r.origin) != k {
+                    let problem = if keys::natural(&r.content, &r.origin) != k {
                         Some(format!("record {} is not under its own key", r.id))
                     } else if !hash_ok(&r) {
                         Some(format!(
@@ -420,20 +418,20 @@ fn other_value(
     let seq = |v: &[u8]| <[u8; 8]>::try_from(v).map(u64::from_be_bytes).ok();
     let err = |e: StoreError| Some(e.to_string());
     match k[0] {
-        _ if k == APPLIED_KEY => match seq(v) {
+        _ if k == keys::records::APPLIED => match seq(v) {
             Some(s) => {
                 *applied = Some(s);
                 None
             }
             None => Some("the replay mark is not a sequence".into()),
         },
-        _ if k == REGION_KEY => {
+        _ if k == keys::records::REGION => {
             match crate::domain::region::RegionCode::parse(&String::from_utf8_lossy(v)) {
                 Ok(_) => None,
                 Err(e) => Some(format!("the region does not parse: {e}")),
             }
         }
-        _ if k == super::census::FIGURES_KEY => {
+        _ if k == keys::records::FIGURES => {
             match decode::<crate::domain::census::Figures>(v, "census figures") {
                 Ok(f) => {
                     *figures = Some(f);
@@ -471,7 +469,7 @@ fn other_value(
             .and_then(err),
         b'q' if k.len() == 15 => {
             match decode::<super::quarantine::Quarantined>(v, "quarantined entry") {
-                Ok(q) if super::quarantine::quarantine_key(&q.child, q.child_seq)[..] != k[..] => {
+                Ok(q) if keys::quarantine(&q.child, q.child_seq)[..] != k[..] => {
                     Some("a quarantined entry under another child's or sequence's key".into())
                 }
                 Ok(_) => None,
@@ -487,66 +485,77 @@ fn other_value(
 fn usage(tree: &sled::Tree, report: &mut CheckReport) {
     let mut expected = 1u64;
     let mut prev: Option<Hash> = Some([0; 32]);
-    scan(report, "usage", tree.range(..USAGE_END), |rep, k, v| {
-        let Ok(seq) = <[u8; 8]>::try_from(k).map(u64::from_be_bytes) else {
-            rep.find("usage", show_key(k), "a key that is not a sequence");
-            return;
-        };
-        if seq != expected {
-            let problem = if seq > expected {
-                format!("entries {expected} to {} are missing", seq - 1)
-            } else {
-                format!("an entry out of sequence (expected {expected})")
+    scan(
+        report,
+        "usage",
+        tree.range(..keys::usage::END),
+        |rep, k, v| {
+            let Ok(seq) = <[u8; 8]>::try_from(k).map(u64::from_be_bytes) else {
+                rep.find("usage", show_key(k), "a key that is not a sequence");
+                return;
             };
-            rep.find("usage", show_key(k), problem);
-            prev = None;
-        }
-        expected = seq.saturating_add(1);
-        rep.usage_entries += 1;
-        match decode::<Chained>(v, "usage entry") {
-            Err(e) => {
-                rep.find("usage", show_key(k), e.to_string());
+            if seq != expected {
+                let problem = if seq > expected {
+                    format!("entries {expected} to {} are missing", seq - 1)
+                } else {
+                    format!("an entry out of sequence (expected {expected})")
+                };
+                rep.find("usage", show_key(k), problem);
                 prev = None;
             }
-            Ok(c) => {
-                match chain_hash(&c.prev_hash, &c.entry) {
-                    // The check reports, it does not fail: an entry that decodes but
-                    // cannot be hashed is one whose hash cannot be confirmed.
-                    Err(e) => rep.find("usage", show_key(k), StoreError::from(e).to_string()),
-                    Ok(hash) if hash != c.hash => {
-                        rep.find("usage", show_key(k), "the entry does not match its hash");
-                    }
-                    Ok(_) if prev.is_some_and(|p| p != c.prev_hash) => rep.find(
-                        "usage",
-                        show_key(k),
-                        "the entry does not link to the one before it",
-                    ),
-                    Ok(_) => {}
+            expected = seq.saturating_add(1);
+            rep.usage_entries += 1;
+            match decode::<Chained>(v, "usage entry") {
+                Err(e) => {
+                    rep.find("usage", show_key(k), e.to_string());
+                    prev = None;
                 }
-                prev = Some(c.hash);
+                Ok(c) => {
+                    match chain_hash(&c.prev_hash, &c.entry) {
+                        // The check reports, it does not fail: an entry that decodes but
+                        // cannot be hashed is one whose hash cannot be confirmed.
+                        Err(e) => rep.find("usage", show_key(k), StoreError::from(e).to_string()),
+                        Ok(hash) if hash != c.hash => {
+                            rep.find("usage", show_key(k), "the entry does not match its hash");
+                        }
+                        Ok(_) if prev.is_some_and(|p| p != c.prev_hash) => rep.find(
+                            "usage",
+                            show_key(k),
+                            "the entry does not link to the one before it",
+                        ),
+                        Ok(_) => {}
+                    }
+                    prev = Some(c.hash);
+                }
             }
-        }
-    });
+        },
+    );
     let last = expected - 1;
-    scan(report, "usage", tree.range(USAGE_END..), |rep, k, _| {
-        rep.usage_index += 1;
-        let shaped =
-            k.len() > USAGE_INDEX.len() + 9 && k.starts_with(&USAGE_INDEX) && k[k.len() - 9] == 0;
-        let seq = k
-            .len()
-            .checked_sub(8)
-            .and_then(|at| <[u8; 8]>::try_from(&k[at..]).ok())
-            .map(u64::from_be_bytes);
-        match seq {
-            Some(s) if shaped && (1..=last).contains(&s) => {}
-            Some(s) if shaped => rep.find(
-                "usage",
-                format!("subject index of entry {s}"),
-                format!("names entry {s}, but the log ends at {last}"),
-            ),
-            _ => rep.find("usage", "subject index", "a key of unknown shape"),
-        }
-    });
+    scan(
+        report,
+        "usage",
+        tree.range(keys::usage::END..),
+        |rep, k, _| {
+            rep.usage_index += 1;
+            let shaped = k.len() > keys::usage::INDEX.len() + 9
+                && k.starts_with(&keys::usage::INDEX)
+                && k[k.len() - 9] == 0;
+            let seq = k
+                .len()
+                .checked_sub(8)
+                .and_then(|at| <[u8; 8]>::try_from(&k[at..]).ok())
+                .map(u64::from_be_bytes);
+            match seq {
+                Some(s) if shaped && (1..=last).contains(&s) => {}
+                Some(s) if shaped => rep.find(
+                    "usage",
+                    format!("subject index of entry {s}"),
+                    format!("names entry {s}, but the log ends at {last}"),
+                ),
+                _ => rep.find("usage", "subject index", "a key of unknown shape"),
+            }
+        },
+    );
 }
 
 /// Consents, checkpoints, objection cases and notices: each decodes; each index names

@@ -2,23 +2,15 @@
 //! Keys: `q` next-hop region, from region, id (big-endian) -> notice; `i` from region,
 //! id -> notice.
 
+use std::collections::HashSet;
+
+use super::backend::{Commit, NoticeRow};
 use super::codec::{decode, encode};
+use super::keys;
 use super::{Store, StoreError};
 use crate::domain::notice::Notice;
 use crate::domain::region::RegionCode;
 use crate::domain::usage::UsageEntry;
-
-const OUTBOX: u8 = b'q';
-const INBOX: u8 = b'i';
-
-fn outbox_key(next_hop: &RegionCode, from: &RegionCode, id: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(21);
-    key.push(OUTBOX);
-    key.extend_from_slice(next_hop.as_str().as_bytes());
-    key.extend_from_slice(from.as_str().as_bytes());
-    key.extend_from_slice(&id.to_be_bytes());
-    key
-}
 
 /// A stored notice, also one stored before notices could carry a case.
 pub(super) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
@@ -29,18 +21,10 @@ pub(super) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
     })
 }
 
-fn inbox_key(from: &RegionCode, id: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(15);
-    key.push(INBOX);
-    key.extend_from_slice(from.as_str().as_bytes());
-    key.extend_from_slice(&id.to_be_bytes());
-    key
-}
-
 impl Store {
     /// A new notice id, unique on this node across restarts.
     pub fn new_notice_id(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.db.generate_id()? + 1)
+        Ok(self.inner.sled.db.generate_id()? + 1)
     }
 
     /// Queues `notice` for the child `next_hop`, durably, with its usage entries.
@@ -51,29 +35,36 @@ impl Store {
         usage: Vec<UsageEntry>,
     ) -> Result<(), StoreError> {
         self.write(|w| {
-            self.write_usage(w, usage)?;
-            self.put_notice(next_hop, notice)
+            let mut commit = Commit::default();
+            self.write_usage(w, usage, &mut commit)?;
+            self.put_notice(next_hop, notice, &mut commit)?;
+            self.commit(commit, HashSet::new())
         })?;
         self.inner.notices_changed.send_modify(|n| *n += 1);
         Ok(())
     }
 
-    /// Puts a notice in `next_hop`'s queue, as part of the caller's write.
+    /// Puts a notice in `next_hop`'s queue, as part of the caller's `commit`.
     pub(super) fn put_notice(
         &self,
         next_hop: &RegionCode,
         notice: &Notice,
+        commit: &mut Commit,
     ) -> Result<(), StoreError> {
-        let key = outbox_key(next_hop, &notice.from, notice.id);
-        self.inner.notices.insert(key, encode(notice)?)?;
+        commit.notices.push(NoticeRow::Queued {
+            next_hop: *next_hop,
+            from: notice.from,
+            id: notice.id,
+            notice: encode(notice)?,
+        });
         Ok(())
     }
 
     /// Notices waiting for `next_hop`'s acknowledgement, oldest first per sender.
     pub fn pending_notices(&self, next_hop: &RegionCode) -> Result<Vec<Notice>, StoreError> {
-        let mut prefix = vec![OUTBOX];
-        prefix.extend_from_slice(next_hop.as_str().as_bytes());
+        let prefix = keys::outbox_prefix(next_hop);
         self.inner
+            .sled
             .notices
             .scan_prefix(prefix)
             .map(|item| decode_notice(&item?.1))
@@ -87,8 +78,8 @@ impl Store {
         from: &RegionCode,
         id: u64,
     ) -> Result<bool, StoreError> {
-        let key = outbox_key(next_hop, from, id);
-        self.write(|_| Ok(self.inner.notices.remove(key)?.is_some()))
+        let key = keys::outbox(next_hop, from, id);
+        self.write(|_| Ok(self.inner.sled.notices.remove(key)?.is_some()))
     }
 
     /// Keeps a notice meant for this node; false when it was already here (a resend).
@@ -97,15 +88,20 @@ impl Store {
         notice: &Notice,
         usage: Vec<UsageEntry>,
     ) -> Result<bool, StoreError> {
-        let key = inbox_key(&notice.from, notice.id);
-        if self.inner.notices.contains_key(&key)? {
+        let key = keys::inbox(&notice.from, notice.id);
+        if self.inner.sled.notices.contains_key(&key)? {
             return Ok(false);
         }
-        let value = encode(notice)?;
+        let row = NoticeRow::Received {
+            from: notice.from,
+            id: notice.id,
+            notice: encode(notice)?,
+        };
         self.write(|w| {
-            self.write_usage(w, usage)?;
-            self.inner.notices.insert(key, value)?;
-            Ok(())
+            let mut commit = Commit::default();
+            self.write_usage(w, usage, &mut commit)?;
+            commit.notices.push(row);
+            self.commit(commit, HashSet::new())
         })?;
         Ok(true)
     }
@@ -113,8 +109,9 @@ impl Store {
     /// Notices received for this node.
     pub fn inbox(&self) -> Result<Vec<Notice>, StoreError> {
         self.inner
+            .sled
             .notices
-            .scan_prefix([INBOX])
+            .scan_prefix([keys::notices::INBOX])
             .map(|item| decode_notice(&item?.1))
             .collect()
     }

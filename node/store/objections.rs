@@ -14,32 +14,16 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
+use super::backend::{ChangeRun, Commit};
 use super::codec::{decode, encode};
+use super::keys;
 use super::side::SideOverlay;
-use super::{APPLIED_KEY, Change, Inner, Store, StoreError, TAG_RECORD, chunked, natural_key};
+use super::{Change, Inner, Store, StoreError, TAG_RECORD};
 use crate::domain::case::Case;
 use crate::domain::notice::Notice;
 use crate::domain::record::Record;
 use crate::domain::region::RegionCode;
 use crate::domain::usage::UsageEntry;
-
-const CASE: u8 = b'c';
-const BY_RECORD: u8 = b'r';
-
-pub(super) fn case_key(id: &Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = CASE;
-    key[1..].copy_from_slice(id.as_bytes());
-    key
-}
-
-pub(super) fn by_record_key(record: &Uuid, case: &Uuid) -> [u8; 33] {
-    let mut key = [0u8; 33];
-    key[0] = BY_RECORD;
-    key[1..17].copy_from_slice(record.as_bytes());
-    key[17..].copy_from_slice(case.as_bytes());
-    key
-}
 
 /// What the origin writes in one atomic step: new versions of its own records, case
 /// versions, and the usage entries that say so.
@@ -53,7 +37,7 @@ pub struct OriginChange {
 /// The ids of records with an open case, read from the tree.
 pub(super) fn load_held(tree: &sled::Tree) -> Result<HashSet<Uuid>, StoreError> {
     let mut held = HashSet::new();
-    for item in tree.scan_prefix([CASE]) {
+    for item in tree.scan_prefix([keys::objections::CASE]) {
         let case: Case = decode(&item?.1, "objection case")?;
         if case.is_open() {
             held.insert(case.record_id);
@@ -69,16 +53,16 @@ pub(super) fn refresh_held(inner: &Inner, records: &HashSet<Uuid>) -> Result<(),
     }
     let mut open = Vec::new();
     for rid in records {
-        let mut prefix = vec![BY_RECORD];
+        let mut prefix = vec![keys::objections::BY_RECORD];
         prefix.extend_from_slice(rid.as_bytes());
         let mut any = false;
-        for item in inner.objections.scan_prefix(&prefix) {
+        for item in inner.sled.objections.scan_prefix(&prefix) {
             let (k, _) = item?;
             let case = Uuid::from_slice(&k[17..]).map_err(|e| StoreError::Corrupt {
                 what: "objection index",
                 detail: e.to_string(),
             })?;
-            if let Some(v) = inner.objections.get(case_key(&case))?
+            if let Some(v) = inner.sled.objections.get(keys::case(&case))?
                 && decode::<Case>(&v, "objection case")?.is_open()
             {
                 any = true;
@@ -109,7 +93,7 @@ impl Store {
 
     /// A case by id, in its latest state here.
     pub fn case(&self, id: &Uuid) -> Result<Option<Case>, StoreError> {
-        match self.inner.objections.get(case_key(id))? {
+        match self.inner.sled.objections.get(keys::case(id))? {
             Some(v) => Ok(Some(decode(&v, "objection case")?)),
             None => Ok(None),
         }
@@ -118,18 +102,19 @@ impl Store {
     /// Every case known here, oldest first (ids are UUID v7).
     pub fn cases(&self) -> Result<Vec<Case>, StoreError> {
         self.inner
+            .sled
             .objections
-            .scan_prefix([CASE])
+            .scan_prefix([keys::objections::CASE])
             .map(|item| decode(&item?.1, "objection case"))
             .collect()
     }
 
     /// The cases about one record.
     pub fn cases_of_record(&self, record: &Uuid) -> Result<Vec<Case>, StoreError> {
-        let mut prefix = vec![BY_RECORD];
+        let mut prefix = vec![keys::objections::BY_RECORD];
         prefix.extend_from_slice(record.as_bytes());
         let mut out = Vec::new();
-        for item in self.inner.objections.scan_prefix(&prefix) {
+        for item in self.inner.sled.objections.scan_prefix(&prefix) {
             let (k, _) = item?;
             let id = Uuid::from_slice(&k[17..]).map_err(|e| StoreError::Corrupt {
                 what: "objection index",
@@ -153,21 +138,24 @@ impl Store {
         usage: Vec<UsageEntry>,
     ) -> Result<bool, StoreError> {
         let kept = self.write(|w| {
-            self.write_usage(w, usage)?;
+            let mut commit = Commit::default();
+            self.write_usage(w, usage, &mut commit)?;
             // The notice first: sled recovers a prefix of its writes, so after a crash
             // a case kept here always has its notice on the way (a case without one
             // would withhold the record here for good, and refuse a second filing).
             if let Some((hop, notice)) = notice {
-                self.put_notice(hop, notice)?;
+                self.put_notice(hop, notice, &mut commit)?;
             }
             let newer = self
                 .case(&case.id)?
                 .is_none_or(|c| c.version < case.version);
+            let mut held = HashSet::new();
             if newer {
                 let mut overlay = SideOverlay::default();
                 self.apply_side(&Change::Objection(case.clone()), &mut overlay)?;
-                overlay.write(&self.inner)?;
+                held = overlay.into_commit(&mut commit);
             }
+            self.commit(commit, held)?;
             Ok(newer)
         })?;
         if notice.is_some() {
@@ -194,12 +182,12 @@ impl Store {
             let first_seq = w.next_change;
             let mut seq = first_seq;
             let mut written: Vec<(u8, Vec<u8>)> = Vec::new();
-            let mut current = sled::Batch::default();
+            let mut commit = Commit::default();
             let mut figures = w.figures.clone();
             let mut monthly = super::census::MonthlyDelta::default();
             for record in &change.records {
-                let key = natural_key(&record.content, &record.origin);
-                if let Some(v) = inner.records.get(&key)? {
+                let key = keys::natural(&record.content, &record.origin);
+                if let Some(v) = inner.sled.records.get(&key)? {
                     let cur: Record = decode(&v, "record")?;
                     figures.count(&cur, false);
                     // As `replay` counts it, so a replayed change counts the same.
@@ -212,10 +200,10 @@ impl Store {
                     monthly.count(record, true, record.reported_at_ms);
                 }
                 let value = encode(record)?;
-                if let Some((k, v)) = super::redact::queue_entry(record)? {
-                    current.insert(&k, v);
+                if let Some(queued) = super::redact::queue_entry(record)? {
+                    commit.current.redact_queue.push(queued);
                 }
-                current.insert(key, value.clone());
+                commit.current.records.push((key, value.clone()));
                 written.push((TAG_RECORD, value));
                 seq += 1;
             }
@@ -231,15 +219,21 @@ impl Store {
                     "changelog sequence space exhausted".into(),
                 ));
             }
-            self.write_usage(w, change.usage)?;
+            self.write_usage(w, change.usage, &mut commit)?;
+            let mut held = HashSet::new();
             if seq != first_seq {
-                current.insert(APPLIED_KEY, &(seq - 1).to_be_bytes());
-                self.snapshot_day(&w.figures, now_ms, &mut current)?;
-                current.insert(super::census::FIGURES_KEY, encode(&figures)?);
-                monthly.write(self, &mut current)?;
-                inner.changelog.apply_batch(chunked(first_seq, &written))?;
-                overlay.write(inner)?;
-                inner.records.apply_batch(current)?;
+                commit.current.applied = Some(seq - 1);
+                self.snapshot_day(&w.figures, now_ms, &mut commit.current)?;
+                commit.current.figures = Some(encode(&figures)?);
+                monthly.write(self, &mut commit.current)?;
+                commit.changes.push(ChangeRun {
+                    first: first_seq,
+                    entries: written,
+                });
+                held = overlay.into_commit(&mut commit);
+            }
+            self.commit(commit, held)?;
+            if seq != first_seq {
                 w.figures = figures;
                 w.next_change = seq;
             }

@@ -12,13 +12,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::backend::Commit;
 use super::codec::{decode, encode};
+use super::keys;
 use super::{Store, StoreError};
 use crate::domain::notice::Notice;
 use crate::domain::region::RegionCode;
 use crate::domain::usage::UsageEntry;
-
-const QUARANTINE_PREFIX: u8 = b'q';
 
 /// An entry refused from a child, as the parent keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,30 +58,26 @@ pub struct ChildLog {
     pub released: Vec<u64>,
 }
 
-pub(super) fn quarantine_key(child: &RegionCode, seq: u64) -> [u8; 15] {
-    let mut key = [0u8; 15];
-    key[0] = QUARANTINE_PREFIX;
-    key[1..7].copy_from_slice(child.as_str().as_bytes());
-    key[7..].copy_from_slice(&seq.to_be_bytes());
-    key
-}
-
 impl Store {
-    /// Adds `refused` to the records-tree `batch` (the caller's, with the cursor) and
-    /// queues each new one's notice for its child. Returns how many notices were queued.
+    /// Adds `refused` to `commit` (the caller's, with the cursor) and queues each new
+    /// one's notice for its child. Returns how many notices were queued.
     pub(super) fn put_quarantined(
         &self,
-        batch: &mut sled::Batch,
+        commit: &mut Commit,
         refused: Vec<Refused>,
     ) -> Result<usize, StoreError> {
         let mut notices = 0;
         for Refused { kept, notice } in refused {
-            let key = quarantine_key(&kept.child, kept.child_seq);
-            if !self.inner.records.contains_key(key)? {
-                self.put_notice(&kept.child, &notice)?;
+            let key = keys::quarantine(&kept.child, kept.child_seq);
+            if !self.inner.sled.records.contains_key(key)? {
+                self.put_notice(&kept.child, &notice, commit)?;
                 notices += 1;
             }
-            batch.insert(&key, encode(&kept)?);
+            let value = encode(&kept)?;
+            commit
+                .current
+                .quarantine
+                .push((kept.child, kept.child_seq, Some(value)));
         }
         Ok(notices)
     }
@@ -90,7 +86,13 @@ impl Store {
     /// latest first when there are more.
     pub fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>, StoreError> {
         let mut out = Vec::new();
-        for item in self.inner.records.scan_prefix([QUARANTINE_PREFIX]).rev() {
+        for item in self
+            .inner
+            .sled
+            .records
+            .scan_prefix([keys::records::QUARANTINE])
+            .rev()
+        {
             if out.len() >= limit {
                 break;
             }
@@ -102,9 +104,10 @@ impl Store {
 
     /// Every entry of `child` kept in quarantine, by sequence.
     pub fn quarantined_from(&self, child: &RegionCode) -> Result<Vec<Quarantined>, StoreError> {
-        let mut prefix = vec![QUARANTINE_PREFIX];
+        let mut prefix = vec![keys::records::QUARANTINE];
         prefix.extend_from_slice(child.as_str().as_bytes());
         self.inner
+            .sled
             .records
             .scan_prefix(prefix)
             .map(|item| decode::<Quarantined>(&item?.1, "quarantined entry"))
@@ -114,7 +117,12 @@ impl Store {
     /// How many entries of each child are kept in quarantine.
     pub fn quarantine_counts(&self) -> Result<BTreeMap<RegionCode, u64>, StoreError> {
         let mut counts = BTreeMap::new();
-        for item in self.inner.records.scan_prefix([QUARANTINE_PREFIX]) {
+        for item in self
+            .inner
+            .sled
+            .records
+            .scan_prefix([keys::records::QUARANTINE])
+        {
             let (key, _) = item?;
             let region = std::str::from_utf8(key.get(1..7).unwrap_or_default())
                 .ok()

@@ -19,25 +19,15 @@ use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
+use super::keys;
 use super::{Change, Store, StoreError, chunk_value, decode_chunk, seq_of};
 use crate::domain::record::{Record, Status};
 
-const QUEUE: u8 = b'x';
-
-fn queue_key(id: &Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = QUEUE;
-    key[1..].copy_from_slice(id.as_bytes());
-    key
-}
-
-/// A queue entry: key and value in the records tree.
-pub(super) type QueueEntry = ([u8; 17], Vec<u8>);
-
-/// Whether `r` is a tombstone whose earlier versions must be redacted; its queue entry.
-pub(super) fn queue_entry(r: &Record) -> Result<Option<QueueEntry>, StoreError> {
+/// Whether `r` is a tombstone whose earlier versions must be redacted; its queue entry:
+/// the record's id and (version, status), encoded.
+pub(super) fn queue_entry(r: &Record) -> Result<Option<(Uuid, Vec<u8>)>, StoreError> {
     if matches!(r.status, Status::Deleted | Status::Expired) && r.content.fields.is_empty() {
-        Ok(Some((queue_key(&r.id), encode(&(r.version, r.status))?)))
+        Ok(Some((r.id, encode(&(r.version, r.status))?)))
     } else {
         Ok(None)
     }
@@ -67,7 +57,11 @@ impl Store {
         }
         let mut queued: HashMap<Uuid, (u64, Status)> = HashMap::new();
         let mut raw = Vec::new();
-        for item in inner.records.scan_prefix([QUEUE]) {
+        for item in inner
+            .sled
+            .records
+            .scan_prefix([keys::records::REDACT_QUEUE])
+        {
             let (k, v) = item?;
             let id = Uuid::from_slice(&k[1..]).map_err(|e| StoreError::Corrupt {
                 what: "redaction queue",
@@ -87,7 +81,7 @@ impl Store {
             _ => false,
         };
         let mut chunks = Vec::new();
-        for item in inner.changelog.iter() {
+        for item in inner.sled.changelog.iter() {
             let (k, v) = item?;
             if decode_chunk(&v)?.iter().any(needs) {
                 chunks.push(seq_of(&k)?);
@@ -96,7 +90,7 @@ impl Store {
         let mut rewritten = 0;
         for first in chunks {
             let _w = inner.writer.lock().map_err(|_| StoreError::Lock)?;
-            let Some(v) = inner.changelog.get(first.to_be_bytes())? else {
+            let Some(v) = inner.sled.changelog.get(first.to_be_bytes())? else {
                 continue;
             };
             let mut written = Vec::new();
@@ -118,6 +112,7 @@ impl Store {
             // One value under the same key, even if it grew: a reader never sees a
             // sequence twice.
             inner
+                .sled
                 .changelog
                 .insert(first.to_be_bytes(), chunk_value(&written))?;
         }
@@ -129,7 +124,10 @@ impl Store {
         // Only the entries as read: a record queued again meanwhile (a later tombstone)
         // stays queued for the next run.
         for (k, v) in raw {
-            let swapped = inner.records.compare_and_swap(k, Some(v), None::<&[u8]>)?;
+            let swapped = inner
+                .sled
+                .records
+                .compare_and_swap(k, Some(v), None::<&[u8]>)?;
             if swapped.is_err() {
                 tracing::debug!("a record was queued again during redaction; next run");
             }

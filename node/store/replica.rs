@@ -11,18 +11,15 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::codec::{decode, encode};
-use super::quarantine::{ChildLog, quarantine_key};
+use super::backend::{Backend, ChangeRun, Commit};
+use super::codec::encode;
+use super::keys;
+use super::quarantine::ChildLog;
 use super::side::SideOverlay;
-use super::{
-    APPLIED_KEY, Change, Store, StoreError, TAG_RECORD, Writer, chunked, natural_key, seq_of,
-};
+use super::{Change, Store, StoreError, TAG_RECORD, Writer, seq_of};
 use crate::domain::record::Record;
 use crate::domain::region::RegionCode;
 use crate::domain::usage::UsageEntry;
-
-const CURSOR_PREFIX: u8 = b'c';
-const REPLICA_ID_PREFIX: u8 = b'o';
 
 /// What became of one entry from a child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,20 +31,6 @@ pub enum ReplicaOutcome {
     /// The same origin, category, provider and reference already name another id: the
     /// child's data contradicts what it sent before.
     Conflict { existing: Uuid },
-}
-
-pub(super) fn replica_id_key(id: &Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = REPLICA_ID_PREFIX;
-    key[1..].copy_from_slice(id.as_bytes());
-    key
-}
-
-fn cursor_key(child: &RegionCode) -> [u8; 7] {
-    let mut key = [0u8; 7];
-    key[0] = CURSOR_PREFIX;
-    key[1..].copy_from_slice(child.as_str().as_bytes());
-    key
 }
 
 impl Store {
@@ -113,7 +96,7 @@ impl Store {
     {
         let inner = &self.inner;
         let mut overlay: HashMap<Vec<u8>, Record> = HashMap::new();
-        let mut current = sled::Batch::default();
+        let mut commit = Commit::default();
         let mut written: Vec<(u8, Vec<u8>)> = Vec::new();
         let mut side = SideOverlay::default();
         let mut figures = w.figures.clone();
@@ -140,13 +123,10 @@ impl Store {
                     continue;
                 }
             };
-            let key = natural_key(&record.content, &record.origin);
+            let key = keys::natural(&record.content, &record.origin);
             let existing = match overlay.get(&key) {
                 Some(r) => Some(r.clone()),
-                None => match inner.records.get(&key)? {
-                    Some(v) => Some(decode::<Record>(&v, "record")?),
-                    None => None,
-                },
+                None => inner.sled.record(&key)?,
             };
             match &existing {
                 Some(cur) if cur.id != record.id => {
@@ -160,15 +140,15 @@ impl Store {
                 Some(_) => {}
                 None => {
                     // The id must not already name another record here.
-                    if let Some(other) = inner.records.get(replica_id_key(&record.id))?
-                        && other.as_ref() != &key[..]
+                    if let Some(other) = inner.sled.replica_key(&record.id)?
+                        && other != key
                     {
                         outcomes.push(ReplicaOutcome::Conflict {
                             existing: record.id,
                         });
                         continue;
                     }
-                    current.insert(&replica_id_key(&record.id), key.clone());
+                    commit.current.replica_ids.push((record.id, key.clone()));
                 }
             }
             if record.path.last() != Some(&local) {
@@ -179,10 +159,10 @@ impl Store {
             }
             figures.count(&record, true);
             let value = encode(&record)?;
-            if let Some((k, v)) = super::redact::queue_entry(&record)? {
-                current.insert(&k, v);
+            if let Some(queued) = super::redact::queue_entry(&record)? {
+                commit.current.redact_queue.push(queued);
             }
-            current.insert(key.clone(), value.clone());
+            commit.current.records.push((key.clone(), value.clone()));
             overlay.insert(key, record);
             written.push((TAG_RECORD, value));
             next_change += 1;
@@ -190,25 +170,28 @@ impl Store {
         }
 
         let cursor = self.cursor(&child)?.max(last_seq);
-        current.insert(&cursor_key(&child), &cursor.to_be_bytes());
+        commit.current.cursors.push((child, cursor));
         let ChildLog {
             usage,
             refused,
             released,
         } = log(&outcomes)?;
-        self.write_usage(w, usage)?;
+        self.write_usage(w, usage, &mut commit)?;
         for seq in released {
-            current.remove(&quarantine_key(&child, seq));
+            commit.current.quarantine.push((child, seq, None));
         }
-        let notices = self.put_quarantined(&mut current, refused)?;
+        let notices = self.put_quarantined(&mut commit, refused)?;
         if next_change != first_seq {
-            current.insert(APPLIED_KEY, &(next_change - 1).to_be_bytes());
-            self.snapshot_day(&w.figures, now_ms, &mut current)?;
-            current.insert(super::census::FIGURES_KEY, encode(&figures)?);
-            inner.changelog.apply_batch(chunked(first_seq, &written))?;
+            commit.current.applied = Some(next_change - 1);
+            self.snapshot_day(&w.figures, now_ms, &mut commit.current)?;
+            commit.current.figures = Some(encode(&figures)?);
+            commit.changes.push(ChangeRun {
+                first: first_seq,
+                entries: written,
+            });
         }
-        side.write(inner)?;
-        inner.records.apply_batch(current)?;
+        let held = side.into_commit(&mut commit);
+        self.commit(commit, held)?;
         w.figures = figures;
         w.next_change = next_change;
         Ok((outcomes, notices))
@@ -216,7 +199,7 @@ impl Store {
 
     /// The last sequence of `child` applied here (0 before its first entry).
     pub fn cursor(&self, child: &RegionCode) -> Result<u64, StoreError> {
-        match self.inner.records.get(cursor_key(child))? {
+        match self.inner.sled.records.get(keys::cursor(child))? {
             Some(v) => seq_of(&v),
             None => Ok(0),
         }

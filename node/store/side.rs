@@ -12,45 +12,15 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
+use super::backend::{CaseRow, ChangeRun, CheckpointRow, Commit, ConsentRow};
 use super::codec::{decode, encode};
-use super::{APPLIED_KEY, Change, Inner, ReplicaOutcome, Store, StoreError, USAGE_INDEX, chunked};
+use super::keys;
+use super::{Change, ReplicaOutcome, Store, StoreError};
 use crate::domain::case::Case;
 use crate::domain::consent::Consent;
 use crate::domain::record::Hash;
 use crate::domain::region::RegionCode;
 use crate::domain::usage::{Chained, Checkpoint, UsageEntry};
-
-const CONSENT: u8 = b'c';
-const BY_SUBJECT: u8 = b's';
-const CHECKPOINT: u8 = b'p';
-
-fn consent_key(id: &Uuid) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = CONSENT;
-    key[1..].copy_from_slice(id.as_bytes());
-    key
-}
-
-fn subject_prefix(subject: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(subject.len() + 18);
-    key.push(BY_SUBJECT);
-    key.extend_from_slice(subject.as_bytes());
-    key.push(0);
-    key
-}
-
-fn checkpoint_prefix(node: &RegionCode) -> Vec<u8> {
-    let mut key = Vec::with_capacity(15);
-    key.push(CHECKPOINT);
-    key.extend_from_slice(node.as_str().as_bytes());
-    key
-}
-
-fn checkpoint_key(node: &RegionCode, seq: u64) -> Vec<u8> {
-    let mut key = checkpoint_prefix(node);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
 
 /// Writes of one batch to the side trees, and what they hold so far (later entries of a
 /// batch see earlier ones).
@@ -59,25 +29,19 @@ pub(super) struct SideOverlay {
     consents: HashMap<Uuid, Consent>,
     checkpoints: HashMap<Vec<u8>, Checkpoint>,
     cases: HashMap<Uuid, Case>,
-    consent_batch: sled::Batch,
-    checkpoint_batch: sled::Batch,
-    case_batch: sled::Batch,
+    consent_rows: Vec<ConsentRow>,
+    checkpoint_rows: Vec<CheckpointRow>,
+    case_rows: Vec<CaseRow>,
 }
 
 impl SideOverlay {
-    pub(super) fn write(self, inner: &Inner) -> Result<(), StoreError> {
-        if !self.consents.is_empty() {
-            inner.consents.apply_batch(self.consent_batch)?;
-        }
-        if !self.checkpoints.is_empty() {
-            inner.checkpoints.apply_batch(self.checkpoint_batch)?;
-        }
-        if !self.cases.is_empty() {
-            inner.objections.apply_batch(self.case_batch)?;
-            let records: HashSet<Uuid> = self.cases.values().map(|c| c.record_id).collect();
-            super::objections::refresh_held(inner, &records)?;
-        }
-        Ok(())
+    /// Moves the rows into `commit`; returns the records whose cases it writes, whose
+    /// holds are refreshed once it is written (`Store::commit`).
+    pub(super) fn into_commit(self, commit: &mut Commit) -> HashSet<Uuid> {
+        commit.consents.extend(self.consent_rows);
+        commit.checkpoints.extend(self.checkpoint_rows);
+        commit.cases.extend(self.case_rows);
+        self.cases.values().map(|c| c.record_id).collect()
     }
 }
 
@@ -107,14 +71,11 @@ impl Store {
                     }
                     Some(cur) if !cur.is_superseded_by(consent) => Ok(ReplicaOutcome::Unchanged),
                     existing => {
-                        if existing.is_none() {
-                            let mut key = subject_prefix(&consent.terms.subject_id);
-                            key.extend_from_slice(id.as_bytes());
-                            overlay.consent_batch.insert(key, &[]);
-                        }
-                        overlay
-                            .consent_batch
-                            .insert(&consent_key(&id), encode(consent)?);
+                        overlay.consent_rows.push(ConsentRow {
+                            id,
+                            subject: existing.is_none().then(|| consent.terms.subject_id.clone()),
+                            consent: encode(consent)?,
+                        });
                         overlay.consents.insert(id, consent.clone());
                         Ok(ReplicaOutcome::Applied)
                     }
@@ -129,25 +90,21 @@ impl Store {
                     // Only the owner's later versions replace a case.
                     Some(cur) if cur.version >= case.version => Ok(ReplicaOutcome::Unchanged),
                     existing => {
-                        if existing.is_none() {
-                            overlay.case_batch.insert(
-                                &super::objections::by_record_key(&case.record_id, &case.id)[..],
-                                &[],
-                            );
-                        }
-                        overlay
-                            .case_batch
-                            .insert(&super::objections::case_key(&case.id), encode(case)?);
+                        overlay.case_rows.push(CaseRow {
+                            id: case.id,
+                            record: existing.is_none().then_some(case.record_id),
+                            case: encode(case)?,
+                        });
                         overlay.cases.insert(case.id, case.clone());
                         Ok(ReplicaOutcome::Applied)
                     }
                 }
             }
             Change::Checkpoint(cp) => {
-                let key = checkpoint_key(&cp.node, cp.seq);
+                let key = keys::checkpoint(&cp.node, cp.seq);
                 let current = match overlay.checkpoints.get(&key) {
                     Some(c) => Some(c.clone()),
-                    None => match self.inner.checkpoints.get(&key)? {
+                    None => match self.inner.sled.checkpoints.get(&key)? {
                         Some(v) => Some(decode::<Checkpoint>(&v, "checkpoint")?),
                         None => None,
                     },
@@ -159,7 +116,11 @@ impl Store {
                         existing: Uuid::nil(),
                     }),
                     None => {
-                        overlay.checkpoint_batch.insert(key.clone(), encode(cp)?);
+                        overlay.checkpoint_rows.push(CheckpointRow {
+                            node: cp.node,
+                            seq: cp.seq,
+                            checkpoint: encode(cp)?,
+                        });
                         overlay.checkpoints.insert(key, cp.clone());
                         Ok(ReplicaOutcome::Applied)
                     }
@@ -181,18 +142,21 @@ impl Store {
             let mut overlay = SideOverlay::default();
             let outcome = self.apply_side(&change, &mut overlay)?;
             if outcome == ReplicaOutcome::Applied {
-                self.write_usage(w, usage)?;
+                let mut commit = Commit::default();
+                self.write_usage(w, usage, &mut commit)?;
                 let seq = w.next_change;
                 if seq > crate::domain::ids::MAX_SEQ {
                     return Err(StoreError::Engine(
                         "changelog sequence space exhausted".into(),
                     ));
                 }
-                self.inner
-                    .changelog
-                    .apply_batch(chunked(seq, &[change.tag_and_value()?]))?;
-                overlay.write(&self.inner)?;
-                self.inner.records.insert(APPLIED_KEY, &seq.to_be_bytes())?;
+                commit.changes.push(ChangeRun {
+                    first: seq,
+                    entries: vec![change.tag_and_value()?],
+                });
+                let held = overlay.into_commit(&mut commit);
+                commit.current.applied = Some(seq);
+                self.commit(commit, held)?;
                 w.next_change = seq + 1;
             }
             Ok(outcome)
@@ -201,7 +165,7 @@ impl Store {
 
     /// A consent by id, in its latest state here.
     pub fn consent(&self, id: &Uuid) -> Result<Option<Consent>, StoreError> {
-        match self.inner.consents.get(consent_key(id))? {
+        match self.inner.sled.consents.get(keys::consent(id))? {
             Some(v) => Ok(Some(decode(&v, "consent")?)),
             None => Ok(None),
         }
@@ -209,9 +173,9 @@ impl Store {
 
     /// A subject's consents held here, oldest id first.
     pub fn consents_of(&self, subject_id: &str) -> Result<Vec<Consent>, StoreError> {
-        let prefix = subject_prefix(subject_id);
+        let prefix = keys::consents_of(subject_id);
         let mut out = Vec::new();
-        for item in self.inner.consents.scan_prefix(&prefix) {
+        for item in self.inner.sled.consents.scan_prefix(&prefix) {
             let (k, _) = item?;
             let id = Uuid::from_slice(&k[prefix.len()..]).map_err(|e| StoreError::Corrupt {
                 what: "consent index",
@@ -233,10 +197,11 @@ impl Store {
     /// Checkpoints held here: of one node, or of all, in (node, sequence) order.
     pub fn checkpoints(&self, node: Option<&RegionCode>) -> Result<Vec<Checkpoint>, StoreError> {
         let prefix = match node {
-            Some(n) => checkpoint_prefix(n),
-            None => vec![CHECKPOINT],
+            Some(n) => keys::checkpoints_of(n),
+            None => vec![keys::checkpoints::CHECKPOINT],
         };
         self.inner
+            .sled
             .checkpoints
             .scan_prefix(prefix)
             .map(|item| decode(&item?.1, "checkpoint"))
@@ -255,17 +220,15 @@ impl Store {
         subject: &str,
         limit: usize,
     ) -> Result<Vec<(u64, Chained)>, StoreError> {
-        let mut prefix = USAGE_INDEX.to_vec();
-        prefix.extend_from_slice(subject.as_bytes());
-        prefix.push(0);
+        let prefix = keys::usage_subject(subject);
         let mut out = Vec::new();
-        for item in self.inner.usage.scan_prefix(&prefix).take(limit) {
+        for item in self.inner.sled.usage.scan_prefix(&prefix).take(limit) {
             let (k, _) = item?;
             // Exactly a sequence after the prefix: anything else is another subject's key.
             let Ok(seq) = super::seq_of(&k[prefix.len()..]) else {
                 continue;
             };
-            match self.inner.usage.get(seq.to_be_bytes())? {
+            match self.inner.sled.usage.get(seq.to_be_bytes())? {
                 Some(v) => out.push((seq, decode::<Chained>(&v, "usage entry")?)),
                 // An index entry without its entry: the entry was removed. `audit
                 // verify` names the gap; history shows what is there.

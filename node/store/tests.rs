@@ -1,8 +1,13 @@
 use std::collections::BTreeMap;
 
+use super::codec::{decode, encode};
+use super::keys;
 use super::*;
-use crate::domain::census::Figures;
+use std::sync::atomic::Ordering;
+
+use crate::domain::record::Content;
 use crate::domain::record::{Disclosure, Subject, SubjectKind};
+use crate::domain::usage::Chained;
 use crate::domain::usage::{Action, UsageEntry};
 
 fn content(subject: &str, reference: &str, amount: &str) -> Content {
@@ -163,6 +168,7 @@ fn open_replays_a_changelog_tail() {
         orphan = record.id;
         store
             .inner
+            .sled
             .changelog
             .insert(2u64.to_be_bytes(), encode(&vec![record]).unwrap())
             .unwrap();
@@ -211,7 +217,7 @@ fn chunks_split_and_ids_lead_back_to_records() {
     batch[10].fields.insert("facts".into(), "x".repeat(100_000));
     let applied = store.accept(batch, region(), 1, push_usage).unwrap();
     assert!(
-        store.inner.changelog.len() > 2,
+        store.inner.sled.changelog.len() > 2,
         "600 records of ~250 bytes and one of 100 KB make several chunks"
     );
     let changes = store.changes_since(0, usize::MAX).unwrap();
@@ -316,7 +322,7 @@ fn verify_names_a_changed_a_removed_and_a_rewritten_entry() {
         10
     );
 
-    let usage = &store.inner.usage;
+    let usage = &store.inner.sled.usage;
     let key = 4u64.to_be_bytes();
     let original = usage.get(key).unwrap().unwrap();
 
@@ -418,11 +424,12 @@ fn consents_and_checkpoints_survive_replay_and_a_withdrawal_is_never_undone() {
             ReplicaOutcome::Conflict { .. }
         ));
         // Lose the side trees' writes, as if the process died after the changelog.
-        store.inner.consents.clear().unwrap();
+        store.inner.sled.consents.clear().unwrap();
         store
             .inner
+            .sled
             .records
-            .insert(APPLIED_KEY, &0u64.to_be_bytes())
+            .insert(keys::records::APPLIED, &0u64.to_be_bytes())
             .unwrap();
         store.sync().unwrap();
     }
@@ -432,133 +439,6 @@ fn consents_and_checkpoints_survive_replay_and_a_withdrawal_is_never_undone() {
     assert_eq!(store.consents_of(&subject).unwrap().len(), 1);
     let changes = store.changes_since(0, 100).unwrap();
     assert_eq!(changes.len(), 2, "given, then withdrawn");
-}
-
-#[test]
-fn census_figures_kept_incrementally_equal_a_full_recount() {
-    let dir = tempfile::tempdir().unwrap();
-    // Every write on one fixed day (China Standard Time), so `figures_as_of(today)`
-    // answers the figures as they stand.
-    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 18).unwrap();
-    let at_ms = crate::domain::clock::Clock::on(today).now_ms();
-    let child = RegionCode::parse("211381").unwrap();
-    let city = RegionCode::parse("211300").unwrap();
-    let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
-    // Records from a child, kept so later versions can change their status.
-    let mut replicas: Vec<Record> = Vec::new();
-    let mut child_seq = 0u64;
-    {
-        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-        for round in 0..60 {
-            match next() % 4 {
-                // Pushes here: new records and new versions (same references, new amounts).
-                0 | 1 => {
-                    let batch: Vec<Content> = (0..(1 + next() % 20))
-                        .map(|_| {
-                            let mut c = content(
-                                &format!("91211300MA{:08}", next() % 30),
-                                &format!("R-{}", next() % 40),
-                                &format!("{}", next() % 3),
-                            );
-                            if next() % 3 == 0 {
-                                c.subject.kind = SubjectKind::Natural;
-                            }
-                            c.period = format!("2026-{:02}", 1 + next() % 3);
-                            c
-                        })
-                        .collect();
-                    store.accept(batch, city, at_ms, push_usage).unwrap();
-                }
-                // New records from the child.
-                2 => {
-                    let mut batch = Vec::new();
-                    for _ in 0..(1 + next() % 10) {
-                        child_seq += 1;
-                        let c = content(
-                            &format!("91211381MA{:08}", next() % 30),
-                            &format!("C-{child_seq}"),
-                            "1",
-                        );
-                        let r = Record {
-                            id: new_record_id(5, &child, child_seq),
-                            content_hash: c.hash(),
-                            content: c,
-                            origin: child,
-                            path: vec![child],
-                            reported_at_ms: 5,
-                            version: 1,
-                            status: Status::Active,
-                            status_reason: String::new(),
-                        };
-                        replicas.push(r.clone());
-                        batch.push(Change::Record(r));
-                    }
-                    store
-                        .apply_replicas(child, city, batch, child_seq, at_ms, |_| Vec::new())
-                        .unwrap();
-                }
-                // Suspensions, deletions and lifts of the child's records.
-                _ => {
-                    if replicas.is_empty() {
-                        continue;
-                    }
-                    let i = (next() as usize) % replicas.len();
-                    let r = &mut replicas[i];
-                    r.version += 1;
-                    r.status = match next() % 3 {
-                        0 => Status::Suspended,
-                        1 => Status::Deleted,
-                        _ => Status::Active,
-                    };
-                    r.path = vec![child];
-                    store
-                        .apply_replicas(
-                            child,
-                            city,
-                            vec![Change::Record(r.clone())],
-                            child_seq,
-                            at_ms,
-                            |_| Vec::new(),
-                        )
-                        .unwrap();
-                }
-            }
-            assert_eq!(
-                store.figures().unwrap(),
-                store.recount().unwrap(),
-                "round {round}"
-            );
-        }
-        let f = store.figures().unwrap();
-        assert!(f.total > 0 && f.natural > 0 && f.legal > 0, "{f:?}");
-        assert_eq!(f.total, f.natural + f.legal);
-        assert_eq!(f.total, f.by_category.values().sum::<u64>());
-        assert!(f.via_child.get("211381").copied().unwrap_or(0) > 0, "{f:?}");
-        let months: u64 = (1..=3)
-            .map(|m| {
-                store
-                    .monthly("lingyuan-amr", &format!("2026-{m:02}"))
-                    .unwrap()
-                    .records
-            })
-            .sum();
-        assert_eq!(months, f.by_provider["211300/lingyuan-amr"]);
-    }
-    // Kept across a restart, and still equal to a recount.
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    assert_eq!(store.figures().unwrap(), store.recount().unwrap());
-    let long_ago = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap();
-    assert_eq!(store.figures_as_of(long_ago).unwrap(), Figures::default());
-    assert_eq!(
-        store.figures_as_of(today).unwrap(),
-        store.figures().unwrap()
-    );
 }
 
 #[test]
@@ -641,11 +521,14 @@ fn a_taken_case_and_its_suspension_survive_replay_together() {
             Change::Record(suspended).tag_and_value().unwrap(),
             Change::Objection(replayed.clone()).tag_and_value().unwrap(),
         ];
-        store
-            .inner
-            .changelog
-            .apply_batch(chunked(seq, &written))
-            .unwrap();
+        let torn = backend::Commit {
+            changes: vec![backend::ChangeRun {
+                first: seq,
+                entries: written.to_vec(),
+            }],
+            ..Default::default()
+        };
+        backend::Backend::commit(&store.inner.sled, torn).unwrap();
         store.sync().unwrap();
         assert!(!store.objection_open(&second.id));
     }
@@ -665,71 +548,6 @@ fn a_taken_case_and_its_suspension_survive_replay_together() {
     assert_eq!(
         store.recount().unwrap(),
         store.inner.writer.lock().unwrap().figures
-    );
-}
-
-/// A purged record's earlier versions lose their fields in the changelog too; the
-/// record is still found by id, and a second run has nothing to do.
-#[test]
-fn redaction_removes_the_fields_of_earlier_versions() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    store
-        .accept(vec![content("S1", "R-1", "1")], region(), 1, push_usage)
-        .unwrap();
-    store
-        .accept(vec![content("S1", "R-1", "2")], region(), 2, push_usage)
-        .unwrap();
-    let other = store
-        .accept(vec![content("S2", "R-2", "3")], region(), 3, push_usage)
-        .unwrap()[0]
-        .id();
-    let cur = store.records_of("S1").unwrap().remove(0);
-    assert_eq!(store.redact_queued().unwrap(), 0, "nothing queued yet");
-    let mut purged =
-        crate::domain::record::next_version(&cur, Status::Expired, "R-SEC-2".into(), 4);
-    purged.content.fields.clear();
-    purged.content_hash = purged.content.hash();
-    store
-        .origin_write(4, |_| {
-            Ok(Ok::<_, ()>((
-                OriginChange {
-                    records: vec![purged.clone()],
-                    ..Default::default()
-                },
-                (),
-            )))
-        })
-        .unwrap()
-        .unwrap();
-    assert_eq!(store.redact_queued().unwrap(), 2);
-    let versions: Vec<Record> = store
-        .changes_since(0, usize::MAX)
-        .unwrap()
-        .into_iter()
-        .filter_map(|(_, c)| c.into_record())
-        .filter(|r| r.id == cur.id)
-        .collect();
-    assert_eq!(versions.len(), 3);
-    for v in &versions {
-        assert!(
-            v.content.fields.is_empty() && v.status == Status::Expired,
-            "{v:?}"
-        );
-        assert_eq!(v.content_hash, v.content.hash());
-    }
-    assert_eq!(store.redact_queued().unwrap(), 0);
-    drop(store);
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    assert_eq!(store.record(&cur.id).unwrap().unwrap(), purged);
-    let untouched = store.record(&other).unwrap().unwrap();
-    assert_eq!(
-        untouched
-            .content
-            .fields
-            .get("fine_amount")
-            .map(String::as_str),
-        Some("3")
     );
 }
 
@@ -806,11 +624,12 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
     assert_eq!((clean.records, clean.changes), (2, 3));
 
     // A record's field changed in place: still decodes, no longer matches its hash.
-    let key = natural_key(&content(subjects[1], "R-1", "1.5"), &region());
-    let mut r: Record = decode(&store.inner.records.get(&key).unwrap().unwrap(), "r").unwrap();
+    let key = keys::natural(&content(subjects[1], "R-1", "1.5"), &region());
+    let mut r: Record = decode(&store.inner.sled.records.get(&key).unwrap().unwrap(), "r").unwrap();
     r.content.fields.insert("fine_amount".into(), "9.5".into());
     store
         .inner
+        .sled
         .records
         .insert(&key, encode(&r).unwrap())
         .unwrap();
@@ -831,21 +650,23 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
     );
 
     // A chunk that no longer decodes, figures that differ, a usage entry changed.
-    let (k, v) = store.inner.changelog.first().unwrap().unwrap();
+    let (k, v) = store.inner.sled.changelog.first().unwrap().unwrap();
     let bad = v[..v.len() - 8].to_vec();
-    store.inner.changelog.insert(&k, bad).unwrap();
+    store.inner.sled.changelog.insert(&k, bad).unwrap();
     let mut figures = store.recount().unwrap();
     figures.total += 1;
     store
         .inner
+        .sled
         .records
-        .insert(census::FIGURES_KEY, encode(&figures).unwrap())
+        .insert(keys::records::FIGURES, encode(&figures).unwrap())
         .unwrap();
-    let (uk, uv) = store.inner.usage.first().unwrap().unwrap();
+    let (uk, uv) = store.inner.sled.usage.first().unwrap().unwrap();
     let mut chained: Chained = decode(&uv, "u").unwrap();
     chained.entry.count += 1;
     store
         .inner
+        .sled
         .usage
         .insert(&uk, encode(&chained).unwrap())
         .unwrap();
@@ -1005,12 +826,14 @@ fn a_held_copy_that_cannot_be_read_is_an_error_not_absent_r_fed_1() {
     // The record and its changelog chunk damaged: neither reads.
     store
         .inner
+        .sled
         .records
-        .insert(natural_key(&c, &region()), &b"\x01garbage"[..])
+        .insert(keys::natural(&c, &region()), &b"\x01garbage"[..])
         .unwrap();
-    let (k, v) = store.inner.changelog.first().unwrap().unwrap();
+    let (k, v) = store.inner.sled.changelog.first().unwrap().unwrap();
     store
         .inner
+        .sled
         .changelog
         .insert(&k, v[..v.len() - 8].to_vec())
         .unwrap();
@@ -1057,9 +880,10 @@ fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
     store.bind_region(&region()).unwrap();
     store
         .inner
+        .sled
         .records
         .insert(
-            natural_key(&content("91211382MA0000000X", "R-0", "1"), &region()),
+            keys::natural(&content("91211382MA0000000X", "R-0", "1"), &region()),
             &b"\x01garbage"[..],
         )
         .unwrap();
@@ -1076,7 +900,7 @@ fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
         "{err}"
     );
 
-    let shown = check::show_key(&usage_index_key("211382199001010134", 7));
+    let shown = check::show_key(&keys::usage_index("211382199001010134", 7));
     assert!(!shown.contains("199001"), "{shown}");
     assert!(shown.contains("entry 7"), "{shown}");
 }
@@ -1093,8 +917,8 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
     store
         .accept(vec![first.clone()], region(), 10, push_usage)
         .unwrap();
-    let key = natural_key(&first, &region());
-    let v1 = store.inner.records.get(&key).unwrap().unwrap();
+    let key = keys::natural(&first, &region());
+    let v1 = store.inner.sled.records.get(&key).unwrap().unwrap();
     store
         .accept(
             vec![content(subjects[0], "R-0", "2.5")],
@@ -1109,11 +933,12 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
         .unwrap();
     assert!(store.check().ok(), "{:?}", store.check().damage);
 
-    store.inner.records.insert(&key, v1).unwrap();
+    store.inner.sled.records.insert(&key, v1).unwrap();
     store
         .inner
+        .sled
         .records
-        .remove(natural_key(&second, &region()))
+        .remove(keys::natural(&second, &region()))
         .unwrap();
     let found = store.check();
     for what in [

@@ -1,0 +1,243 @@
+//! The storage seam: what the node needs from a storage engine, in domain terms.
+//!
+//! `Store` (the handle the whole node passes around) keeps every decision above this
+//! seam: new version / unchanged / closed on accept, idempotent replica apply, usage
+//! chaining and scrubbing, census counters, objection holds, quarantine. It hands a
+//! backend one `Commit` per batch, each part typed by what it is (usage entries,
+//! notices, changelog entries, consents, checkpoints, cases, current records and the
+//! small state written with them), so that a relational backend maps each part to its
+//! own table and a key-value backend to its own tree. A row is named by its domain
+//! identifiers (sequence, natural key, id, region); its value is the stored encoding
+//! (`codec`, pinned by the golden-byte tests), made once above the seam, so every
+//! backend stores the same bytes, a record version is serialised once for both the
+//! changelog and the current-record index, and copying a store between engines moves
+//! bytes unchanged.
+//!
+//! # The contract
+//!
+//! * `commit` writes one batch. Its parts are written in the order the fields of
+//!   `Commit` are declared: usage, notices, changelog, side (consents, checkpoints,
+//!   cases), then the current state. A backend with transactions writes them in one; a
+//!   backend without (sled: one atomic batch per tree) must leave, after any crash, a
+//!   prefix of that order, so that stored data always has its usage entry, the current
+//!   state never leads the changelog, and `Store::open` replays the changelog after the
+//!   `applied` mark (idempotently) to complete a batch cut short. Either way, what the
+//!   node observes after reopening is all of a batch or none of it, beside usage
+//!   entries (which may name a batch never acknowledged, as ARCHITECTURE.md says).
+//! * `sync` is the durable acknowledgement: every commit that returned before it began
+//!   survives a power cut once it returns. Nothing is acknowledged to a caller before.
+//! * Scans are ordered and resumable: the changelog and the usage log by sequence
+//!   (resume after the last sequence seen), a subject's records by natural key (resume
+//!   after the natural key of the last record seen, `keys::natural`).
+//!
+//! # Sequences under concurrent writers
+//!
+//! The changelog and usage sequences must be gap-free and become visible in order (the
+//! uplink's cursor, the usage hash chain). Today the one writer allocates them under
+//! its lock (`Writer`), from the heads read at open. A database shared by several node
+//! processes (issue 14) must allocate them under a lock of its own, held until the
+//! batch commits: a one-row `heads` table (next changelog sequence, next usage
+//! sequence, usage chain head, census figures: exactly `Writer`) read `FOR UPDATE` at
+//! the start of the batch's transaction. A database `SEQUENCE` will not do: it leaves
+//! gaps on rollback and hands out numbers that commit out of order. The decision logic
+//! must run inside that transaction too, so two processes never both make version n+1.
+//! So the next step of this seam is a `begin` that returns the locked writer state
+//! (sled: the in-process mutex; PostgreSQL: the transaction holding the `heads` row)
+//! and a `commit` on it; see the module doc of `store` for what is done.
+//!
+//! # Natural keys
+//!
+//! `NaturalKey` is the canonical encoding of (subject, category, origin, provider,
+//! reference) that `keys::natural` makes: the parts joined by NUL after a `k`. None of
+//! the parts can hold a NUL, so a relational backend splits it into its columns.
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use super::{Change, StoreError};
+use crate::domain::record::{Hash, Record};
+use crate::domain::region::RegionCode;
+use crate::domain::usage::Chained;
+
+/// `keys::natural` of a record: see the module doc.
+pub type NaturalKey = Vec<u8>;
+
+/// What the node needs from a storage engine. Object-safe; one call per batch, not per
+/// record.
+pub trait Backend: Send + Sync {
+    /// Writes one batch (see the module doc for the atomicity contract). Not durable
+    /// until `sync`.
+    fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+
+    /// Makes every commit that returned before this call durable.
+    fn sync(&self) -> Result<(), StoreError>;
+
+    /// Where the sequences stand: the next changelog sequence, the next usage sequence
+    /// and the usage chain's head hash (zeros when the log is empty).
+    fn heads(&self) -> Result<Heads, StoreError>;
+
+    /// The current version held under a natural key.
+    fn record(&self, key: &[u8]) -> Result<Option<Record>, StoreError>;
+
+    /// The current version of a record, by id.
+    fn record_by_id(&self, id: &Uuid) -> Result<Option<Record>, StoreError>;
+
+    /// The natural key a record applied from a child is indexed under, by id.
+    fn replica_key(&self, id: &Uuid) -> Result<Option<NaturalKey>, StoreError>;
+
+    /// The current versions of one subject's records in natural-key order, after the
+    /// natural key `resume` (from the start when `None`), at most `limit`.
+    fn records_of(
+        &self,
+        subject: &str,
+        resume: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+
+    /// Changelog entries after sequence `after`, at most `limit`, in sequence order.
+    fn changes(&self, after: u64, limit: usize) -> Result<Vec<(u64, Change)>, StoreError>;
+
+    /// Usage entries after sequence `after`, at most `limit`, in sequence order.
+    fn usage(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError>;
+}
+
+/// The natural key of a record (see the module doc): what `Backend::records_of`
+/// resumes after.
+pub fn natural_key(record: &Record) -> NaturalKey {
+    super::keys::natural(&record.content, &record.origin)
+}
+
+/// See `Backend::heads`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Heads {
+    pub next_change: u64,
+    pub next_usage: u64,
+    pub usage_head: Hash,
+}
+
+/// One batch's writes, part by part, in the order they are written (see the module doc).
+/// Values are the stored encodings (`codec`).
+#[derive(Default)]
+pub struct Commit {
+    /// Hash-chained usage entries, by sequence.
+    pub usage: Vec<UsageRow>,
+    /// Notices queued for a child or received here.
+    pub notices: Vec<NoticeRow>,
+    /// Changelog entries: runs of consecutive sequences, each entry as its `Change`
+    /// variant tag and its encoding (with the format byte, which a chunk leaves out).
+    pub changes: Vec<ChangeRun>,
+    /// Consents, new or in a later state.
+    pub consents: Vec<ConsentRow>,
+    /// Signed usage-log checkpoints.
+    pub checkpoints: Vec<CheckpointRow>,
+    /// Objection cases, new or in a later version.
+    pub cases: Vec<CaseRow>,
+    /// The current state: records and what is written with them.
+    pub current: Current,
+}
+
+impl Commit {
+    /// Whether the commit writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.usage.is_empty()
+            && self.notices.is_empty()
+            && self.changes.is_empty()
+            && self.consents.is_empty()
+            && self.checkpoints.is_empty()
+            && self.cases.is_empty()
+            && self.current.is_empty()
+    }
+}
+
+/// The current state a commit writes, after everything else.
+#[derive(Default)]
+pub struct Current {
+    /// Current versions, by natural key.
+    pub records: Vec<(NaturalKey, Vec<u8>)>,
+    /// The id index of records applied from children: id -> natural key.
+    pub replica_ids: Vec<(Uuid, NaturalKey)>,
+    /// Tombstones whose earlier versions await redaction: id -> (version, status).
+    pub redact_queue: Vec<(Uuid, Vec<u8>)>,
+    /// Children's cursors.
+    pub cursors: Vec<(RegionCode, u64)>,
+    /// Entries refused from a child (`Some`: kept; `None`: released), by child and the
+    /// child's sequence.
+    pub quarantine: Vec<(RegionCode, u64, Option<Vec<u8>>)>,
+    /// The census figures.
+    pub figures: Option<Vec<u8>>,
+    /// Providers' monthly submissions: (provider, period) -> `Monthly`.
+    pub monthly: Vec<(String, String, Vec<u8>)>,
+    /// The figures as they stood at the end of a day.
+    pub day: Option<(NaiveDate, Vec<u8>)>,
+    /// The day of the last write.
+    pub last_day: Option<NaiveDate>,
+    /// The last changelog sequence the current state reflects (replay starts after it).
+    pub applied: Option<u64>,
+}
+
+impl Current {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.replica_ids.is_empty()
+            && self.redact_queue.is_empty()
+            && self.cursors.is_empty()
+            && self.quarantine.is_empty()
+            && self.figures.is_none()
+            && self.monthly.is_empty()
+            && self.day.is_none()
+            && self.last_day.is_none()
+            && self.applied.is_none()
+    }
+}
+
+/// One usage entry (`Chained`, encoded) at its sequence, and the subject it is indexed
+/// under (identifiers only).
+pub struct UsageRow {
+    pub seq: u64,
+    pub subject: Option<String>,
+    pub entry: Vec<u8>,
+}
+
+/// A notice row.
+pub enum NoticeRow {
+    /// Queued for the child `next_hop` until it acknowledges it.
+    Queued {
+        next_hop: RegionCode,
+        from: RegionCode,
+        id: u64,
+        notice: Vec<u8>,
+    },
+    /// Received here.
+    Received {
+        from: RegionCode,
+        id: u64,
+        notice: Vec<u8>,
+    },
+}
+
+/// Consecutive changelog entries from sequence `first`.
+pub struct ChangeRun {
+    pub first: u64,
+    pub entries: Vec<(u8, Vec<u8>)>,
+}
+
+/// A consent's latest state; `subject` is set when the consent is new here (indexed).
+pub struct ConsentRow {
+    pub id: Uuid,
+    pub subject: Option<String>,
+    pub consent: Vec<u8>,
+}
+
+/// A node's checkpoint at one of its usage sequences.
+pub struct CheckpointRow {
+    pub node: RegionCode,
+    pub seq: u64,
+    pub checkpoint: Vec<u8>,
+}
+
+/// A case's latest version here; `record` is set when the case is new here (indexed).
+pub struct CaseRow {
+    pub id: Uuid,
+    pub record: Option<Uuid>,
+    pub case: Vec<u8>,
+}

@@ -1,0 +1,394 @@
+//! Opening a store (with or without the integrity check), binding it to a region, and
+//! replaying a changelog tail the records tree lacks.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::backend::{Backend, Commit, Heads};
+use super::codec::{decode, encode};
+use super::keys;
+use super::sled::{SledBackend, TREES};
+use super::{
+    Change, CheckReport, Inner, Mark, SideOverlay, Store, StoreError, StoreOptions, Writer, census,
+    check, objections, redact, seq_of,
+};
+use crate::domain::region::RegionCode;
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, then replays any changelog entries the
+    /// records tree has not yet applied.
+    pub fn open(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        Store::open_with(dir, options, None)
+    }
+
+    /// Opens the store as `open` does, after checking its integrity (`check`): any
+    /// damage refuses the open, naming what is damaged and where (R-SEC-1). The open and
+    /// the check run within `options.open_timeout`, and a panic in sled becomes an error.
+    pub fn open_checked(
+        dir: &Path,
+        options: &StoreOptions,
+        region: &RegionCode,
+    ) -> Result<Store, StoreError> {
+        let (d, o, r) = (dir.to_path_buf(), options.clone(), *region);
+        check::bounded(dir, options.open_timeout, move || {
+            Store::open_with(&d, &o, Some(&r))
+        })
+    }
+
+    /// `open` within `options.open_timeout`, a panic in sled becoming an error: for
+    /// offline commands that read a store that may be damaged (`audit verify`).
+    pub fn open_bounded(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let (d, o) = (dir.to_path_buf(), options.clone());
+        check::bounded(dir, options.open_timeout, move || {
+            Store::open_with(&d, &o, None)
+        })
+    }
+
+    /// The integrity check alone, offline (`credit-node store check`): opens the store in
+    /// `dir` without replaying it, checks every tree, and closes it. Within
+    /// `options.open_timeout`; a panic in sled becomes an error. The open itself writes:
+    /// sled's recovery rewrites a damaged log past the damage and writes a new snapshot,
+    /// and `open_tree` creates a missing tree; so the CLI runs it on a copy.
+    pub fn check_dir(dir: &Path, options: &StoreOptions) -> Result<CheckReport, StoreError> {
+        if !dir.join("db").is_file() {
+            return Err(StoreError::Engine(format!(
+                "{} holds no node store (no db file)",
+                dir.display()
+            )));
+        }
+        let (d, o) = (dir.to_path_buf(), options.clone());
+        check::bounded(dir, options.open_timeout, move || {
+            let started = std::time::Instant::now();
+            let db = open_db(&d, &o)?;
+            let trees = TREES.map(|name| db.open_tree(name));
+            let [
+                records,
+                changelog,
+                usage,
+                notices,
+                consents,
+                checkpoints,
+                objections,
+            ] = trees;
+            let mark = check::read_mark(&d)?;
+            let opened_ms = started.elapsed().as_millis() as u64;
+            let mut report = check::run(&check::Trees {
+                records: &records?,
+                changelog: &changelog?,
+                usage: &usage?,
+                notices: &notices?,
+                consents: &consents?,
+                checkpoints: &checkpoints?,
+                objections: &objections?,
+            });
+            check::against_mark(&mut report, mark, &d);
+            report.open_ms = opened_ms;
+            report.check_ms = started.elapsed().as_millis() as u64 - report.open_ms;
+            Ok(report)
+        })
+    }
+
+    /// `checked`: the region the node serves, to refuse another region's folder (before
+    /// the integrity check reads it all) and then check the store.
+    pub(super) fn open_with(
+        dir: &Path,
+        options: &StoreOptions,
+        checked: Option<&RegionCode>,
+    ) -> Result<Store, StoreError> {
+        private_dir(dir)?;
+        let db = open_db(dir, options)?;
+        let sled = SledBackend::new(db, dir)?;
+        if let Some(region) = checked {
+            region_is(&sled.records, region)?;
+            let started = std::time::Instant::now();
+            let mark = check::read_mark(dir)?;
+            let mut report = check::run(&sled.trees());
+            check::against_mark(&mut report, mark, dir);
+            if !report.ok() {
+                let more = report.damage.len() as u64 + report.more - 1;
+                return Err(StoreError::Damaged {
+                    file: dir.join("db").display().to_string(),
+                    detail: format!(
+                        "{}{}; run `credit-node store check --data-dir {}` for the full list",
+                        report.damage[0],
+                        if more > 0 {
+                            format!(" (and {more} more)")
+                        } else {
+                            String::new()
+                        },
+                        dir.display()
+                    ),
+                });
+            }
+            tracing::info!(
+                records = report.records,
+                changes = report.changes,
+                usage = report.usage_entries,
+                ms = started.elapsed().as_millis() as u64,
+                "store integrity checked"
+            );
+        }
+        let held = objections::load_held(&sled.objections)?;
+        let Heads {
+            next_change,
+            next_usage,
+            usage_head,
+        } = sled.heads()?;
+        let figures = match sled.records.get(keys::records::FIGURES)? {
+            Some(v) => decode(&v, "census figures")?,
+            None => crate::domain::census::Figures::default(),
+        };
+        let store = Store {
+            inner: std::sync::Arc::new(Inner {
+                sled,
+                held: std::sync::RwLock::new(held),
+                head: tokio::sync::watch::Sender::new(next_change - 1),
+                notices_changed: tokio::sync::watch::Sender::new(0),
+                writer: Mutex::new(Writer {
+                    next_change,
+                    next_usage,
+                    usage_head,
+                    figures,
+                }),
+                written: AtomicU64::new(0),
+                synced: Mutex::new(0),
+                poisoned: AtomicBool::new(false),
+                dir: dir.to_path_buf(),
+                call_timeout: options.call_timeout,
+                stuck: std::sync::atomic::AtomicUsize::new(0),
+            }),
+        };
+        // A store from before the census was kept: count what it holds, once.
+        if store
+            .inner
+            .sled
+            .records
+            .get(keys::records::FIGURES)?
+            .is_none()
+        {
+            let figures = store.recount()?;
+            store
+                .inner
+                .sled
+                .records
+                .insert(keys::records::FIGURES, encode(&figures)?)?;
+            store
+                .inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Lock)?
+                .figures = figures;
+        }
+        store.replay()?;
+        if checked.is_some() {
+            // What this open found is on disk: a later open must find at least as much.
+            store.write_mark()?;
+        }
+        Ok(store)
+    }
+
+    /// The integrity check (see `check`) of the store as it stands.
+    pub fn check(&self) -> CheckReport {
+        check::run(&self.inner.sled.trees())
+    }
+
+    /// Records how far the store has come (`check::Mark`), for the next open's check.
+    /// It syncs first, holding off writers and other syncs, so the mark never names what
+    /// is not on disk. A poisoned store (a write or fsync failed: the kernel may have
+    /// dropped pages of writes never acknowledged) writes no mark: the one on disk still
+    /// names only what was durable, and a later sync could succeed without those pages.
+    pub fn write_mark(&self) -> Result<(), StoreError> {
+        let mark = {
+            let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
+            // Lock order: writer, then synced (as in `write`, which releases the writer
+            // first); a sync that failed before this point has poisoned the store.
+            let _synced = self.inner.synced.lock().map_err(|_| StoreError::Lock)?;
+            if self.inner.poisoned.load(Ordering::SeqCst) {
+                tracing::warn!("the store is poisoned; no store mark written");
+                return Ok(());
+            }
+            if let Err(e) = self.sync() {
+                self.inner.poisoned.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            Mark {
+                changelog: w.next_change - 1,
+                usage: w.next_usage - 1,
+            }
+        };
+        check::write_mark(&self.inner.dir, mark)
+    }
+
+    /// Ties the store to `region` on first use and refuses, later, a node of another
+    /// region: a data folder moved between configs would mix two nodes' records and
+    /// usage logs.
+    pub fn bind_region(&self, region: &RegionCode) -> Result<(), StoreError> {
+        if region_is(&self.inner.sled.records, region)? {
+            return Ok(());
+        }
+        self.inner
+            .sled
+            .records
+            .insert(keys::records::REGION, region.as_str().as_bytes())?;
+        self.sync()
+    }
+
+    /// The region the store was bound to, if any.
+    pub fn region(&self) -> Result<Option<RegionCode>, StoreError> {
+        match self.inner.sled.records.get(keys::records::REGION)? {
+            Some(v) => RegionCode::parse(&String::from_utf8_lossy(&v))
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    what: "region",
+                    detail: e.to_string(),
+                }),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies changelog entries after the records tree's `applied` mark. Each entry holds
+    /// a full record version, so replay is idempotent: an entry never lowers a version.
+    pub(super) fn replay(&self) -> Result<u64, StoreError> {
+        let inner = &self.inner;
+        let applied = match inner.sled.records.get(keys::records::APPLIED)? {
+            Some(v) => seq_of(&v)?,
+            None => 0,
+        };
+        let mut replayed = 0u64;
+        for (seq, change) in self.changes_since(applied, usize::MAX)? {
+            let record = match change {
+                Change::Record(record) => record,
+                side => {
+                    // Consents and checkpoints: applying one again changes nothing.
+                    let mut overlay = SideOverlay::default();
+                    self.apply_side(&side, &mut overlay)?;
+                    let mut commit = Commit::default();
+                    let held = overlay.into_commit(&mut commit);
+                    commit.current.applied = Some(seq);
+                    self.commit(commit, held)?;
+                    replayed += 1;
+                    continue;
+                }
+            };
+            let key = keys::natural(&record.content, &record.origin);
+            let current = inner.sled.record(&key)?;
+            let newer = current.as_ref().is_none_or(|c| c.version < record.version);
+            let mut commit = Commit::default();
+            if newer {
+                let mut w = inner.writer.lock().map_err(|_| StoreError::Lock)?;
+                let mut monthly = census::MonthlyDelta::default();
+                if let Some(c) = &current {
+                    w.figures.count(c, false);
+                    if c.path.len() == 1 {
+                        monthly.count(c, false, record.reported_at_ms);
+                    }
+                }
+                w.figures.count(&record, true);
+                // Versions accepted here count toward their provider's monthly duty.
+                if record.path.len() == 1 {
+                    monthly.count(&record, true, record.reported_at_ms);
+                }
+                commit.current.figures = Some(encode(&w.figures)?);
+                monthly.write(self, &mut commit.current)?;
+                // A record that came from below (its path is longer than its origin)
+                // is found by id through the replica index.
+                if record.path.len() > 1 {
+                    commit.current.replica_ids.push((record.id, key.clone()));
+                }
+                if let Some(queued) = redact::queue_entry(&record)? {
+                    commit.current.redact_queue.push(queued);
+                }
+                commit.current.records.push((key, encode(&record)?));
+            }
+            commit.current.applied = Some(seq);
+            self.commit(commit, std::collections::HashSet::new())?;
+            replayed += 1;
+        }
+        if replayed > 0 {
+            tracing::warn!(
+                replayed,
+                "replayed changelog entries missing from the records tree"
+            );
+            self.sync()?;
+        }
+        Ok(replayed)
+    }
+}
+
+/// Opens sled, waiting up to two seconds for the file lock: after a `Store` in this
+/// process is dropped, sled's background flusher can hold the lock a moment longer.
+/// Another process holding it is reported as such.
+/// Creates the data folder readable by this user alone, and closes an existing one that
+/// others could read: it holds a region's personal data and its usage log (R-SEC-1).
+pub(super) fn private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777),
+            "the data folder was open to other users; closing it to its owner (0700)");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+pub(super) fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(dir)
+        .cache_capacity(options.cache_bytes)
+        .flush_every_ms(Some(5_000));
+    let mut waited = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if waited >= 20 {
+                    return Err(StoreError::Engine(format!(
+                        "{} is in use by another process (sled holds a lock on its db file)",
+                        dir.display()
+                    )));
+                }
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            // sled checks its `conf` file's checksum and format; a damaged one reads as
+            // "unsupported" (or as a store from before sled 0.29).
+            Err(sled::Error::Unsupported(m)) => {
+                return Err(StoreError::Damaged {
+                    file: dir.join("conf").display().to_string(),
+                    detail: format!(
+                        "the storage engine cannot read it ({m}): damaged, or not written by \
+                         sled 0.34"
+                    ),
+                });
+            }
+            Err(sled::Error::Corruption { at, .. }) => {
+                return Err(StoreError::Damaged {
+                    file: dir.join("db").display().to_string(),
+                    detail: format!(
+                        "the storage engine found it corrupted{}",
+                        at.map(|a| format!(" at {a}")).unwrap_or_default()
+                    ),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Whether `records` is bound to `region` (`false`: bound to none yet); another
+/// region's folder is an error (see `bind_region`).
+pub(super) fn region_is(records: &sled::Tree, region: &RegionCode) -> Result<bool, StoreError> {
+    match records.get(keys::records::REGION)? {
+        Some(v) if v.as_ref() == region.as_str().as_bytes() => Ok(true),
+        Some(v) => Err(StoreError::Engine(format!(
+            "this data folder belongs to the node of region {}, not {region}",
+            String::from_utf8_lossy(&v)
+        ))),
+        None => Ok(false),
+    }
+}
