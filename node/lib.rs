@@ -16,12 +16,12 @@
 //! * `policy` (L1): the rules: catalog of categories, identifier checks, prohibited
 //!   personal data, record validation, what a query releases and the masking of
 //!   identifiers in released text, and the role-to-RPC table.
-//! * `store` (L2): the store, its decisions above one storage seam (`backend::Backend`,
-//!   sled the first engine): current records by subject
-//!   and natural key, the changelog of every version, the usage log, consents,
-//!   checkpoints, cases, notices, census figures, the quarantine of entries refused from
-//!   children; the integrity check run at every start, and `Store::call`, the bounded
-//!   way request handlers reach it.
+//! * `store` (L2): the store, every write's decisions above one storage seam
+//!   (`backend::Backend`, sled the first engine): current records by subject and
+//!   natural key, the changelog of every version, the usage log, consents, checkpoints,
+//!   cases, notices, census figures, the quarantine of entries refused from children;
+//!   the integrity check run at every start, and `Store::call`, the bounded way request
+//!   handlers reach it.
 //! * `config` (L3): the node's TOML configuration, checked at start.
 //! * `rpc` (L4): what the services share: the gate (authentication, role table,
 //!   logging of refusals), refusals mapped to `tonic::Status`, every wire<->domain
