@@ -2,9 +2,11 @@
 //!
 //! * `uplink`: the child side. Streams this node's changelog to its configured parent
 //!   from the parent's cursor, reconnecting with backoff; receives notices.
-//! * `service`: the parent side (the `Federation` gRPC service): accepts Sync from
-//!   configured children only, checks and applies their entries, keeps their cursors,
-//!   sends notices down; `Status` and `Notify` for operators.
+//! * `service`: the parent side (the `Federation` gRPC service), delegating to:
+//!   * `sync`: accepts Sync from configured children only, checks and applies their
+//!     entries, keeps their cursors, quarantines what it refuses; RetryQuarantine;
+//!   * `status`: `Status` for operators;
+//!   * `notify`: `Notify` for operators, and the notices sent down each child's stream.
 //! * `check`: the parent's re-check of every entry (it never trusts a child).
 //!
 //! Notices that travel down are `domain::notice`; which child they go to is
@@ -14,7 +16,10 @@
 //! on its own schedule, so a parent that is down only delays propagation.
 
 pub mod check;
+mod notify;
 pub mod service;
+mod status;
+pub(crate) mod sync;
 pub mod uplink;
 
 pub use service::FederationService;
