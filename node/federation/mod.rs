@@ -1,7 +1,9 @@
 //! Level-by-level upward federation (R-FED-1, R-NODE-5): county -> city -> province.
 //!
 //! * `uplink`: the child side. Streams this node's changelog to its configured parent
-//!   from the parent's cursor, reconnecting with backoff; receives notices.
+//!   from the parent's cursor, reconnecting with backoff.
+//! * `notices`: the child side of notices: keeps, passes on and acknowledges those that
+//!   come down the uplink's stream.
 //! * `service`: the parent side (the `Federation` gRPC service), delegating to:
 //!   * `sync`: accepts Sync from configured children only, checks and applies their
 //!     entries, keeps their cursors, quarantines what it refuses; RetryQuarantine;
@@ -16,6 +18,7 @@
 //! on its own schedule, so a parent that is down only delays propagation.
 
 pub mod check;
+mod notices;
 mod notify;
 pub mod service;
 mod status;
