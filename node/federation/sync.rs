@@ -611,3 +611,96 @@ pub(crate) fn held_copies(
     }
     Ok(held)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::region::RegionCode;
+
+    fn refusal(field: &str, record_id: &str) -> pb::EntryRefusal {
+        pb::EntryRefusal {
+            seq: 7,
+            record_id: record_id.into(),
+            field: field.into(),
+            rule: "R-DATA-1".into(),
+            message: "is not a valid identifier".into(),
+        }
+    }
+
+    /// The quarantine keeps the refusal as it was sent, and the notice down to the child
+    /// names the entry and the reason, bounded like every notice (R-FED-1).
+    #[test]
+    fn a_quarantined_entry_keeps_its_refusal_and_tells_the_child_r_fed_1() {
+        let child = RegionCode::parse("211382").unwrap();
+        let local = RegionCode::parse("211300").unwrap();
+        let kept = quarantine(
+            child,
+            local,
+            &refusal("subject_id", "r-1"),
+            vec![1, 2],
+            9,
+            1_000,
+        );
+        assert_eq!(kept.kept.child, child);
+        assert_eq!(kept.kept.child_seq, 7);
+        assert_eq!(kept.kept.entry, vec![1, 2]);
+        assert_eq!(kept.kept.at_ms, 1_000);
+        assert_eq!(kept.notice.kind, NoticeKind::EntryRefused);
+        assert_eq!((kept.notice.target, kept.notice.from), (child, local));
+        assert_eq!(kept.notice.id, 9);
+        assert_eq!(
+            kept.notice.text,
+            format!(
+                "node {local} refused entry 7 (r-1) and keeps it in quarantine: \
+                 subject_id: is not a valid identifier (R-DATA-1)"
+            )
+        );
+
+        let long = "x".repeat(5000);
+        let kept = quarantine(child, local, &refusal("", &long), Vec::new(), 0, 0);
+        assert_eq!(kept.notice.record_id.chars().count(), 64);
+        assert_eq!(kept.notice.text.chars().count(), 4000);
+        assert_eq!(
+            kept.kept.label, long,
+            "the quarantine keeps the label whole"
+        );
+    }
+
+    /// A conflict names what this node holds: a rewritten usage log (nil id), the same
+    /// record with other content, or another record under the same reference (R-SEC-1).
+    #[test]
+    fn a_conflict_says_what_it_contradicts_r_sec_1() {
+        let id = uuid::Uuid::from_u128(1);
+        let other = uuid::Uuid::from_u128(2);
+        let rewritten = conflict_refusal(3, "checkpoint n/1", &uuid::Uuid::nil());
+        assert!(
+            rewritten.message.contains("its log was rewritten"),
+            "{rewritten:?}"
+        );
+        let same = conflict_refusal(3, &id.to_string(), &id);
+        assert!(
+            same.message.contains("held here with other content"),
+            "{same:?}"
+        );
+        let named = conflict_refusal(3, &id.to_string(), &other);
+        assert!(
+            named
+                .message
+                .ends_with(&format!("already names record {other}")),
+            "{named:?}"
+        );
+        assert_eq!(
+            (named.seq, named.field.as_str(), named.rule.as_str()),
+            (3, "id", "R-SEC-1")
+        );
+
+        let entries = vec![(1, "a".to_string()), (2, "b".to_string())];
+        let outcomes = [
+            ReplicaOutcome::Applied,
+            ReplicaOutcome::Conflict { existing: other },
+        ];
+        let found = conflicts(&entries, &outcomes);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].seq, found[0].record_id.as_str()), (2, "b"));
+    }
+}
