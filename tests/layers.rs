@@ -55,7 +55,7 @@ const ALLOWED_UPWARD: &[(&str, &str, &str)] = &[
         "store",
         "federation",
         "test only: store::tests::a_held_copy_that_cannot_be_read_is_an_error_not_absent_r_fed_1 \
-         calls federation::service::held_copies after damaging the store's private trees; \
+         calls federation::sync::held_copies after damaging the store's private trees; \
          moves with the one above",
     ),
 ];

@@ -821,7 +821,7 @@ fn a_held_copy_that_cannot_be_read_is_an_error_not_absent_r_fed_1() {
     let Applied::Created { id, .. } = applied[0] else {
         panic!("{applied:?}")
     };
-    let held = crate::federation::service::held_copies(&store, &[id]).unwrap();
+    let held = crate::federation::sync::held_copies(&store, &[id]).unwrap();
     assert!(held.contains_key(&id));
     // The record and its changelog chunk damaged: neither reads.
     store
@@ -838,7 +838,7 @@ fn a_held_copy_that_cannot_be_read_is_an_error_not_absent_r_fed_1() {
         .insert(&k, v[..v.len() - 8].to_vec())
         .unwrap();
     assert!(store.record(&id).is_err());
-    assert!(crate::federation::service::held_copies(&store, &[id]).is_err());
+    assert!(crate::federation::sync::held_copies(&store, &[id]).is_err());
 }
 
 /// A long read-only call (a whole-log verification) under its own long bound is not
