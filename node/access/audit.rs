@@ -5,15 +5,15 @@
 use tonic::{Code, Request, Response, Status};
 
 use super::consents::subject_id;
-use super::{AccessService, MAX_HISTORY, refusal};
+use super::{AccessService, MAX_HISTORY};
 use crate::domain::caller::{CallerId, Role};
 use crate::domain::region::RegionCode;
-use crate::domain::usage::{self, Action, Checkpoint, UsageEntry};
+use crate::domain::usage::{Action, Checkpoint, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::rpc::convert::consent::{checkpoint_from_wire, checkpoint_to_wire};
 use crate::rpc::convert::usage::usage_record_to_wire;
-use crate::rpc::refusal::store_status;
+use crate::rpc::refusal::{Refusal, store_status};
 
 /// The bound on one `Audit.Verify`: it reads the whole usage log, which on a big store
 /// takes far longer than `[store] call_timeout_secs`. Only a call past its own bound
@@ -21,8 +21,8 @@ use crate::rpc::refusal::store_status;
 const VERIFY_BOUND: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl AccessService {
-    fn audit_entry(caller: &CallerId, rpc: &str) -> UsageEntry {
-        UsageEntry::new(caller.uri(), Action::Audit, rpc, usage::now_ms())
+    fn audit_entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
+        UsageEntry::new(caller.uri(), Action::Audit, rpc, self.config.clock.now_ms())
     }
 
     /// This node's checkpoints as its parent keeps them.
@@ -72,7 +72,7 @@ impl pb::audit_server::Audit for AccessService {
             })
             .await
             .map_err(|e| store_status(&e))?;
-        let mut e = Self::audit_entry(&caller, "Verify");
+        let mut e = self.audit_entry(&caller, "Verify");
         e.count = report.entries;
         e.detail = match report.findings.first() {
             None => format!(
@@ -116,7 +116,7 @@ impl pb::audit_server::Audit for AccessService {
             .admit(&request, Rpc::History, Action::Audit)
             .await?;
         let req = request.into_inner();
-        let mut entry = Self::audit_entry(&caller, "History");
+        let mut entry = self.audit_entry(&caller, "History");
         if caller.role == Role::Node {
             entry.on_behalf_of = Some(req.on_behalf_of.clone());
             // An operator of the forwarding child or of a node below it, never of
@@ -126,7 +126,7 @@ impl pb::audit_server::Audit for AccessService {
                     && (c.region == caller.region || caller.region.contains(&c.region))
             });
             if !self.is_child(&caller) || !for_operator {
-                let r = refusal(
+                let r = Refusal::new(
                     Code::PermissionDenied,
                     "on_behalf_of",
                     "R-SEC-3",
@@ -136,7 +136,7 @@ impl pb::audit_server::Audit for AccessService {
                 return Err(self.refuse(entry, r).await);
             }
         } else if !req.on_behalf_of.is_empty() {
-            let r = refusal(
+            let r = Refusal::new(
                 Code::InvalidArgument,
                 "on_behalf_of",
                 "R-SEC-3",
@@ -214,16 +214,16 @@ impl pb::audit_server::Audit for AccessService {
             .gate
             .admit(&request, Rpc::Checkpoints, Action::Audit)
             .await?;
-        let entry = Self::audit_entry(&caller, "Checkpoints");
+        let entry = self.audit_entry(&caller, "Checkpoints");
         let node = match RegionCode::parse(&request.get_ref().node) {
             Ok(n) => n,
             Err(e) => {
-                let r = refusal(Code::InvalidArgument, "node", "R-SEC-3", e.to_string());
+                let r = Refusal::new(Code::InvalidArgument, "node", "R-SEC-3", e.to_string());
                 return Err(self.refuse(entry, r).await);
             }
         };
         if caller.role == Role::Node && (caller.region != node || !self.is_child(&caller)) {
-            let r = refusal(
+            let r = Refusal::new(
                 Code::PermissionDenied,
                 "node",
                 "R-SEC-3",

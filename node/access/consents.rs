@@ -5,13 +5,13 @@ use chrono::{Months, NaiveDate};
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
-use super::{AccessService, refusal};
+use super::AccessService;
 use crate::config::next_hop;
 use crate::domain::caller::{CallerId, Role};
 use crate::domain::consent::{Consent, Purpose, Terms};
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::record::mask_id;
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::policy::identifier::{check_resident_id, check_uscc, normalise_id};
@@ -44,7 +44,7 @@ pub(super) fn subject_id(
     if ok {
         Ok(id)
     } else {
-        Err(refusal(
+        Err(Refusal::new(
             Code::InvalidArgument,
             "subject_id",
             "R-DATA-1",
@@ -55,7 +55,7 @@ pub(super) fn subject_id(
 
 fn date(s: &str, field: &str) -> Result<NaiveDate, Refusal> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
-        refusal(
+        Refusal::new(
             Code::InvalidArgument,
             field,
             "R-REL-4",
@@ -66,7 +66,7 @@ fn date(s: &str, field: &str) -> Result<NaiveDate, Refusal> {
 
 pub(super) fn consent_id(s: &str) -> Result<Uuid, Refusal> {
     Uuid::parse_str(s.trim()).map_err(|_| {
-        refusal(
+        Refusal::new(
             Code::InvalidArgument,
             "consent_id",
             "R-REL-4",
@@ -85,7 +85,7 @@ impl AccessService {
         let grantee = match CallerId::parse_uri(req.grantee.trim()) {
             Ok(g) if g.role == Role::Agency => g.uri(),
             _ => {
-                return Err(refusal(
+                return Err(Refusal::new(
                     Code::InvalidArgument,
                     "grantee",
                     "R-REL-4",
@@ -95,7 +95,7 @@ impl AccessService {
             }
         };
         let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
-            refusal(
+            Refusal::new(
                 Code::InvalidArgument,
                 "purpose",
                 "R-REL-6",
@@ -103,7 +103,7 @@ impl AccessService {
             )
         })?;
         if req.purpose_text.chars().count() > MAX_TEXT {
-            return Err(refusal(
+            return Err(Refusal::new(
                 Code::InvalidArgument,
                 "purpose_text",
                 "R-REL-4",
@@ -119,7 +119,7 @@ impl AccessService {
         categories.sort();
         categories.dedup();
         if categories.is_empty() {
-            return Err(refusal(
+            return Err(Refusal::new(
                 Code::InvalidArgument,
                 "categories",
                 "R-REL-4",
@@ -128,7 +128,7 @@ impl AccessService {
         }
         let catalog = self.validator.catalog();
         if let Some(c) = categories.iter().find(|c| catalog.get(c).is_none()) {
-            return Err(refusal(
+            return Err(Refusal::new(
                 Code::InvalidArgument,
                 "categories",
                 "R-DATA-2",
@@ -143,7 +143,7 @@ impl AccessService {
         };
         let valid_until = date(&req.valid_until, "valid_until")?;
         if valid_until < valid_from || valid_until < today {
-            return Err(refusal(
+            return Err(Refusal::new(
                 Code::InvalidArgument,
                 "valid_until",
                 "R-REL-4",
@@ -158,7 +158,7 @@ impl AccessService {
             .checked_add_months(term)
             .is_none_or(|last| valid_from > last)
         {
-            return Err(refusal(
+            return Err(Refusal::new(
                 Code::InvalidArgument,
                 "valid_from",
                 "R-REL-4",
@@ -172,7 +172,7 @@ impl AccessService {
             .and_then(|before| before.checked_add_months(term))
             && valid_until > last
         {
-            return Err(refusal(
+            return Err(Refusal::new(
                 Code::InvalidArgument,
                 "valid_until",
                 "R-REL-4",
@@ -189,12 +189,12 @@ impl AccessService {
             ("purpose_text", &req.purpose_text),
         ] {
             if let Some(m) = crate::policy::text::hidden(text) {
-                return Err(refusal(Code::InvalidArgument, field, "R-REL-4", m));
+                return Err(Refusal::new(Code::InvalidArgument, field, "R-REL-4", m));
             }
         }
         let evidence = req.evidence.trim().to_string();
         if evidence.is_empty() || evidence.chars().count() > 200 {
-            return Err(refusal(
+            return Err(Refusal::new(
                 Code::InvalidArgument,
                 "evidence",
                 "R-REL-4",
@@ -212,13 +212,18 @@ impl AccessService {
             valid_until,
             evidence,
             recorded_by: caller.uri(),
-            recorded_at_ms: usage::now_ms(),
+            recorded_at_ms: self.config.clock.signing_ms(),
             node: self.config.region,
         })
     }
 
-    fn entry(caller: &CallerId, rpc: &str) -> UsageEntry {
-        UsageEntry::new(caller.uri(), Action::Consent, rpc, usage::now_ms())
+    fn entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
+        UsageEntry::new(
+            caller.uri(),
+            Action::Consent,
+            rpc,
+            self.config.clock.now_ms(),
+        )
     }
 
     async fn write_consent(
@@ -236,7 +241,7 @@ impl AccessService {
     async fn held(&self, caller: &CallerId, rpc: &str, raw_id: &str) -> Result<Consent, Status> {
         let id = match consent_id(raw_id) {
             Ok(id) => id,
-            Err(r) => return Err(self.refuse(Self::entry(caller, rpc), r).await),
+            Err(r) => return Err(self.refuse(self.entry(caller, rpc), r).await),
         };
         let store = self.store.clone();
         let found = self
@@ -247,12 +252,12 @@ impl AccessService {
         match found {
             Some(c) => Ok(c),
             None => {
-                let mut e = Self::entry(caller, rpc);
+                let mut e = self.entry(caller, rpc);
                 e.consent_id = Some(id.to_string());
                 Err(self
                     .refuse(
                         e,
-                        refusal(
+                        Refusal::new(
                             Code::NotFound,
                             "consent_id",
                             "R-REL-4",
@@ -277,12 +282,12 @@ impl pb::consents_server::Consents for AccessService {
             .await?;
         let terms = match self.terms(&caller, request.into_inner()) {
             Ok(t) => t,
-            Err(r) => return Err(self.refuse(Self::entry(&caller, "Grant"), r).await),
+            Err(r) => return Err(self.refuse(self.entry(&caller, "Grant"), r).await),
         };
         let consent = Consent::sign(terms, &self.signer)
             .map_err(|e| Status::internal(format!("cannot sign the consent: {e}")))?;
         let t = &consent.terms;
-        let mut e = Self::entry(&caller, "Grant");
+        let mut e = self.entry(&caller, "Grant");
         e.subject = Some(t.subject_id.clone());
         e.purpose = Some(t.purpose.to_string());
         e.consent_id = Some(t.id.to_string());
@@ -313,11 +318,11 @@ impl pb::consents_server::Consents for AccessService {
             .await?;
         let req = request.into_inner();
         let mut consent = self.held(&caller, "Withdraw", &req.id).await?;
-        let mut e = Self::entry(&caller, "Withdraw");
+        let mut e = self.entry(&caller, "Withdraw");
         e.subject = Some(consent.terms.subject_id.clone());
         e.consent_id = Some(consent.terms.id.to_string());
         if let Some(w) = &consent.withdrawal {
-            let r = refusal(
+            let r = Refusal::new(
                 Code::FailedPrecondition,
                 "id",
                 "R-REL-4",
@@ -331,7 +336,7 @@ impl pb::consents_server::Consents for AccessService {
                 &caller.uri(),
                 &reason,
                 self.config.region,
-                usage::now_ms(),
+                self.config.clock.signing_ms(),
                 &self.signer,
             )
             .map_err(|e| Status::internal(format!("cannot sign the withdrawal: {e}")))?;
@@ -341,7 +346,7 @@ impl pb::consents_server::Consents for AccessService {
             ReplicaOutcome::Applied => {}
             // Withdrawn meanwhile by a concurrent call: the first one stands.
             _ => {
-                let r = refusal(
+                let r = Refusal::new(
                     Code::FailedPrecondition,
                     "id",
                     "R-REL-4",
@@ -368,7 +373,7 @@ impl pb::consents_server::Consents for AccessService {
                     consent.terms.id, self.config.region
                 ),
                 from: self.config.region,
-                created_at_ms: usage::now_ms(),
+                created_at_ms: self.config.clock.now_ms(),
                 objection: None,
             };
             let queued = self
@@ -398,7 +403,7 @@ impl pb::consents_server::Consents for AccessService {
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
         let consent = self.held(&caller, "Get", &request.get_ref().id).await?;
-        let mut e = Self::entry(&caller, "Get");
+        let mut e = self.entry(&caller, "Get");
         e.subject = Some(consent.terms.subject_id.clone());
         e.consent_id = Some(consent.terms.id.to_string());
         self.log(vec![e]).await?;
@@ -422,7 +427,7 @@ impl pb::consents_server::Consents for AccessService {
             self.config.clock.today(),
         ) {
             Ok(s) => s,
-            Err(r) => return Err(self.refuse(Self::entry(&caller, "List"), r).await),
+            Err(r) => return Err(self.refuse(self.entry(&caller, "List"), r).await),
         };
         let store = self.store.clone();
         let s = subject.clone();
@@ -431,7 +436,7 @@ impl pb::consents_server::Consents for AccessService {
             .call(move |_| store.consents_of(&s))
             .await
             .map_err(|e| store_status(&e))?;
-        let mut e = Self::entry(&caller, "List");
+        let mut e = self.entry(&caller, "List");
         e.subject = Some(subject);
         e.count = consents.len() as u64;
         self.log(vec![e]).await?;

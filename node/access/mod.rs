@@ -16,8 +16,8 @@ mod query;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use tonic::Status;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 
 use crate::config::Config;
 use crate::domain::caller::CallerId;
@@ -61,16 +61,16 @@ const MAX_VERIFIED: usize = 100_000;
 
 impl AccessService {
     /// The services of a node (`node`, its parts); `parent` is a channel to its parent as the node.
-    pub fn new(node: &Context, gate: Gate, parent: Option<Channel>, usage: UsageLog) -> Self {
+    pub fn new(node: &Context, parent: Option<Channel>) -> Self {
         AccessService {
-            config: Arc::new(node.config.clone()),
+            config: node.config.clone(),
             store: node.store.clone(),
             validator: node.validator.clone(),
             signer: node.signer.clone(),
             verifier: node.verifier.clone(),
-            gate,
+            gate: node.gate.clone(),
             parent,
-            usage,
+            usage: node.usage.clone(),
             verified: Arc::default(),
         }
     }
@@ -108,21 +108,10 @@ impl AccessService {
             .map_err(|e| store_status(&e))
     }
 
-    /// Logs `entry` as refused with `refusal` and returns the caller's status. A refusal
-    /// that cannot be logged is still refused (and the node's log says why).
+    /// Logs `entry` as refused with `refusal` and returns the caller's status
+    /// (`rpc::refusal::refuse`).
     async fn refuse(&self, entry: UsageEntry, refusal: Refusal) -> Status {
-        tracing::info!(caller = %entry.caller, rpc = %entry.rpc, rule = %refusal.rule,
-            field = %refusal.field, code = ?refusal.code, "refused");
-        let entry = entry.refused(
-            refusal.code,
-            &refusal.field,
-            &refusal.rule,
-            &refusal.message,
-        );
-        if let Err(e) = self.log(vec![entry]).await {
-            tracing::error!(error = %e, "could not log a refusal");
-        }
-        refusal.status()
+        crate::rpc::refusal::refuse(&self.usage, entry, refusal).await
     }
 
     /// Whether `caller` is a node configured as this node's child.
@@ -134,10 +123,6 @@ impl AccessService {
     }
 }
 
-fn refusal(code: Code, field: &str, rule: &str, message: impl Into<String>) -> Refusal {
-    Refusal::new(code, field, rule, message)
-}
-
 /// Signs a checkpoint of the usage log every `every` when the log has grown since the
 /// last one, as a changelog entry: the uplink carries it to the parent, which keeps it
 /// (R-SEC-3). Stops when `stopping` turns true.
@@ -145,6 +130,7 @@ pub fn spawn_checkpoints(
     store: Store,
     signer: Arc<NodeSigner>,
     region: crate::domain::region::RegionCode,
+    clock: crate::domain::clock::Clock,
     every: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -160,8 +146,10 @@ pub fn spawn_checkpoints(
             }
             let store = store.clone();
             let signer = signer.clone();
+            let at_ms = clock.signing_ms();
             let made =
-                tokio::task::spawn_blocking(move || checkpoint_now(&store, &signer, region)).await;
+                tokio::task::spawn_blocking(move || checkpoint_now(&store, &signer, region, at_ms))
+                    .await;
             match made {
                 Ok(Ok(Some(seq))) => tracing::debug!(seq, "usage log checkpoint signed"),
                 Ok(Ok(None)) => {}
@@ -178,6 +166,7 @@ pub fn checkpoint_now(
     store: &Store,
     signer: &NodeSigner,
     region: crate::domain::region::RegionCode,
+    at_ms: i64,
 ) -> Result<Option<u64>, String> {
     let (seq, head) = store.usage_head().map_err(|e| e.to_string())?;
     let last = store
@@ -188,14 +177,8 @@ pub fn checkpoint_now(
     if seq == 0 || seq <= last {
         return Ok(None);
     }
-    let cp = crate::domain::usage::Checkpoint::sign(
-        region,
-        seq,
-        head,
-        crate::domain::usage::now_ms(),
-        signer,
-    )
-    .map_err(|e| e.to_string())?;
+    let cp = crate::domain::usage::Checkpoint::sign(region, seq, head, at_ms, signer)
+        .map_err(|e| e.to_string())?;
     store
         .append_local(crate::store::Change::Checkpoint(cp), Vec::new())
         .map_err(|e| e.to_string())?;

@@ -18,11 +18,11 @@ use std::collections::BTreeMap;
 use tonic::{Code, Request, Response, Status};
 
 use super::consents::{consent_id, subject_id};
-use super::{AccessService, MAX_IDS_PER_ENTRY, refusal};
+use super::{AccessService, MAX_IDS_PER_ENTRY};
 use crate::domain::caller::{CallerId, Role};
 use crate::domain::consent::{Consent, Purpose};
 use crate::domain::record::{Record, SubjectKind, mask_id};
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::policy::mask::{Masking, mask_name, mask_text};
@@ -58,8 +58,13 @@ fn basis_of(b: i32) -> Option<Basis> {
 
 impl AccessService {
     /// The usage entry every outcome of this query fills in.
-    fn query_entry(caller: &CallerId, req: &pb::QueryRequest) -> UsageEntry {
-        let mut e = UsageEntry::new(caller.uri(), Action::Query, "Query", usage::now_ms());
+    fn query_entry(&self, caller: &CallerId, req: &pb::QueryRequest) -> UsageEntry {
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Query,
+            "Query",
+            self.config.clock.now_ms(),
+        );
         e.on_behalf_of = (!req.on_behalf_of.is_empty()).then(|| req.on_behalf_of.clone());
         // Only an identifier's shape goes into the permanent log and its subject index; a
         // refused id of any other shape is in the refusal's message alone.
@@ -75,7 +80,7 @@ impl AccessService {
     fn asked(&self, caller: &CallerId, req: &pb::QueryRequest) -> Result<Asked, Refusal> {
         let requester = if caller.role == Role::Node {
             if !self.is_child(caller) {
-                return Err(refusal(
+                return Err(Refusal::new(
                     Code::PermissionDenied,
                     "",
                     "R-FED-1",
@@ -87,7 +92,7 @@ impl AccessService {
                 ));
             }
             CallerId::parse_uri(&req.on_behalf_of).map_err(|e| {
-                refusal(
+                Refusal::new(
                     Code::InvalidArgument,
                     "on_behalf_of",
                     "R-REL-4",
@@ -96,7 +101,7 @@ impl AccessService {
             })?
         } else {
             if !req.on_behalf_of.is_empty() {
-                return Err(refusal(
+                return Err(Refusal::new(
                     Code::InvalidArgument,
                     "on_behalf_of",
                     "R-REL-4",
@@ -111,7 +116,7 @@ impl AccessService {
             self.config.clock.today(),
         )?;
         let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
-            refusal(
+            Refusal::new(
                 Code::InvalidArgument,
                 "purpose",
                 "R-REL-6",
@@ -119,7 +124,7 @@ impl AccessService {
             )
         })?;
         let basis = basis_of(req.basis).ok_or_else(|| {
-            refusal(
+            Refusal::new(
                 Code::InvalidArgument,
                 "basis",
                 "R-REL-1",
@@ -135,7 +140,7 @@ impl AccessService {
         categories.sort();
         categories.dedup();
         if let Some(c) = categories.iter().find(|c| catalog.get(c).is_none()) {
-            return Err(refusal(
+            return Err(Refusal::new(
                 Code::InvalidArgument,
                 "categories",
                 "R-DATA-2",
@@ -146,7 +151,7 @@ impl AccessService {
             Ok(pb::Scope::Federation) => true,
             Ok(pb::Scope::Local | pb::Scope::Unspecified) => false,
             Err(_) => {
-                return Err(refusal(
+                return Err(Refusal::new(
                     Code::InvalidArgument,
                     "scope",
                     "R-FED-1",
@@ -159,7 +164,7 @@ impl AccessService {
         match basis {
             Basis::Consent => {
                 if requester.role != Role::Agency {
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         Code::PermissionDenied,
                         "basis",
                         "R-REL-4",
@@ -167,7 +172,7 @@ impl AccessService {
                     ));
                 }
                 if req.consent_id.trim().is_empty() {
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         Code::InvalidArgument,
                         "consent_id",
                         "R-REL-4",
@@ -185,7 +190,7 @@ impl AccessService {
                     requester.region == self.config.region
                 };
                 if requester.role != Role::Operator || !own_window {
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         Code::PermissionDenied,
                         "basis",
                         "R-REL-3",
@@ -194,7 +199,7 @@ impl AccessService {
                     ));
                 }
                 if legal_reference.is_empty() {
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         Code::InvalidArgument,
                         "legal_reference",
                         "R-REL-3",
@@ -216,7 +221,7 @@ impl AccessService {
                             .any(|p| p.id == requester.id && p.government)
                 };
                 if requester.role != Role::Provider || !government {
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         Code::PermissionDenied,
                         "basis",
                         "R-REL-5",
@@ -225,7 +230,7 @@ impl AccessService {
                     ));
                 }
                 if legal_reference.is_empty() {
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         Code::InvalidArgument,
                         "legal_reference",
                         "R-REL-5",
@@ -262,7 +267,7 @@ impl AccessService {
             .await
             .map_err(|e| {
                 let status = store_status(&e);
-                refusal(status.code(), "", "R-SEC-1", status.message())
+                Refusal::new(status.code(), "", "R-SEC-1", status.message())
             })?;
         let carried = match carried.map(consent_from_wire) {
             Some(Ok(c)) if c.terms.id == id => Some(c),
@@ -271,7 +276,7 @@ impl AccessService {
             None => None,
         };
         let failed = |check: &str, message: String| {
-            refusal(Code::FailedPrecondition, check, "R-REL-4", message)
+            Refusal::new(Code::FailedPrecondition, check, "R-REL-4", message)
         };
         let Some(consent) = Consent::latest(local, carried) else {
             return Err(failed(
@@ -309,7 +314,7 @@ impl AccessService {
                 &categories,
                 today,
             ) {
-                let r = refusal(Code::FailedPrecondition, f.check, "R-REL-4", f.message);
+                let r = Refusal::new(Code::FailedPrecondition, f.check, "R-REL-4", f.message);
                 return Err(self.refuse(entry, r).await);
             }
         }
@@ -376,7 +381,7 @@ impl AccessService {
             basis = asked.basis.as_str(), records = records.len(), "query answered");
         Ok(pb::QueryResult {
             answered_by: self.config.region.to_string(),
-            as_of_ms: usage::now_ms(),
+            as_of_ms: self.config.clock.now_ms(),
             records: records
                 .iter()
                 .map(|r| {
@@ -488,18 +493,18 @@ impl AccessService {
         let mut result = match answer {
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(status)) => {
-                let r = refusal(
+                let r = Refusal::new(
                     status.code(),
                     "",
                     "R-FED-1",
                     format!("node {parent} answered: {}", status.message()),
                 );
-                entry = entry.refused(r.code, &r.field, &r.rule, &r.message);
+                entry = r.mark(entry);
                 self.log(vec![entry]).await?;
                 return Err(status);
             }
             Err(_) => {
-                let r = refusal(
+                let r = Refusal::new(
                     Code::Unavailable,
                     "scope",
                     "R-FED-1",
@@ -594,7 +599,7 @@ impl pb::query_server::Query for AccessService {
     ) -> Result<Response<pb::QueryResult>, Status> {
         let caller = self.gate.admit(&request, Rpc::Query, Action::Query).await?;
         let mut req = request.into_inner();
-        let entry = Self::query_entry(&caller, &req);
+        let entry = self.query_entry(&caller, &req);
         let asked = match self.asked(&caller, &req) {
             Ok(a) => a,
             Err(r) => return Err(self.refuse(entry, r).await),

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::own_report;
 use crate::config::Config;
 use crate::domain::census::{PlatformReport, deadline, duty_state};
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
+use crate::rpc::Context;
 use crate::rpc::gate::Gate;
 use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{Store, UsageLog};
@@ -25,12 +26,12 @@ pub struct CensusService {
 }
 
 impl CensusService {
-    pub fn new(config: Arc<Config>, store: Store, gate: Gate, usage: UsageLog) -> Self {
+    pub fn new(node: &Context) -> Self {
         CensusService {
-            config,
-            store,
-            gate,
-            usage,
+            config: node.config.clone(),
+            store: node.store.clone(),
+            gate: node.gate.clone(),
+            usage: node.usage.clone(),
         }
     }
 
@@ -44,15 +45,6 @@ impl CensusService {
 
     fn children(&self) -> Vec<crate::domain::region::RegionCode> {
         self.config.children.iter().map(|c| c.region).collect()
-    }
-}
-
-fn bad(field: &str, message: &str) -> Refusal {
-    Refusal {
-        code: Code::InvalidArgument,
-        field: field.into(),
-        rule: "R-FED-2".into(),
-        message: message.into(),
     }
 }
 
@@ -74,7 +66,7 @@ impl pb::census_server::Census for CensusService {
             match NaiveDate::parse_from_str(as_of.trim(), "%Y-%m-%d") {
                 Ok(d) => Some(d),
                 Err(_) => {
-                    let r = bad("as_of", "must be a date YYYY-MM-DD");
+                    let r = Refusal::invalid("as_of", "R-FED-2", "must be a date YYYY-MM-DD");
                     return Err(self
                         .gate
                         .refuse(Some(&caller), "Census", Action::Status, r)
@@ -87,6 +79,7 @@ impl pb::census_server::Census for CensusService {
             self.config.name.clone(),
             self.children(),
         );
+        let now = self.config.clock.now_ms();
         let report = self
             .store
             .call(move |_| {
@@ -94,7 +87,7 @@ impl pb::census_server::Census for CensusService {
                     Some(d) => store.figures_as_of(d)?,
                     None => store.figures()?,
                 };
-                let mut platform = own_report(&store, &region, &name, &children)?;
+                let mut platform = own_report(&store, &region, &name, &children, now)?;
                 if day.is_some() {
                     // The children's reports are the latest, not as of that day.
                     platform.total = figures.total;
@@ -119,7 +112,12 @@ impl pb::census_server::Census for CensusService {
                 .find(|(r, _)| r.as_str() == region)
                 .map_or(0, |(_, n)| *n);
         }
-        let mut e = UsageEntry::new(caller.uri(), Action::Status, "Census", usage::now_ms());
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Status,
+            "Census",
+            self.config.clock.now_ms(),
+        );
         e.detail = format!("census read: {} records", platform.total);
         self.log(e).await?;
         Ok(Response::new(pb::CensusReport {
@@ -141,10 +139,7 @@ impl pb::census_server::Census for CensusService {
             .await?;
         let period = request.into_inner().period.trim().to_string();
         let Some(due) = deadline(&period).filter(|_| period.len() == 7) else {
-            let r = Refusal {
-                rule: "R-DATA-5".into(),
-                ..bad("period", "must be a reporting period YYYY-MM")
-            };
+            let r = Refusal::invalid("period", "R-DATA-5", "must be a reporting period YYYY-MM");
             return Err(self
                 .gate
                 .refuse(Some(&caller), "Monthly", Action::Status, r)
@@ -178,7 +173,12 @@ impl pb::census_server::Census for CensusService {
                     .collect(),
             });
         }
-        let mut e = UsageEntry::new(caller.uri(), Action::Status, "Monthly", usage::now_ms());
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Status,
+            "Monthly",
+            self.config.clock.now_ms(),
+        );
         e.detail = format!("monthly report for {period}");
         self.log(e).await?;
         Ok(Response::new(pb::MonthlyReport {

@@ -11,18 +11,18 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::config::Config;
 use crate::config::Provider;
 use crate::domain::caller::CallerId;
 use crate::domain::clock::Clock;
 use crate::domain::record::{Content, mask_id};
 use crate::domain::region::RegionCode;
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::{self, Rpc};
 use crate::policy::publication::Publication;
 use crate::policy::release::withheld;
+use crate::rpc::Context;
 use crate::rpc::convert::record as convert;
 use crate::rpc::gate::Gate;
 use crate::store::{Applied, Store, UsageLog};
@@ -55,8 +55,7 @@ pub struct ExchangeService {
 /// keep syncing until their origin purges them.
 fn within_retention(content: Content, today: chrono::NaiveDate) -> Result<Content, Refusal> {
     match crate::policy::publication::retained_until_content(&content) {
-        Some(until) if until < today => Err(Refusal::new(
-            Code::InvalidArgument,
+        Some(until) if until < today => Err(Refusal::invalid(
             if content.ended_on.is_some() {
                 "ended_on"
             } else {
@@ -73,14 +72,9 @@ fn within_retention(content: Content, today: chrono::NaiveDate) -> Result<Conten
 }
 
 impl ExchangeService {
-    /// The service of the node `config` describes, over its store and validator.
-    pub fn new(
-        config: &Config,
-        store: Store,
-        validator: Arc<Validator>,
-        gate: Gate,
-        usage: UsageLog,
-    ) -> Self {
+    /// The service of the node `node.config` describes, over its store and validator.
+    pub fn new(node: &Context) -> Self {
+        let config = &node.config;
         let providers = config
             .providers
             .iter()
@@ -88,12 +82,12 @@ impl ExchangeService {
             .collect();
         ExchangeService {
             region: config.region,
-            store,
-            validator,
+            store: node.store.clone(),
+            validator: node.validator.clone(),
             providers: Arc::new(providers),
-            gate,
-            usage,
-            clock: config.clock.clone(),
+            gate: node.gate.clone(),
+            usage: node.usage.clone(),
+            clock: node.clock.clone(),
             publication: config.publication.clone(),
             tree: config.tree(),
         }
@@ -104,21 +98,17 @@ impl ExchangeService {
     async fn registered_provider(&self, caller: &CallerId) -> Result<Provider, Status> {
         let refusal = match self.providers.get(&caller.id) {
             Some(p) if caller.region == self.region => return Ok(p.clone()),
-            Some(_) => Refusal {
-                code: Code::PermissionDenied,
-                field: String::new(),
-                rule: "R-DATA-6".into(),
-                message: format!(
+            Some(_) => Refusal::denied(
+                "R-DATA-6",
+                format!(
                     "provider {} holds a certificate for region {}, not for this node's region {}",
                     caller.id, caller.region, self.region
                 ),
-            },
-            None => Refusal {
-                code: Code::PermissionDenied,
-                field: String::new(),
-                rule: "R-DATA-6".into(),
-                message: format!("provider {} is not registered at this node", caller.id),
-            },
+            ),
+            None => Refusal::denied(
+                "R-DATA-6",
+                format!("provider {} is not registered at this node", caller.id),
+            ),
         };
         Err(self
             .gate
@@ -135,15 +125,14 @@ impl ExchangeService {
         batch: pb::PushBatch,
     ) -> Result<pb::PushResult, Status> {
         if batch.records.len() > MAX_BATCH {
-            let refusal = Refusal {
-                code: Code::InvalidArgument,
-                field: "records".into(),
-                rule: "R-NODE-2".into(),
-                message: format!(
+            let refusal = Refusal::invalid(
+                "records",
+                "R-NODE-2",
+                format!(
                     "a batch holds at most {MAX_BATCH} records, this one {}",
                     batch.records.len()
                 ),
-            };
+            );
             return Err(self
                 .gate
                 .refuse(Some(caller), "Push", Action::Push, refusal)
@@ -167,12 +156,8 @@ impl ExchangeService {
                 .and_then(|draft| {
                     let known = self.validator.catalog().get(&draft.category).is_some();
                     if known {
-                        authz::category_allowed(&provider.categories, &draft.category).map_err(
-                            |d| Refusal {
-                                field: "category".into(),
-                                ..Refusal::from(d)
-                            },
-                        )?;
+                        authz::category_allowed(&provider.categories, &draft.category)
+                            .map_err(|d| Refusal::from(d).with_field("category"))?;
                     }
                     Ok(draft)
                 })
@@ -323,15 +308,13 @@ fn push_usage(
         entries.push(e);
     }
     for (a, r) in closed {
-        let mut e = UsageEntry::new(caller, Action::Push, "Push", now)
-            .refused(r.code, &r.field, &r.rule, &r.message);
+        let mut e = r.mark(UsageEntry::new(caller, Action::Push, "Push", now));
         e.record_ids = vec![a.id()];
         e.subject = subject_of(&a.id());
         entries.push(e);
     }
     for (subject, r) in refused {
-        let mut e = UsageEntry::new(caller, Action::Push, "Push", now)
-            .refused(r.code, &r.field, &r.rule, &r.message);
+        let mut e = r.mark(UsageEntry::new(caller, Action::Push, "Push", now));
         e.subject = loggable_subject(subject);
         entries.push(e);
     }
@@ -389,12 +372,12 @@ impl pb::exchange_server::Exchange for ExchangeService {
                     Err(status) => {
                         // A batch that cannot be read (too large, malformed) is refused
                         // out loud: the client must not take a quiet end for success.
-                        let refusal = Refusal {
-                            code: status.code(),
-                            field: "batch".into(),
-                            rule: "R-NODE-2".into(),
-                            message: format!("the batch could not be read: {}", status.message()),
-                        };
+                        let refusal = Refusal::new(
+                            status.code(),
+                            "batch",
+                            "R-NODE-2",
+                            format!("the batch could not be read: {}", status.message()),
+                        );
                         let status = service
                             .gate
                             .refuse(Some(&caller), "Push", Action::Push, refusal)
@@ -438,12 +421,11 @@ impl pb::exchange_server::Exchange for ExchangeService {
         }
         let subject = crate::policy::identifier::normalise_id(&request.get_ref().subject_id);
         if !crate::domain::record::has_id_shape(&subject) {
-            let refusal = Refusal {
-                code: Code::InvalidArgument,
-                field: "subject_id".into(),
-                rule: "R-DATA-1".into(),
-                message: "must be a subject identifier (letters and digits, at most 64)".into(),
-            };
+            let refusal = Refusal::invalid(
+                "subject_id",
+                "R-DATA-1",
+                "must be a subject identifier (letters and digits, at most 64)",
+            );
             return Err(self
                 .gate
                 .refuse(Some(&caller), "PullBySubject", Action::Pull, refusal)
@@ -475,7 +457,12 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 .is_none()
             })
             .collect();
-        let mut e = UsageEntry::new(caller.uri(), Action::Pull, "PullBySubject", usage::now_ms());
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Pull,
+            "PullBySubject",
+            self.clock.now_ms(),
+        );
         e.subject = Some(subject);
         e.count = records.len() as u64;
         e.record_ids = records

@@ -13,11 +13,12 @@ use crate::config::next_hop;
 use crate::config::{Child, Config};
 use crate::domain::caller::CallerId;
 use crate::domain::notice::{Notice, NoticeKind};
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::policy::Validator;
 use crate::policy::authz::Rpc;
+use crate::rpc::Context;
 use crate::rpc::gate::Gate;
 use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{ChildLog, Quarantined, Refused, ReplicaOutcome, Store};
@@ -45,20 +46,13 @@ pub struct FederationService {
 }
 
 impl FederationService {
-    pub fn new(
-        config: Arc<Config>,
-        store: Store,
-        validator: Arc<Validator>,
-        verifier: Arc<SignatureVerifier>,
-        gate: Gate,
-        uplink: Option<Uplink>,
-    ) -> Self {
+    pub fn new(node: &Context, uplink: Option<Uplink>) -> Self {
         FederationService {
-            config,
-            store,
-            validator,
-            verifier,
-            gate,
+            config: node.config.clone(),
+            store: node.store.clone(),
+            validator: node.validator.clone(),
+            verifier: node.verifier.clone(),
+            gate: node.gate.clone(),
             uplink,
             children: Arc::default(),
         }
@@ -79,7 +73,7 @@ impl FederationService {
     ) -> Result<pb::Ack, Status> {
         self.seen(&child.region, |s| {
             s.reported_head = s.reported_head.max(batch.head);
-            s.last_seen_ms = usage::now_ms();
+            s.last_seen_ms = self.config.clock.now_ms();
         });
         let Some(last_seq) = batch.entries.iter().map(|e| e.seq).max() else {
             let region = child.region;
@@ -159,6 +153,7 @@ impl FederationService {
                         outcomes,
                         &entries_for_log,
                         &refused_for_log,
+                        now,
                     );
                     let all = refused_for_log
                         .iter()
@@ -288,8 +283,14 @@ impl FederationService {
             .store
             .call(move |_| {
                 store.apply_from_child(region, local, changes, 0, now, |outcomes| {
-                    let mut usage =
-                        sync_usage(&who, region, outcomes, &entries_for_log, &still_for_log);
+                    let mut usage = sync_usage(
+                        &who,
+                        region,
+                        outcomes,
+                        &entries_for_log,
+                        &still_for_log,
+                        now,
+                    );
                     for e in &mut usage {
                         e.rpc = "RetryQuarantine".into();
                     }
@@ -340,7 +341,7 @@ impl FederationService {
                 let s = u.state();
                 let lag_entries = stats.last_change.saturating_sub(s.acked);
                 let lag_ms = match self.store.changes_since(s.acked, 1)?.first() {
-                    Some((_, r)) => (usage::now_ms() - r.made_at_ms()).max(0),
+                    Some((_, r)) => (self.config.clock.now_ms() - r.made_at_ms()).max(0),
                     None => 0,
                 };
                 Some(pb::UplinkStatus {
@@ -521,8 +522,8 @@ fn sync_usage(
     outcomes: &[ReplicaOutcome],
     entries: &[(u64, String)],
     refused: &[pb::EntryRefusal],
+    now: i64,
 ) -> Vec<UsageEntry> {
-    let now = usage::now_ms();
     let applied = outcomes
         .iter()
         .filter(|o| matches!(o, ReplicaOutcome::Applied))
@@ -568,15 +569,13 @@ impl pb::federation_server::Federation for FederationService {
     ) -> Result<Response<Self::SyncStream>, Status> {
         let caller = self.gate.admit(&request, Rpc::Sync, Action::Sync).await?;
         let Some(child) = self.config.child(&caller.region).cloned() else {
-            let refusal = Refusal {
-                code: Code::PermissionDenied,
-                field: String::new(),
-                rule: "R-FED-1".into(),
-                message: format!(
+            let refusal = Refusal::denied(
+                "R-FED-1",
+                format!(
                     "{} is not a configured child of {}",
                     caller.region, self.config.region
                 ),
-            };
+            );
             return Err(self
                 .gate
                 .refuse(Some(&caller), "Sync", Action::Sync, refusal)
@@ -706,7 +705,12 @@ impl pb::federation_server::Federation for FederationService {
             .await
             .map_err(|e| store_status(&e))?;
         let store = self.store.clone();
-        let mut e = UsageEntry::new(caller.uri(), Action::Status, "Status", usage::now_ms());
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Status,
+            "Status",
+            self.config.clock.now_ms(),
+        );
         e.detail = "read the node's status".into();
         self.store
             .call(move |_| store.append_usage(vec![e]))
@@ -775,13 +779,9 @@ impl pb::federation_server::Federation for FederationService {
             .await?;
         let mut wire = request.into_inner();
         wire.from_region = self.config.region.to_string();
-        wire.created_at_ms = usage::now_ms();
-        let refuse = |field: &str, rule: &str, message: String| Refusal {
-            code: Code::InvalidArgument,
-            field: field.to_string(),
-            rule: rule.to_string(),
-            message,
-        };
+        wire.created_at_ms = self.config.clock.now_ms();
+        let refuse =
+            |field: &str, rule: &str, message: String| Refusal::invalid(field, rule, message);
         // Kinds only the federation itself writes: an operator cannot forge them.
         let reserved = if wire.kind == pb::NoticeKind::EntryRefused as i32 {
             Some((
@@ -840,11 +840,12 @@ impl pb::federation_server::Federation for FederationService {
         };
         let store = self.store.clone();
         let who = caller.uri();
+        let now = self.config.clock.now_ms();
         let notice = self
             .store
             .call(move |_| {
                 notice.id = store.new_notice_id()?;
-                let mut e = UsageEntry::new(who, Action::Notice, "Notify", usage::now_ms());
+                let mut e = UsageEntry::new(who, Action::Notice, "Notify", now);
                 e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
                 e.detail = format!(
                     "queued {:?} notice {} for {} via {hop}, record {}",

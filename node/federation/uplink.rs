@@ -13,7 +13,7 @@ use crate::config::{Child, Parent};
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::record::mask_id;
 use crate::domain::region::RegionCode;
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::federation_client::FederationClient;
@@ -245,7 +245,7 @@ impl Uplink {
         let lag_ms = match link.store.call(move |s| s.changes_since(acked, 1)).await {
             Ok(entries) => entries
                 .first()
-                .map_or(0, |(_, r)| (usage::now_ms() - r.made_at_ms()).max(0)),
+                .map_or(0, |(_, r)| (link.clock.now_ms() - r.made_at_ms()).max(0)),
             Err(_) => 0,
         };
         tracing::info!(parent = %link.parent.region, head, acked, lag_entries, lag_ms, "uplink lag");
@@ -263,6 +263,7 @@ impl Uplink {
         let parent = link.parent.region;
         let signer = link.signer.clone();
         let now = link.clock.now_ms();
+        let signed_at = link.clock.signing_ms();
         let (received, routable) = tokio::task::spawn_blocking(
             move || -> Result<(bool, bool), crate::store::StoreError> {
                 let notice = kept;
@@ -270,7 +271,7 @@ impl Uplink {
                     format!("node {parent}"),
                     Action::Notice,
                     "Sync",
-                    usage::now_ms(),
+                    now,
                 );
                 e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
                 if notice.target == local {
@@ -288,7 +289,7 @@ impl Uplink {
                     // Also for a notice seen before: a crash may have come between
                     // keeping it and acting on it, and acting twice changes nothing.
                     if notice.kind == NoticeKind::ConsentWithdrawal {
-                        withdraw_here(&store, &notice, local, signer.as_deref())?;
+                        withdraw_here(&store, &notice, local, (now, signed_at), signer.as_deref())?;
                     }
                     if let Some(case) = notice.filed_case() {
                         // This node owns the record: take the case and suspend it.
@@ -310,7 +311,7 @@ impl Uplink {
                     );
                     // A node on the way holds the consent too: withdraw it here at once.
                     if notice.kind == NoticeKind::ConsentWithdrawal {
-                        withdraw_here(&store, &notice, local, signer.as_deref())?;
+                        withdraw_here(&store, &notice, local, (now, signed_at), signer.as_deref())?;
                     }
                     match notice.filed_case() {
                         // A node on the way holds a copy of the record: withhold it here
@@ -372,6 +373,7 @@ impl Link {
             region: self.local,
             name: self.name.clone(),
             children: self.children.iter().map(|c| c.region).collect(),
+            clock: self.clock.clone(),
         }
     }
 }
@@ -381,6 +383,8 @@ struct CensusSource {
     region: RegionCode,
     name: String,
     children: Vec<RegionCode>,
+    /// The node's clock, for the report's time.
+    clock: crate::domain::clock::Clock,
 }
 
 impl CensusSource {
@@ -390,8 +394,9 @@ impl CensusSource {
     /// for this node's stock.
     async fn message(&self, store: &Store) -> Option<pb::SyncUp> {
         let (region, name, children) = (self.region, self.name.clone(), self.children.clone());
+        let now = self.clock.now_ms();
         match store
-            .call(move |s| crate::census::own_report(s, &region, &name, &children))
+            .call(move |s| crate::census::own_report(s, &region, &name, &children, now))
             .await
         {
             Ok(report) => Some(pb::SyncUp {
@@ -526,6 +531,7 @@ fn withdraw_here(
     store: &Store,
     notice: &Notice,
     local: RegionCode,
+    (now, signed_at): (i64, i64),
     signer: Option<&crate::identity::signing::NodeSigner>,
 ) -> Result<(), crate::store::StoreError> {
     let Ok(id) = uuid::Uuid::parse_str(&notice.record_id) else {
@@ -542,11 +548,11 @@ fn withdraw_here(
         return Ok(());
     }
     let by = format!("credit://node/{}/notice-{}", notice.from, notice.id);
-    if let Err(e) = consent.withdraw(&by, &notice.text, local, usage::now_ms(), signer) {
+    if let Err(e) = consent.withdraw(&by, &notice.text, local, signed_at, signer) {
         tracing::error!(consent = %id, error = %e, "cannot sign a withdrawal reported from above");
         return Ok(());
     }
-    let mut entry = UsageEntry::new(by, Action::Consent, "Withdraw", usage::now_ms());
+    let mut entry = UsageEntry::new(by, Action::Consent, "Withdraw", now);
     entry.subject = Some(consent.terms.subject_id.clone());
     entry.consent_id = Some(id.to_string());
     entry.detail = format!(
@@ -580,6 +586,9 @@ mod tests {
             region: RegionCode::parse("211382").unwrap(),
             name: "凌源市公共信用信息平台".into(),
             children: Vec::new(),
+            clock: crate::domain::clock::Clock::on(
+                chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            ),
         };
         // On a runtime of its own, so that a census read blocking its thread shows as no
         // answer here, not as a hung test.

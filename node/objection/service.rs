@@ -150,13 +150,13 @@ macro_rules! refuse_step {
 }
 
 impl ObjectionService {
-    pub fn new(node: &Context, gate: Gate, usage: UsageLog) -> Self {
+    pub fn new(node: &Context) -> Self {
         ObjectionService {
-            config: Arc::new(node.config.clone()),
+            config: node.config.clone(),
             store: node.store.clone(),
             validator: node.validator.clone(),
-            gate,
-            usage,
+            gate: node.gate.clone(),
+            usage: node.usage.clone(),
         }
     }
 
