@@ -7,12 +7,12 @@ use tonic::{Code, Request, Response, Status};
 use super::consents::subject_id;
 use super::{AccessService, MAX_HISTORY};
 use crate::domain::caller::{CallerId, Role};
-use crate::domain::region::RegionCode;
 use crate::domain::usage::{Action, Checkpoint, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::rpc::convert::consent::{checkpoint_from_wire, checkpoint_to_wire};
 use crate::rpc::convert::usage::usage_record_to_wire;
+use crate::rpc::input;
 use crate::rpc::refusal::{Refusal, store_status};
 
 /// The bound on one `Audit.Verify`: it reads the whole usage log, which on a big store
@@ -215,12 +215,9 @@ impl pb::audit_server::Audit for AccessService {
             .admit(&request, Rpc::Checkpoints, Action::Audit)
             .await?;
         let entry = self.audit_entry(&caller, "Checkpoints");
-        let node = match RegionCode::parse(&request.get_ref().node) {
+        let node = match input::region(&request.get_ref().node, "node", "R-SEC-3") {
             Ok(n) => n,
-            Err(e) => {
-                let r = Refusal::new(Code::InvalidArgument, "node", "R-SEC-3", e.to_string());
-                return Err(self.refuse(entry, r).await);
-            }
+            Err(r) => return Err(self.refuse(entry, r).await),
         };
         if caller.role == Role::Node && (caller.region != node || !self.is_child(&caller)) {
             let r = Refusal::new(

@@ -16,6 +16,7 @@ use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::policy::identifier::{check_resident_id, check_uscc, normalise_id};
 use crate::rpc::convert::consent::consent_to_wire;
+use crate::rpc::input;
 use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{Change, ReplicaOutcome};
 
@@ -53,26 +54,9 @@ pub(super) fn subject_id(
     }
 }
 
-fn date(s: &str, field: &str) -> Result<NaiveDate, Refusal> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
-        Refusal::new(
-            Code::InvalidArgument,
-            field,
-            "R-REL-4",
-            format!("must be a date YYYY-MM-DD, got {s:?}"),
-        )
-    })
-}
-
 pub(super) fn consent_id(s: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(s.trim()).map_err(|_| {
-        Refusal::new(
-            Code::InvalidArgument,
-            "consent_id",
-            "R-REL-4",
-            "must be a consent id (a UUID)",
-        )
-    })
+    input::uuid(s, "consent_id", "R-REL-4")
+        .map_err(|r| r.with_message("must be a consent id (a UUID)"))
 }
 
 impl AccessService {
@@ -139,9 +123,9 @@ impl AccessService {
         let valid_from = if req.valid_from.trim().is_empty() {
             today
         } else {
-            date(&req.valid_from, "valid_from")?
+            input::date(&req.valid_from, "valid_from", "R-REL-4")?
         };
-        let valid_until = date(&req.valid_until, "valid_until")?;
+        let valid_until = input::date(&req.valid_until, "valid_until", "R-REL-4")?;
         if valid_until < valid_from || valid_until < today {
             return Err(Refusal::new(
                 Code::InvalidArgument,

@@ -1,11 +1,13 @@
 //! L4, the RPC plumbing every service shares: admission (`gate`), refusals and their
-//! mapping to `tonic::Status` (`refusal`), the wire<->domain conversions (`convert/`,
+//! mapping to `tonic::Status` (`refusal`), the checks of request fields (`input`), the
+//! wire<->domain conversions (`convert/`,
 //! one file per message family) and the strict codec (`codec`). Services import it;
 //! it imports no service.
 
 pub mod codec;
 pub mod convert;
 pub mod gate;
+pub mod input;
 pub mod refusal;
 
 use std::sync::Arc;

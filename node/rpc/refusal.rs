@@ -52,6 +52,14 @@ impl Refusal {
         }
     }
 
+    /// The same refusal, saying `message` instead.
+    pub fn with_message(self, message: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            ..self
+        }
+    }
+
     /// `entry` with this refusal as its outcome.
     pub fn mark(&self, entry: UsageEntry) -> UsageEntry {
         entry.refused(self.code, &self.field, &self.rule, &self.message)
