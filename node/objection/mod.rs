@@ -28,4 +28,7 @@
 //! told.
 
 pub mod origin;
+pub mod purge;
+pub mod repair;
 pub mod service;
+pub mod steps;

@@ -1,7 +1,7 @@
 //! What only a record's origin does to it (DESIGN: "only the origin changes a record"):
 //! take an objection case and suspend the record, and purge adverse records about
-//! persons whose five years have ended (R-SEC-2). The service's steps (check, reply,
-//! resolve, repair) are in `service`.
+//! persons whose five years have ended (R-SEC-2). The other steps of a case (check,
+//! reply, resolve) are pure transitions in `steps`; credit repair is in `repair`.
 
 use chrono::NaiveDate;
 use uuid::Uuid;
