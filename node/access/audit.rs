@@ -136,8 +136,7 @@ impl pb::audit_server::Audit for AccessService {
                 return Err(self.refuse(entry, r).await);
             }
         } else if !req.on_behalf_of.is_empty() {
-            let r = Refusal::new(
-                Code::InvalidArgument,
+            let r = Refusal::invalid(
                 "on_behalf_of",
                 "R-SEC-3",
                 "only a forwarding node names another party",

@@ -45,8 +45,7 @@ pub(super) fn subject_id(
     if ok {
         Ok(id)
     } else {
-        Err(Refusal::new(
-            Code::InvalidArgument,
+        Err(Refusal::invalid(
             "subject_id",
             "R-DATA-1",
             "must be a valid Unified Social Credit Code or resident identity number",
@@ -69,8 +68,7 @@ impl AccessService {
         let grantee = match CallerId::parse_uri(req.grantee.trim()) {
             Ok(g) if g.role == Role::Agency => g.uri(),
             _ => {
-                return Err(Refusal::new(
-                    Code::InvalidArgument,
+                return Err(Refusal::invalid(
                     "grantee",
                     "R-REL-4",
                     "must be the agency's identity as in its certificate, \
@@ -79,16 +77,14 @@ impl AccessService {
             }
         };
         let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
+            Refusal::invalid(
                 "purpose",
                 "R-REL-6",
                 format!("must be one of {}", Purpose::codes()),
             )
         })?;
         if req.purpose_text.chars().count() > MAX_TEXT {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "purpose_text",
                 "R-REL-4",
                 format!("at most {MAX_TEXT} characters"),
@@ -103,8 +99,7 @@ impl AccessService {
         categories.sort();
         categories.dedup();
         if categories.is_empty() {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "categories",
                 "R-REL-4",
                 "a consent names the categories it covers",
@@ -112,8 +107,7 @@ impl AccessService {
         }
         let catalog = self.validator.catalog();
         if let Some(c) = categories.iter().find(|c| catalog.get(c).is_none()) {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "categories",
                 "R-DATA-2",
                 format!("unknown category {c:?}"),
@@ -127,8 +121,7 @@ impl AccessService {
         };
         let valid_until = input::date(&req.valid_until, "valid_until", "R-REL-4")?;
         if valid_until < valid_from || valid_until < today {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "valid_until",
                 "R-REL-4",
                 "must be today or later, and not before valid_from",
@@ -142,8 +135,7 @@ impl AccessService {
             .checked_add_months(term)
             .is_none_or(|last| valid_from > last)
         {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "valid_from",
                 "R-REL-4",
                 format!("must be within {years} years from today"),
@@ -156,8 +148,7 @@ impl AccessService {
             .and_then(|before| before.checked_add_months(term))
             && valid_until > last
         {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "valid_until",
                 "R-REL-4",
                 format!(
@@ -173,13 +164,12 @@ impl AccessService {
             ("purpose_text", &req.purpose_text),
         ] {
             if let Some(m) = crate::policy::text::hidden(text) {
-                return Err(Refusal::new(Code::InvalidArgument, field, "R-REL-4", m));
+                return Err(Refusal::invalid(field, "R-REL-4", m));
             }
         }
         let evidence = req.evidence.trim().to_string();
         if evidence.is_empty() || evidence.chars().count() > 200 {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "evidence",
                 "R-REL-4",
                 "the number of the subject's signed paper is required (at most 200 characters)",

@@ -91,18 +91,11 @@ impl AccessService {
                     ),
                 ));
             }
-            CallerId::parse_uri(&req.on_behalf_of).map_err(|e| {
-                Refusal::new(
-                    Code::InvalidArgument,
-                    "on_behalf_of",
-                    "R-REL-4",
-                    e.to_string(),
-                )
-            })?
+            CallerId::parse_uri(&req.on_behalf_of)
+                .map_err(|e| Refusal::invalid("on_behalf_of", "R-REL-4", e.to_string()))?
         } else {
             if !req.on_behalf_of.is_empty() {
-                return Err(Refusal::new(
-                    Code::InvalidArgument,
+                return Err(Refusal::invalid(
                     "on_behalf_of",
                     "R-REL-4",
                     "only a forwarding node names another party",
@@ -116,16 +109,14 @@ impl AccessService {
             self.config.clock.today(),
         )?;
         let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
+            Refusal::invalid(
                 "purpose",
                 "R-REL-6",
                 format!("a query states its purpose, one of {}", Purpose::codes()),
             )
         })?;
         let basis = basis_of(req.basis).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
+            Refusal::invalid(
                 "basis",
                 "R-REL-1",
                 "must be consent, self, statutory_duty or public",
@@ -140,8 +131,7 @@ impl AccessService {
         categories.sort();
         categories.dedup();
         if let Some(c) = categories.iter().find(|c| catalog.get(c).is_none()) {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "categories",
                 "R-DATA-2",
                 format!("unknown category {c:?}"),
@@ -151,8 +141,7 @@ impl AccessService {
             Ok(pb::Scope::Federation) => true,
             Ok(pb::Scope::Local | pb::Scope::Unspecified) => false,
             Err(_) => {
-                return Err(Refusal::new(
-                    Code::InvalidArgument,
+                return Err(Refusal::invalid(
                     "scope",
                     "R-FED-1",
                     "must be local or federation",
@@ -172,8 +161,7 @@ impl AccessService {
                     ));
                 }
                 if req.consent_id.trim().is_empty() {
-                    return Err(Refusal::new(
-                        Code::InvalidArgument,
+                    return Err(Refusal::invalid(
                         "consent_id",
                         "R-REL-4",
                         "a query on consent names the consent",
@@ -199,8 +187,7 @@ impl AccessService {
                     ));
                 }
                 if legal_reference.is_empty() {
-                    return Err(Refusal::new(
-                        Code::InvalidArgument,
+                    return Err(Refusal::invalid(
                         "legal_reference",
                         "R-REL-3",
                         "name the identity document or written authorisation checked",
@@ -230,8 +217,7 @@ impl AccessService {
                     ));
                 }
                 if legal_reference.is_empty() {
-                    return Err(Refusal::new(
-                        Code::InvalidArgument,
+                    return Err(Refusal::invalid(
                         "legal_reference",
                         "R-REL-5",
                         "name the law or regulation that sets the duty",

@@ -27,6 +27,7 @@ use crate::policy::authz::Rpc;
 use crate::rpc::Context;
 use crate::rpc::convert::case::case_to_wire;
 use crate::rpc::gate::Gate;
+use crate::rpc::input;
 use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{OriginChange, Store, StoreError, UsageLog};
 
@@ -55,48 +56,6 @@ impl From<Refusal> for Fail {
     }
 }
 
-/// Trimmed text that must be given, at most `max` characters.
-pub(super) fn required(
-    value: &str,
-    field: &str,
-    rule: &str,
-    max: usize,
-    what: &str,
-) -> Result<String, Refusal> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(Refusal::new(
-            Code::InvalidArgument,
-            field,
-            rule,
-            format!("{what} must be given"),
-        ));
-    }
-    if v.chars().count() > max {
-        return Err(Refusal::new(
-            Code::InvalidArgument,
-            field,
-            rule,
-            format!("at most {max} characters"),
-        ));
-    }
-    if let Some(m) = crate::policy::text::hidden(v) {
-        return Err(Refusal::new(Code::InvalidArgument, field, rule, m));
-    }
-    Ok(v.to_string())
-}
-
-pub(super) fn parse_id(value: &str, field: &str, rule: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(value.trim()).map_err(|e| {
-        Refusal::new(
-            Code::InvalidArgument,
-            field,
-            rule,
-            format!("not a UUID: {e}"),
-        )
-    })
-}
-
 impl From<Refused> for Refusal {
     fn from(r: Refused) -> Refusal {
         let code = match r.kind {
@@ -105,12 +64,7 @@ impl From<Refused> for Refusal {
             Kind::FailedPrecondition => Code::FailedPrecondition,
             Kind::PermissionDenied => Code::PermissionDenied,
         };
-        Refusal {
-            code,
-            field: r.field,
-            rule: r.rule.to_string(),
-            message: r.message,
-        }
+        Refusal::new(code, &r.field, r.rule, r.message)
     }
 }
 
@@ -166,15 +120,7 @@ impl ObjectionService {
     pub(super) async fn fail(&self, entry: UsageEntry, fail: Fail) -> Status {
         match fail {
             Fail::Failed(status) => status,
-            Fail::Refused(r) => {
-                tracing::info!(caller = %entry.caller, rpc = %entry.rpc, rule = %r.rule,
-                    field = %r.field, code = ?r.code, "refused");
-                let logged = entry.refused(r.code, &r.field, &r.rule, &r.message);
-                if let Err(e) = self.usage.append(vec![logged]).await {
-                    tracing::error!(error = %e, "could not log a refusal");
-                }
-                r.status()
-            }
+            Fail::Refused(r) => crate::rpc::refusal::refuse(&self.usage, entry, r).await,
         }
     }
 
@@ -225,15 +171,15 @@ impl ObjectionService {
     }
 
     async fn file_case(&self, caller: &CallerId, req: pb::FileObjection) -> Result<Case, Fail> {
-        let id = parse_id(&req.record_id, "record_id", "R-OBJ-1")?;
-        let reason = required(
+        let id = input::uuid(&req.record_id, "record_id", "R-OBJ-1")?;
+        let reason = input::required(
             &req.reason,
             "reason",
             "R-OBJ-1",
             MAX_REASON,
             "what is wrong with the record",
         )?;
-        let evidence = required(
+        let evidence = input::required(
             &req.evidence,
             "evidence",
             "R-OBJ-1",
@@ -301,24 +247,13 @@ impl ObjectionService {
     }
 
     async fn check_case(&self, caller: &CallerId, req: pb::CheckObjection) -> Result<Case, Fail> {
-        let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
-        let fault = Fault::parse(req.fault.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
-                "fault",
-                "R-OBJ-2",
-                "must be platform or provider",
-            )
-        })?;
+        let id = input::uuid(&req.case_id, "case_id", "R-OBJ-2")?;
+        let fault = Fault::parse(req.fault.trim())
+            .ok_or_else(|| Refusal::invalid("fault", "R-OBJ-2", "must be platform or provider"))?;
         let at = self.actor(caller);
         let note = req.note.trim().to_string();
         if let Some(m) = crate::policy::text::hidden(&note) {
-            return Err(Fail::Refused(Refusal::new(
-                Code::InvalidArgument,
-                "note",
-                "R-OBJ-2",
-                m,
-            )));
+            return Err(Fail::Refused(Refusal::invalid("note", "R-OBJ-2", m)));
         }
         self.step(move |s| {
             let case = refuse_step!(steps::owned_open(s.case(&id)?, &id, at.local));
@@ -338,16 +273,15 @@ impl ObjectionService {
             )
             .into());
         }
-        let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
+        let id = input::uuid(&req.case_id, "case_id", "R-OBJ-2")?;
         let answer = Answer::parse(req.answer.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
+            Refusal::invalid(
                 "answer",
                 "R-OBJ-2",
                 "must be confirmed, corrected or unverifiable",
             )
         })?;
-        let text = required(
+        let text = input::required(
             &req.text,
             "text",
             "R-OBJ-2",
@@ -369,24 +303,13 @@ impl ObjectionService {
         caller: &CallerId,
         req: pb::ResolveObjection,
     ) -> Result<Case, Fail> {
-        let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
+        let id = input::uuid(&req.case_id, "case_id", "R-OBJ-2")?;
         let outcome = Outcome::parse(req.outcome.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
-                "outcome",
-                "R-OBJ-3",
-                "must be corrected, deleted or upheld",
-            )
+            Refusal::invalid("outcome", "R-OBJ-3", "must be corrected, deleted or upheld")
         })?;
-        let fault = Fault::parse(req.fault.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
-                "fault",
-                "R-OBJ-2",
-                "must be platform or provider",
-            )
-        })?;
-        let reason = required(
+        let fault = Fault::parse(req.fault.trim())
+            .ok_or_else(|| Refusal::invalid("fault", "R-OBJ-2", "must be platform or provider"))?;
+        let reason = input::required(
             &req.reason,
             "reason",
             "R-OBJ-3",
@@ -394,13 +317,9 @@ impl ObjectionService {
             "the written answer to the applicant",
         )?;
         if !req.set_fields.is_empty() && outcome != Outcome::Corrected {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
-                "set_fields",
-                "R-OBJ-3",
-                "only a correction sets fields",
-            )
-            .into());
+            return Err(
+                Refusal::invalid("set_fields", "R-OBJ-3", "only a correction sets fields").into(),
+            );
         }
         let at = self.actor(caller);
         let validator = self.validator.clone();
