@@ -22,7 +22,7 @@ const VERIFY_BOUND: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl AccessService {
     fn audit_entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
-        UsageEntry::new(caller.uri(), Action::Audit, rpc, self.config.clock.now_ms())
+        UsageEntry::new(caller.uri(), Action::Audit, rpc, self.ctx.clock.now_ms())
     }
 
     /// This node's checkpoints as its parent keeps them.
@@ -32,7 +32,7 @@ impl AccessService {
         };
         let mut client = pb::audit_client::AuditClient::new(channel);
         let req = pb::CheckpointsRequest {
-            node: self.config.region.to_string(),
+            node: self.ctx.config.region.to_string(),
         };
         let list =
             tokio::time::timeout(std::time::Duration::from_secs(10), client.checkpoints(req))
@@ -54,6 +54,7 @@ impl pb::audit_server::Audit for AccessService {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyReport>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::AuditVerify, Action::Audit)
             .await?;
@@ -62,10 +63,11 @@ impl pb::audit_server::Audit for AccessService {
             Err(e) => (Vec::new(), e),
         };
         let parent_count = parent.len() as u32;
-        let store = self.store.clone();
-        let verifier = self.verifier.clone();
-        let region = self.config.region;
+        let store = self.ctx.store.clone();
+        let verifier = self.ctx.verifier.clone();
+        let region = self.ctx.config.region;
         let report = self
+            .ctx
             .store
             .call_within(VERIFY_BOUND, move |_| {
                 store.verify_usage(&region, &parent, Some(&verifier))
@@ -112,6 +114,7 @@ impl pb::audit_server::Audit for AccessService {
         request: Request<pb::HistoryRequest>,
     ) -> Result<Response<pb::HistoryResult>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::History, Action::Audit)
             .await?;
@@ -145,21 +148,22 @@ impl pb::audit_server::Audit for AccessService {
         }
         let subject = match subject_id(
             &req.subject_id,
-            &self.config.legacy_codes,
-            self.config.clock.today(),
+            &self.ctx.config.legacy_codes,
+            self.ctx.clock.today(),
         ) {
             Ok(s) => s,
             Err(r) => return Err(self.refuse(entry, r).await),
         };
         entry.subject = Some(subject.clone());
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let s = subject.clone();
         let local = self
+            .ctx
             .store
             .call(move |_| store.usage_of_subject(&s, MAX_HISTORY))
             .await
             .map_err(|e| store_status(&e))?;
-        let region = self.config.region;
+        let region = self.ctx.config.region;
         let mut result = pb::HistoryResult {
             entries: local
                 .iter()
@@ -210,6 +214,7 @@ impl pb::audit_server::Audit for AccessService {
         request: Request<pb::CheckpointsRequest>,
     ) -> Result<Response<pb::CheckpointList>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Checkpoints, Action::Audit)
             .await?;
@@ -227,8 +232,9 @@ impl pb::audit_server::Audit for AccessService {
             );
             return Err(self.refuse(entry, r).await);
         }
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let list = self
+            .ctx
             .store
             .call(move |_| store.checkpoints(Some(&node)))
             .await

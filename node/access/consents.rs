@@ -62,8 +62,8 @@ impl AccessService {
     fn terms(&self, caller: &CallerId, req: pb::GrantRequest) -> Result<Terms, Refusal> {
         let subject_id = subject_id(
             &req.subject_id,
-            &self.config.legacy_codes,
-            self.config.clock.today(),
+            &self.ctx.config.legacy_codes,
+            self.ctx.clock.today(),
         )?;
         let grantee = match CallerId::parse_uri(req.grantee.trim()) {
             Ok(g) if g.role == Role::Agency => g.uri(),
@@ -105,7 +105,7 @@ impl AccessService {
                 "a consent names the categories it covers",
             ));
         }
-        let catalog = self.validator.catalog();
+        let catalog = self.ctx.validator.catalog();
         if let Some(c) = categories.iter().find(|c| catalog.get(c).is_none()) {
             return Err(Refusal::invalid(
                 "categories",
@@ -113,7 +113,7 @@ impl AccessService {
                 format!("unknown category {c:?}"),
             ));
         }
-        let today = self.config.clock.today();
+        let today = self.ctx.clock.today();
         let valid_from = if req.valid_from.trim().is_empty() {
             today
         } else {
@@ -129,7 +129,7 @@ impl AccessService {
         }
         // A consent is for a purpose at hand, not for ever: its term is capped, and so is
         // how far ahead it may start.
-        let years = self.config.consent_max_term_years;
+        let years = self.ctx.config.consent_max_term_years;
         let term = Months::new(12 * years);
         if today
             .checked_add_months(term)
@@ -186,18 +186,13 @@ impl AccessService {
             valid_until,
             evidence,
             recorded_by: caller.uri(),
-            recorded_at_ms: self.config.clock.signing_ms(),
-            node: self.config.region,
+            recorded_at_ms: self.ctx.clock.signing_ms(),
+            node: self.ctx.config.region,
         })
     }
 
     fn entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
-        UsageEntry::new(
-            caller.uri(),
-            Action::Consent,
-            rpc,
-            self.config.clock.now_ms(),
-        )
+        UsageEntry::new(caller.uri(), Action::Consent, rpc, self.ctx.clock.now_ms())
     }
 
     async fn write_consent(
@@ -205,8 +200,9 @@ impl AccessService {
         consent: Consent,
         entry: UsageEntry,
     ) -> Result<ReplicaOutcome, Status> {
-        let store = self.store.clone();
-        self.store
+        let store = self.ctx.store.clone();
+        self.ctx
+            .store
             .call(move |_| store.append_local(Change::Consent(consent), vec![entry]))
             .await
             .map_err(|e| store_status(&e))
@@ -217,8 +213,9 @@ impl AccessService {
             Ok(id) => id,
             Err(r) => return Err(self.refuse(self.entry(caller, rpc), r).await),
         };
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let found = self
+            .ctx
             .store
             .call(move |_| store.consent(&id))
             .await
@@ -251,6 +248,7 @@ impl pb::consents_server::Consents for AccessService {
         request: Request<pb::GrantRequest>,
     ) -> Result<Response<pb::Consent>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
@@ -258,7 +256,7 @@ impl pb::consents_server::Consents for AccessService {
             Ok(t) => t,
             Err(r) => return Err(self.refuse(self.entry(&caller, "Grant"), r).await),
         };
-        let consent = Consent::sign(terms, &self.signer)
+        let consent = Consent::sign(terms, &self.ctx.signer)
             .map_err(|e| Status::internal(format!("cannot sign the consent: {e}")))?;
         let t = &consent.terms;
         let mut e = self.entry(&caller, "Grant");
@@ -278,7 +276,7 @@ impl pb::consents_server::Consents for AccessService {
             grantee = %consent.terms.grantee, "consent recorded");
         Ok(Response::new(consent_to_wire(
             &consent,
-            self.config.clock.today(),
+            self.ctx.clock.today(),
         )))
     }
 
@@ -287,6 +285,7 @@ impl pb::consents_server::Consents for AccessService {
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::Consent>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
@@ -309,9 +308,9 @@ impl pb::consents_server::Consents for AccessService {
             .withdraw(
                 &caller.uri(),
                 &reason,
-                self.config.region,
-                self.config.clock.signing_ms(),
-                &self.signer,
+                self.ctx.config.region,
+                self.ctx.clock.signing_ms(),
+                &self.ctx.signer,
             )
             .map_err(|e| Status::internal(format!("cannot sign the withdrawal: {e}")))?;
         e.detail = format!("consent withdrawn: {reason}");
@@ -331,11 +330,11 @@ impl pb::consents_server::Consents for AccessService {
         }
         // A consent recorded below: its node and the nodes between learn of the
         // withdrawal through a notice (the changelog only flows upward).
-        if consent.terms.node != self.config.region
-            && let Some(hop) = next_hop(&self.config.children, &consent.terms.node)
+        if consent.terms.node != self.ctx.config.region
+            && let Some(hop) = next_hop(&self.ctx.config.children, &consent.terms.node)
         {
             let hop = hop.region;
-            let store = self.store.clone();
+            let store = self.ctx.store.clone();
             let notice = Notice {
                 id: 0,
                 kind: NoticeKind::ConsentWithdrawal,
@@ -344,13 +343,14 @@ impl pb::consents_server::Consents for AccessService {
                 subject_id: consent.terms.subject_id.clone(),
                 text: format!(
                     "consent {} withdrawn at {}: {reason}",
-                    consent.terms.id, self.config.region
+                    consent.terms.id, self.ctx.config.region
                 ),
-                from: self.config.region,
-                created_at_ms: self.config.clock.now_ms(),
+                from: self.ctx.config.region,
+                created_at_ms: self.ctx.clock.now_ms(),
                 objection: None,
             };
             let queued = self
+                .ctx
                 .store
                 .call(move |_| {
                     let notice = Notice {
@@ -367,12 +367,13 @@ impl pb::consents_server::Consents for AccessService {
         tracing::info!(consent = %consent.terms.id, "consent withdrawn");
         Ok(Response::new(consent_to_wire(
             &consent,
-            self.config.clock.today(),
+            self.ctx.clock.today(),
         )))
     }
 
     async fn get(&self, request: Request<pb::ConsentId>) -> Result<Response<pb::Consent>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
@@ -383,7 +384,7 @@ impl pb::consents_server::Consents for AccessService {
         self.log(vec![e]).await?;
         Ok(Response::new(consent_to_wire(
             &consent,
-            self.config.clock.today(),
+            self.ctx.clock.today(),
         )))
     }
 
@@ -392,20 +393,22 @@ impl pb::consents_server::Consents for AccessService {
         request: Request<pb::ListConsentsRequest>,
     ) -> Result<Response<pb::ConsentList>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
         let subject = match subject_id(
             &request.get_ref().subject_id,
-            &self.config.legacy_codes,
-            self.config.clock.today(),
+            &self.ctx.config.legacy_codes,
+            self.ctx.clock.today(),
         ) {
             Ok(s) => s,
             Err(r) => return Err(self.refuse(self.entry(&caller, "List"), r).await),
         };
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let s = subject.clone();
         let consents = self
+            .ctx
             .store
             .call(move |_| store.consents_of(&s))
             .await
@@ -414,7 +417,7 @@ impl pb::consents_server::Consents for AccessService {
         e.subject = Some(subject);
         e.count = consents.len() as u64;
         self.log(vec![e]).await?;
-        let today = self.config.clock.today();
+        let today = self.ctx.clock.today();
         Ok(Response::new(pb::ConsentList {
             consents: consents.iter().map(|c| consent_to_wire(c, today)).collect(),
         }))

@@ -19,17 +19,14 @@ use std::sync::{Arc, Mutex};
 use tonic::Status;
 use tonic::transport::Channel;
 
-use crate::config::Config;
 use crate::domain::caller::CallerId;
 use crate::domain::consent::Consent;
 use crate::domain::record::Hash;
 use crate::domain::usage::UsageEntry;
-use crate::identity::signing::{NodeSigner, SignatureVerifier, VerifyError};
-use crate::policy::Validator;
+use crate::identity::signing::{NodeSigner, VerifyError};
 use crate::rpc::Context;
-use crate::rpc::gate::Gate;
 use crate::rpc::refusal::{Refusal, store_status};
-use crate::store::{Store, UsageLog};
+use crate::store::Store;
 
 /// Record ids listed in one usage entry at most (the count is always there).
 const MAX_IDS_PER_ENTRY: usize = 1_000;
@@ -39,16 +36,9 @@ const MAX_HISTORY: usize = 10_000;
 /// The Consents, Query and Audit services of one node.
 #[derive(Clone)]
 pub struct AccessService {
-    config: Arc<Config>,
-    store: Store,
-    validator: Arc<Validator>,
-    signer: Arc<NodeSigner>,
-    verifier: Arc<SignatureVerifier>,
-    gate: Gate,
+    ctx: Context,
     /// To the parent, as this node (forwarded queries and history, checkpoints).
     parent: Option<Channel>,
-    /// Usage entries go through the group-commit writer.
-    usage: UsageLog,
     /// Digests of consents whose signatures checked out: checking two ECDSA signatures
     /// (the certificate's and the consent's) on every query would cost more than the
     /// rest of the query. A consent changes only by gaining a withdrawal, which changes
@@ -63,14 +53,8 @@ impl AccessService {
     /// The services of a node (`node`, its parts); `parent` is a channel to its parent as the node.
     pub fn new(node: &Context, parent: Option<Channel>) -> Self {
         AccessService {
-            config: node.config.clone(),
-            store: node.store.clone(),
-            validator: node.validator.clone(),
-            signer: node.signer.clone(),
-            verifier: node.verifier.clone(),
-            gate: node.gate.clone(),
+            ctx: node.clone(),
             parent,
-            usage: node.usage.clone(),
             verified: Arc::default(),
         }
     }
@@ -85,12 +69,12 @@ impl AccessService {
                 d.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
                 d
             }
-            Err(_) => return consent.verify(&self.verifier),
+            Err(_) => return consent.verify(&self.ctx.verifier),
         };
         if self.verified.lock().is_ok_and(|v| v.contains(&digest)) {
             return Ok(());
         }
-        consent.verify(&self.verifier)?;
+        consent.verify(&self.ctx.verifier)?;
         if let Ok(mut v) = self.verified.lock() {
             if v.len() >= MAX_VERIFIED {
                 v.clear();
@@ -102,7 +86,8 @@ impl AccessService {
 
     /// Appends `entry` durably; the use is on record before anything leaves the node.
     async fn log(&self, entries: Vec<UsageEntry>) -> Result<(), Status> {
-        self.usage
+        self.ctx
+            .usage
             .append(entries)
             .await
             .map_err(|e| store_status(&e))
@@ -111,12 +96,13 @@ impl AccessService {
     /// Logs `entry` as refused with `refusal` and returns the caller's status
     /// (`rpc::refusal::refuse`).
     async fn refuse(&self, entry: UsageEntry, refusal: Refusal) -> Status {
-        crate::rpc::refusal::refuse(&self.usage, entry, refusal).await
+        crate::rpc::refusal::refuse(&self.ctx.usage, entry, refusal).await
     }
 
     /// Whether `caller` is a node configured as this node's child.
     fn is_child(&self, caller: &CallerId) -> bool {
-        self.config
+        self.ctx
+            .config
             .children
             .iter()
             .any(|c| c.region == caller.region)

@@ -63,7 +63,7 @@ impl AccessService {
             caller.uri(),
             Action::Query,
             "Query",
-            self.config.clock.now_ms(),
+            self.ctx.clock.now_ms(),
         );
         e.on_behalf_of = (!req.on_behalf_of.is_empty()).then(|| req.on_behalf_of.clone());
         // Only an identifier's shape goes into the permanent log and its subject index; a
@@ -105,8 +105,8 @@ impl AccessService {
         };
         let subject = subject_id(
             &req.subject_id,
-            &self.config.legacy_codes,
-            self.config.clock.today(),
+            &self.ctx.config.legacy_codes,
+            self.ctx.clock.today(),
         )?;
         let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
             Refusal::invalid(
@@ -122,7 +122,7 @@ impl AccessService {
                 "must be consent, self, statutory_duty or public",
             )
         })?;
-        let catalog = self.validator.catalog();
+        let catalog = self.ctx.validator.catalog();
         let mut categories: Vec<String> = req
             .categories
             .iter()
@@ -175,7 +175,7 @@ impl AccessService {
                 let own_window = if caller.role == Role::Node {
                     caller.region == requester.region || caller.region.contains(&requester.region)
                 } else {
-                    requester.region == self.config.region
+                    requester.region == self.ctx.config.region
                 };
                 if requester.role != Role::Operator || !own_window {
                     return Err(Refusal::new(
@@ -200,8 +200,9 @@ impl AccessService {
                 let government = if caller.role == Role::Node {
                     caller.region == requester.region || caller.region.contains(&requester.region)
                 } else {
-                    requester.region == self.config.region
+                    requester.region == self.ctx.config.region
                         && self
+                            .ctx
                             .config
                             .providers
                             .iter()
@@ -248,6 +249,7 @@ impl AccessService {
     ) -> Result<Consent, Refusal> {
         // Bounded like every store call: sled can spin on a damaged page (R-SEC-1).
         let local = self
+            .ctx
             .store
             .call(move |s| s.consent(&id))
             .await
@@ -282,7 +284,7 @@ impl AccessService {
         asked: Asked,
         carried: Option<pb::Consent>,
     ) -> Result<pb::QueryResult, Status> {
-        let today = self.config.clock.today();
+        let today = self.ctx.clock.today();
         let mut categories = asked.categories.clone();
         if let Some(id) = asked.consent_id {
             let consent = match self.consent_for(id, carried).await {
@@ -306,11 +308,12 @@ impl AccessService {
         }
         let subject = asked.subject.clone();
         let held = self
+            .ctx
             .store
             .call(move |s| s.records_of(&subject))
             .await
             .map_err(|e| store_status(&e))?;
-        let catalog = self.validator.catalog();
+        let catalog = self.ctx.validator.catalog();
         let mut kept_back: BTreeMap<&'static str, u32> = BTreeMap::new();
         let mut records: Vec<Record> = Vec::new();
         for r in held {
@@ -321,8 +324,8 @@ impl AccessService {
                 &r,
                 Some(asked.basis),
                 today,
-                &self.config.publication,
-                self.store.objection_open(&r.id),
+                &self.ctx.config.publication,
+                self.ctx.store.objection_open(&r.id),
             );
             match why {
                 Some(w) => *kept_back.entry(w.as_str()).or_default() += 1,
@@ -366,8 +369,8 @@ impl AccessService {
         tracing::debug!(requester = %asked.requester, subject = %mask_id(&asked.subject),
             basis = asked.basis.as_str(), records = records.len(), "query answered");
         Ok(pb::QueryResult {
-            answered_by: self.config.region.to_string(),
-            as_of_ms: self.config.clock.now_ms(),
+            answered_by: self.ctx.config.region.to_string(),
+            as_of_ms: self.ctx.clock.now_ms(),
             records: records
                 .iter()
                 .map(|r| {
@@ -382,7 +385,7 @@ impl AccessService {
                 .collect(),
             masked,
             withheld,
-            path: vec![self.config.region.to_string()],
+            path: vec![self.ctx.config.region.to_string()],
         })
     }
 
@@ -391,7 +394,7 @@ impl AccessService {
     /// newer (suspended, deleted, repaired, purged, not yet synced up) or withheld by
     /// this node's own rules (R-OBJ-3, R-SEC-2). Returns how many it dropped.
     async fn withhold_newer_here(&self, records: &mut Vec<pb::Record>, basis: Basis) -> u32 {
-        let today = self.config.clock.today();
+        let today = self.ctx.clock.today();
         let ids: Vec<Option<uuid::Uuid>> = records
             .iter()
             .map(|r| uuid::Uuid::parse_str(&r.id).ok())
@@ -400,6 +403,7 @@ impl AccessService {
         // be checked here, so nothing is released.
         let lookup = ids.clone();
         let here: Vec<Result<Option<Record>, ()>> = self
+            .ctx
             .store
             .call(move |s| {
                 Ok::<_, crate::store::StoreError>(
@@ -424,12 +428,18 @@ impl AccessService {
             let Some(id) = id else {
                 return true;
             };
-            let keep = !self.store.objection_open(&id)
+            let keep = !self.ctx.store.objection_open(&id)
                 && match copy {
                     Ok(Some(here)) => {
                         here.version <= r.version
-                            && withheld(&here, Some(basis), today, &self.config.publication, false)
-                                .is_none()
+                            && withheld(
+                                &here,
+                                Some(basis),
+                                today,
+                                &self.ctx.config.publication,
+                                false,
+                            )
+                            .is_none()
                     }
                     Ok(None) => true,
                     // Cannot be checked here: withheld, not released.
@@ -454,6 +464,7 @@ impl AccessService {
             return Err(Status::internal("no parent to forward to"));
         };
         let parent = self
+            .ctx
             .config
             .parent
             .as_ref()
@@ -466,12 +477,13 @@ impl AccessService {
         if let Some(id) = asked.consent_id {
             let carried = req.consent.take().and_then(|c| consent_from_wire(c).ok());
             let local = self
+                .ctx
                 .store
                 .call(move |s| s.consent(&id))
                 .await
                 .map_err(|e| store_status(&e))?;
             req.consent = Consent::latest(local, carried)
-                .map(|c| consent_to_wire(&c, self.config.clock.today()));
+                .map(|c| consent_to_wire(&c, self.ctx.clock.today()));
         }
         let mut client = pb::query_client::QueryClient::new(channel);
         let answer =
@@ -509,6 +521,7 @@ impl AccessService {
             // names too: the names masked here are the ones this node holds for the
             // subject, from its own records.
             let held = self
+                .ctx
                 .store
                 .records_of(&asked.subject)
                 .map_err(|e| store_status(&e))?;
@@ -516,7 +529,7 @@ impl AccessService {
             names.sort();
             names.dedup();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let catalog = self.validator.catalog();
+            let catalog = self.ctx.validator.catalog();
             for r in &mut result.records {
                 mask_public_wire(r, catalog, &names);
             }
@@ -535,7 +548,7 @@ impl AccessService {
             result.records.len()
         );
         self.log(vec![entry]).await?;
-        result.path.push(self.config.region.to_string());
+        result.path.push(self.ctx.config.region.to_string());
         Ok(result)
     }
 }
@@ -583,7 +596,11 @@ impl pb::query_server::Query for AccessService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResult>, Status> {
-        let caller = self.gate.admit(&request, Rpc::Query, Action::Query).await?;
+        let caller = self
+            .ctx
+            .gate
+            .admit(&request, Rpc::Query, Action::Query)
+            .await?;
         let mut req = request.into_inner();
         let entry = self.query_entry(&caller, &req);
         let asked = match self.asked(&caller, &req) {

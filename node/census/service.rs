@@ -1,50 +1,38 @@
 //! The Census service: this node's figures and its children's collection ratios, and the
 //! registered providers' monthly submissions (operators of the node).
 
-use std::sync::Arc;
-
 use chrono::NaiveDate;
 use tonic::{Request, Response, Status};
 
 use super::own_report;
-use crate::config::Config;
 use crate::domain::census::{PlatformReport, deadline, duty_state};
 use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::rpc::Context;
-use crate::rpc::gate::Gate;
 use crate::rpc::refusal::{Refusal, store_status};
-use crate::store::{Store, UsageLog};
 
 #[derive(Clone)]
 pub struct CensusService {
-    config: Arc<Config>,
-    store: Store,
-    gate: Gate,
-    usage: UsageLog,
+    ctx: Context,
 }
 
 impl CensusService {
     pub fn new(node: &Context) -> Self {
-        CensusService {
-            config: node.config.clone(),
-            store: node.store.clone(),
-            gate: node.gate.clone(),
-            usage: node.usage.clone(),
-        }
+        CensusService { ctx: node.clone() }
     }
 
     /// Appends the read's usage entry through the node's group-commit writer.
     async fn log(&self, entry: UsageEntry) -> Result<(), Status> {
-        self.usage
+        self.ctx
+            .usage
             .append(vec![entry])
             .await
             .map_err(|e| store_status(&e))
     }
 
     fn children(&self) -> Vec<crate::domain::region::RegionCode> {
-        self.config.children.iter().map(|c| c.region).collect()
+        self.ctx.config.children.iter().map(|c| c.region).collect()
     }
 }
 
@@ -55,11 +43,12 @@ impl pb::census_server::Census for CensusService {
         request: Request<pb::CensusRequest>,
     ) -> Result<Response<pb::CensusReport>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Census, Action::Status)
             .await?;
         let as_of = request.into_inner().as_of;
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let day = if as_of.trim().is_empty() {
             None
         } else {
@@ -68,6 +57,7 @@ impl pb::census_server::Census for CensusService {
                 Err(_) => {
                     let r = Refusal::invalid("as_of", "R-FED-2", "must be a date YYYY-MM-DD");
                     return Err(self
+                        .ctx
                         .gate
                         .refuse(Some(&caller), "Census", Action::Status, r)
                         .await);
@@ -75,12 +65,13 @@ impl pb::census_server::Census for CensusService {
             }
         };
         let (region, name, children) = (
-            self.config.region,
-            self.config.name.clone(),
+            self.ctx.config.region,
+            self.ctx.config.name.clone(),
             self.children(),
         );
-        let now = self.config.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         let report = self
+            .ctx
             .store
             .call(move |_| {
                 let figures = match day {
@@ -116,7 +107,7 @@ impl pb::census_server::Census for CensusService {
             caller.uri(),
             Action::Status,
             "Census",
-            self.config.clock.now_ms(),
+            self.ctx.clock.now_ms(),
         );
         e.detail = format!("census read: {} records", platform.total);
         self.log(e).await?;
@@ -134,6 +125,7 @@ impl pb::census_server::Census for CensusService {
         request: Request<pb::MonthlyRequest>,
     ) -> Result<Response<pb::MonthlyReport>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Census, Action::Status)
             .await?;
@@ -141,14 +133,16 @@ impl pb::census_server::Census for CensusService {
         let Some(due) = deadline(&period).filter(|_| period.len() == 7) else {
             let r = Refusal::invalid("period", "R-DATA-5", "must be a reporting period YYYY-MM");
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(&caller), "Monthly", Action::Status, r)
                 .await);
         };
-        let today = self.config.clock.today();
-        let mut providers = Vec::with_capacity(self.config.providers.len());
-        for p in &self.config.providers {
+        let today = self.ctx.clock.today();
+        let mut providers = Vec::with_capacity(self.ctx.config.providers.len());
+        for p in &self.ctx.config.providers {
             let m = self
+                .ctx
                 .store
                 .monthly(&p.id, &period)
                 .map_err(|e| store_status(&e))?;
@@ -177,7 +171,7 @@ impl pb::census_server::Census for CensusService {
             caller.uri(),
             Action::Status,
             "Monthly",
-            self.config.clock.now_ms(),
+            self.ctx.clock.now_ms(),
         );
         e.detail = format!("monthly report for {period}");
         self.log(e).await?;

@@ -13,19 +13,17 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use crate::config::Provider;
 use crate::domain::caller::CallerId;
-use crate::domain::clock::Clock;
 use crate::domain::record::{Content, mask_id};
 use crate::domain::region::RegionCode;
 use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
-use crate::policy::Validator;
 use crate::policy::authz::{self, Rpc};
 use crate::policy::publication::Publication;
 use crate::policy::release::withheld;
 use crate::rpc::Context;
 use crate::rpc::convert::record as convert;
 use crate::rpc::gate::Gate;
-use crate::store::{Applied, Store, UsageLog};
+use crate::store::Applied;
 
 use crate::rpc::refusal::{Refusal, store_status};
 
@@ -36,15 +34,9 @@ const MAX_IDS_PER_ENTRY: usize = 1_000;
 
 #[derive(Clone)]
 pub struct ExchangeService {
+    ctx: Context,
     region: RegionCode,
-    store: Store,
-    validator: Arc<Validator>,
     providers: Arc<HashMap<String, Provider>>,
-    gate: Gate,
-    /// Pulls log through the group-commit writer.
-    usage: UsageLog,
-    /// Dates for validation and release (retention, publication periods).
-    clock: Clock,
     publication: Arc<Publication>,
     /// The parent and children: the only nodes that read here (R-REL-4).
     tree: crate::policy::authz::Tree,
@@ -81,13 +73,9 @@ impl ExchangeService {
             .map(|p| (p.id.clone(), p.clone()))
             .collect();
         ExchangeService {
+            ctx: node.clone(),
             region: config.region,
-            store: node.store.clone(),
-            validator: node.validator.clone(),
             providers: Arc::new(providers),
-            gate: node.gate.clone(),
-            usage: node.usage.clone(),
-            clock: node.clock.clone(),
             publication: config.publication.clone(),
             tree: config.tree(),
         }
@@ -111,6 +99,7 @@ impl ExchangeService {
             ),
         };
         Err(self
+            .ctx
             .gate
             .refuse(Some(caller), "Push", Action::Push, refusal)
             .await)
@@ -134,11 +123,12 @@ impl ExchangeService {
                 ),
             );
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(caller), "Push", Action::Push, refusal)
                 .await);
         }
-        let today = self.clock.today();
+        let today = self.ctx.clock.today();
         let total = batch.records.len();
         let mut outcomes: Vec<Option<pb::RecordOutcome>> = vec![None; total];
         let mut accepted: Vec<(usize, Content)> = Vec::with_capacity(total);
@@ -154,7 +144,7 @@ impl ExchangeService {
             let checked = convert::draft_from_wire(wire)
                 .map_err(Refusal::from)
                 .and_then(|draft| {
-                    let known = self.validator.catalog().get(&draft.category).is_some();
+                    let known = self.ctx.validator.catalog().get(&draft.category).is_some();
                     if known {
                         authz::category_allowed(&provider.categories, &draft.category)
                             .map_err(|d| Refusal::from(d).with_field("category"))?;
@@ -162,7 +152,8 @@ impl ExchangeService {
                     Ok(draft)
                 })
                 .and_then(|draft| {
-                    self.validator
+                    self.ctx
+                        .validator
                         .check(&draft, &provider.id, today)
                         .map_err(Refusal::from)
                 })
@@ -180,8 +171,9 @@ impl ExchangeService {
         let caller_uri = caller.uri();
         let origin = self.region;
         let rejected = refused.len();
-        let clock = self.clock.clone();
+        let clock = self.ctx.clock.clone();
         let applied = self
+            .ctx
             .store
             .call(move |store| {
                 // Acceptance time by the node's clock: the monthly duty (R-DATA-5) judges
@@ -345,7 +337,11 @@ impl pb::exchange_server::Exchange for ExchangeService {
         &self,
         request: Request<Streaming<pb::PushBatch>>,
     ) -> Result<Response<Self::PushStream>, Status> {
-        let caller = self.gate.admit(&request, Rpc::Push, Action::Push).await?;
+        let caller = self
+            .ctx
+            .gate
+            .admit(&request, Rpc::Push, Action::Push)
+            .await?;
         let provider = self.registered_provider(&caller).await?;
         let serial = Gate::serial(&request).unwrap_or_default();
         let mut batches = request.into_inner();
@@ -355,7 +351,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
             loop {
                 let next = tokio::select! {
                     next = batches.message() => next,
-                    () = service.gate.stopping() => {
+                    () = service.ctx.gate.stopping() => {
                         let _ = tx.send(Err(Status::unavailable(
                             "the node is shutting down; batches without a result were not stored",
                         ))).await;
@@ -379,6 +375,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                             format!("the batch could not be read: {}", status.message()),
                         );
                         let status = service
+                            .ctx
                             .gate
                             .refuse(Some(&caller), "Push", Action::Push, refusal)
                             .await;
@@ -388,6 +385,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 };
                 // A push stream can outlive its certificate (R-NODE-3).
                 if let Err(status) = service
+                    .ctx
                     .gate
                     .still_valid(&caller, &serial, "Push", Action::Push)
                     .await
@@ -410,11 +408,13 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::PullRequest>,
     ) -> Result<Response<Self::PullBySubjectStream>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::PullBySubject, Action::Pull)
             .await?;
         if let Err(denial) = crate::policy::authz::tree_reader(&caller, &self.tree, &self.region) {
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(&caller), "PullBySubject", Action::Pull, denial.into())
                 .await);
@@ -427,6 +427,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 "must be a subject identifier (letters and digits, at most 64)",
             );
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(&caller), "PullBySubject", Action::Pull, refusal)
                 .await);
@@ -436,13 +437,14 @@ impl pb::exchange_server::Exchange for ExchangeService {
         // goes through the group commit.
         let asked = subject.clone();
         let held = self
+            .ctx
             .store
             .call(move |s| s.records_of(&asked))
             .await
             .map_err(|e| store_status(&e))?;
         // Released as held, except what no one may have: records suspended by an
         // objection, purged, deleted, repaired or past their retention (R-OBJ-3, R-SEC-2).
-        let today = self.clock.today();
+        let today = self.ctx.clock.today();
         let total = held.len();
         let records: Vec<_> = held
             .into_iter()
@@ -452,7 +454,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                     None,
                     today,
                     &self.publication,
-                    self.store.objection_open(&r.id),
+                    self.ctx.store.objection_open(&r.id),
                 )
                 .is_none()
             })
@@ -461,7 +463,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
             caller.uri(),
             Action::Pull,
             "PullBySubject",
-            self.clock.now_ms(),
+            self.ctx.clock.now_ms(),
         );
         e.subject = Some(subject);
         e.count = records.len() as u64;
@@ -476,7 +478,8 @@ impl pb::exchange_server::Exchange for ExchangeService {
             total - records.len()
         );
         // The use is on record before any data leaves the node.
-        self.usage
+        self.ctx
+            .usage
             .append(vec![e])
             .await
             .map_err(|e| store_status(&e))?;

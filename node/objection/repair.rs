@@ -102,7 +102,7 @@ impl ObjectionService {
             caller.uri(),
             Action::Repair,
             "Repair",
-            self.config.clock.now_ms(),
+            self.ctx.clock.now_ms(),
         );
         entry.record_ids = Uuid::parse_str(request.get_ref().record_id.trim())
             .into_iter()
@@ -134,7 +134,7 @@ impl ObjectionService {
             "the repair decision",
         )?;
         let at = self.actor(caller);
-        let publication = self.config.publication.clone();
+        let publication = self.ctx.config.publication.clone();
         self.step(move |s| {
             let record = s.record(&id)?;
             let open = s.objection_open(&id);

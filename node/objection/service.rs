@@ -7,14 +7,11 @@
 //! version where the step changes it, and the usage entry. A refused step writes its
 //! refusal to the usage log and nothing else.
 
-use std::sync::Arc;
-
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
 use super::origin::take_case;
 use super::steps::{self, Actor, Filing, Kind, Next, Refused, Resolve};
-use crate::config::Config;
 use crate::config::next_hop;
 use crate::domain::caller::{CallerId, Role};
 use crate::domain::case::{Answer, Case, Fault, Outcome};
@@ -22,14 +19,12 @@ use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::record::mask_id;
 use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
-use crate::policy::Validator;
 use crate::policy::authz::Rpc;
 use crate::rpc::Context;
 use crate::rpc::convert::case::case_to_wire;
-use crate::rpc::gate::Gate;
 use crate::rpc::input;
 use crate::rpc::refusal::{Refusal, store_status};
-use crate::store::{OriginChange, Store, StoreError, UsageLog};
+use crate::store::{OriginChange, Store, StoreError};
 
 pub(super) const MAX_REASON: usize = 4000;
 const MAX_EVIDENCE: usize = 1000;
@@ -37,11 +32,7 @@ const MAX_EVIDENCE: usize = 1000;
 /// The Objections service of one node.
 #[derive(Clone)]
 pub struct ObjectionService {
-    pub(super) config: Arc<Config>,
-    store: Store,
-    validator: Arc<Validator>,
-    gate: Gate,
-    pub(super) usage: UsageLog,
+    pub(super) ctx: Context,
 }
 
 /// A step that did not happen: refused (logged with its field and rule), or failed.
@@ -91,13 +82,7 @@ macro_rules! refuse_step {
 
 impl ObjectionService {
     pub fn new(node: &Context) -> Self {
-        ObjectionService {
-            config: node.config.clone(),
-            store: node.store.clone(),
-            validator: node.validator.clone(),
-            gate: node.gate.clone(),
-            usage: node.usage.clone(),
-        }
+        ObjectionService { ctx: node.clone() }
     }
 
     pub(super) fn entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
@@ -105,14 +90,14 @@ impl ObjectionService {
             caller.uri(),
             Action::Objection,
             rpc,
-            self.config.clock.now_ms(),
+            self.ctx.clock.now_ms(),
         )
     }
 
     fn wire(&self, case: &Case) -> pb::ObjectionCase {
         case_to_wire(
             case,
-            Some((&self.config.calendar, self.config.clock.today())),
+            Some((&self.ctx.config.calendar, self.ctx.clock.today())),
         )
     }
 
@@ -120,7 +105,7 @@ impl ObjectionService {
     pub(super) async fn fail(&self, entry: UsageEntry, fail: Fail) -> Status {
         match fail {
             Fail::Failed(status) => status,
-            Fail::Refused(r) => crate::rpc::refusal::refuse(&self.usage, entry, r).await,
+            Fail::Refused(r) => crate::rpc::refusal::refuse(&self.ctx.usage, entry, r).await,
         }
     }
 
@@ -140,8 +125,9 @@ impl ObjectionService {
         &self,
         f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Fail> {
-        let store = self.store.clone();
-        self.store
+        let store = self.ctx.store.clone();
+        self.ctx
+            .store
             .call(move |_| f(store))
             .await
             .map_err(|e| Fail::Failed(store_status(&e)))
@@ -154,7 +140,7 @@ impl ObjectionService {
         + Send
         + 'static,
     ) -> Result<T, Fail> {
-        let now = self.config.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         self.blocking(move |s| s.origin_write(now, decide))
             .await?
             .map_err(Fail::Refused)
@@ -163,10 +149,10 @@ impl ObjectionService {
     /// The caller, this node and its clock, as a step sees them.
     pub(super) fn actor(&self, caller: &CallerId) -> Actor {
         Actor {
-            local: self.config.region,
+            local: self.ctx.config.region,
             by: caller.uri(),
-            now_ms: self.config.clock.now_ms(),
-            today: self.config.clock.today(),
+            now_ms: self.ctx.clock.now_ms(),
+            today: self.ctx.clock.today(),
         }
     }
 
@@ -203,7 +189,8 @@ impl ObjectionService {
             self.blocking(move |s| take_case(&s, kept, local, now, &by, "File"))
                 .await?;
         } else {
-            let Some(hop) = next_hop(&self.config.children, &case.owner).map(|c| c.region) else {
+            let Some(hop) = next_hop(&self.ctx.config.children, &case.owner).map(|c| c.region)
+            else {
                 return Err(Refusal::new(
                     Code::FailedPrecondition,
                     "record_id",
@@ -322,8 +309,8 @@ impl ObjectionService {
             );
         }
         let at = self.actor(caller);
-        let validator = self.validator.clone();
-        let calendar = self.config.calendar.clone();
+        let validator = self.ctx.validator.clone();
+        let calendar = self.ctx.config.calendar.clone();
         let resolve = Resolve {
             outcome,
             fault,
@@ -348,6 +335,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::FileObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Objection)
             .await?;
@@ -364,6 +352,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::CheckObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Objection)
             .await?;
@@ -377,6 +366,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::ReplyObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::ObjectionReply, Action::Objection)
             .await?;
@@ -390,6 +380,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::ResolveObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Objection)
             .await?;
@@ -409,12 +400,13 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::ListObjections>,
     ) -> Result<Response<pb::ObjectionList>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::ObjectionReply, Action::Objection)
             .await?;
         let req = request.into_inner();
-        let (local, today) = (self.config.region, self.config.clock.today());
-        let calendar = self.config.calendar.clone();
+        let (local, today) = (self.ctx.config.region, self.ctx.clock.today());
+        let calendar = self.ctx.config.calendar.clone();
         let provider = (caller.role == Role::Provider).then(|| caller.id.clone());
         let listed = self.blocking(move |s| {
             let mut out = Vec::new();
@@ -445,13 +437,14 @@ impl pb::objections_server::Objections for ObjectionService {
         let mut e = self.entry(&caller, "List");
         e.count = cases.len() as u64;
         e.detail = format!("listed {} objection cases", cases.len());
-        self.usage
+        self.ctx
+            .usage
             .append(vec![e])
             .await
             .map_err(|e| store_status(&e))?;
         Ok(Response::new(pb::ObjectionList {
             cases: cases.iter().map(|c| self.wire(c)).collect(),
-            calendar_years: self.config.calendar.years().map(|(y, _)| y).collect(),
+            calendar_years: self.ctx.config.calendar.years().map(|(y, _)| y).collect(),
         }))
     }
 
@@ -460,6 +453,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::RepairRequest>,
     ) -> Result<Response<pb::RepairResult>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Repair)
             .await?;
@@ -471,6 +465,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::PurgeRequest>,
     ) -> Result<Response<pb::PurgeResult>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Purge)
             .await?;

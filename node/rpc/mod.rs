@@ -20,7 +20,8 @@ use crate::rpc::gate::Gate;
 use crate::store::{Store, UsageLog};
 
 /// What every service takes from the node it serves in, built once by
-/// `server::Node::serve` (`Node::context`): each service clones the parts it holds.
+/// `server::Node::serve` (`Node::context`). Exchange, access, objection and census hold
+/// it whole; federation still keeps the parts it uses.
 #[derive(Clone)]
 pub struct Context {
     pub config: Arc<Config>,
