@@ -73,13 +73,16 @@ pub struct Node {
 
 impl Node {
     /// The parts of this node a service takes.
-    pub fn context(&self) -> Context {
+    pub fn context(&self, gate: Gate, usage: crate::store::UsageLog) -> Context {
         Context {
-            config: self.config.clone(),
+            config: Arc::new(self.config.clone()),
             store: self.store.clone(),
             validator: self.validator.clone(),
             signer: self.signer.clone(),
             verifier: self.verifier.clone(),
+            gate,
+            usage,
+            clock: self.config.clock.clone(),
         }
     }
 
@@ -140,20 +143,16 @@ impl Node {
             shutdown.await;
             let _ = stopping_tx.send(true);
         };
+        let usage_log = crate::store::UsageLog::spawn(self.store.clone());
         let gate = Gate::new(
             config.region,
-            self.store.clone(),
+            usage_log.clone(),
             self.tls.clone(),
             stopping.clone(),
+            config.clock.clone(),
         );
-        let usage_log = crate::store::UsageLog::spawn(self.store.clone());
-        let exchange = ExchangeService::new(
-            config,
-            self.store.clone(),
-            self.validator.clone(),
-            gate.clone(),
-            usage_log.clone(),
-        );
+        let ctx = self.context(gate, usage_log);
+        let exchange = ExchangeService::new(&ctx);
         let authenticate = Authenticate(self.tls.clone());
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -173,14 +172,7 @@ impl Node {
             .build_v1alpha()
             .map_err(|e| NodeError::Reflection(e.to_string()))?;
 
-        let federation = FederationService::new(
-            Arc::new(config.clone()),
-            self.store.clone(),
-            self.validator.clone(),
-            self.verifier.clone(),
-            gate.clone(),
-            self.uplink.clone(),
-        );
+        let federation = FederationService::new(&ctx, self.uplink.clone());
         health
             .set_serving::<pb::federation_server::FederationServer<FederationService>>()
             .await;
@@ -228,12 +220,7 @@ impl Node {
             ),
             None => None,
         };
-        let access = AccessService::new(
-            &self.context(),
-            gate.clone(),
-            parent_channel,
-            usage_log.clone(),
-        );
+        let access = AccessService::new(&ctx, parent_channel);
         health
             .set_serving::<pb::query_server::QueryServer<AccessService>>()
             .await;
@@ -249,21 +236,12 @@ impl Node {
             Authenticate(self.tls.clone()),
         );
         let census = InterceptedService::new(
-            pb::census_server::CensusServer::new(crate::census::service::CensusService::new(
-                Arc::new(config.clone()),
-                self.store.clone(),
-                gate.clone(),
-                usage_log.clone(),
-            )),
+            pb::census_server::CensusServer::new(crate::census::service::CensusService::new(&ctx)),
             Authenticate(self.tls.clone()),
         );
         let objections = InterceptedService::new(
             pb::objections_server::ObjectionsServer::new(
-                crate::objection::service::ObjectionService::new(
-                    &self.context(),
-                    gate.clone(),
-                    usage_log.clone(),
-                ),
+                crate::objection::service::ObjectionService::new(&ctx),
             ),
             Authenticate(self.tls.clone()),
         );
@@ -278,6 +256,7 @@ impl Node {
             self.store.clone(),
             self.signer.clone(),
             config.region,
+            config.clock.clone(),
             config.checkpoint_every,
             stopping.clone(),
         );
@@ -319,7 +298,7 @@ impl Node {
             .max_concurrent_streams(config.connections.max_streams)
             .layer(crate::identity::conn::CountStreams)
             .layer(crate::rpc::codec::LogUndecodable {
-                gate: gate.clone(),
+                gate: ctx.gate.clone(),
                 tls: self.tls.clone(),
             })
             .add_service(health_service)

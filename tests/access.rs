@@ -498,6 +498,7 @@ async fn checkpoints_reach_the_parent_and_the_operator_rpc_verifies_against_them
         county.store(),
         &county.node.signer,
         county.node.config.region,
+        county.node.config.clock.signing_ms(), // wall-clock: signing times only
     )
     .unwrap()
     .expect("the log grew, so a checkpoint is due");

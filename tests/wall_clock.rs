@@ -16,7 +16,8 @@ const READS_THE_WALL_CLOCK: &[&str] = &[
     concat!("Utc::", "now"),
     concat!("SystemTime::", "now"),
     "Clock::system",
-    "usage::now_ms",
+    // The real time even on a moved clock, for signing times only.
+    "signing_ms",
     // The CLI's previous month, called or imported (`previous_month_of(day)` is fine).
     "cli::previous_month(",
     "cli::previous_month;",

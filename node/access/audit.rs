@@ -5,15 +5,15 @@
 use tonic::{Code, Request, Response, Status};
 
 use super::consents::subject_id;
-use super::{AccessService, MAX_HISTORY, refusal};
+use super::{AccessService, MAX_HISTORY};
 use crate::domain::caller::{CallerId, Role};
-use crate::domain::region::RegionCode;
-use crate::domain::usage::{self, Action, Checkpoint, UsageEntry};
+use crate::domain::usage::{Action, Checkpoint, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::rpc::convert::consent::{checkpoint_from_wire, checkpoint_to_wire};
 use crate::rpc::convert::usage::usage_record_to_wire;
-use crate::rpc::refusal::store_status;
+use crate::rpc::input;
+use crate::rpc::refusal::{Refusal, store_status};
 
 /// The bound on one `Audit.Verify`: it reads the whole usage log, which on a big store
 /// takes far longer than `[store] call_timeout_secs`. Only a call past its own bound
@@ -21,8 +21,8 @@ use crate::rpc::refusal::store_status;
 const VERIFY_BOUND: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl AccessService {
-    fn audit_entry(caller: &CallerId, rpc: &str) -> UsageEntry {
-        UsageEntry::new(caller.uri(), Action::Audit, rpc, usage::now_ms())
+    fn audit_entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
+        UsageEntry::new(caller.uri(), Action::Audit, rpc, self.ctx.clock.now_ms())
     }
 
     /// This node's checkpoints as its parent keeps them.
@@ -32,7 +32,7 @@ impl AccessService {
         };
         let mut client = pb::audit_client::AuditClient::new(channel);
         let req = pb::CheckpointsRequest {
-            node: self.config.region.to_string(),
+            node: self.ctx.config.region.to_string(),
         };
         let list =
             tokio::time::timeout(std::time::Duration::from_secs(10), client.checkpoints(req))
@@ -54,6 +54,7 @@ impl pb::audit_server::Audit for AccessService {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyReport>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::AuditVerify, Action::Audit)
             .await?;
@@ -62,17 +63,18 @@ impl pb::audit_server::Audit for AccessService {
             Err(e) => (Vec::new(), e),
         };
         let parent_count = parent.len() as u32;
-        let store = self.store.clone();
-        let verifier = self.verifier.clone();
-        let region = self.config.region;
+        let store = self.ctx.store.clone();
+        let verifier = self.ctx.verifier.clone();
+        let region = self.ctx.config.region;
         let report = self
+            .ctx
             .store
             .call_within(VERIFY_BOUND, move |_| {
                 store.verify_usage(&region, &parent, Some(&verifier))
             })
             .await
             .map_err(|e| store_status(&e))?;
-        let mut e = Self::audit_entry(&caller, "Verify");
+        let mut e = self.audit_entry(&caller, "Verify");
         e.count = report.entries;
         e.detail = match report.findings.first() {
             None => format!(
@@ -112,11 +114,12 @@ impl pb::audit_server::Audit for AccessService {
         request: Request<pb::HistoryRequest>,
     ) -> Result<Response<pb::HistoryResult>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::History, Action::Audit)
             .await?;
         let req = request.into_inner();
-        let mut entry = Self::audit_entry(&caller, "History");
+        let mut entry = self.audit_entry(&caller, "History");
         if caller.role == Role::Node {
             entry.on_behalf_of = Some(req.on_behalf_of.clone());
             // An operator of the forwarding child or of a node below it, never of
@@ -126,7 +129,7 @@ impl pb::audit_server::Audit for AccessService {
                     && (c.region == caller.region || caller.region.contains(&c.region))
             });
             if !self.is_child(&caller) || !for_operator {
-                let r = refusal(
+                let r = Refusal::new(
                     Code::PermissionDenied,
                     "on_behalf_of",
                     "R-SEC-3",
@@ -136,8 +139,7 @@ impl pb::audit_server::Audit for AccessService {
                 return Err(self.refuse(entry, r).await);
             }
         } else if !req.on_behalf_of.is_empty() {
-            let r = refusal(
-                Code::InvalidArgument,
+            let r = Refusal::invalid(
                 "on_behalf_of",
                 "R-SEC-3",
                 "only a forwarding node names another party",
@@ -146,21 +148,22 @@ impl pb::audit_server::Audit for AccessService {
         }
         let subject = match subject_id(
             &req.subject_id,
-            &self.config.legacy_codes,
-            self.config.clock.today(),
+            &self.ctx.config.legacy_codes,
+            self.ctx.clock.today(),
         ) {
             Ok(s) => s,
             Err(r) => return Err(self.refuse(entry, r).await),
         };
         entry.subject = Some(subject.clone());
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let s = subject.clone();
         let local = self
+            .ctx
             .store
             .call(move |_| store.usage_of_subject(&s, MAX_HISTORY))
             .await
             .map_err(|e| store_status(&e))?;
-        let region = self.config.region;
+        let region = self.ctx.config.region;
         let mut result = pb::HistoryResult {
             entries: local
                 .iter()
@@ -211,19 +214,17 @@ impl pb::audit_server::Audit for AccessService {
         request: Request<pb::CheckpointsRequest>,
     ) -> Result<Response<pb::CheckpointList>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Checkpoints, Action::Audit)
             .await?;
-        let entry = Self::audit_entry(&caller, "Checkpoints");
-        let node = match RegionCode::parse(&request.get_ref().node) {
+        let entry = self.audit_entry(&caller, "Checkpoints");
+        let node = match input::region(&request.get_ref().node, "node", "R-SEC-3") {
             Ok(n) => n,
-            Err(e) => {
-                let r = refusal(Code::InvalidArgument, "node", "R-SEC-3", e.to_string());
-                return Err(self.refuse(entry, r).await);
-            }
+            Err(r) => return Err(self.refuse(entry, r).await),
         };
         if caller.role == Role::Node && (caller.region != node || !self.is_child(&caller)) {
-            let r = refusal(
+            let r = Refusal::new(
                 Code::PermissionDenied,
                 "node",
                 "R-SEC-3",
@@ -231,8 +232,9 @@ impl pb::audit_server::Audit for AccessService {
             );
             return Err(self.refuse(entry, r).await);
         }
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let list = self
+            .ctx
             .store
             .call(move |_| store.checkpoints(Some(&node)))
             .await

@@ -5,17 +5,18 @@ use chrono::{Months, NaiveDate};
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
-use super::{AccessService, refusal};
+use super::AccessService;
 use crate::config::next_hop;
 use crate::domain::caller::{CallerId, Role};
 use crate::domain::consent::{Consent, Purpose, Terms};
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::record::mask_id;
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::policy::identifier::{check_resident_id, check_uscc, normalise_id};
 use crate::rpc::convert::consent::consent_to_wire;
+use crate::rpc::input;
 use crate::rpc::refusal::{Refusal, store_status};
 use crate::store::{Change, ReplicaOutcome};
 
@@ -44,8 +45,7 @@ pub(super) fn subject_id(
     if ok {
         Ok(id)
     } else {
-        Err(refusal(
-            Code::InvalidArgument,
+        Err(Refusal::invalid(
             "subject_id",
             "R-DATA-1",
             "must be a valid Unified Social Credit Code or resident identity number",
@@ -53,40 +53,22 @@ pub(super) fn subject_id(
     }
 }
 
-fn date(s: &str, field: &str) -> Result<NaiveDate, Refusal> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
-        refusal(
-            Code::InvalidArgument,
-            field,
-            "R-REL-4",
-            format!("must be a date YYYY-MM-DD, got {s:?}"),
-        )
-    })
-}
-
 pub(super) fn consent_id(s: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(s.trim()).map_err(|_| {
-        refusal(
-            Code::InvalidArgument,
-            "consent_id",
-            "R-REL-4",
-            "must be a consent id (a UUID)",
-        )
-    })
+    input::uuid(s, "consent_id", "R-REL-4")
+        .map_err(|r| r.with_message("must be a consent id (a UUID)"))
 }
 
 impl AccessService {
     fn terms(&self, caller: &CallerId, req: pb::GrantRequest) -> Result<Terms, Refusal> {
         let subject_id = subject_id(
             &req.subject_id,
-            &self.config.legacy_codes,
-            self.config.clock.today(),
+            &self.ctx.config.legacy_codes,
+            self.ctx.clock.today(),
         )?;
         let grantee = match CallerId::parse_uri(req.grantee.trim()) {
             Ok(g) if g.role == Role::Agency => g.uri(),
             _ => {
-                return Err(refusal(
-                    Code::InvalidArgument,
+                return Err(Refusal::invalid(
                     "grantee",
                     "R-REL-4",
                     "must be the agency's identity as in its certificate, \
@@ -95,16 +77,14 @@ impl AccessService {
             }
         };
         let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
-            refusal(
-                Code::InvalidArgument,
+            Refusal::invalid(
                 "purpose",
                 "R-REL-6",
                 format!("must be one of {}", Purpose::codes()),
             )
         })?;
         if req.purpose_text.chars().count() > MAX_TEXT {
-            return Err(refusal(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "purpose_text",
                 "R-REL-4",
                 format!("at most {MAX_TEXT} characters"),
@@ -119,32 +99,29 @@ impl AccessService {
         categories.sort();
         categories.dedup();
         if categories.is_empty() {
-            return Err(refusal(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "categories",
                 "R-REL-4",
                 "a consent names the categories it covers",
             ));
         }
-        let catalog = self.validator.catalog();
+        let catalog = self.ctx.validator.catalog();
         if let Some(c) = categories.iter().find(|c| catalog.get(c).is_none()) {
-            return Err(refusal(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "categories",
                 "R-DATA-2",
                 format!("unknown category {c:?}"),
             ));
         }
-        let today = self.config.clock.today();
+        let today = self.ctx.clock.today();
         let valid_from = if req.valid_from.trim().is_empty() {
             today
         } else {
-            date(&req.valid_from, "valid_from")?
+            input::date(&req.valid_from, "valid_from", "R-REL-4")?
         };
-        let valid_until = date(&req.valid_until, "valid_until")?;
+        let valid_until = input::date(&req.valid_until, "valid_until", "R-REL-4")?;
         if valid_until < valid_from || valid_until < today {
-            return Err(refusal(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "valid_until",
                 "R-REL-4",
                 "must be today or later, and not before valid_from",
@@ -152,14 +129,13 @@ impl AccessService {
         }
         // A consent is for a purpose at hand, not for ever: its term is capped, and so is
         // how far ahead it may start.
-        let years = self.config.consent_max_term_years;
+        let years = self.ctx.config.consent_max_term_years;
         let term = Months::new(12 * years);
         if today
             .checked_add_months(term)
             .is_none_or(|last| valid_from > last)
         {
-            return Err(refusal(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "valid_from",
                 "R-REL-4",
                 format!("must be within {years} years from today"),
@@ -172,8 +148,7 @@ impl AccessService {
             .and_then(|before| before.checked_add_months(term))
             && valid_until > last
         {
-            return Err(refusal(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "valid_until",
                 "R-REL-4",
                 format!(
@@ -189,13 +164,12 @@ impl AccessService {
             ("purpose_text", &req.purpose_text),
         ] {
             if let Some(m) = crate::policy::text::hidden(text) {
-                return Err(refusal(Code::InvalidArgument, field, "R-REL-4", m));
+                return Err(Refusal::invalid(field, "R-REL-4", m));
             }
         }
         let evidence = req.evidence.trim().to_string();
         if evidence.is_empty() || evidence.chars().count() > 200 {
-            return Err(refusal(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "evidence",
                 "R-REL-4",
                 "the number of the subject's signed paper is required (at most 200 characters)",
@@ -212,13 +186,13 @@ impl AccessService {
             valid_until,
             evidence,
             recorded_by: caller.uri(),
-            recorded_at_ms: usage::now_ms(),
-            node: self.config.region,
+            recorded_at_ms: self.ctx.clock.signing_ms(),
+            node: self.ctx.config.region,
         })
     }
 
-    fn entry(caller: &CallerId, rpc: &str) -> UsageEntry {
-        UsageEntry::new(caller.uri(), Action::Consent, rpc, usage::now_ms())
+    fn entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
+        UsageEntry::new(caller.uri(), Action::Consent, rpc, self.ctx.clock.now_ms())
     }
 
     async fn write_consent(
@@ -226,8 +200,9 @@ impl AccessService {
         consent: Consent,
         entry: UsageEntry,
     ) -> Result<ReplicaOutcome, Status> {
-        let store = self.store.clone();
-        self.store
+        let store = self.ctx.store.clone();
+        self.ctx
+            .store
             .call(move |_| store.append_local(Change::Consent(consent), vec![entry]))
             .await
             .map_err(|e| store_status(&e))
@@ -236,10 +211,11 @@ impl AccessService {
     async fn held(&self, caller: &CallerId, rpc: &str, raw_id: &str) -> Result<Consent, Status> {
         let id = match consent_id(raw_id) {
             Ok(id) => id,
-            Err(r) => return Err(self.refuse(Self::entry(caller, rpc), r).await),
+            Err(r) => return Err(self.refuse(self.entry(caller, rpc), r).await),
         };
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let found = self
+            .ctx
             .store
             .call(move |_| store.consent(&id))
             .await
@@ -247,12 +223,12 @@ impl AccessService {
         match found {
             Some(c) => Ok(c),
             None => {
-                let mut e = Self::entry(caller, rpc);
+                let mut e = self.entry(caller, rpc);
                 e.consent_id = Some(id.to_string());
                 Err(self
                     .refuse(
                         e,
-                        refusal(
+                        Refusal::new(
                             Code::NotFound,
                             "consent_id",
                             "R-REL-4",
@@ -272,17 +248,18 @@ impl pb::consents_server::Consents for AccessService {
         request: Request<pb::GrantRequest>,
     ) -> Result<Response<pb::Consent>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
         let terms = match self.terms(&caller, request.into_inner()) {
             Ok(t) => t,
-            Err(r) => return Err(self.refuse(Self::entry(&caller, "Grant"), r).await),
+            Err(r) => return Err(self.refuse(self.entry(&caller, "Grant"), r).await),
         };
-        let consent = Consent::sign(terms, &self.signer)
+        let consent = Consent::sign(terms, &self.ctx.signer)
             .map_err(|e| Status::internal(format!("cannot sign the consent: {e}")))?;
         let t = &consent.terms;
-        let mut e = Self::entry(&caller, "Grant");
+        let mut e = self.entry(&caller, "Grant");
         e.subject = Some(t.subject_id.clone());
         e.purpose = Some(t.purpose.to_string());
         e.consent_id = Some(t.id.to_string());
@@ -299,7 +276,7 @@ impl pb::consents_server::Consents for AccessService {
             grantee = %consent.terms.grantee, "consent recorded");
         Ok(Response::new(consent_to_wire(
             &consent,
-            self.config.clock.today(),
+            self.ctx.clock.today(),
         )))
     }
 
@@ -308,16 +285,17 @@ impl pb::consents_server::Consents for AccessService {
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::Consent>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
         let req = request.into_inner();
         let mut consent = self.held(&caller, "Withdraw", &req.id).await?;
-        let mut e = Self::entry(&caller, "Withdraw");
+        let mut e = self.entry(&caller, "Withdraw");
         e.subject = Some(consent.terms.subject_id.clone());
         e.consent_id = Some(consent.terms.id.to_string());
         if let Some(w) = &consent.withdrawal {
-            let r = refusal(
+            let r = Refusal::new(
                 Code::FailedPrecondition,
                 "id",
                 "R-REL-4",
@@ -330,9 +308,9 @@ impl pb::consents_server::Consents for AccessService {
             .withdraw(
                 &caller.uri(),
                 &reason,
-                self.config.region,
-                usage::now_ms(),
-                &self.signer,
+                self.ctx.config.region,
+                self.ctx.clock.signing_ms(),
+                &self.ctx.signer,
             )
             .map_err(|e| Status::internal(format!("cannot sign the withdrawal: {e}")))?;
         e.detail = format!("consent withdrawn: {reason}");
@@ -341,7 +319,7 @@ impl pb::consents_server::Consents for AccessService {
             ReplicaOutcome::Applied => {}
             // Withdrawn meanwhile by a concurrent call: the first one stands.
             _ => {
-                let r = refusal(
+                let r = Refusal::new(
                     Code::FailedPrecondition,
                     "id",
                     "R-REL-4",
@@ -352,11 +330,11 @@ impl pb::consents_server::Consents for AccessService {
         }
         // A consent recorded below: its node and the nodes between learn of the
         // withdrawal through a notice (the changelog only flows upward).
-        if consent.terms.node != self.config.region
-            && let Some(hop) = next_hop(&self.config.children, &consent.terms.node)
+        if consent.terms.node != self.ctx.config.region
+            && let Some(hop) = next_hop(&self.ctx.config.children, &consent.terms.node)
         {
             let hop = hop.region;
-            let store = self.store.clone();
+            let store = self.ctx.store.clone();
             let notice = Notice {
                 id: 0,
                 kind: NoticeKind::ConsentWithdrawal,
@@ -365,13 +343,14 @@ impl pb::consents_server::Consents for AccessService {
                 subject_id: consent.terms.subject_id.clone(),
                 text: format!(
                     "consent {} withdrawn at {}: {reason}",
-                    consent.terms.id, self.config.region
+                    consent.terms.id, self.ctx.config.region
                 ),
-                from: self.config.region,
-                created_at_ms: usage::now_ms(),
+                from: self.ctx.config.region,
+                created_at_ms: self.ctx.clock.now_ms(),
                 objection: None,
             };
             let queued = self
+                .ctx
                 .store
                 .call(move |_| {
                     let notice = Notice {
@@ -388,23 +367,24 @@ impl pb::consents_server::Consents for AccessService {
         tracing::info!(consent = %consent.terms.id, "consent withdrawn");
         Ok(Response::new(consent_to_wire(
             &consent,
-            self.config.clock.today(),
+            self.ctx.clock.today(),
         )))
     }
 
     async fn get(&self, request: Request<pb::ConsentId>) -> Result<Response<pb::Consent>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
         let consent = self.held(&caller, "Get", &request.get_ref().id).await?;
-        let mut e = Self::entry(&caller, "Get");
+        let mut e = self.entry(&caller, "Get");
         e.subject = Some(consent.terms.subject_id.clone());
         e.consent_id = Some(consent.terms.id.to_string());
         self.log(vec![e]).await?;
         Ok(Response::new(consent_to_wire(
             &consent,
-            self.config.clock.today(),
+            self.ctx.clock.today(),
         )))
     }
 
@@ -413,29 +393,31 @@ impl pb::consents_server::Consents for AccessService {
         request: Request<pb::ListConsentsRequest>,
     ) -> Result<Response<pb::ConsentList>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Consents, Action::Consent)
             .await?;
         let subject = match subject_id(
             &request.get_ref().subject_id,
-            &self.config.legacy_codes,
-            self.config.clock.today(),
+            &self.ctx.config.legacy_codes,
+            self.ctx.clock.today(),
         ) {
             Ok(s) => s,
-            Err(r) => return Err(self.refuse(Self::entry(&caller, "List"), r).await),
+            Err(r) => return Err(self.refuse(self.entry(&caller, "List"), r).await),
         };
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let s = subject.clone();
         let consents = self
+            .ctx
             .store
             .call(move |_| store.consents_of(&s))
             .await
             .map_err(|e| store_status(&e))?;
-        let mut e = Self::entry(&caller, "List");
+        let mut e = self.entry(&caller, "List");
         e.subject = Some(subject);
         e.count = consents.len() as u64;
         self.log(vec![e]).await?;
-        let today = self.config.clock.today();
+        let today = self.ctx.clock.today();
         Ok(Response::new(pb::ConsentList {
             consents: consents.iter().map(|c| consent_to_wire(c, today)).collect(),
         }))

@@ -16,20 +16,17 @@ mod query;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use tonic::Status;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 
-use crate::config::Config;
 use crate::domain::caller::CallerId;
 use crate::domain::consent::Consent;
 use crate::domain::record::Hash;
 use crate::domain::usage::UsageEntry;
-use crate::identity::signing::{NodeSigner, SignatureVerifier, VerifyError};
-use crate::policy::Validator;
+use crate::identity::signing::{NodeSigner, VerifyError};
 use crate::rpc::Context;
-use crate::rpc::gate::Gate;
 use crate::rpc::refusal::{Refusal, store_status};
-use crate::store::{Store, UsageLog};
+use crate::store::Store;
 
 /// Record ids listed in one usage entry at most (the count is always there).
 const MAX_IDS_PER_ENTRY: usize = 1_000;
@@ -39,16 +36,9 @@ const MAX_HISTORY: usize = 10_000;
 /// The Consents, Query and Audit services of one node.
 #[derive(Clone)]
 pub struct AccessService {
-    config: Arc<Config>,
-    store: Store,
-    validator: Arc<Validator>,
-    signer: Arc<NodeSigner>,
-    verifier: Arc<SignatureVerifier>,
-    gate: Gate,
+    ctx: Context,
     /// To the parent, as this node (forwarded queries and history, checkpoints).
     parent: Option<Channel>,
-    /// Usage entries go through the group-commit writer.
-    usage: UsageLog,
     /// Digests of consents whose signatures checked out: checking two ECDSA signatures
     /// (the certificate's and the consent's) on every query would cost more than the
     /// rest of the query. A consent changes only by gaining a withdrawal, which changes
@@ -61,16 +51,10 @@ const MAX_VERIFIED: usize = 100_000;
 
 impl AccessService {
     /// The services of a node (`node`, its parts); `parent` is a channel to its parent as the node.
-    pub fn new(node: &Context, gate: Gate, parent: Option<Channel>, usage: UsageLog) -> Self {
+    pub fn new(node: &Context, parent: Option<Channel>) -> Self {
         AccessService {
-            config: Arc::new(node.config.clone()),
-            store: node.store.clone(),
-            validator: node.validator.clone(),
-            signer: node.signer.clone(),
-            verifier: node.verifier.clone(),
-            gate,
+            ctx: node.clone(),
             parent,
-            usage,
             verified: Arc::default(),
         }
     }
@@ -85,12 +69,12 @@ impl AccessService {
                 d.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
                 d
             }
-            Err(_) => return consent.verify(&self.verifier),
+            Err(_) => return consent.verify(&self.ctx.verifier),
         };
         if self.verified.lock().is_ok_and(|v| v.contains(&digest)) {
             return Ok(());
         }
-        consent.verify(&self.verifier)?;
+        consent.verify(&self.ctx.verifier)?;
         if let Ok(mut v) = self.verified.lock() {
             if v.len() >= MAX_VERIFIED {
                 v.clear();
@@ -102,40 +86,27 @@ impl AccessService {
 
     /// Appends `entry` durably; the use is on record before anything leaves the node.
     async fn log(&self, entries: Vec<UsageEntry>) -> Result<(), Status> {
-        self.usage
+        self.ctx
+            .usage
             .append(entries)
             .await
             .map_err(|e| store_status(&e))
     }
 
-    /// Logs `entry` as refused with `refusal` and returns the caller's status. A refusal
-    /// that cannot be logged is still refused (and the node's log says why).
+    /// Logs `entry` as refused with `refusal` and returns the caller's status
+    /// (`rpc::refusal::refuse`).
     async fn refuse(&self, entry: UsageEntry, refusal: Refusal) -> Status {
-        tracing::info!(caller = %entry.caller, rpc = %entry.rpc, rule = %refusal.rule,
-            field = %refusal.field, code = ?refusal.code, "refused");
-        let entry = entry.refused(
-            refusal.code,
-            &refusal.field,
-            &refusal.rule,
-            &refusal.message,
-        );
-        if let Err(e) = self.log(vec![entry]).await {
-            tracing::error!(error = %e, "could not log a refusal");
-        }
-        refusal.status()
+        crate::rpc::refusal::refuse(&self.ctx.usage, entry, refusal).await
     }
 
     /// Whether `caller` is a node configured as this node's child.
     fn is_child(&self, caller: &CallerId) -> bool {
-        self.config
+        self.ctx
+            .config
             .children
             .iter()
             .any(|c| c.region == caller.region)
     }
-}
-
-fn refusal(code: Code, field: &str, rule: &str, message: impl Into<String>) -> Refusal {
-    Refusal::new(code, field, rule, message)
 }
 
 /// Signs a checkpoint of the usage log every `every` when the log has grown since the
@@ -145,6 +116,7 @@ pub fn spawn_checkpoints(
     store: Store,
     signer: Arc<NodeSigner>,
     region: crate::domain::region::RegionCode,
+    clock: crate::domain::clock::Clock,
     every: std::time::Duration,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
@@ -160,8 +132,10 @@ pub fn spawn_checkpoints(
             }
             let store = store.clone();
             let signer = signer.clone();
+            let at_ms = clock.signing_ms();
             let made =
-                tokio::task::spawn_blocking(move || checkpoint_now(&store, &signer, region)).await;
+                tokio::task::spawn_blocking(move || checkpoint_now(&store, &signer, region, at_ms))
+                    .await;
             match made {
                 Ok(Ok(Some(seq))) => tracing::debug!(seq, "usage log checkpoint signed"),
                 Ok(Ok(None)) => {}
@@ -178,6 +152,7 @@ pub fn checkpoint_now(
     store: &Store,
     signer: &NodeSigner,
     region: crate::domain::region::RegionCode,
+    at_ms: i64,
 ) -> Result<Option<u64>, String> {
     let (seq, head) = store.usage_head().map_err(|e| e.to_string())?;
     let last = store
@@ -188,14 +163,8 @@ pub fn checkpoint_now(
     if seq == 0 || seq <= last {
         return Ok(None);
     }
-    let cp = crate::domain::usage::Checkpoint::sign(
-        region,
-        seq,
-        head,
-        crate::domain::usage::now_ms(),
-        signer,
-    )
-    .map_err(|e| e.to_string())?;
+    let cp = crate::domain::usage::Checkpoint::sign(region, seq, head, at_ms, signer)
+        .map_err(|e| e.to_string())?;
     store
         .append_local(crate::store::Change::Checkpoint(cp), Vec::new())
         .map_err(|e| e.to_string())?;

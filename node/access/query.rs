@@ -18,11 +18,11 @@ use std::collections::BTreeMap;
 use tonic::{Code, Request, Response, Status};
 
 use super::consents::{consent_id, subject_id};
-use super::{AccessService, MAX_IDS_PER_ENTRY, refusal};
+use super::{AccessService, MAX_IDS_PER_ENTRY};
 use crate::domain::caller::{CallerId, Role};
 use crate::domain::consent::{Consent, Purpose};
 use crate::domain::record::{Record, SubjectKind, mask_id};
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::policy::mask::{Masking, mask_name, mask_text};
@@ -58,8 +58,13 @@ fn basis_of(b: i32) -> Option<Basis> {
 
 impl AccessService {
     /// The usage entry every outcome of this query fills in.
-    fn query_entry(caller: &CallerId, req: &pb::QueryRequest) -> UsageEntry {
-        let mut e = UsageEntry::new(caller.uri(), Action::Query, "Query", usage::now_ms());
+    fn query_entry(&self, caller: &CallerId, req: &pb::QueryRequest) -> UsageEntry {
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Query,
+            "Query",
+            self.ctx.clock.now_ms(),
+        );
         e.on_behalf_of = (!req.on_behalf_of.is_empty()).then(|| req.on_behalf_of.clone());
         // Only an identifier's shape goes into the permanent log and its subject index; a
         // refused id of any other shape is in the refusal's message alone.
@@ -75,7 +80,7 @@ impl AccessService {
     fn asked(&self, caller: &CallerId, req: &pb::QueryRequest) -> Result<Asked, Refusal> {
         let requester = if caller.role == Role::Node {
             if !self.is_child(caller) {
-                return Err(refusal(
+                return Err(Refusal::new(
                     Code::PermissionDenied,
                     "",
                     "R-FED-1",
@@ -86,18 +91,11 @@ impl AccessService {
                     ),
                 ));
             }
-            CallerId::parse_uri(&req.on_behalf_of).map_err(|e| {
-                refusal(
-                    Code::InvalidArgument,
-                    "on_behalf_of",
-                    "R-REL-4",
-                    e.to_string(),
-                )
-            })?
+            CallerId::parse_uri(&req.on_behalf_of)
+                .map_err(|e| Refusal::invalid("on_behalf_of", "R-REL-4", e.to_string()))?
         } else {
             if !req.on_behalf_of.is_empty() {
-                return Err(refusal(
-                    Code::InvalidArgument,
+                return Err(Refusal::invalid(
                     "on_behalf_of",
                     "R-REL-4",
                     "only a forwarding node names another party",
@@ -107,26 +105,24 @@ impl AccessService {
         };
         let subject = subject_id(
             &req.subject_id,
-            &self.config.legacy_codes,
-            self.config.clock.today(),
+            &self.ctx.config.legacy_codes,
+            self.ctx.clock.today(),
         )?;
         let purpose = Purpose::parse(req.purpose.trim()).ok_or_else(|| {
-            refusal(
-                Code::InvalidArgument,
+            Refusal::invalid(
                 "purpose",
                 "R-REL-6",
                 format!("a query states its purpose, one of {}", Purpose::codes()),
             )
         })?;
         let basis = basis_of(req.basis).ok_or_else(|| {
-            refusal(
-                Code::InvalidArgument,
+            Refusal::invalid(
                 "basis",
                 "R-REL-1",
                 "must be consent, self, statutory_duty or public",
             )
         })?;
-        let catalog = self.validator.catalog();
+        let catalog = self.ctx.validator.catalog();
         let mut categories: Vec<String> = req
             .categories
             .iter()
@@ -135,8 +131,7 @@ impl AccessService {
         categories.sort();
         categories.dedup();
         if let Some(c) = categories.iter().find(|c| catalog.get(c).is_none()) {
-            return Err(refusal(
-                Code::InvalidArgument,
+            return Err(Refusal::invalid(
                 "categories",
                 "R-DATA-2",
                 format!("unknown category {c:?}"),
@@ -146,8 +141,7 @@ impl AccessService {
             Ok(pb::Scope::Federation) => true,
             Ok(pb::Scope::Local | pb::Scope::Unspecified) => false,
             Err(_) => {
-                return Err(refusal(
-                    Code::InvalidArgument,
+                return Err(Refusal::invalid(
                     "scope",
                     "R-FED-1",
                     "must be local or federation",
@@ -159,7 +153,7 @@ impl AccessService {
         match basis {
             Basis::Consent => {
                 if requester.role != Role::Agency {
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         Code::PermissionDenied,
                         "basis",
                         "R-REL-4",
@@ -167,8 +161,7 @@ impl AccessService {
                     ));
                 }
                 if req.consent_id.trim().is_empty() {
-                    return Err(refusal(
-                        Code::InvalidArgument,
+                    return Err(Refusal::invalid(
                         "consent_id",
                         "R-REL-4",
                         "a query on consent names the consent",
@@ -182,10 +175,10 @@ impl AccessService {
                 let own_window = if caller.role == Role::Node {
                     caller.region == requester.region || caller.region.contains(&requester.region)
                 } else {
-                    requester.region == self.config.region
+                    requester.region == self.ctx.config.region
                 };
                 if requester.role != Role::Operator || !own_window {
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         Code::PermissionDenied,
                         "basis",
                         "R-REL-3",
@@ -194,8 +187,7 @@ impl AccessService {
                     ));
                 }
                 if legal_reference.is_empty() {
-                    return Err(refusal(
-                        Code::InvalidArgument,
+                    return Err(Refusal::invalid(
                         "legal_reference",
                         "R-REL-3",
                         "name the identity document or written authorisation checked",
@@ -208,15 +200,16 @@ impl AccessService {
                 let government = if caller.role == Role::Node {
                     caller.region == requester.region || caller.region.contains(&requester.region)
                 } else {
-                    requester.region == self.config.region
+                    requester.region == self.ctx.config.region
                         && self
+                            .ctx
                             .config
                             .providers
                             .iter()
                             .any(|p| p.id == requester.id && p.government)
                 };
                 if requester.role != Role::Provider || !government {
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         Code::PermissionDenied,
                         "basis",
                         "R-REL-5",
@@ -225,8 +218,7 @@ impl AccessService {
                     ));
                 }
                 if legal_reference.is_empty() {
-                    return Err(refusal(
-                        Code::InvalidArgument,
+                    return Err(Refusal::invalid(
                         "legal_reference",
                         "R-REL-5",
                         "name the law or regulation that sets the duty",
@@ -257,12 +249,13 @@ impl AccessService {
     ) -> Result<Consent, Refusal> {
         // Bounded like every store call: sled can spin on a damaged page (R-SEC-1).
         let local = self
+            .ctx
             .store
             .call(move |s| s.consent(&id))
             .await
             .map_err(|e| {
                 let status = store_status(&e);
-                refusal(status.code(), "", "R-SEC-1", status.message())
+                Refusal::new(status.code(), "", "R-SEC-1", status.message())
             })?;
         let carried = match carried.map(consent_from_wire) {
             Some(Ok(c)) if c.terms.id == id => Some(c),
@@ -271,7 +264,7 @@ impl AccessService {
             None => None,
         };
         let failed = |check: &str, message: String| {
-            refusal(Code::FailedPrecondition, check, "R-REL-4", message)
+            Refusal::new(Code::FailedPrecondition, check, "R-REL-4", message)
         };
         let Some(consent) = Consent::latest(local, carried) else {
             return Err(failed(
@@ -291,7 +284,7 @@ impl AccessService {
         asked: Asked,
         carried: Option<pb::Consent>,
     ) -> Result<pb::QueryResult, Status> {
-        let today = self.config.clock.today();
+        let today = self.ctx.clock.today();
         let mut categories = asked.categories.clone();
         if let Some(id) = asked.consent_id {
             let consent = match self.consent_for(id, carried).await {
@@ -309,17 +302,18 @@ impl AccessService {
                 &categories,
                 today,
             ) {
-                let r = refusal(Code::FailedPrecondition, f.check, "R-REL-4", f.message);
+                let r = Refusal::new(Code::FailedPrecondition, f.check, "R-REL-4", f.message);
                 return Err(self.refuse(entry, r).await);
             }
         }
         let subject = asked.subject.clone();
         let held = self
+            .ctx
             .store
             .call(move |s| s.records_of(&subject))
             .await
             .map_err(|e| store_status(&e))?;
-        let catalog = self.validator.catalog();
+        let catalog = self.ctx.validator.catalog();
         let mut kept_back: BTreeMap<&'static str, u32> = BTreeMap::new();
         let mut records: Vec<Record> = Vec::new();
         for r in held {
@@ -330,8 +324,8 @@ impl AccessService {
                 &r,
                 Some(asked.basis),
                 today,
-                &self.config.publication,
-                self.store.objection_open(&r.id),
+                &self.ctx.config.publication,
+                self.ctx.store.objection_open(&r.id),
             );
             match why {
                 Some(w) => *kept_back.entry(w.as_str()).or_default() += 1,
@@ -375,8 +369,8 @@ impl AccessService {
         tracing::debug!(requester = %asked.requester, subject = %mask_id(&asked.subject),
             basis = asked.basis.as_str(), records = records.len(), "query answered");
         Ok(pb::QueryResult {
-            answered_by: self.config.region.to_string(),
-            as_of_ms: usage::now_ms(),
+            answered_by: self.ctx.config.region.to_string(),
+            as_of_ms: self.ctx.clock.now_ms(),
             records: records
                 .iter()
                 .map(|r| {
@@ -391,7 +385,7 @@ impl AccessService {
                 .collect(),
             masked,
             withheld,
-            path: vec![self.config.region.to_string()],
+            path: vec![self.ctx.config.region.to_string()],
         })
     }
 
@@ -400,7 +394,7 @@ impl AccessService {
     /// newer (suspended, deleted, repaired, purged, not yet synced up) or withheld by
     /// this node's own rules (R-OBJ-3, R-SEC-2). Returns how many it dropped.
     async fn withhold_newer_here(&self, records: &mut Vec<pb::Record>, basis: Basis) -> u32 {
-        let today = self.config.clock.today();
+        let today = self.ctx.clock.today();
         let ids: Vec<Option<uuid::Uuid>> = records
             .iter()
             .map(|r| uuid::Uuid::parse_str(&r.id).ok())
@@ -409,6 +403,7 @@ impl AccessService {
         // be checked here, so nothing is released.
         let lookup = ids.clone();
         let here: Vec<Result<Option<Record>, ()>> = self
+            .ctx
             .store
             .call(move |s| {
                 Ok::<_, crate::store::StoreError>(
@@ -433,12 +428,18 @@ impl AccessService {
             let Some(id) = id else {
                 return true;
             };
-            let keep = !self.store.objection_open(&id)
+            let keep = !self.ctx.store.objection_open(&id)
                 && match copy {
                     Ok(Some(here)) => {
                         here.version <= r.version
-                            && withheld(&here, Some(basis), today, &self.config.publication, false)
-                                .is_none()
+                            && withheld(
+                                &here,
+                                Some(basis),
+                                today,
+                                &self.ctx.config.publication,
+                                false,
+                            )
+                            .is_none()
                     }
                     Ok(None) => true,
                     // Cannot be checked here: withheld, not released.
@@ -463,6 +464,7 @@ impl AccessService {
             return Err(Status::internal("no parent to forward to"));
         };
         let parent = self
+            .ctx
             .config
             .parent
             .as_ref()
@@ -475,12 +477,13 @@ impl AccessService {
         if let Some(id) = asked.consent_id {
             let carried = req.consent.take().and_then(|c| consent_from_wire(c).ok());
             let local = self
+                .ctx
                 .store
                 .call(move |s| s.consent(&id))
                 .await
                 .map_err(|e| store_status(&e))?;
             req.consent = Consent::latest(local, carried)
-                .map(|c| consent_to_wire(&c, self.config.clock.today()));
+                .map(|c| consent_to_wire(&c, self.ctx.clock.today()));
         }
         let mut client = pb::query_client::QueryClient::new(channel);
         let answer =
@@ -488,18 +491,18 @@ impl AccessService {
         let mut result = match answer {
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(status)) => {
-                let r = refusal(
+                let r = Refusal::new(
                     status.code(),
                     "",
                     "R-FED-1",
                     format!("node {parent} answered: {}", status.message()),
                 );
-                entry = entry.refused(r.code, &r.field, &r.rule, &r.message);
+                entry = r.mark(entry);
                 self.log(vec![entry]).await?;
                 return Err(status);
             }
             Err(_) => {
-                let r = refusal(
+                let r = Refusal::new(
                     Code::Unavailable,
                     "scope",
                     "R-FED-1",
@@ -518,6 +521,7 @@ impl AccessService {
             // names too: the names masked here are the ones this node holds for the
             // subject, from its own records.
             let held = self
+                .ctx
                 .store
                 .records_of(&asked.subject)
                 .map_err(|e| store_status(&e))?;
@@ -525,7 +529,7 @@ impl AccessService {
             names.sort();
             names.dedup();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let catalog = self.validator.catalog();
+            let catalog = self.ctx.validator.catalog();
             for r in &mut result.records {
                 mask_public_wire(r, catalog, &names);
             }
@@ -544,7 +548,7 @@ impl AccessService {
             result.records.len()
         );
         self.log(vec![entry]).await?;
-        result.path.push(self.config.region.to_string());
+        result.path.push(self.ctx.config.region.to_string());
         Ok(result)
     }
 }
@@ -592,9 +596,13 @@ impl pb::query_server::Query for AccessService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResult>, Status> {
-        let caller = self.gate.admit(&request, Rpc::Query, Action::Query).await?;
+        let caller = self
+            .ctx
+            .gate
+            .admit(&request, Rpc::Query, Action::Query)
+            .await?;
         let mut req = request.into_inner();
-        let entry = Self::query_entry(&caller, &req);
+        let entry = self.query_entry(&caller, &req);
         let asked = match self.asked(&caller, &req) {
             Ok(a) => a,
             Err(r) => return Err(self.refuse(entry, r).await),

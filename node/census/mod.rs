@@ -19,6 +19,7 @@ pub fn own_report(
     region: &RegionCode,
     name: &str,
     children: &[RegionCode],
+    now_ms: i64,
 ) -> Result<PlatformReport, StoreError> {
     let f = store.figures()?;
     let reported = store.child_reports()?;
@@ -43,7 +44,7 @@ pub fn own_report(
         total: f.total,
         natural: f.natural,
         legal: f.legal,
-        at_ms: crate::domain::usage::now_ms(),
+        at_ms: now_ms,
         children,
     })
 }

@@ -1,58 +1,38 @@
 //! The Census service: this node's figures and its children's collection ratios, and the
 //! registered providers' monthly submissions (operators of the node).
 
-use std::sync::Arc;
-
 use chrono::NaiveDate;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::own_report;
-use crate::config::Config;
 use crate::domain::census::{PlatformReport, deadline, duty_state};
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
-use crate::rpc::gate::Gate;
+use crate::rpc::Context;
 use crate::rpc::refusal::{Refusal, store_status};
-use crate::store::{Store, UsageLog};
 
 #[derive(Clone)]
 pub struct CensusService {
-    config: Arc<Config>,
-    store: Store,
-    gate: Gate,
-    usage: UsageLog,
+    ctx: Context,
 }
 
 impl CensusService {
-    pub fn new(config: Arc<Config>, store: Store, gate: Gate, usage: UsageLog) -> Self {
-        CensusService {
-            config,
-            store,
-            gate,
-            usage,
-        }
+    pub fn new(node: &Context) -> Self {
+        CensusService { ctx: node.clone() }
     }
 
     /// Appends the read's usage entry through the node's group-commit writer.
     async fn log(&self, entry: UsageEntry) -> Result<(), Status> {
-        self.usage
+        self.ctx
+            .usage
             .append(vec![entry])
             .await
             .map_err(|e| store_status(&e))
     }
 
     fn children(&self) -> Vec<crate::domain::region::RegionCode> {
-        self.config.children.iter().map(|c| c.region).collect()
-    }
-}
-
-fn bad(field: &str, message: &str) -> Refusal {
-    Refusal {
-        code: Code::InvalidArgument,
-        field: field.into(),
-        rule: "R-FED-2".into(),
-        message: message.into(),
+        self.ctx.config.children.iter().map(|c| c.region).collect()
     }
 }
 
@@ -63,19 +43,21 @@ impl pb::census_server::Census for CensusService {
         request: Request<pb::CensusRequest>,
     ) -> Result<Response<pb::CensusReport>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Census, Action::Status)
             .await?;
         let as_of = request.into_inner().as_of;
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let day = if as_of.trim().is_empty() {
             None
         } else {
             match NaiveDate::parse_from_str(as_of.trim(), "%Y-%m-%d") {
                 Ok(d) => Some(d),
                 Err(_) => {
-                    let r = bad("as_of", "must be a date YYYY-MM-DD");
+                    let r = Refusal::invalid("as_of", "R-FED-2", "must be a date YYYY-MM-DD");
                     return Err(self
+                        .ctx
                         .gate
                         .refuse(Some(&caller), "Census", Action::Status, r)
                         .await);
@@ -83,18 +65,20 @@ impl pb::census_server::Census for CensusService {
             }
         };
         let (region, name, children) = (
-            self.config.region,
-            self.config.name.clone(),
+            self.ctx.config.region,
+            self.ctx.config.name.clone(),
             self.children(),
         );
+        let now = self.ctx.clock.now_ms();
         let report = self
+            .ctx
             .store
             .call(move |_| {
                 let figures = match day {
                     Some(d) => store.figures_as_of(d)?,
                     None => store.figures()?,
                 };
-                let mut platform = own_report(&store, &region, &name, &children)?;
+                let mut platform = own_report(&store, &region, &name, &children, now)?;
                 if day.is_some() {
                     // The children's reports are the latest, not as of that day.
                     platform.total = figures.total;
@@ -119,7 +103,12 @@ impl pb::census_server::Census for CensusService {
                 .find(|(r, _)| r.as_str() == region)
                 .map_or(0, |(_, n)| *n);
         }
-        let mut e = UsageEntry::new(caller.uri(), Action::Status, "Census", usage::now_ms());
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Status,
+            "Census",
+            self.ctx.clock.now_ms(),
+        );
         e.detail = format!("census read: {} records", platform.total);
         self.log(e).await?;
         Ok(Response::new(pb::CensusReport {
@@ -136,24 +125,24 @@ impl pb::census_server::Census for CensusService {
         request: Request<pb::MonthlyRequest>,
     ) -> Result<Response<pb::MonthlyReport>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Census, Action::Status)
             .await?;
         let period = request.into_inner().period.trim().to_string();
         let Some(due) = deadline(&period).filter(|_| period.len() == 7) else {
-            let r = Refusal {
-                rule: "R-DATA-5".into(),
-                ..bad("period", "must be a reporting period YYYY-MM")
-            };
+            let r = Refusal::invalid("period", "R-DATA-5", "must be a reporting period YYYY-MM");
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(&caller), "Monthly", Action::Status, r)
                 .await);
         };
-        let today = self.config.clock.today();
-        let mut providers = Vec::with_capacity(self.config.providers.len());
-        for p in &self.config.providers {
+        let today = self.ctx.clock.today();
+        let mut providers = Vec::with_capacity(self.ctx.config.providers.len());
+        for p in &self.ctx.config.providers {
             let m = self
+                .ctx
                 .store
                 .monthly(&p.id, &period)
                 .map_err(|e| store_status(&e))?;
@@ -178,7 +167,12 @@ impl pb::census_server::Census for CensusService {
                     .collect(),
             });
         }
-        let mut e = UsageEntry::new(caller.uri(), Action::Status, "Monthly", usage::now_ms());
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Status,
+            "Monthly",
+            self.ctx.clock.now_ms(),
+        );
         e.detail = format!("monthly report for {period}");
         self.log(e).await?;
         Ok(Response::new(pb::MonthlyReport {

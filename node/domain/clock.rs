@@ -48,6 +48,13 @@ impl Clock {
         wall_ms() + self.offset_ms.load(Ordering::SeqCst)
     }
 
+    /// The real time, Unix milliseconds, for a signature's time: it is checked against
+    /// certificates, which TLS checks by the real clock, so a moved clock does not move
+    /// it. Never a date rule's input.
+    pub fn signing_ms(&self) -> i64 {
+        wall_ms()
+    }
+
     /// Today in China Standard Time.
     pub fn today(&self) -> NaiveDate {
         local_date(self.now_ms())

@@ -206,7 +206,7 @@ pub(crate) mod tests {
             valid_until: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
             evidence: "SQ-2026-0042".into(),
             recorded_by: "credit://operator/211382/window-1".into(),
-            recorded_at_ms: crate::domain::usage::now_ms(), // wall-clock: signing times only
+            recorded_at_ms: crate::domain::clock::Clock::system().now_ms(), // wall-clock: signing times only
             node: RegionCode::parse(node).unwrap(),
         }
     }

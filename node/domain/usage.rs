@@ -187,12 +187,6 @@ pub(crate) fn checkpoint_message(node: &RegionCode, seq: u64, head: &Hash, at_ms
     m
 }
 
-/// Unix milliseconds now, read from the system clock. Date rules read the node's
-/// `Clock` instead; this goes once its last callers have moved to it (issue 12).
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

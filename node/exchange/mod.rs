@@ -11,21 +11,19 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use crate::config::Config;
 use crate::config::Provider;
 use crate::domain::caller::CallerId;
-use crate::domain::clock::Clock;
 use crate::domain::record::{Content, mask_id};
 use crate::domain::region::RegionCode;
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
-use crate::policy::Validator;
 use crate::policy::authz::{self, Rpc};
 use crate::policy::publication::Publication;
 use crate::policy::release::withheld;
+use crate::rpc::Context;
 use crate::rpc::convert::record as convert;
 use crate::rpc::gate::Gate;
-use crate::store::{Applied, Store, UsageLog};
+use crate::store::Applied;
 
 use crate::rpc::refusal::{Refusal, store_status};
 
@@ -36,15 +34,9 @@ const MAX_IDS_PER_ENTRY: usize = 1_000;
 
 #[derive(Clone)]
 pub struct ExchangeService {
+    ctx: Context,
     region: RegionCode,
-    store: Store,
-    validator: Arc<Validator>,
     providers: Arc<HashMap<String, Provider>>,
-    gate: Gate,
-    /// Pulls log through the group-commit writer.
-    usage: UsageLog,
-    /// Dates for validation and release (retention, publication periods).
-    clock: Clock,
     publication: Arc<Publication>,
     /// The parent and children: the only nodes that read here (R-REL-4).
     tree: crate::policy::authz::Tree,
@@ -55,8 +47,7 @@ pub struct ExchangeService {
 /// keep syncing until their origin purges them.
 fn within_retention(content: Content, today: chrono::NaiveDate) -> Result<Content, Refusal> {
     match crate::policy::publication::retained_until_content(&content) {
-        Some(until) if until < today => Err(Refusal::new(
-            Code::InvalidArgument,
+        Some(until) if until < today => Err(Refusal::invalid(
             if content.ended_on.is_some() {
                 "ended_on"
             } else {
@@ -73,27 +64,18 @@ fn within_retention(content: Content, today: chrono::NaiveDate) -> Result<Conten
 }
 
 impl ExchangeService {
-    /// The service of the node `config` describes, over its store and validator.
-    pub fn new(
-        config: &Config,
-        store: Store,
-        validator: Arc<Validator>,
-        gate: Gate,
-        usage: UsageLog,
-    ) -> Self {
+    /// The service of the node `node.config` describes, over its store and validator.
+    pub fn new(node: &Context) -> Self {
+        let config = &node.config;
         let providers = config
             .providers
             .iter()
             .map(|p| (p.id.clone(), p.clone()))
             .collect();
         ExchangeService {
+            ctx: node.clone(),
             region: config.region,
-            store,
-            validator,
             providers: Arc::new(providers),
-            gate,
-            usage,
-            clock: config.clock.clone(),
             publication: config.publication.clone(),
             tree: config.tree(),
         }
@@ -104,23 +86,20 @@ impl ExchangeService {
     async fn registered_provider(&self, caller: &CallerId) -> Result<Provider, Status> {
         let refusal = match self.providers.get(&caller.id) {
             Some(p) if caller.region == self.region => return Ok(p.clone()),
-            Some(_) => Refusal {
-                code: Code::PermissionDenied,
-                field: String::new(),
-                rule: "R-DATA-6".into(),
-                message: format!(
+            Some(_) => Refusal::denied(
+                "R-DATA-6",
+                format!(
                     "provider {} holds a certificate for region {}, not for this node's region {}",
                     caller.id, caller.region, self.region
                 ),
-            },
-            None => Refusal {
-                code: Code::PermissionDenied,
-                field: String::new(),
-                rule: "R-DATA-6".into(),
-                message: format!("provider {} is not registered at this node", caller.id),
-            },
+            ),
+            None => Refusal::denied(
+                "R-DATA-6",
+                format!("provider {} is not registered at this node", caller.id),
+            ),
         };
         Err(self
+            .ctx
             .gate
             .refuse(Some(caller), "Push", Action::Push, refusal)
             .await)
@@ -135,21 +114,21 @@ impl ExchangeService {
         batch: pb::PushBatch,
     ) -> Result<pb::PushResult, Status> {
         if batch.records.len() > MAX_BATCH {
-            let refusal = Refusal {
-                code: Code::InvalidArgument,
-                field: "records".into(),
-                rule: "R-NODE-2".into(),
-                message: format!(
+            let refusal = Refusal::invalid(
+                "records",
+                "R-NODE-2",
+                format!(
                     "a batch holds at most {MAX_BATCH} records, this one {}",
                     batch.records.len()
                 ),
-            };
+            );
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(caller), "Push", Action::Push, refusal)
                 .await);
         }
-        let today = self.clock.today();
+        let today = self.ctx.clock.today();
         let total = batch.records.len();
         let mut outcomes: Vec<Option<pb::RecordOutcome>> = vec![None; total];
         let mut accepted: Vec<(usize, Content)> = Vec::with_capacity(total);
@@ -165,19 +144,16 @@ impl ExchangeService {
             let checked = convert::draft_from_wire(wire)
                 .map_err(Refusal::from)
                 .and_then(|draft| {
-                    let known = self.validator.catalog().get(&draft.category).is_some();
+                    let known = self.ctx.validator.catalog().get(&draft.category).is_some();
                     if known {
-                        authz::category_allowed(&provider.categories, &draft.category).map_err(
-                            |d| Refusal {
-                                field: "category".into(),
-                                ..Refusal::from(d)
-                            },
-                        )?;
+                        authz::category_allowed(&provider.categories, &draft.category)
+                            .map_err(|d| Refusal::from(d).with_field("category"))?;
                     }
                     Ok(draft)
                 })
                 .and_then(|draft| {
-                    self.validator
+                    self.ctx
+                        .validator
                         .check(&draft, &provider.id, today)
                         .map_err(Refusal::from)
                 })
@@ -195,8 +171,9 @@ impl ExchangeService {
         let caller_uri = caller.uri();
         let origin = self.region;
         let rejected = refused.len();
-        let clock = self.clock.clone();
+        let clock = self.ctx.clock.clone();
         let applied = self
+            .ctx
             .store
             .call(move |store| {
                 // Acceptance time by the node's clock: the monthly duty (R-DATA-5) judges
@@ -323,15 +300,13 @@ fn push_usage(
         entries.push(e);
     }
     for (a, r) in closed {
-        let mut e = UsageEntry::new(caller, Action::Push, "Push", now)
-            .refused(r.code, &r.field, &r.rule, &r.message);
+        let mut e = r.mark(UsageEntry::new(caller, Action::Push, "Push", now));
         e.record_ids = vec![a.id()];
         e.subject = subject_of(&a.id());
         entries.push(e);
     }
     for (subject, r) in refused {
-        let mut e = UsageEntry::new(caller, Action::Push, "Push", now)
-            .refused(r.code, &r.field, &r.rule, &r.message);
+        let mut e = r.mark(UsageEntry::new(caller, Action::Push, "Push", now));
         e.subject = loggable_subject(subject);
         entries.push(e);
     }
@@ -362,7 +337,11 @@ impl pb::exchange_server::Exchange for ExchangeService {
         &self,
         request: Request<Streaming<pb::PushBatch>>,
     ) -> Result<Response<Self::PushStream>, Status> {
-        let caller = self.gate.admit(&request, Rpc::Push, Action::Push).await?;
+        let caller = self
+            .ctx
+            .gate
+            .admit(&request, Rpc::Push, Action::Push)
+            .await?;
         let provider = self.registered_provider(&caller).await?;
         let serial = Gate::serial(&request).unwrap_or_default();
         let mut batches = request.into_inner();
@@ -372,7 +351,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
             loop {
                 let next = tokio::select! {
                     next = batches.message() => next,
-                    () = service.gate.stopping() => {
+                    () = service.ctx.gate.stopping() => {
                         let _ = tx.send(Err(Status::unavailable(
                             "the node is shutting down; batches without a result were not stored",
                         ))).await;
@@ -389,13 +368,14 @@ impl pb::exchange_server::Exchange for ExchangeService {
                     Err(status) => {
                         // A batch that cannot be read (too large, malformed) is refused
                         // out loud: the client must not take a quiet end for success.
-                        let refusal = Refusal {
-                            code: status.code(),
-                            field: "batch".into(),
-                            rule: "R-NODE-2".into(),
-                            message: format!("the batch could not be read: {}", status.message()),
-                        };
+                        let refusal = Refusal::new(
+                            status.code(),
+                            "batch",
+                            "R-NODE-2",
+                            format!("the batch could not be read: {}", status.message()),
+                        );
                         let status = service
+                            .ctx
                             .gate
                             .refuse(Some(&caller), "Push", Action::Push, refusal)
                             .await;
@@ -405,6 +385,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 };
                 // A push stream can outlive its certificate (R-NODE-3).
                 if let Err(status) = service
+                    .ctx
                     .gate
                     .still_valid(&caller, &serial, "Push", Action::Push)
                     .await
@@ -427,24 +408,26 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::PullRequest>,
     ) -> Result<Response<Self::PullBySubjectStream>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::PullBySubject, Action::Pull)
             .await?;
         if let Err(denial) = crate::policy::authz::tree_reader(&caller, &self.tree, &self.region) {
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(&caller), "PullBySubject", Action::Pull, denial.into())
                 .await);
         }
         let subject = crate::policy::identifier::normalise_id(&request.get_ref().subject_id);
         if !crate::domain::record::has_id_shape(&subject) {
-            let refusal = Refusal {
-                code: Code::InvalidArgument,
-                field: "subject_id".into(),
-                rule: "R-DATA-1".into(),
-                message: "must be a subject identifier (letters and digits, at most 64)".into(),
-            };
+            let refusal = Refusal::invalid(
+                "subject_id",
+                "R-DATA-1",
+                "must be a subject identifier (letters and digits, at most 64)",
+            );
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(&caller), "PullBySubject", Action::Pull, refusal)
                 .await);
@@ -454,13 +437,14 @@ impl pb::exchange_server::Exchange for ExchangeService {
         // goes through the group commit.
         let asked = subject.clone();
         let held = self
+            .ctx
             .store
             .call(move |s| s.records_of(&asked))
             .await
             .map_err(|e| store_status(&e))?;
         // Released as held, except what no one may have: records suspended by an
         // objection, purged, deleted, repaired or past their retention (R-OBJ-3, R-SEC-2).
-        let today = self.clock.today();
+        let today = self.ctx.clock.today();
         let total = held.len();
         let records: Vec<_> = held
             .into_iter()
@@ -470,12 +454,17 @@ impl pb::exchange_server::Exchange for ExchangeService {
                     None,
                     today,
                     &self.publication,
-                    self.store.objection_open(&r.id),
+                    self.ctx.store.objection_open(&r.id),
                 )
                 .is_none()
             })
             .collect();
-        let mut e = UsageEntry::new(caller.uri(), Action::Pull, "PullBySubject", usage::now_ms());
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Pull,
+            "PullBySubject",
+            self.ctx.clock.now_ms(),
+        );
         e.subject = Some(subject);
         e.count = records.len() as u64;
         e.record_ids = records
@@ -489,7 +478,8 @@ impl pb::exchange_server::Exchange for ExchangeService {
             total - records.len()
         );
         // The use is on record before any data leaves the node.
-        self.usage
+        self.ctx
+            .usage
             .append(vec![e])
             .await
             .map_err(|e| store_status(&e))?;

@@ -8,7 +8,7 @@ use crate::config::next_hop;
 use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::record::mask_id;
 use crate::domain::region::RegionCode;
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::store::Store;
 
@@ -52,6 +52,7 @@ impl Uplink {
         let parent = link.parent.region;
         let signer = link.signer.clone();
         let now = link.clock.now_ms();
+        let signed_at = link.clock.signing_ms();
         let (received, routable) = tokio::task::spawn_blocking(
             move || -> Result<(bool, bool), crate::store::StoreError> {
                 let notice = kept;
@@ -59,7 +60,7 @@ impl Uplink {
                     format!("node {parent}"),
                     Action::Notice,
                     "Sync",
-                    usage::now_ms(),
+                    now,
                 );
                 e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
                 if notice.target == local {
@@ -77,7 +78,7 @@ impl Uplink {
                     // Also for a notice seen before: a crash may have come between
                     // keeping it and acting on it, and acting twice changes nothing.
                     if notice.kind == NoticeKind::ConsentWithdrawal {
-                        withdraw_here(&store, &notice, local, signer.as_deref())?;
+                        withdraw_here(&store, &notice, local, (now, signed_at), signer.as_deref())?;
                     }
                     if let Some(case) = notice.filed_case() {
                         // This node owns the record: take the case and suspend it.
@@ -99,7 +100,7 @@ impl Uplink {
                     );
                     // A node on the way holds the consent too: withdraw it here at once.
                     if notice.kind == NoticeKind::ConsentWithdrawal {
-                        withdraw_here(&store, &notice, local, signer.as_deref())?;
+                        withdraw_here(&store, &notice, local, (now, signed_at), signer.as_deref())?;
                     }
                     match notice.filed_case() {
                         // A node on the way holds a copy of the record: withhold it here
@@ -145,6 +146,7 @@ fn withdraw_here(
     store: &Store,
     notice: &Notice,
     local: RegionCode,
+    (now, signed_at): (i64, i64),
     signer: Option<&crate::identity::signing::NodeSigner>,
 ) -> Result<(), crate::store::StoreError> {
     let Ok(id) = uuid::Uuid::parse_str(&notice.record_id) else {
@@ -161,11 +163,11 @@ fn withdraw_here(
         return Ok(());
     }
     let by = format!("credit://node/{}/notice-{}", notice.from, notice.id);
-    if let Err(e) = consent.withdraw(&by, &notice.text, local, usage::now_ms(), signer) {
+    if let Err(e) = consent.withdraw(&by, &notice.text, local, signed_at, signer) {
         tracing::error!(consent = %id, error = %e, "cannot sign a withdrawal reported from above");
         return Ok(());
     }
-    let mut entry = UsageEntry::new(by, Action::Consent, "Withdraw", usage::now_ms());
+    let mut entry = UsageEntry::new(by, Action::Consent, "Withdraw", now);
     entry.subject = Some(consent.terms.subject_id.clone());
     entry.consent_id = Some(id.to_string());
     entry.detail = format!(

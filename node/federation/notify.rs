@@ -4,14 +4,14 @@
 use std::collections::HashSet;
 
 use tokio::sync::mpsc;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::FederationService;
 use super::sync::down;
 use crate::config::{Child, next_hop};
 use crate::domain::notice::Notice;
 use crate::domain::region::RegionCode;
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::rpc::refusal::{Refusal, store_status};
@@ -27,13 +27,9 @@ impl FederationService {
             .await?;
         let mut wire = request.into_inner();
         wire.from_region = self.config.region.to_string();
-        wire.created_at_ms = usage::now_ms();
-        let refuse = |field: &str, rule: &str, message: String| Refusal {
-            code: Code::InvalidArgument,
-            field: field.to_string(),
-            rule: rule.to_string(),
-            message,
-        };
+        wire.created_at_ms = self.config.clock.now_ms();
+        let refuse =
+            |field: &str, rule: &str, message: String| Refusal::invalid(field, rule, message);
         // Kinds only the federation itself writes: an operator cannot forge them.
         let reserved = if wire.kind == pb::NoticeKind::EntryRefused as i32 {
             Some((
@@ -92,11 +88,12 @@ impl FederationService {
         };
         let store = self.store.clone();
         let who = caller.uri();
+        let now = self.config.clock.now_ms();
         let notice = self
             .store
             .call(move |_| {
                 notice.id = store.new_notice_id()?;
-                let mut e = UsageEntry::new(who, Action::Notice, "Notify", usage::now_ms());
+                let mut e = UsageEntry::new(who, Action::Notice, "Notify", now);
                 e.subject = (!notice.subject_id.is_empty()).then(|| notice.subject_id.clone());
                 e.detail = format!(
                     "queued {:?} notice {} for {} via {hop}, record {}",

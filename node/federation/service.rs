@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::identity::signing::SignatureVerifier;
 use crate::pb;
 use crate::policy::Validator;
+use crate::rpc::Context;
 use crate::rpc::gate::Gate;
 use crate::store::Store;
 
@@ -35,20 +36,13 @@ pub struct FederationService {
 }
 
 impl FederationService {
-    pub fn new(
-        config: Arc<Config>,
-        store: Store,
-        validator: Arc<Validator>,
-        verifier: Arc<SignatureVerifier>,
-        gate: Gate,
-        uplink: Option<Uplink>,
-    ) -> Self {
+    pub fn new(node: &Context, uplink: Option<Uplink>) -> Self {
         FederationService {
-            config,
-            store,
-            validator,
-            verifier,
-            gate,
+            config: node.config.clone(),
+            store: node.store.clone(),
+            validator: node.validator.clone(),
+            verifier: node.verifier.clone(),
+            gate: node.gate.clone(),
             uplink,
             children: Arc::default(),
         }

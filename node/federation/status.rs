@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::FederationService;
 use crate::domain::notice::{Notice, NoticeKind};
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::rpc::refusal::store_status;
@@ -28,7 +28,12 @@ impl FederationService {
             .await
             .map_err(|e| store_status(&e))?;
         let store = self.store.clone();
-        let mut e = UsageEntry::new(caller.uri(), Action::Status, "Status", usage::now_ms());
+        let mut e = UsageEntry::new(
+            caller.uri(),
+            Action::Status,
+            "Status",
+            self.config.clock.now_ms(),
+        );
         e.detail = "read the node's status".into();
         self.store
             .call(move |_| store.append_usage(vec![e]))
@@ -45,7 +50,7 @@ impl FederationService {
                 let s = u.state();
                 let lag_entries = stats.last_change.saturating_sub(s.acked);
                 let lag_ms = match self.store.changes_since(s.acked, 1)?.first() {
-                    Some((_, r)) => (usage::now_ms() - r.made_at_ms()).max(0),
+                    Some((_, r)) => (self.config.clock.now_ms() - r.made_at_ms()).max(0),
                     None => 0,
                 };
                 Some(pb::UplinkStatus {

@@ -13,7 +13,7 @@ use super::check::check_entry;
 use crate::config::Child;
 use crate::domain::caller::CallerId;
 use crate::domain::notice::{Notice, NoticeKind};
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
 use crate::rpc::gate::Gate;
@@ -27,15 +27,13 @@ impl FederationService {
     ) -> Result<Response<ReceiverStream<Result<pb::SyncDown, Status>>>, Status> {
         let caller = self.gate.admit(&request, Rpc::Sync, Action::Sync).await?;
         let Some(child) = self.config.child(&caller.region).cloned() else {
-            let refusal = Refusal {
-                code: Code::PermissionDenied,
-                field: String::new(),
-                rule: "R-FED-1".into(),
-                message: format!(
+            let refusal = Refusal::denied(
+                "R-FED-1",
+                format!(
                     "{} is not a configured child of {}",
                     caller.region, self.config.region
                 ),
-            };
+            );
             return Err(self
                 .gate
                 .refuse(Some(&caller), "Sync", Action::Sync, refusal)
@@ -134,7 +132,7 @@ impl FederationService {
     ) -> Result<pb::Ack, Status> {
         self.seen(&child.region, |s| {
             s.reported_head = s.reported_head.max(batch.head);
-            s.last_seen_ms = usage::now_ms();
+            s.last_seen_ms = self.config.clock.now_ms();
         });
         let Some(last_seq) = batch.entries.iter().map(|e| e.seq).max() else {
             let region = child.region;
@@ -214,6 +212,7 @@ impl FederationService {
                         outcomes,
                         &entries_for_log,
                         &refused_for_log,
+                        now,
                     );
                     let all = refused_for_log
                         .iter()
@@ -343,8 +342,14 @@ impl FederationService {
             .store
             .call(move |_| {
                 store.apply_from_child(region, local, changes, 0, now, |outcomes| {
-                    let mut usage =
-                        sync_usage(&who, region, outcomes, &entries_for_log, &still_for_log);
+                    let mut usage = sync_usage(
+                        &who,
+                        region,
+                        outcomes,
+                        &entries_for_log,
+                        &still_for_log,
+                        now,
+                    );
                     for e in &mut usage {
                         e.rpc = "RetryQuarantine".into();
                     }
@@ -550,8 +555,8 @@ fn sync_usage(
     outcomes: &[ReplicaOutcome],
     entries: &[(u64, String)],
     refused: &[pb::EntryRefusal],
+    now: i64,
 ) -> Vec<UsageEntry> {
-    let now = usage::now_ms();
     let applied = outcomes
         .iter()
         .filter(|o| matches!(o, ReplicaOutcome::Applied))

@@ -11,7 +11,6 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::{Child, Parent};
 use crate::domain::region::RegionCode;
-use crate::domain::usage;
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::federation_client::FederationClient;
@@ -226,7 +225,7 @@ impl Uplink {
         let lag_ms = match link.store.call(move |s| s.changes_since(acked, 1)).await {
             Ok(entries) => entries
                 .first()
-                .map_or(0, |(_, r)| (usage::now_ms() - r.made_at_ms()).max(0)),
+                .map_or(0, |(_, r)| (link.clock.now_ms() - r.made_at_ms()).max(0)),
             Err(_) => 0,
         };
         tracing::info!(parent = %link.parent.region, head, acked, lag_entries, lag_ms, "uplink lag");
@@ -257,6 +256,7 @@ impl Link {
             region: self.local,
             name: self.name.clone(),
             children: self.children.iter().map(|c| c.region).collect(),
+            clock: self.clock.clone(),
         }
     }
 }
@@ -266,6 +266,8 @@ struct CensusSource {
     region: RegionCode,
     name: String,
     children: Vec<RegionCode>,
+    /// The node's clock, for the report's time.
+    clock: crate::domain::clock::Clock,
 }
 
 impl CensusSource {
@@ -275,8 +277,9 @@ impl CensusSource {
     /// for this node's stock.
     async fn message(&self, store: &Store) -> Option<pb::SyncUp> {
         let (region, name, children) = (self.region, self.name.clone(), self.children.clone());
+        let now = self.clock.now_ms();
         match store
-            .call(move |s| crate::census::own_report(s, &region, &name, &children))
+            .call(move |s| crate::census::own_report(s, &region, &name, &children, now))
             .await
         {
             Ok(report) => Some(pb::SyncUp {
@@ -425,6 +428,9 @@ mod tests {
             region: RegionCode::parse("211382").unwrap(),
             name: "凌源市公共信用信息平台".into(),
             children: Vec::new(),
+            clock: crate::domain::clock::Clock::on(
+                chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            ),
         };
         // On a runtime of its own, so that a census read blocking its thread shows as no
         // answer here, not as a hung test.

@@ -124,7 +124,7 @@ mod tests {
         edited.terms.categories.push("tax_arrears".into());
         assert_eq!(edited.verify(&verifier), Err(VerifyError::Signature));
 
-        let now = crate::domain::usage::now_ms(); // wall-clock: signing times only
+        let now = crate::domain::clock::Clock::system().now_ms(); // wall-clock: signing times only
         consent
             .withdraw(
                 "credit://operator/211382/w",

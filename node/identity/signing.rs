@@ -268,7 +268,7 @@ mod tests {
             .unwrap();
         let signer = NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::domain::usage::now_ms(); // wall-clock: signing times only
+        let now = crate::domain::clock::Clock::system().now_ms(); // wall-clock: signing times only
         let sig = signer.sign(b"consent 1").unwrap();
         verifier
             .verify(b"consent 1", &sig, &region("211382"), now)
@@ -299,7 +299,7 @@ mod tests {
         let ca = DevCa::generate("test ca").unwrap();
         let other = DevCa::generate("test ca").unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::domain::usage::now_ms(); // wall-clock: signing times only
+        let now = crate::domain::clock::Clock::system().now_ms(); // wall-clock: signing times only
         let foreign = other
             .issue(&CallerId::new(Role::Node, region("211382"), "x"), &[])
             .unwrap();
@@ -340,7 +340,7 @@ mod tests {
         use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
         let ca = DevCa::generate("test ca").unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::domain::usage::now_ms(); // wall-clock: signing times only
+        let now = crate::domain::clock::Clock::system().now_ms(); // wall-clock: signing times only
         let node = CallerId::new(Role::Node, region("211382"), "n");
         let intermediate = |is_ca: IsCa| {
             ca.issue_edited(&CallerId::new(Role::Node, region("211382"), "mid"), |p| {
@@ -381,7 +381,7 @@ mod tests {
         use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
         let ca = DevCa::generate("test ca").unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
-        let now = crate::domain::usage::now_ms(); // wall-clock: signing times only
+        let now = crate::domain::clock::Clock::system().now_ms(); // wall-clock: signing times only
         let node = CallerId::new(Role::Node, region("211382"), "n");
         let usage = |r| matches!(r, Err(VerifyError::Usage(_)));
         // A node URI on a client-only certificate (EKU clientAuth, no serverAuth).

@@ -20,9 +20,9 @@ impl ObjectionService {
     ) -> Result<Response<pb::PurgeResult>, Status> {
         let dry_run = request.get_ref().dry_run;
         let (local, today, now) = (
-            self.config.region,
-            self.config.clock.today(),
-            self.config.clock.now_ms(),
+            self.ctx.config.region,
+            self.ctx.clock.today(),
+            self.ctx.clock.now_ms(),
         );
         let ids = match self
             .blocking(move |s| {
@@ -47,7 +47,8 @@ impl ObjectionService {
         } else {
             format!("purge run: {} records purged", ids.len())
         };
-        self.usage
+        self.ctx
+            .usage
             .append(vec![e])
             .await
             .map_err(|e| store_status(&e))?;

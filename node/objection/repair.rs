@@ -5,7 +5,7 @@
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::service::{MAX_REASON, ObjectionService, parse_id, required};
+use super::service::{MAX_REASON, ObjectionService};
 use super::steps::{Actor, Kind, Refused};
 use crate::domain::caller::CallerId;
 use crate::domain::record::next_version;
@@ -13,6 +13,7 @@ use crate::domain::record::{Record, Status as RecordStatus};
 use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::publication::Publication;
+use crate::rpc::input;
 use crate::rpc::refusal::Refusal;
 use crate::store::OriginChange;
 
@@ -101,7 +102,7 @@ impl ObjectionService {
             caller.uri(),
             Action::Repair,
             "Repair",
-            self.config.clock.now_ms(),
+            self.ctx.clock.now_ms(),
         );
         entry.record_ids = Uuid::parse_str(request.get_ref().record_id.trim())
             .into_iter()
@@ -124,8 +125,8 @@ impl ObjectionService {
         caller: &CallerId,
         req: pb::RepairRequest,
     ) -> Result<Record, super::service::Fail> {
-        let id = parse_id(&req.record_id, "record_id", "R-REL-1")?;
-        let reason = required(
+        let id = input::uuid(&req.record_id, "record_id", "R-REL-1")?;
+        let reason = input::required(
             &req.reason,
             "reason",
             "R-REL-1",
@@ -133,7 +134,7 @@ impl ObjectionService {
             "the repair decision",
         )?;
         let at = self.actor(caller);
-        let publication = self.config.publication.clone();
+        let publication = self.ctx.config.publication.clone();
         self.step(move |s| {
             let record = s.record(&id)?;
             let open = s.objection_open(&id);

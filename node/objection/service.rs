@@ -7,14 +7,11 @@
 //! version where the step changes it, and the usage entry. A refused step writes its
 //! refusal to the usage log and nothing else.
 
-use std::sync::Arc;
-
 use tonic::{Code, Request, Response, Status};
 use uuid::Uuid;
 
 use super::origin::take_case;
 use super::steps::{self, Actor, Filing, Kind, Next, Refused, Resolve};
-use crate::config::Config;
 use crate::config::next_hop;
 use crate::domain::caller::{CallerId, Role};
 use crate::domain::case::{Answer, Case, Fault, Outcome};
@@ -22,13 +19,12 @@ use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::record::mask_id;
 use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
-use crate::policy::Validator;
 use crate::policy::authz::Rpc;
 use crate::rpc::Context;
 use crate::rpc::convert::case::case_to_wire;
-use crate::rpc::gate::Gate;
+use crate::rpc::input;
 use crate::rpc::refusal::{Refusal, store_status};
-use crate::store::{OriginChange, Store, StoreError, UsageLog};
+use crate::store::{OriginChange, Store, StoreError};
 
 pub(super) const MAX_REASON: usize = 4000;
 const MAX_EVIDENCE: usize = 1000;
@@ -36,11 +32,7 @@ const MAX_EVIDENCE: usize = 1000;
 /// The Objections service of one node.
 #[derive(Clone)]
 pub struct ObjectionService {
-    pub(super) config: Arc<Config>,
-    store: Store,
-    validator: Arc<Validator>,
-    gate: Gate,
-    pub(super) usage: UsageLog,
+    pub(super) ctx: Context,
 }
 
 /// A step that did not happen: refused (logged with its field and rule), or failed.
@@ -55,48 +47,6 @@ impl From<Refusal> for Fail {
     }
 }
 
-/// Trimmed text that must be given, at most `max` characters.
-pub(super) fn required(
-    value: &str,
-    field: &str,
-    rule: &str,
-    max: usize,
-    what: &str,
-) -> Result<String, Refusal> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(Refusal::new(
-            Code::InvalidArgument,
-            field,
-            rule,
-            format!("{what} must be given"),
-        ));
-    }
-    if v.chars().count() > max {
-        return Err(Refusal::new(
-            Code::InvalidArgument,
-            field,
-            rule,
-            format!("at most {max} characters"),
-        ));
-    }
-    if let Some(m) = crate::policy::text::hidden(v) {
-        return Err(Refusal::new(Code::InvalidArgument, field, rule, m));
-    }
-    Ok(v.to_string())
-}
-
-pub(super) fn parse_id(value: &str, field: &str, rule: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(value.trim()).map_err(|e| {
-        Refusal::new(
-            Code::InvalidArgument,
-            field,
-            rule,
-            format!("not a UUID: {e}"),
-        )
-    })
-}
-
 impl From<Refused> for Refusal {
     fn from(r: Refused) -> Refusal {
         let code = match r.kind {
@@ -105,12 +55,7 @@ impl From<Refused> for Refusal {
             Kind::FailedPrecondition => Code::FailedPrecondition,
             Kind::PermissionDenied => Code::PermissionDenied,
         };
-        Refusal {
-            code,
-            field: r.field,
-            rule: r.rule.to_string(),
-            message: r.message,
-        }
+        Refusal::new(code, &r.field, r.rule, r.message)
     }
 }
 
@@ -136,14 +81,8 @@ macro_rules! refuse_step {
 }
 
 impl ObjectionService {
-    pub fn new(node: &Context, gate: Gate, usage: UsageLog) -> Self {
-        ObjectionService {
-            config: Arc::new(node.config.clone()),
-            store: node.store.clone(),
-            validator: node.validator.clone(),
-            gate,
-            usage,
-        }
+    pub fn new(node: &Context) -> Self {
+        ObjectionService { ctx: node.clone() }
     }
 
     pub(super) fn entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
@@ -151,14 +90,14 @@ impl ObjectionService {
             caller.uri(),
             Action::Objection,
             rpc,
-            self.config.clock.now_ms(),
+            self.ctx.clock.now_ms(),
         )
     }
 
     fn wire(&self, case: &Case) -> pb::ObjectionCase {
         case_to_wire(
             case,
-            Some((&self.config.calendar, self.config.clock.today())),
+            Some((&self.ctx.config.calendar, self.ctx.clock.today())),
         )
     }
 
@@ -166,15 +105,7 @@ impl ObjectionService {
     pub(super) async fn fail(&self, entry: UsageEntry, fail: Fail) -> Status {
         match fail {
             Fail::Failed(status) => status,
-            Fail::Refused(r) => {
-                tracing::info!(caller = %entry.caller, rpc = %entry.rpc, rule = %r.rule,
-                    field = %r.field, code = ?r.code, "refused");
-                let logged = entry.refused(r.code, &r.field, &r.rule, &r.message);
-                if let Err(e) = self.usage.append(vec![logged]).await {
-                    tracing::error!(error = %e, "could not log a refusal");
-                }
-                r.status()
-            }
+            Fail::Refused(r) => crate::rpc::refusal::refuse(&self.ctx.usage, entry, r).await,
         }
     }
 
@@ -194,8 +125,9 @@ impl ObjectionService {
         &self,
         f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Fail> {
-        let store = self.store.clone();
-        self.store
+        let store = self.ctx.store.clone();
+        self.ctx
+            .store
             .call(move |_| f(store))
             .await
             .map_err(|e| Fail::Failed(store_status(&e)))
@@ -208,7 +140,7 @@ impl ObjectionService {
         + Send
         + 'static,
     ) -> Result<T, Fail> {
-        let now = self.config.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         self.blocking(move |s| s.origin_write(now, decide))
             .await?
             .map_err(Fail::Refused)
@@ -217,23 +149,23 @@ impl ObjectionService {
     /// The caller, this node and its clock, as a step sees them.
     pub(super) fn actor(&self, caller: &CallerId) -> Actor {
         Actor {
-            local: self.config.region,
+            local: self.ctx.config.region,
             by: caller.uri(),
-            now_ms: self.config.clock.now_ms(),
-            today: self.config.clock.today(),
+            now_ms: self.ctx.clock.now_ms(),
+            today: self.ctx.clock.today(),
         }
     }
 
     async fn file_case(&self, caller: &CallerId, req: pb::FileObjection) -> Result<Case, Fail> {
-        let id = parse_id(&req.record_id, "record_id", "R-OBJ-1")?;
-        let reason = required(
+        let id = input::uuid(&req.record_id, "record_id", "R-OBJ-1")?;
+        let reason = input::required(
             &req.reason,
             "reason",
             "R-OBJ-1",
             MAX_REASON,
             "what is wrong with the record",
         )?;
-        let evidence = required(
+        let evidence = input::required(
             &req.evidence,
             "evidence",
             "R-OBJ-1",
@@ -257,7 +189,8 @@ impl ObjectionService {
             self.blocking(move |s| take_case(&s, kept, local, now, &by, "File"))
                 .await?;
         } else {
-            let Some(hop) = next_hop(&self.config.children, &case.owner).map(|c| c.region) else {
+            let Some(hop) = next_hop(&self.ctx.config.children, &case.owner).map(|c| c.region)
+            else {
                 return Err(Refusal::new(
                     Code::FailedPrecondition,
                     "record_id",
@@ -301,24 +234,13 @@ impl ObjectionService {
     }
 
     async fn check_case(&self, caller: &CallerId, req: pb::CheckObjection) -> Result<Case, Fail> {
-        let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
-        let fault = Fault::parse(req.fault.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
-                "fault",
-                "R-OBJ-2",
-                "must be platform or provider",
-            )
-        })?;
+        let id = input::uuid(&req.case_id, "case_id", "R-OBJ-2")?;
+        let fault = Fault::parse(req.fault.trim())
+            .ok_or_else(|| Refusal::invalid("fault", "R-OBJ-2", "must be platform or provider"))?;
         let at = self.actor(caller);
         let note = req.note.trim().to_string();
         if let Some(m) = crate::policy::text::hidden(&note) {
-            return Err(Fail::Refused(Refusal::new(
-                Code::InvalidArgument,
-                "note",
-                "R-OBJ-2",
-                m,
-            )));
+            return Err(Fail::Refused(Refusal::invalid("note", "R-OBJ-2", m)));
         }
         self.step(move |s| {
             let case = refuse_step!(steps::owned_open(s.case(&id)?, &id, at.local));
@@ -338,16 +260,15 @@ impl ObjectionService {
             )
             .into());
         }
-        let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
+        let id = input::uuid(&req.case_id, "case_id", "R-OBJ-2")?;
         let answer = Answer::parse(req.answer.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
+            Refusal::invalid(
                 "answer",
                 "R-OBJ-2",
                 "must be confirmed, corrected or unverifiable",
             )
         })?;
-        let text = required(
+        let text = input::required(
             &req.text,
             "text",
             "R-OBJ-2",
@@ -369,24 +290,13 @@ impl ObjectionService {
         caller: &CallerId,
         req: pb::ResolveObjection,
     ) -> Result<Case, Fail> {
-        let id = parse_id(&req.case_id, "case_id", "R-OBJ-2")?;
+        let id = input::uuid(&req.case_id, "case_id", "R-OBJ-2")?;
         let outcome = Outcome::parse(req.outcome.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
-                "outcome",
-                "R-OBJ-3",
-                "must be corrected, deleted or upheld",
-            )
+            Refusal::invalid("outcome", "R-OBJ-3", "must be corrected, deleted or upheld")
         })?;
-        let fault = Fault::parse(req.fault.trim()).ok_or_else(|| {
-            Refusal::new(
-                Code::InvalidArgument,
-                "fault",
-                "R-OBJ-2",
-                "must be platform or provider",
-            )
-        })?;
-        let reason = required(
+        let fault = Fault::parse(req.fault.trim())
+            .ok_or_else(|| Refusal::invalid("fault", "R-OBJ-2", "must be platform or provider"))?;
+        let reason = input::required(
             &req.reason,
             "reason",
             "R-OBJ-3",
@@ -394,17 +304,13 @@ impl ObjectionService {
             "the written answer to the applicant",
         )?;
         if !req.set_fields.is_empty() && outcome != Outcome::Corrected {
-            return Err(Refusal::new(
-                Code::InvalidArgument,
-                "set_fields",
-                "R-OBJ-3",
-                "only a correction sets fields",
-            )
-            .into());
+            return Err(
+                Refusal::invalid("set_fields", "R-OBJ-3", "only a correction sets fields").into(),
+            );
         }
         let at = self.actor(caller);
-        let validator = self.validator.clone();
-        let calendar = self.config.calendar.clone();
+        let validator = self.ctx.validator.clone();
+        let calendar = self.ctx.config.calendar.clone();
         let resolve = Resolve {
             outcome,
             fault,
@@ -429,6 +335,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::FileObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Objection)
             .await?;
@@ -445,6 +352,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::CheckObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Objection)
             .await?;
@@ -458,6 +366,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::ReplyObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::ObjectionReply, Action::Objection)
             .await?;
@@ -471,6 +380,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::ResolveObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Objection)
             .await?;
@@ -490,12 +400,13 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::ListObjections>,
     ) -> Result<Response<pb::ObjectionList>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::ObjectionReply, Action::Objection)
             .await?;
         let req = request.into_inner();
-        let (local, today) = (self.config.region, self.config.clock.today());
-        let calendar = self.config.calendar.clone();
+        let (local, today) = (self.ctx.config.region, self.ctx.clock.today());
+        let calendar = self.ctx.config.calendar.clone();
         let provider = (caller.role == Role::Provider).then(|| caller.id.clone());
         let listed = self.blocking(move |s| {
             let mut out = Vec::new();
@@ -526,13 +437,14 @@ impl pb::objections_server::Objections for ObjectionService {
         let mut e = self.entry(&caller, "List");
         e.count = cases.len() as u64;
         e.detail = format!("listed {} objection cases", cases.len());
-        self.usage
+        self.ctx
+            .usage
             .append(vec![e])
             .await
             .map_err(|e| store_status(&e))?;
         Ok(Response::new(pb::ObjectionList {
             cases: cases.iter().map(|c| self.wire(c)).collect(),
-            calendar_years: self.config.calendar.years().map(|(y, _)| y).collect(),
+            calendar_years: self.ctx.config.calendar.years().map(|(y, _)| y).collect(),
         }))
     }
 
@@ -541,6 +453,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::RepairRequest>,
     ) -> Result<Response<pb::RepairResult>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Repair)
             .await?;
@@ -552,6 +465,7 @@ impl pb::objections_server::Objections for ObjectionService {
         request: Request<pb::PurgeRequest>,
     ) -> Result<Response<pb::PurgeResult>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Objections, Action::Purge)
             .await?;

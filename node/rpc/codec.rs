@@ -174,12 +174,7 @@ where
                     probe.extensions_mut().insert(info);
                     authenticate_peer(&probe, &log.tls).ok().map(|a| a.caller)
                 });
-                let refusal = Refusal::new(
-                    Code::InvalidArgument,
-                    "(message)",
-                    "R-NODE-2",
-                    status.message(),
-                );
+                let refusal = Refusal::invalid("(message)", "R-NODE-2", status.message());
                 log.gate
                     .refuse(caller.as_ref(), &rpc, Action::Call, refusal)
                     .await;

@@ -5,15 +5,16 @@
 use std::sync::Arc;
 
 use tonic::service::Interceptor;
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
 use crate::domain::caller::CallerId;
+use crate::domain::clock::Clock;
 use crate::domain::region::RegionCode;
-use crate::domain::usage::{self, Action, UsageEntry};
+use crate::domain::usage::{Action, UsageEntry};
 use crate::identity::tls::{Authenticated, ServerTls, authenticate_peer};
 use crate::policy::authz::{self, Rpc};
-use crate::rpc::refusal::Refusal;
-use crate::store::Store;
+use crate::rpc::refusal::{Refusal, refuse};
+use crate::store::UsageLog;
 
 /// The result of authenticating a call, put in the request's extensions by the
 /// interceptor and read once by `Gate::admit`, which logs refusals.
@@ -39,9 +40,11 @@ impl Interceptor for Authenticate {
 #[derive(Clone)]
 pub struct Gate {
     region: RegionCode,
-    store: Store,
+    /// Where refusals are logged.
+    usage: UsageLog,
     tls: Arc<ServerTls>,
     stopping: tokio::sync::watch::Receiver<bool>,
+    clock: Clock,
 }
 
 impl Gate {
@@ -49,15 +52,17 @@ impl Gate {
     /// then, so the server's graceful shutdown does not wait on them forever.
     pub fn new(
         region: RegionCode,
-        store: Store,
+        usage: UsageLog,
         tls: Arc<ServerTls>,
         stopping: tokio::sync::watch::Receiver<bool>,
+        clock: Clock,
     ) -> Self {
         Gate {
             region,
-            store,
+            usage,
             tls,
             stopping,
+            clock,
         }
     }
 
@@ -89,12 +94,8 @@ impl Gate {
         if !self.tls.is_revoked(serial) {
             return Ok(());
         }
-        let refusal = Refusal {
-            code: Code::Unauthenticated,
-            field: String::new(),
-            rule: "R-NODE-3".into(),
-            message: "certificate revoked while the stream was open".into(),
-        };
+        let refusal =
+            Refusal::unauthenticated("R-NODE-3", "certificate revoked while the stream was open");
         Err(self.refuse(Some(caller), rpc, action, refusal).await)
     }
 
@@ -113,13 +114,9 @@ impl Gate {
         let caller = match authn {
             Ok(caller) => caller,
             Err(status) => {
-                let refusal = Refusal {
-                    code: Code::Unauthenticated,
-                    field: String::new(),
-                    rule: "R-NODE-3".into(),
-                    message: status.message().to_string(),
-                };
-                self.log_refusal(None, name, action, &refusal).await;
+                let refusal = Refusal::unauthenticated("R-NODE-3", status.message());
+                // The caller gets the authentication's own status, not the refusal's.
+                let _ = self.refuse(None, name, action, refusal).await;
                 return Err(status);
             }
         };
@@ -139,18 +136,9 @@ impl Gate {
         action: Action,
         refusal: Refusal,
     ) -> Status {
-        self.log_refusal(caller, rpc, action, &refusal).await;
-        refusal.status()
-    }
-
-    async fn log_refusal(&self, caller: Option<&CallerId>, rpc: &str, action: Action, r: &Refusal) {
         let who = caller.map_or_else(|| "unauthenticated".to_string(), CallerId::uri);
-        tracing::info!(caller = %who, rpc, rule = %r.rule, code = ?r.code, "refused");
-        let entry = UsageEntry::new(who, action, rpc, usage::now_ms())
-            .refused(r.code, &r.field, &r.rule, &r.message);
-        if let Err(e) = self.store.call(move |s| s.append_usage(vec![entry])).await {
-            tracing::error!(error = %e, "could not log a refusal");
-        }
+        let entry = UsageEntry::new(who, action, rpc, self.clock.now_ms());
+        refuse(&self.usage, entry, refusal).await
     }
 }
 

@@ -1,12 +1,14 @@
-//! Refusals: what the caller and the usage log see of a refused call, and the mapping of
+//! Refusals: what the caller and the usage log see of a refused call (`Refusal`, and
+//! `refuse`, the one path that logs one and answers the caller), and the mapping of
 //! library errors to `tonic::Status` with the right code and a message that names the
 //! field and the rule.
 
 use tonic::{Code, Status};
 
+use crate::domain::usage::UsageEntry;
 use crate::policy::Violation;
 use crate::policy::authz::Denial;
-use crate::store::StoreError;
+use crate::store::{StoreError, UsageLog};
 
 /// A refusal as the caller and the usage log see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +29,42 @@ impl Refusal {
         }
     }
 
+    /// Bad input: `field` breaks `rule`.
+    pub fn invalid(field: &str, rule: &str, message: impl Into<String>) -> Refusal {
+        Refusal::new(Code::InvalidArgument, field, rule, message)
+    }
+
+    /// A caller `rule` does not allow this call, whatever its input.
+    pub fn denied(rule: &str, message: impl Into<String>) -> Refusal {
+        Refusal::new(Code::PermissionDenied, "", rule, message)
+    }
+
+    /// A caller who is not (or no longer) authenticated.
+    pub fn unauthenticated(rule: &str, message: impl Into<String>) -> Refusal {
+        Refusal::new(Code::Unauthenticated, "", rule, message)
+    }
+
+    /// The same refusal, naming `field`.
+    pub fn with_field(self, field: &str) -> Refusal {
+        Refusal {
+            field: field.to_string(),
+            ..self
+        }
+    }
+
+    /// The same refusal, saying `message` instead.
+    pub fn with_message(self, message: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            ..self
+        }
+    }
+
+    /// `entry` with this refusal as its outcome.
+    pub fn mark(&self, entry: UsageEntry) -> UsageEntry {
+        entry.refused(self.code, &self.field, &self.rule, &self.message)
+    }
+
     pub fn status(&self) -> Status {
         let text = if self.field.is_empty() {
             format!("{} ({})", self.message, self.rule)
@@ -39,24 +77,26 @@ impl Refusal {
 
 impl From<Violation> for Refusal {
     fn from(v: Violation) -> Self {
-        Refusal {
-            code: Code::InvalidArgument,
-            field: v.field,
-            rule: v.rule.to_string(),
-            message: v.message,
-        }
+        Refusal::invalid(&v.field, v.rule, v.message)
     }
 }
 
 impl From<Denial> for Refusal {
     fn from(d: Denial) -> Self {
-        Refusal {
-            code: Code::PermissionDenied,
-            field: String::new(),
-            rule: d.rule.to_string(),
-            message: d.message,
-        }
+        Refusal::denied(d.rule, d.message)
     }
+}
+
+/// Writes `entry`, refused with `refusal`, to the usage log (R-SEC-3) and returns the
+/// caller's status. A refusal that cannot be logged is still refused (and the node's log
+/// says why).
+pub async fn refuse(usage: &UsageLog, entry: UsageEntry, refusal: Refusal) -> Status {
+    tracing::info!(caller = %entry.caller, rpc = %entry.rpc, rule = %refusal.rule,
+        field = %refusal.field, code = ?refusal.code, "refused");
+    if let Err(e) = usage.append(vec![refusal.mark(entry)]).await {
+        tracing::error!(error = %e, "could not log a refusal");
+    }
+    refusal.status()
 }
 
 /// Storage failures are the node's fault, never the caller's: `Unavailable` when the

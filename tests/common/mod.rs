@@ -52,7 +52,7 @@ pub fn previous_month() -> String {
 /// The real time, Unix milliseconds: only for a signing time, which is checked against
 /// certificates that TLS checks by the real clock. Never a date rule's input.
 pub fn wall_ms() -> i64 {
-    credit_node::domain::usage::now_ms() // wall-clock: signing times only
+    credit_node::domain::clock::Clock::system().now_ms() // wall-clock: signing times only
 }
 
 /// The `credit-node` binary, allowed to serve the moved clock `common::devnet` writes

@@ -25,7 +25,6 @@ use super::{CliError, Exit};
 use crate::devnet::{DevNet, DevProvider};
 use crate::domain::caller::Role;
 use crate::domain::region::RegionCode;
-use crate::domain::usage;
 use crate::identity::client::{ClientIdentity, ExpectedServer, connect};
 use crate::pb;
 use crate::pb::exchange_client::ExchangeClient;
@@ -175,9 +174,12 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
             let mut it = contents.into_iter().peekable();
             while it.peek().is_some() {
                 let chunk: Vec<_> = it.by_ref().take(batch).collect();
-                store.accept(chunk, region, crate::domain::usage::now_ms(), |_| {
-                    Vec::new()
-                })?;
+                store.accept(
+                    chunk,
+                    region,
+                    crate::domain::clock::Clock::system().now_ms(),
+                    |_| Vec::new(),
+                )?;
             }
             let rate = args.load.records as f64 / started.elapsed().as_secs_f64();
             store.sync()?;

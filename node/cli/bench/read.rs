@@ -135,9 +135,12 @@ async fn run(args: ReadBenchArgs, kind: Kind) -> Result<Exit, CliError> {
             let mut it = contents.into_iter().peekable();
             while it.peek().is_some() {
                 let batch: Vec<_> = it.by_ref().take(1000).collect();
-                fill_store.accept(batch, region, crate::domain::usage::now_ms(), |_| {
-                    Vec::new()
-                })?;
+                fill_store.accept(
+                    batch,
+                    region,
+                    crate::domain::clock::Clock::system().now_ms(),
+                    |_| Vec::new(),
+                )?;
             }
             written += n;
         }
@@ -178,7 +181,7 @@ async fn run(args: ReadBenchArgs, kind: Kind) -> Result<Exit, CliError> {
                     valid_until: today + chrono::Days::new(365),
                     evidence: "BENCH".into(),
                     recorded_by: format!("credit://operator/{REGION}/bench"),
-                    recorded_at_ms: crate::domain::usage::now_ms(),
+                    recorded_at_ms: crate::domain::clock::Clock::system().now_ms(),
                     node: crate::domain::region::RegionCode::parse(REGION)?,
                 };
                 let id = terms.id.to_string();

@@ -195,7 +195,7 @@ async fn arrivals(
             Ok(Ok(())) => {}
             Ok(Err(_)) | Err(_) => break,
         }
-        let now = usage::now_ms();
+        let now = crate::domain::clock::Clock::system().now_ms();
         let h = *head.borrow_and_update();
         if h <= seen {
             continue;
