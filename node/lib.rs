@@ -24,8 +24,9 @@
 //!   handlers reach it.
 //! * `config` (L3): the node's TOML configuration, checked at start.
 //! * `rpc` (L4): what the services share: the gate (authentication, role table,
-//!   logging of refusals), refusals mapped to `tonic::Status`, every wire<->domain
-//!   conversion, the strict codec.
+//!   logging of refusals), refusals mapped to `tonic::Status`, the request-field checks,
+//!   the wire<->domain conversions, the strict codec, and the `Context` every service is
+//!   built from.
 //! * `pb` (L4): the generated wire types and gRPC stubs.
 //! * `exchange` (L5): the Exchange service (push, pull-by-subject).
 //! * `federation` (L5): level-by-level upward sync (uplink, the parent's Sync service,
