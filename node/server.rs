@@ -118,6 +118,26 @@ impl Node {
             .map_err(|e| NodeError::Identity(e.to_string()))?;
         let verifier = SignatureVerifier::from_ca_pem(&identity.ca_pem)
             .map_err(|e| NodeError::Identity(e.to_string()))?;
+        // Other nodes check this node's consents (R-REL-4) and checkpoints (R-SEC-3) with
+        // the federation CA; a certificate that cannot pass that check (another CA, no
+        // serverAuth, keyUsage without digitalSignature, expired) is refused here, at
+        // start, rather than surfacing later as every signed entry refused upstream.
+        let probe = b"credit-node start-up signing check";
+        signer
+            .sign(probe)
+            .map_err(|e| e.to_string())
+            .and_then(|sig| {
+                verifier
+                    .verify(probe, &sig, &config.region, config.clock.signing_ms())
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| {
+                NodeError::Identity(format!(
+                    "{}: this node's certificate cannot sign what other nodes check \
+                     (consents, R-REL-4; usage-log checkpoints, R-SEC-3): {e}",
+                    config.tls.cert.display()
+                ))
+            })?;
         Ok(Node {
             signer: Arc::new(signer),
             verifier: Arc::new(verifier),

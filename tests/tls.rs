@@ -211,3 +211,33 @@ async fn a_revocation_ends_an_open_push_stream() {
     );
     assert!(matches!(t.last_usage().outcome, Outcome::Refused { .. }));
 }
+
+/// A node whose certificate other nodes could not check its signatures with (here: one
+/// from another CA) does not start: its consents (R-REL-4) and usage-log checkpoints
+/// (R-SEC-3) would all be refused upstream. The error names the certificate file.
+#[tokio::test]
+async fn a_node_whose_certificate_cannot_sign_for_the_federation_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = devnet(dir.path());
+    let config = net
+        .node_config(LINGYUAN, "凌源市公共信用信息平台", &providers())
+        .unwrap();
+    let other = DevCa::generate("another CA").unwrap();
+    let caller = credit_node::domain::caller::CallerId::new(
+        Role::Node,
+        LINGYUAN.parse().unwrap(),
+        "lingyuan",
+    );
+    let issued = other.issue(&caller, &[]).unwrap();
+    std::fs::write(&config.tls.cert, &issued.cert_pem).unwrap();
+    std::fs::write(&config.tls.key, &issued.key_pem).unwrap();
+    let err = match credit_node::server::start(config.clone()).await {
+        Ok(_) => panic!("a node with another CA's certificate started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("cannot sign what other nodes check")
+            && err.contains(&config.tls.cert.display().to_string()),
+        "{err}"
+    );
+}

@@ -7,6 +7,7 @@ use crate::domain::notice::{Notice, NoticeKind};
 use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::authz::Rpc;
+use crate::rpc::convert::quarantine::quarantined_to_wire;
 use crate::rpc::refusal::store_status;
 
 /// How many quarantined entries and refusal notices `status` lists (the latest).
@@ -85,15 +86,7 @@ impl FederationService {
             .store
             .quarantined(SHOWN)?
             .iter()
-            .map(|q| pb::QuarantinedEntry {
-                child_region: q.child.to_string(),
-                seq: q.child_seq,
-                record_id: q.label.clone(),
-                field: q.field.clone(),
-                rule: q.rule.clone(),
-                message: q.message.clone(),
-                at_ms: q.at_ms,
-            })
+            .map(quarantined_to_wire)
             .collect();
         let inbox = self.store.inbox()?;
         let refused_above: Vec<pb::Notice> = inbox

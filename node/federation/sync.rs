@@ -410,8 +410,7 @@ impl FederationService {
             match found {
                 Some(c) => vec![c],
                 None => {
-                    let refusal = Refusal::new(
-                        Code::InvalidArgument,
+                    let refusal = Refusal::invalid(
                         "child_region",
                         "R-FED-1",
                         format!(

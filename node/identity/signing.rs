@@ -7,8 +7,11 @@
 //! by the CA and fit to sign when the signature was made. That second part is an X.509
 //! path check by `webpki` (the one rustls runs for TLS), with the CA as the only trust
 //! anchor: signatures up the path, validity at the signing time, basicConstraints (a CA
-//! certificate does not sign content), and the extended key usage serverAuth, which the
-//! federation gives node certificates only (`pki::DevCa::issue`). webpki leaves the end
+//! certificate does not sign content), and the extended key usage serverAuth when the
+//! certificate lists extended key usages at all (webpki's `required_if_present`: the
+//! federation gives serverAuth to node certificates only, `pki::DevCa::issue`; one with
+//! no EKU extension passes this part, and the node URI still limits who signs). webpki
+//! leaves the end
 //! certificate's keyUsage alone, so `verify` requires digitalSignature there itself.
 //! No key distribution is needed beyond what mutual TLS already has. Keys: ECDSA P-256
 //! (what `credit-node pki` issues) or Ed25519.

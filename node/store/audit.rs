@@ -106,11 +106,20 @@ impl Store {
             } else if seq == 1 && chained.prev_hash != [0; 32] {
                 report.find(seq, "entry 1 does not start the chain".into());
             }
-            if chain_hash(&chained.prev_hash, &chained.entry)? != chained.hash {
-                report.find(
+            match chain_hash(&chained.prev_hash, &chained.entry) {
+                // Reported like `store check` does, not a stop: the rest is still read.
+                Err(e) => report.find(
+                    seq,
+                    format!(
+                        "entry {seq} cannot be hashed again: {}",
+                        StoreError::from(e)
+                    ),
+                ),
+                Ok(hash) if hash != chained.hash => report.find(
                     seq,
                     format!("entry {seq} was changed: its content does not match its hash"),
-                );
+                ),
+                Ok(_) => {}
             }
             if wanted.contains_key(&seq) {
                 at_checkpoint.insert(seq, chained.hash);

@@ -21,9 +21,12 @@
 //!   backend without (sled: one atomic batch per tree) must leave, after any crash, a
 //!   prefix of that order, so that stored data always has its usage entry, the current
 //!   state never leads the changelog, and `Store::open` replays the changelog after the
-//!   `applied` mark (idempotently) to complete a batch cut short. Either way, what the
-//!   node observes after reopening is all of a batch or none of it, beside usage
-//!   entries (which may name a batch never acknowledged, as ARCHITECTURE.md says).
+//!   `applied` mark (idempotently) to complete a batch cut short. A batch with a
+//!   changelog part is thus all or nothing after reopening, beside usage entries (which
+//!   may name a batch never acknowledged, as ARCHITECTURE.md says). A batch without one
+//!   (`keep_case`, `queue_notice`, `receive_notice`) is not replayed: it is safe by its
+//!   order alone (a notice is written before the case it carries, see
+//!   `objections.rs`), not all or nothing.
 //! * `sync` is the durable acknowledgement: every commit that returned before it began
 //!   survives a power cut once it returns. Nothing is acknowledged to a caller before.
 //! * Scans are ordered and resumable: the changelog and the usage log by sequence

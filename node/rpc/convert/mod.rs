@@ -6,11 +6,13 @@
 //! * `case`: objection cases.
 //! * `notice`: notices that travel down the federation.
 //! * `census`: platform census reports.
+//! * `quarantine`: entries kept refused from a child (Status).
 //! * `usage`: usage-log records.
 
 pub mod case;
 pub mod census;
 pub mod consent;
 pub mod notice;
+pub mod quarantine;
 pub mod record;
 pub mod usage;
