@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::NaiveDate;
 
-use crate::cli::records::{Parsed, draft_json, read_csv, read_json_lines};
+use crate::cli::records::{COLUMNS, Parsed, draft_json, read_csv, read_json_lines};
 use crate::domain::caller::{CallerId, Role};
 use crate::domain::record::{Content, Draft, SubjectKind};
 use crate::domain::region::RegionCode;
@@ -409,19 +409,7 @@ fn csv_seeds() -> Vec<(String, Vec<u8>)> {
     let mut names: Vec<&String> = drafts.iter().flat_map(|d| d.fields.keys()).collect();
     names.sort();
     names.dedup();
-    let mut header = vec![
-        "subject_kind",
-        "subject_id",
-        "subject_name",
-        "category",
-        "provider_ref",
-        "occurred_on",
-        "ended_on",
-        "adverse",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>();
+    let mut header = COLUMNS.into_iter().map(String::from).collect::<Vec<_>>();
     header.extend(names.iter().map(|n| format!("fields.{n}")));
     let row = |d: &Draft| -> Vec<String> {
         let kind = match d.subject_kind {

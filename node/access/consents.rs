@@ -59,6 +59,19 @@ pub(super) fn consent_id(s: &str) -> Result<Uuid, Refusal> {
 }
 
 impl AccessService {
+    /// Admits a caller of the Consents service: every one of its RPCs has one gate row.
+    async fn admit_consents<T>(&self, request: &Request<T>) -> Result<CallerId, Status> {
+        self.ctx
+            .gate
+            .admit(request, Rpc::Consents, Action::Consent)
+            .await
+    }
+
+    /// A consent as a caller sees it: its state as of the node's today.
+    fn consent_wire(&self, consent: &Consent) -> pb::Consent {
+        consent_to_wire(consent, self.ctx.clock.today())
+    }
+
     fn terms(&self, caller: &CallerId, req: pb::GrantRequest) -> Result<Terms, Refusal> {
         let subject_id = subject_id(
             &req.subject_id,
@@ -247,11 +260,7 @@ impl pb::consents_server::Consents for AccessService {
         &self,
         request: Request<pb::GrantRequest>,
     ) -> Result<Response<pb::Consent>, Status> {
-        let caller = self
-            .ctx
-            .gate
-            .admit(&request, Rpc::Consents, Action::Consent)
-            .await?;
+        let caller = self.admit_consents(&request).await?;
         let terms = match self.terms(&caller, request.into_inner()) {
             Ok(t) => t,
             Err(r) => return Err(self.refuse(self.entry(&caller, "Grant"), r).await),
@@ -274,21 +283,14 @@ impl pb::consents_server::Consents for AccessService {
         self.write_consent(consent.clone(), e).await?;
         tracing::info!(consent = %consent.terms.id, subject = %mask_id(&consent.terms.subject_id),
             grantee = %consent.terms.grantee, "consent recorded");
-        Ok(Response::new(consent_to_wire(
-            &consent,
-            self.ctx.clock.today(),
-        )))
+        Ok(Response::new(self.consent_wire(&consent)))
     }
 
     async fn withdraw(
         &self,
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::Consent>, Status> {
-        let caller = self
-            .ctx
-            .gate
-            .admit(&request, Rpc::Consents, Action::Consent)
-            .await?;
+        let caller = self.admit_consents(&request).await?;
         let req = request.into_inner();
         let mut consent = self.held(&caller, "Withdraw", &req.id).await?;
         let mut e = self.entry(&caller, "Withdraw");
@@ -365,38 +367,24 @@ impl pb::consents_server::Consents for AccessService {
             }
         }
         tracing::info!(consent = %consent.terms.id, "consent withdrawn");
-        Ok(Response::new(consent_to_wire(
-            &consent,
-            self.ctx.clock.today(),
-        )))
+        Ok(Response::new(self.consent_wire(&consent)))
     }
 
     async fn get(&self, request: Request<pb::ConsentId>) -> Result<Response<pb::Consent>, Status> {
-        let caller = self
-            .ctx
-            .gate
-            .admit(&request, Rpc::Consents, Action::Consent)
-            .await?;
+        let caller = self.admit_consents(&request).await?;
         let consent = self.held(&caller, "Get", &request.get_ref().id).await?;
         let mut e = self.entry(&caller, "Get");
         e.subject = Some(consent.terms.subject_id.clone());
         e.consent_id = Some(consent.terms.id.to_string());
         self.log(vec![e]).await?;
-        Ok(Response::new(consent_to_wire(
-            &consent,
-            self.ctx.clock.today(),
-        )))
+        Ok(Response::new(self.consent_wire(&consent)))
     }
 
     async fn list(
         &self,
         request: Request<pb::ListConsentsRequest>,
     ) -> Result<Response<pb::ConsentList>, Status> {
-        let caller = self
-            .ctx
-            .gate
-            .admit(&request, Rpc::Consents, Action::Consent)
-            .await?;
+        let caller = self.admit_consents(&request).await?;
         let subject = match subject_id(
             &request.get_ref().subject_id,
             &self.ctx.config.legacy_codes,

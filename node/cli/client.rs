@@ -229,17 +229,12 @@ pub async fn status(channel: Channel) -> Result<pb::NodeStatus, CliError> {
         .into_inner())
 }
 
+/// As `local_time`, but a time not yet reached (0 or below) reads "never".
 fn when(ms: i64) -> String {
     if ms <= 0 {
         return "never".into();
     }
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
+    super::local_time(ms)
 }
 
 /// The status as an operator reads it.
@@ -359,15 +354,7 @@ pub fn status_json(s: &pb::NodeStatus) -> serde_json::Value {
             "refused": c.refused,
         })).collect::<Vec<_>>(),
         "refused_from_below": s.refused_from_below,
-        "quarantine": s.quarantine.iter().map(|q| serde_json::json!({
-            "child_region": q.child_region,
-            "seq": q.seq,
-            "record_id": q.record_id,
-            "field": q.field,
-            "rule": q.rule,
-            "message": q.message,
-            "at_ms": q.at_ms,
-        })).collect::<Vec<_>>(),
+        "quarantine": s.quarantine.iter().map(quarantined_json).collect::<Vec<_>>(),
         "refused_above": s.refused_above.iter().map(|n| serde_json::json!({
             "from_region": n.from_region,
             "id": n.id,

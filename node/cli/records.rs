@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::record::{Draft, SubjectKind};
 use crate::pb;
+use crate::policy::validate::quoted;
 
 /// A line the client refused before sending: it cannot become a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,20 +56,6 @@ impl Format {
             Some(ext) if ext.eq_ignore_ascii_case("csv") => Format::Csv,
             _ => Format::JsonLines,
         }
-    }
-}
-
-/// Longest piece of a line quoted back in a refusal.
-const MAX_QUOTED: usize = 64;
-
-/// At most `MAX_QUOTED` characters of `s`, so a huge value is never echoed back whole.
-fn quoted(s: &str) -> String {
-    if s.chars().count() <= MAX_QUOTED {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(MAX_QUOTED).collect();
-        out.push('…');
-        out
     }
 }
 
@@ -464,7 +451,8 @@ fn adverse(s: &str) -> Result<bool, LineError> {
     }
 }
 
-const COLUMNS: [&str; 8] = [
+/// The fixed columns of a records CSV, before the `fields.*` ones.
+pub(crate) const COLUMNS: [&str; 8] = [
     "subject_kind",
     "subject_id",
     "subject_name",

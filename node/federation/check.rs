@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 
 use crate::config::Child;
-use crate::domain::record::{Draft, Record, Status};
+use crate::domain::record::{Content, Draft, Hash, Record, Status};
 use crate::domain::region::RegionCode;
 use crate::identity::signing::SignatureVerifier;
 use crate::pb;
@@ -233,17 +233,7 @@ fn check_record(
         && held.version < meta.version
         && held.content_hash.as_slice() == meta.content_hash.as_slice()
     {
-        return Ok(Record {
-            id: meta.id,
-            content_hash: held.content_hash,
-            content: held.content,
-            origin: meta.origin,
-            path: meta.path,
-            reported_at_ms: meta.reported_at_ms,
-            version: meta.version,
-            status: meta.status,
-            status_reason: meta.status_reason,
-        });
+        return Ok(replica(meta, held.content, held.content_hash));
     }
     let content = if meta.status == Status::Expired
         || (meta.status == Status::Deleted && draft.fields.is_empty())
@@ -270,7 +260,13 @@ fn check_record(
             "the content does not match the hash its origin set",
         ));
     }
-    Ok(Record {
+    Ok(replica(meta, content, hash))
+}
+
+/// The record a replica keeps: the origin's metadata over the content this node checked
+/// (or already held under the same hash).
+fn replica(meta: ReplicaMeta, content: Content, content_hash: Hash) -> Record {
+    Record {
         id: meta.id,
         content,
         origin: meta.origin,
@@ -279,8 +275,8 @@ fn check_record(
         version: meta.version,
         status: meta.status,
         status_reason: meta.status_reason,
-        content_hash: hash,
-    })
+        content_hash,
+    }
 }
 
 #[cfg(test)]

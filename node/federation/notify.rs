@@ -28,63 +28,14 @@ impl FederationService {
         let mut wire = request.into_inner();
         wire.from_region = self.config.region.to_string();
         wire.created_at_ms = self.config.clock.now_ms();
-        let refuse =
-            |field: &str, rule: &str, message: String| Refusal::invalid(field, rule, message);
-        // Kinds only the federation itself writes: an operator cannot forge them.
-        let reserved = if wire.kind == pb::NoticeKind::EntryRefused as i32 {
-            Some((
-                "R-FED-1",
-                "entry-refused notices are written only by a parent's Sync, for the entries \
-                 it keeps in quarantine",
-            ))
-        } else if wire.kind == pb::NoticeKind::Objection as i32 || wire.objection.is_some() {
-            Some((
-                "R-OBJ-1",
-                "objections are filed with Objections.File (`credit-node objection file`), \
-                 which keeps the case and withholds the record",
-            ))
-        } else {
-            None
-        };
-        if let Some((rule, message)) = reserved {
-            return Err(self
-                .gate
-                .refuse(
-                    Some(&caller),
-                    "Notify",
-                    Action::Notice,
-                    refuse("kind", rule, message.to_string()),
-                )
-                .await);
-        }
-        let mut notice = match Notice::from_wire(&wire) {
-            Ok(n) => n,
-            Err((field, why)) => {
+        let (mut notice, hop) = match self.notice_to_queue(&wire) {
+            Ok(checked) => checked,
+            Err(refusal) => {
                 return Err(self
                     .gate
-                    .refuse(
-                        Some(&caller),
-                        "Notify",
-                        Action::Notice,
-                        refuse(field, "R-NODE-5", why),
-                    )
+                    .refuse(Some(&caller), "Notify", Action::Notice, refusal)
                     .await);
             }
-        };
-        let Some(hop) = next_hop(&self.config.children, &notice.target).map(|c| c.region) else {
-            let message = format!(
-                "{} is not below this node ({})",
-                notice.target, self.config.region
-            );
-            return Err(self
-                .gate
-                .refuse(
-                    Some(&caller),
-                    "Notify",
-                    Action::Notice,
-                    refuse("target_region", "R-NODE-5", message),
-                )
-                .await);
         };
         let store = self.store.clone();
         let who = caller.uri();
@@ -108,6 +59,40 @@ impl FederationService {
             id: notice.id,
             next_hop: hop.to_string(),
         }))
+    }
+
+    /// The checks on an operator's notice, in order: a reserved kind, the wire form, and a
+    /// target below this node. Gives the notice and the child it goes to next.
+    fn notice_to_queue(&self, wire: &pb::Notice) -> Result<(Notice, RegionCode), Refusal> {
+        // Kinds only the federation itself writes: an operator cannot forge them.
+        let reserved = if wire.kind == pb::NoticeKind::EntryRefused as i32 {
+            Some((
+                "R-FED-1",
+                "entry-refused notices are written only by a parent's Sync, for the entries \
+                 it keeps in quarantine",
+            ))
+        } else if wire.kind == pb::NoticeKind::Objection as i32 || wire.objection.is_some() {
+            Some((
+                "R-OBJ-1",
+                "objections are filed with Objections.File (`credit-node objection file`), \
+                 which keeps the case and withholds the record",
+            ))
+        } else {
+            None
+        };
+        if let Some((rule, message)) = reserved {
+            return Err(Refusal::invalid("kind", rule, message));
+        }
+        let notice = Notice::from_wire(wire)
+            .map_err(|(field, why)| Refusal::invalid(field, "R-NODE-5", why))?;
+        let Some(hop) = next_hop(&self.config.children, &notice.target).map(|c| c.region) else {
+            let message = format!(
+                "{} is not below this node ({})",
+                notice.target, self.config.region
+            );
+            return Err(Refusal::invalid("target_region", "R-NODE-5", message));
+        };
+        Ok((notice, hop))
     }
 
     /// Sends `child` the notices queued for it, those not sent on this stream yet, as far

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use chrono::NaiveDate;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -13,12 +14,14 @@ use super::check::check_entry;
 use crate::config::Child;
 use crate::domain::caller::CallerId;
 use crate::domain::notice::{Notice, NoticeKind};
+use crate::domain::record::Record;
 use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
+use crate::policy::Violation;
 use crate::policy::authz::Rpc;
 use crate::rpc::gate::Gate;
 use crate::rpc::refusal::{Refusal, store_status};
-use crate::store::{ChildLog, Quarantined, Refused, ReplicaOutcome};
+use crate::store::{Change, ChildLog, Quarantined, Refused, ReplicaOutcome};
 
 impl FederationService {
     pub(super) async fn serve_sync(
@@ -170,15 +173,7 @@ impl FederationService {
             let seq = entry.seq;
             let record_id = wire_label(&entry);
             raw.insert(seq, prost::Message::encode_to_vec(&entry));
-            match check_entry(
-                entry,
-                child,
-                &self.config.region,
-                &self.validator,
-                &self.verifier,
-                today,
-                &known,
-            ) {
+            match self.check(entry, child, today, &known) {
                 Ok(r) => records.push((seq, r)),
                 Err(v) => refused.push(pb::EntryRefusal {
                     seq,
@@ -265,6 +260,26 @@ impl FederationService {
 
     /// Checks `child`'s quarantined entries again and applies those that pass now; the
     /// cursor stays where it is. Returns (applied, unchanged, still refused).
+    /// Checks one entry from `child` against this node's region, rules and verifier,
+    /// the same on a first Sync and on a quarantine retry.
+    fn check(
+        &self,
+        entry: pb::ChangeEntry,
+        child: &Child,
+        today: NaiveDate,
+        known: &dyn Fn(&uuid::Uuid) -> Option<Record>,
+    ) -> Result<Change, Violation> {
+        check_entry(
+            entry,
+            child,
+            &self.config.region,
+            &self.validator,
+            &self.verifier,
+            today,
+            known,
+        )
+    }
+
     async fn retry(
         &self,
         who: &str,
@@ -305,16 +320,9 @@ impl FederationService {
                 message,
             };
             let checked = match <pb::ChangeEntry as prost::Message>::decode(q.entry.as_slice()) {
-                Ok(wire) => check_entry(
-                    wire,
-                    child,
-                    &self.config.region,
-                    &self.validator,
-                    &self.verifier,
-                    today,
-                    &known,
-                )
-                .map_err(|v| refusal(v.field, v.rule.to_string(), v.message)),
+                Ok(wire) => self
+                    .check(wire, child, today, &known)
+                    .map_err(|v| refusal(v.field, v.rule.to_string(), v.message)),
                 Err(e) => Err(refusal(
                     "entry".into(),
                     "R-FED-1".into(),

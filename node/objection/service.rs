@@ -85,6 +85,19 @@ impl ObjectionService {
         ObjectionService { ctx: node.clone() }
     }
 
+    /// Admits the caller of a case step and opens its usage entry, in that order: a
+    /// refused caller leaves no entry here (the gate logs it).
+    async fn admit_step<T>(
+        &self,
+        request: &Request<T>,
+        rpc: Rpc,
+        name: &str,
+    ) -> Result<(CallerId, UsageEntry), Status> {
+        let caller = self.ctx.gate.admit(request, rpc, Action::Objection).await?;
+        let entry = self.entry(&caller, name);
+        Ok((caller, entry))
+    }
+
     pub(super) fn entry(&self, caller: &CallerId, rpc: &str) -> UsageEntry {
         UsageEntry::new(
             caller.uri(),
@@ -334,12 +347,7 @@ impl pb::objections_server::Objections for ObjectionService {
         &self,
         request: Request<pb::FileObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
-        let caller = self
-            .ctx
-            .gate
-            .admit(&request, Rpc::Objections, Action::Objection)
-            .await?;
-        let mut entry = self.entry(&caller, "File");
+        let (caller, mut entry) = self.admit_step(&request, Rpc::Objections, "File").await?;
         entry.record_ids = Uuid::parse_str(request.get_ref().record_id.trim())
             .into_iter()
             .collect();
@@ -351,12 +359,7 @@ impl pb::objections_server::Objections for ObjectionService {
         &self,
         request: Request<pb::CheckObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
-        let caller = self
-            .ctx
-            .gate
-            .admit(&request, Rpc::Objections, Action::Objection)
-            .await?;
-        let entry = self.entry(&caller, "Check");
+        let (caller, entry) = self.admit_step(&request, Rpc::Objections, "Check").await?;
         let result = self.check_case(&caller, request.into_inner()).await;
         self.answer(entry, result).await
     }
@@ -365,12 +368,9 @@ impl pb::objections_server::Objections for ObjectionService {
         &self,
         request: Request<pb::ReplyObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
-        let caller = self
-            .ctx
-            .gate
-            .admit(&request, Rpc::ObjectionReply, Action::Objection)
+        let (caller, entry) = self
+            .admit_step(&request, Rpc::ObjectionReply, "Reply")
             .await?;
-        let entry = self.entry(&caller, "Reply");
         let result = self.reply_case(&caller, request.into_inner()).await;
         self.answer(entry, result).await
     }
@@ -379,12 +379,9 @@ impl pb::objections_server::Objections for ObjectionService {
         &self,
         request: Request<pb::ResolveObjection>,
     ) -> Result<Response<pb::ObjectionCase>, Status> {
-        let caller = self
-            .ctx
-            .gate
-            .admit(&request, Rpc::Objections, Action::Objection)
+        let (caller, entry) = self
+            .admit_step(&request, Rpc::Objections, "Resolve")
             .await?;
-        let entry = self.entry(&caller, "Resolve");
         match self.resolve_case(&caller, request.into_inner()).await {
             Ok(case) => {
                 tracing::info!(case = %case.id,

@@ -61,8 +61,8 @@ fn violation(
 }
 
 /// Caller input for a message: at most `MAX_QUOTED` characters, so a huge value is
-/// never echoed back whole.
-fn quoted(s: &str) -> String {
+/// never echoed back whole (the node's refusals and the CLI's file errors alike).
+pub(crate) fn quoted(s: &str) -> String {
     if s.chars().count() <= MAX_QUOTED {
         s.to_string()
     } else {

@@ -110,15 +110,7 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
 
     // End to end: mTLS, gRPC, validation, store, durable acknowledgement.
     let net = DevNet::create(tmp.path())?;
-    let providers: Vec<DevProvider> = (0..args.load.streams)
-        .map(|i| DevProvider {
-            id: format!("bench-{i}"),
-            name: format!("bench provider {i}"),
-            categories: categories.clone(),
-            uscc: None,
-            government: false,
-        })
-        .collect();
+    let providers = bench_providers(args.load.streams, &categories);
     let config = net.node_config("211382", "bench node", &providers)?;
     let node = crate::server::start(config).await?;
     let endpoint = node.endpoint();
@@ -243,6 +235,19 @@ pub async fn push(args: PushBenchArgs) -> Result<Exit, CliError> {
 }
 
 /// Bytes of the files under `dir` (sled's data, blobs and snapshots).
+/// The `streams` providers a bench registers, `bench-0` up, each for `categories`.
+fn bench_providers(streams: usize, categories: &[String]) -> Vec<DevProvider> {
+    (0..streams)
+        .map(|i| DevProvider {
+            id: format!("bench-{i}"),
+            name: format!("bench provider {i}"),
+            categories: categories.to_vec(),
+            uscc: None,
+            government: false,
+        })
+        .collect()
+}
+
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;

@@ -231,15 +231,7 @@ pub async fn sync(args: SyncBenchArgs) -> Result<Exit, CliError> {
     let categories: Vec<String> = catalog.categories().map(|c| c.code.clone()).collect();
     let period = crate::cli::previous_month();
     let streams = args.load.streams.max(1);
-    let providers: Vec<DevProvider> = (0..streams)
-        .map(|i| DevProvider {
-            id: format!("bench-{i}"),
-            name: format!("bench provider {i}"),
-            categories: categories.clone(),
-            uscc: None,
-            government: false,
-        })
-        .collect();
+    let providers = bench_providers(streams, &categories);
     let batch = args.load.batch.clamp(1, crate::exchange::MAX_BATCH);
     println!("machine: {}", machine());
     println!("load average at start: {}", load());

@@ -26,15 +26,22 @@ pub fn draft_from_wire(r: pb::Record) -> Result<Draft, Violation> {
             message: "is set by the origin node, not by a provider; leave it empty".into(),
         });
     }
+    let mut draft = draft_of(r);
+    // Trimmed here, once, so the registration check and the validator see the same
+    // category (a trailing space or U+3000 must not slip past either).
+    draft.category = draft.category.trim().to_string();
+    Ok(draft)
+}
+
+/// The provider's part of a wire record, as sent (a child's replica keeps its category
+/// untrimmed; a provider's draft trims it).
+fn draft_of(r: pb::Record) -> Draft {
     let subject = r.subject.unwrap_or_default();
-    let subject_kind = subject_kind_from_wire(subject.kind);
-    Ok(Draft {
-        subject_kind,
+    Draft {
+        subject_kind: subject_kind_from_wire(subject.kind),
         subject_id: subject.id,
         subject_name: subject.name,
-        // Trimmed here, once, so the registration check and the validator see the same
-        // category (a trailing space or U+3000 must not slip past either).
-        category: r.category.trim().to_string(),
+        category: r.category,
         provider_ref: r.provider_ref,
         occurred_on: r.occurred_on,
         ended_on: if r.ended_on.is_empty() {
@@ -45,7 +52,7 @@ pub fn draft_from_wire(r: pb::Record) -> Result<Draft, Violation> {
         period: r.period,
         adverse: r.adverse,
         fields: r.fields.into_iter().collect(),
-    })
+    }
 }
 
 fn subject_kind_from_wire(kind: i32) -> Option<SubjectKind> {
@@ -155,7 +162,7 @@ fn bad(field: &str, rule: &'static str, message: impl Into<String>) -> Violation
 
 /// Splits a record from a child node into a draft (checked again by the receiving node,
 /// which never trusts a child) and the origin's metadata.
-pub fn replica_from_wire(r: pb::Record) -> Result<(Draft, ReplicaMeta), Violation> {
+pub fn replica_from_wire(mut r: pb::Record) -> Result<(Draft, ReplicaMeta), Violation> {
     let id = uuid::Uuid::parse_str(&r.id)
         .map_err(|e| bad("id", "R-SEC-1", format!("not a UUID: {e}")))?;
     let origin = crate::domain::region::RegionCode::parse(&r.origin_region)
@@ -182,33 +189,16 @@ pub fn replica_from_wire(r: pb::Record) -> Result<(Draft, ReplicaMeta), Violatio
     };
     let meta = ReplicaMeta {
         id,
-        provider_id: r.provider_id,
+        provider_id: std::mem::take(&mut r.provider_id),
         origin,
         path,
         reported_at_ms: r.reported_at_ms,
         version: r.version,
         status,
-        status_reason: r.status_reason,
+        status_reason: std::mem::take(&mut r.status_reason),
         disclosure,
         adverse: r.adverse,
-        content_hash: r.content_hash,
+        content_hash: std::mem::take(&mut r.content_hash),
     };
-    let subject = r.subject.unwrap_or_default();
-    let draft = Draft {
-        subject_kind: subject_kind_from_wire(subject.kind),
-        subject_id: subject.id,
-        subject_name: subject.name,
-        category: r.category,
-        provider_ref: r.provider_ref,
-        occurred_on: r.occurred_on,
-        ended_on: if r.ended_on.is_empty() {
-            None
-        } else {
-            Some(r.ended_on)
-        },
-        period: r.period,
-        adverse: r.adverse,
-        fields: r.fields.into_iter().collect(),
-    };
-    Ok((draft, meta))
+    Ok((draft_of(r), meta))
 }
