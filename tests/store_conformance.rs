@@ -19,7 +19,7 @@ use credit_node::domain::record::{
 };
 use credit_node::domain::region::RegionCode;
 use credit_node::domain::usage::{Action, UsageEntry};
-use credit_node::store::backend::{Backend, natural_key};
+use credit_node::store::backend::{Reads, natural_key};
 use credit_node::store::{
     Applied, Change, OriginChange, ReplicaOutcome, Store, StoreError, StoreOptions,
 };
@@ -448,7 +448,7 @@ fn scans_are_ordered_and_resumable(engine: &Engine, dir: &Path) {
         let batch = refs.iter().map(|r| content(subject, r, "1")).collect();
         store.accept(batch, county(), at_ms(), push_usage).unwrap();
     }
-    let backend: &dyn Backend = store.backend();
+    let backend: &dyn Reads = store.backend();
     let all = backend
         .records_of("91211382MA0000001", None, usize::MAX)
         .unwrap();

@@ -65,16 +65,10 @@ use crate::domain::usage::Chained;
 /// `keys::natural` of a record: see the module doc.
 pub type NaturalKey = Vec<u8>;
 
-/// What the node needs from a storage engine. Object-safe; one call per batch, not per
-/// record.
-pub trait Backend: Send + Sync {
-    /// Writes one batch (see the module doc for the atomicity contract). Not durable
-    /// until `sync`.
-    fn commit(&self, commit: Commit) -> Result<(), StoreError>;
-
-    /// Makes every commit that returned before this call durable.
-    fn sync(&self) -> Result<(), StoreError>;
-
+/// The reading half of the seam: what anyone holding a `Store` may see through it
+/// (`Store::backend`). Writing is `Backend`'s, reached only by `Store`'s writer, which
+/// allocates the sequences and decides each batch under its lock.
+pub trait Reads: Send + Sync {
     /// Where the sequences stand: the next changelog sequence, the next usage sequence
     /// and the usage chain's head hash (zeros when the log is empty).
     fn heads(&self) -> Result<Heads, StoreError>;
@@ -104,13 +98,24 @@ pub trait Backend: Send + Sync {
     fn usage(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError>;
 }
 
-/// The natural key of a record (see the module doc): what `Backend::records_of`
+/// What the node needs from a storage engine: `Reads`, and the writes. Object-safe; one
+/// call per batch, not per record.
+pub trait Backend: Reads {
+    /// Writes one batch (see the module doc for the atomicity contract). Not durable
+    /// until `sync`.
+    fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+
+    /// Makes every commit that returned before this call durable.
+    fn sync(&self) -> Result<(), StoreError>;
+}
+
+/// The natural key of a record (see the module doc): what `Reads::records_of`
 /// resumes after.
 pub fn natural_key(record: &Record) -> NaturalKey {
     super::keys::natural(&record.content, &record.origin)
 }
 
-/// See `Backend::heads`.
+/// See `Reads::heads`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Heads {
     pub next_change: u64,

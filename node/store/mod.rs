@@ -31,7 +31,8 @@
 //! (`census`), objection holds, quarantine, the redaction queue, replay at open (`open`).
 //! Each batch becomes one typed `backend::Commit`, written by `Backend::commit` and made
 //! durable by `Backend::sync` (group commit in `write`); reads by key and ordered scans
-//! with a resume key go through the trait as well. `sled` (`SledBackend`) is the first
+//! with a resume key go through its reading half, `backend::Reads`, the only part a
+//! holder of a `Store` sees (`Store::backend`): writes never bypass the writer. `sled` (`SledBackend`) is the first
 //! engine; `Inner` holds it by value, so a call through the seam is static, once per
 //! batch, never per record. `backend` documents the contract and how a database shared
 //! by several processes must allocate the changelog and usage sequences.

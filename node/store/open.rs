@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::backend::{Backend, Commit, Heads};
+use super::backend::{Commit, Heads, Reads};
 use super::codec::{decode, encode};
 use super::keys;
 use super::sled::{SledBackend, TREES};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use super::backend::Backend;
+use super::backend::Reads;
 use super::codec::decode;
 use super::keys;
 use super::{Change, Stats, Store, StoreError};
@@ -36,8 +36,9 @@ impl Store {
         self.inner.sled.record_by_id(id)
     }
 
-    /// The storage engine behind this store, through the seam (see `backend`).
-    pub fn backend(&self) -> &dyn Backend {
+    /// The storage engine behind this store, read-only, through the seam (see
+    /// `backend`): writes go through `Store`'s writer only.
+    pub fn backend(&self) -> &dyn Reads {
         &self.inner.sled
     }
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::backend::{Backend, ChangeRun, Commit};
+use super::backend::{ChangeRun, Commit, Reads};
 use super::codec::encode;
 use super::keys;
 use super::quarantine::ChildLog;

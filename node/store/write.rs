@@ -8,7 +8,7 @@ use super::codec::encode;
 use super::keys;
 use uuid::Uuid;
 
-use super::backend::{Backend, ChangeRun, Commit, UsageRow};
+use super::backend::{Backend, ChangeRun, Commit, Reads, UsageRow};
 use super::{Applied, Store, StoreError, TAG_RECORD, Writer, census, objections};
 use crate::domain::record::{Content, Record, Status};
 use crate::domain::region::RegionCode;

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::backend::{Backend, Commit, Heads, NoticeRow};
+use super::backend::{Backend, Commit, Heads, NoticeRow, Reads};
 use super::codec::decode;
 use super::durability::Durability;
 use super::{Change, StoreError, chunked, decode_chunk, keys, seq_of};
@@ -228,7 +228,9 @@ impl Backend for SledBackend {
         self.db.flush()?;
         self.durability.sync()
     }
+}
 
+impl Reads for SledBackend {
     fn heads(&self) -> Result<Heads, StoreError> {
         let next_change = match self.changelog.last()? {
             Some((k, v)) => seq_of(&k)? + decode_chunk(&v)?.len() as u64,
