@@ -108,8 +108,9 @@ mod tests {
     use crate::domain::consent::{Purpose, State};
     use crate::identity::DevCa;
 
-    #[test]
-    fn signed_terms_verify_and_an_edit_or_a_forged_withdrawal_does_not() {
+    /// A node of 211382 with a certificate of a fresh CA: its region, its signer, and a
+    /// verifier that trusts the CA.
+    fn lingyuan() -> (RegionCode, NodeSigner, SignatureVerifier) {
         let ca = DevCa::generate("test ca").unwrap();
         let region = RegionCode::parse("211382").unwrap();
         let node = ca
@@ -117,6 +118,12 @@ mod tests {
             .unwrap();
         let signer = NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap();
         let verifier = SignatureVerifier::from_ca_pem(ca.cert_pem()).unwrap();
+        (region, signer, verifier)
+    }
+
+    #[test]
+    fn signed_terms_verify_and_an_edit_or_a_forged_withdrawal_does_not() {
+        let (region, signer, verifier) = lingyuan();
         let mut consent = Consent::sign(terms("211382"), &signer).unwrap();
         consent.verify(&verifier).unwrap();
 
@@ -142,12 +149,7 @@ mod tests {
 
     #[test]
     fn states_follow_the_dates_and_the_withdrawal() {
-        let ca = DevCa::generate("test ca").unwrap();
-        let region = RegionCode::parse("211382").unwrap();
-        let node = ca
-            .issue(&CallerId::new(Role::Node, region, "lingyuan"), &[])
-            .unwrap();
-        let signer = NodeSigner::from_pem(&node.cert_pem, &node.key_pem).unwrap();
+        let (region, signer, _) = lingyuan();
         let mut c = Consent::sign(terms("211382"), &signer).unwrap();
         let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
         assert_eq!(c.state(day(6, 1)), State::Given);
