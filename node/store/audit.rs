@@ -9,8 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::codec::decode;
-use super::keys;
-use super::{Store, StoreError, seq_of};
+use super::{Store, StoreError};
 use crate::domain::record::Hash;
 use crate::domain::region::RegionCode;
 use crate::domain::usage::{Chained, Checkpoint, chain_hash};
@@ -72,9 +71,8 @@ impl Store {
         let mut report = AuditReport::default();
         let mut expected = 1u64;
         let mut prev: Hash = [0; 32];
-        for item in self.inner.sled.usage.range(..keys::usage::END) {
-            let (k, v) = item?;
-            let seq = seq_of(&k)?;
+        for item in self.usage_rows() {
+            let (seq, v) = item?;
             if seq != expected {
                 let missing = if seq == expected + 1 {
                     format!("entry {expected} is missing")

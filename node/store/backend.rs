@@ -54,13 +54,20 @@
 //! reference) that `keys::natural` makes: the parts joined by NUL after a `k`. None of
 //! the parts can hold a NUL, so a relational backend splits it into its columns.
 
+use std::collections::BTreeMap;
+
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::{Change, StoreError};
+use super::codec::decode;
+use super::{Change, CheckReport, Quarantined, StoreError};
+use crate::domain::case::Case;
+use crate::domain::census::{Figures, Monthly, PlatformReport};
+use crate::domain::consent::Consent;
+use crate::domain::notice::Notice;
 use crate::domain::record::{Hash, Record};
 use crate::domain::region::RegionCode;
-use crate::domain::usage::Chained;
+use crate::domain::usage::{Chained, Checkpoint};
 
 /// `keys::natural` of a record: see the module doc.
 pub type NaturalKey = Vec<u8>;
@@ -94,19 +101,152 @@ pub trait Reads: Send + Sync {
     /// Changelog entries after sequence `after`, at most `limit`, in sequence order.
     fn changes(&self, after: u64, limit: usize) -> Result<Vec<(u64, Change)>, StoreError>;
 
+    /// Every current record in natural-key order, after the natural key `resume` (from
+    /// the start when `None`), at most `limit`, each with its natural key (to resume
+    /// after): a full scan, in pages.
+    fn all_records(
+        &self,
+        resume: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(NaturalKey, Record)>, StoreError>;
+
+    /// How many current records are held.
+    fn record_count(&self) -> Result<u64, StoreError>;
+
+    /// Usage entries after sequence `after`, at most `limit`, in sequence order, as
+    /// stored (undecoded: the audit reports an entry that does not decode and goes on).
+    fn usage_rows(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
     /// Usage entries after sequence `after`, at most `limit`, in sequence order.
-    fn usage(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError>;
+    fn usage(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError> {
+        self.usage_rows(after, limit)?
+            .into_iter()
+            .map(|(seq, v)| Ok((seq, decode(&v, "usage entry")?)))
+            .collect()
+    }
+
+    /// The first `limit` usage entries indexed under `subject`, in sequence order. An
+    /// index row whose entry is missing is skipped (`audit verify` names the gap).
+    fn usage_of(&self, subject: &str, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError>;
+
+    /// The region the store is bound to (`Current::region`).
+    fn region(&self) -> Result<Option<RegionCode>, StoreError>;
+
+    /// The last changelog sequence the current state reflects (0: none).
+    fn applied(&self) -> Result<u64, StoreError>;
+
+    /// A child's cursor: its last sequence applied here (0 before its first entry).
+    fn cursor(&self, child: &RegionCode) -> Result<u64, StoreError>;
+
+    /// The census figures as last written (`None` in a store from before the census).
+    fn figures(&self) -> Result<Option<Figures>, StoreError>;
+
+    /// One provider's submissions for one period.
+    fn monthly(&self, provider: &str, period: &str) -> Result<Option<Monthly>, StoreError>;
+
+    /// The day of the last write.
+    fn last_day(&self) -> Result<Option<NaiveDate>, StoreError>;
+
+    /// The latest end-of-day figures kept for a day at or before `day`.
+    fn figures_at(&self, day: NaiveDate) -> Result<Option<Figures>, StoreError>;
+
+    /// The children's latest census reports, by child.
+    fn child_reports(&self) -> Result<Vec<PlatformReport>, StoreError>;
+
+    /// The redaction queue: record id -> (version, status), as stored (the value is what
+    /// `Backend::release_redactions` compares).
+    fn redact_queue(&self) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError>;
+
+    /// Entries kept in quarantine, of one child or of all, by child and sequence: the
+    /// last `limit` of them when there are more.
+    fn quarantine(
+        &self,
+        child: Option<&RegionCode>,
+        limit: usize,
+    ) -> Result<Vec<Quarantined>, StoreError>;
+
+    /// How many entries of each child are kept in quarantine.
+    fn quarantine_counts(&self) -> Result<BTreeMap<RegionCode, u64>, StoreError>;
+
+    /// Whether the entry at `seq` of `child` is kept in quarantine.
+    fn is_quarantined(&self, child: &RegionCode, seq: u64) -> Result<bool, StoreError>;
+
+    /// A consent in its latest state here.
+    fn consent(&self, id: &Uuid) -> Result<Option<Consent>, StoreError>;
+
+    /// A subject's consents, by id.
+    fn consents_of(&self, subject: &str) -> Result<Vec<Consent>, StoreError>;
+
+    /// One node's checkpoint at one of its usage sequences.
+    fn checkpoint(&self, node: &RegionCode, seq: u64) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// Checkpoints of one node or of all, in (node, sequence) order.
+    fn checkpoints(&self, node: Option<&RegionCode>) -> Result<Vec<Checkpoint>, StoreError>;
+
+    /// A case in its latest version here.
+    fn case(&self, id: &Uuid) -> Result<Option<Case>, StoreError>;
+
+    /// Every case, by id (UUID v7: oldest first).
+    fn cases(&self) -> Result<Vec<Case>, StoreError>;
+
+    /// The cases about one record, by id.
+    fn cases_of_record(&self, record: &Uuid) -> Result<Vec<Case>, StoreError>;
+
+    /// Notices queued for the child `next_hop`, by sender and id.
+    fn pending_notices(&self, next_hop: &RegionCode) -> Result<Vec<Notice>, StoreError>;
+
+    /// Whether a notice is queued for `next_hop`.
+    fn notice_pending(
+        &self,
+        next_hop: &RegionCode,
+        from: &RegionCode,
+        id: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Notices received here, by sender and id.
+    fn inbox(&self) -> Result<Vec<Notice>, StoreError>;
+
+    /// Whether the notice `id` from `from` was received here.
+    fn received(&self, from: &RegionCode, id: u64) -> Result<bool, StoreError>;
 }
 
 /// What the node needs from a storage engine: `Reads`, and the writes. Object-safe; one
-/// call per batch, not per record.
-pub trait Backend: Reads {
+/// call per batch, not per record. (`Any`: the engine's own tests reach its files.)
+pub trait Backend: Reads + std::any::Any {
     /// Writes one batch (see the module doc for the atomicity contract). Not durable
     /// until `sync`.
     fn commit(&self, commit: Commit) -> Result<(), StoreError>;
 
     /// Makes every commit that returned before this call durable.
     fn sync(&self) -> Result<(), StoreError>;
+
+    /// How many syncs this engine has made since it was opened.
+    fn syncs(&self) -> u64;
+
+    /// Replaces changelog entries in place, each at its sequence with its variant tag
+    /// and encoding (the redaction of earlier versions): a reader sees each sequence
+    /// once, before or after. Atomic per entry at least; not durable until `sync`.
+    fn rewrite_changes(&self, entries: Vec<(u64, u8, Vec<u8>)>) -> Result<(), StoreError>;
+
+    /// Drops redaction-queue entries that still hold the value read (a record queued
+    /// again meanwhile stays queued). Returns how many were dropped.
+    fn release_redactions(&self, done: Vec<(Uuid, Vec<u8>)>) -> Result<usize, StoreError>;
+
+    /// A new notice id, unique in this store across restarts (gaps allowed).
+    fn new_notice_id(&self) -> Result<u64, StoreError>;
+
+    /// The engine's integrity check of everything it holds (R-SEC-1; see `check`).
+    fn check(&self) -> CheckReport;
+
+    /// SHA-256 over everything stored but the usage log: equal before and after an
+    /// operation means the operation changed no data.
+    fn fingerprint(&self) -> Result<Hash, StoreError>;
+
+    /// Makes every later commit stop, as a process crash would, after writing `parts`
+    /// of its parts (separately atomic writes, in the contract's order), and every
+    /// commit after it fail: for the conformance suite's crash tests. An engine with
+    /// one transaction per commit writes nothing of a commit that stops.
+    fn crash_commits_after(&self, parts: usize);
 }
 
 /// The natural key of a record (see the module doc): what `Reads::records_of`
@@ -181,6 +321,10 @@ pub struct Current {
     pub last_day: Option<NaiveDate>,
     /// The last changelog sequence the current state reflects (replay starts after it).
     pub applied: Option<u64>,
+    /// The region the store is bound to (`Store::bind_region`), once.
+    pub region: Option<RegionCode>,
+    /// Children's latest census reports, by child.
+    pub child_reports: Vec<(RegionCode, Vec<u8>)>,
 }
 
 impl Current {
@@ -195,6 +339,8 @@ impl Current {
             && self.day.is_none()
             && self.last_day.is_none()
             && self.applied.is_none()
+            && self.region.is_none()
+            && self.child_reports.is_empty()
     }
 }
 
@@ -220,6 +366,12 @@ pub enum NoticeRow {
         from: RegionCode,
         id: u64,
         notice: Vec<u8>,
+    },
+    /// Acknowledged by `next_hop`: no longer queued.
+    Acked {
+        next_hop: RegionCode,
+        from: RegionCode,
+        id: u64,
     },
 }
 

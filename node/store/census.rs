@@ -3,17 +3,17 @@
 //! records it changes, so they never drift from the data, and `recount` recomputes them
 //! from the records alone for a spot check.
 //!
-//! Keys in the records tree: `n` -> `Figures`; `m` provider \0 period -> `Monthly`;
-//! `d` YYYY-MM-DD -> the `Figures` as they stood at the end of that day (written on the
-//! first write of a later day); `l` -> the day of the last write.
+//! Written with the current state (`backend::Current`): the `Figures`, each provider's
+//! `Monthly` per period, the `Figures` as they stood at the end of a day (written on the
+//! first write of a later day) and the day of the last write; sled keeps them in the
+//! records tree (`keys::records`).
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use super::backend::Current;
-use super::codec::{decode, encode};
-use super::keys;
+use super::backend::{Commit, Current};
+use super::codec::encode;
 use super::{Store, StoreError};
 use crate::domain::census::{Figures, Monthly, counted};
 use crate::domain::record::Record;
@@ -44,11 +44,11 @@ impl MonthlyDelta {
     /// The inserts that apply these changes, read against the store as it is.
     pub(super) fn write(self, store: &Store, current: &mut Current) -> Result<(), StoreError> {
         for ((provider, period), (delta, at_ms)) in self.changes {
-            let key = keys::monthly(&provider, &period);
-            let mut m = match store.inner.sled.records.get(&key)? {
-                Some(v) => decode::<Monthly>(&v, "monthly submissions")?,
-                None => Monthly::default(),
-            };
+            let mut m = store
+                .inner
+                .backend
+                .monthly(&provider, &period)?
+                .unwrap_or_default();
             m.records = (m.records as i64 + delta).max(0) as u64;
             // A version for the period was accepted (not only one moved away from it).
             if at_ms > 0 {
@@ -79,48 +79,27 @@ impl Store {
     /// a later day kept, or the current figures when nothing was written since.
     pub fn figures_as_of(&self, day: NaiveDate) -> Result<Figures, StoreError> {
         let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-        let last = match self.inner.sled.records.get(keys::records::LAST_DAY)? {
-            Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
-            None => None,
-        };
+        let last = self.inner.backend.last_day()?;
         if last.is_none_or(|l| day >= l) {
             return Ok(w.figures.clone());
         }
-        let upto = keys::day(day);
-        match self
-            .inner
-            .sled
-            .records
-            .range(vec![keys::records::DAY]..=upto)
-            .next_back()
-            .transpose()?
-        {
-            Some((_, v)) => decode(&v, "census snapshot"),
-            None => Ok(Figures::default()),
-        }
+        Ok(self.inner.backend.figures_at(day)?.unwrap_or_default())
     }
 
     /// One provider's submissions for one period (`provider` as in its certificate).
     pub fn monthly(&self, provider: &str, period: &str) -> Result<Monthly, StoreError> {
-        match self
+        Ok(self
             .inner
-            .sled
-            .records
-            .get(keys::monthly(provider, period))?
-        {
-            Some(v) => decode(&v, "monthly submissions"),
-            None => Ok(Monthly::default()),
-        }
+            .backend
+            .monthly(provider, period)?
+            .unwrap_or_default())
     }
 
     /// The figures recomputed from the records alone (a full scan): what the kept
     /// figures must equal.
     pub fn recount(&self) -> Result<Figures, StoreError> {
         let mut f = Figures::default();
-        for item in self.inner.sled.records.scan_prefix([keys::records::RECORD]) {
-            let (_, v) = item?;
-            f.count(&decode::<Record>(&v, "record")?, true);
-        }
+        self.for_each_record(|r| f.count(&r, true))?;
         Ok(f)
     }
 
@@ -133,10 +112,7 @@ impl Store {
         current: &mut Current,
     ) -> Result<(), StoreError> {
         let today = day_of(now_ms);
-        let last = match self.inner.sled.records.get(keys::records::LAST_DAY)? {
-            Some(v) => NaiveDate::parse_from_str(&String::from_utf8_lossy(&v), "%Y-%m-%d").ok(),
-            None => None,
-        };
+        let last = self.inner.backend.last_day()?;
         if last == Some(today) {
             return Ok(());
         }
@@ -158,18 +134,13 @@ impl Store {
         child: &crate::domain::region::RegionCode,
         report: &crate::domain::census::PlatformReport,
     ) -> Result<(), StoreError> {
-        let key = keys::child_report(child);
-        self.inner.sled.records.insert(key, encode(report)?)?;
-        Ok(())
+        let mut commit = Commit::default();
+        commit.current.child_reports.push((*child, encode(report)?));
+        self.inner.backend.commit(commit)
     }
 
     /// The children's latest census reports.
     pub fn child_reports(&self) -> Result<Vec<crate::domain::census::PlatformReport>, StoreError> {
-        self.inner
-            .sled
-            .records
-            .scan_prefix([keys::records::CHILD_REPORT])
-            .map(|item| decode(&item?.1, "child census report"))
-            .collect()
+        self.inner.backend.child_reports()
     }
 }

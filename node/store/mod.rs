@@ -346,7 +346,7 @@ pub struct Store {
 
 struct Inner {
     /// The storage engine (see `backend`).
-    sled: sled::SledBackend,
+    backend: Box<dyn backend::Backend>,
     /// Records with an open objection case here.
     held: std::sync::RwLock<std::collections::HashSet<Uuid>>,
     writer: Mutex<Writer>,
@@ -370,3 +370,14 @@ struct Inner {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+impl Store {
+    /// The sled engine under this store, for tests that damage its files.
+    fn sled(&self) -> &sled::SledBackend {
+        let engine: &dyn std::any::Any = &*self.inner.backend;
+        engine
+            .downcast_ref()
+            .expect("the tests' stores are on sled")
+    }
+}

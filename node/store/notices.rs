@@ -1,19 +1,17 @@
-//! Notices queued for children until they acknowledge them, and notices received here.
-//! Keys: `q` next-hop region, from region, id (big-endian) -> notice; `i` from region,
-//! id -> notice.
+//! Notices queued for children until they acknowledge them, and notices received here
+//! (`backend::NoticeRow`; sled's keys in `keys::notices`).
 
 use std::collections::HashSet;
 
 use super::backend::{Commit, NoticeRow};
 use super::codec::{decode, encode};
-use super::keys;
 use super::{Store, StoreError};
 use crate::domain::notice::Notice;
 use crate::domain::region::RegionCode;
 use crate::domain::usage::UsageEntry;
 
 /// A stored notice, also one stored before notices could carry a case.
-pub(super) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
+pub(in crate::store) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
     decode::<Notice>(bytes, "notice").or_else(|e| {
         decode::<crate::domain::notice::LegacyNotice>(bytes, "notice")
             .map(Notice::from)
@@ -24,7 +22,7 @@ pub(super) fn decode_notice(bytes: &[u8]) -> Result<Notice, StoreError> {
 impl Store {
     /// A new notice id, unique on this node across restarts.
     pub fn new_notice_id(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.sled.db.generate_id()? + 1)
+        self.inner.backend.new_notice_id()
     }
 
     /// Queues `notice` for the child `next_hop`, durably, with its usage entries.
@@ -62,13 +60,7 @@ impl Store {
 
     /// Notices waiting for `next_hop`'s acknowledgement, oldest first per sender.
     pub fn pending_notices(&self, next_hop: &RegionCode) -> Result<Vec<Notice>, StoreError> {
-        let prefix = keys::outbox_prefix(next_hop);
-        self.inner
-            .sled
-            .notices
-            .scan_prefix(prefix)
-            .map(|item| decode_notice(&item?.1))
-            .collect()
+        self.inner.backend.pending_notices(next_hop)
     }
 
     /// Drops a notice `next_hop` acknowledged; false when it was not pending.
@@ -78,8 +70,19 @@ impl Store {
         from: &RegionCode,
         id: u64,
     ) -> Result<bool, StoreError> {
-        let key = keys::outbox(next_hop, from, id);
-        self.write(|_| Ok(self.inner.sled.notices.remove(key)?.is_some()))
+        self.write(|_| {
+            if !self.inner.backend.notice_pending(next_hop, from, id)? {
+                return Ok(false);
+            }
+            let mut commit = Commit::default();
+            commit.notices.push(NoticeRow::Acked {
+                next_hop: *next_hop,
+                from: *from,
+                id,
+            });
+            self.commit(commit, HashSet::new())?;
+            Ok(true)
+        })
     }
 
     /// Keeps a notice meant for this node; false when it was already here (a resend).
@@ -88,8 +91,7 @@ impl Store {
         notice: &Notice,
         usage: Vec<UsageEntry>,
     ) -> Result<bool, StoreError> {
-        let key = keys::inbox(&notice.from, notice.id);
-        if self.inner.sled.notices.contains_key(&key)? {
+        if self.inner.backend.received(&notice.from, notice.id)? {
             return Ok(false);
         }
         let row = NoticeRow::Received {
@@ -108,12 +110,7 @@ impl Store {
 
     /// Notices received for this node.
     pub fn inbox(&self) -> Result<Vec<Notice>, StoreError> {
-        self.inner
-            .sled
-            .notices
-            .scan_prefix([keys::notices::INBOX])
-            .map(|item| decode_notice(&item?.1))
-            .collect()
+        self.inner.backend.inbox()
     }
 
     /// Changes whenever a notice is queued here.

@@ -1,9 +1,9 @@
 //! Objection cases (R-OBJ-1..3) and the writes only a record's origin makes: new
 //! versions that suspend, lift, correct, delete, repair or purge a record.
 //!
-//! Tree `objections`: `c` case id -> the case's latest state here; `r` record id, case
-//! id -> nothing (a record's cases are one prefix scan). The ids of records with an open
-//! case are also kept in memory, since every release asks.
+//! A case is stored in its latest state here, indexed by its record
+//! (`backend::CaseRow`; sled's tree `objections`, keys in `keys::objections`). The ids
+//! of records with an open case are also kept in memory, since every release asks.
 //!
 //! Cases reach the tree two ways. A copy as filed (version 0) is kept where the
 //! objection was filed and at each node its notice passes (`keep_case`), outside the
@@ -14,8 +14,8 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use super::backend::{ChangeRun, Commit};
-use super::codec::{decode, encode};
+use super::backend::{ChangeRun, Commit, Reads};
+use super::codec::encode;
 use super::keys;
 use super::side::SideOverlay;
 use super::{Change, Inner, Store, StoreError, TAG_RECORD};
@@ -34,16 +34,14 @@ pub struct OriginChange {
     pub usage: Vec<UsageEntry>,
 }
 
-/// The ids of records with an open case, read from the tree.
-pub(super) fn load_held(tree: &sled::Tree) -> Result<HashSet<Uuid>, StoreError> {
-    let mut held = HashSet::new();
-    for item in tree.scan_prefix([keys::objections::CASE]) {
-        let case: Case = decode(&item?.1, "objection case")?;
-        if case.is_open() {
-            held.insert(case.record_id);
-        }
-    }
-    Ok(held)
+/// The ids of records with an open case.
+pub(super) fn load_held(backend: &dyn Reads) -> Result<HashSet<Uuid>, StoreError> {
+    Ok(backend
+        .cases()?
+        .into_iter()
+        .filter(Case::is_open)
+        .map(|case| case.record_id)
+        .collect())
 }
 
 /// Recomputes whether each of `records` has an open case, after a write.
@@ -53,22 +51,11 @@ pub(super) fn refresh_held(inner: &Inner, records: &HashSet<Uuid>) -> Result<(),
     }
     let mut open = Vec::new();
     for rid in records {
-        let mut prefix = vec![keys::objections::BY_RECORD];
-        prefix.extend_from_slice(rid.as_bytes());
-        let mut any = false;
-        for item in inner.sled.objections.scan_prefix(&prefix) {
-            let (k, _) = item?;
-            let case = Uuid::from_slice(&k[17..]).map_err(|e| StoreError::Corrupt {
-                what: "objection index",
-                detail: e.to_string(),
-            })?;
-            if let Some(v) = inner.sled.objections.get(keys::case(&case))?
-                && decode::<Case>(&v, "objection case")?.is_open()
-            {
-                any = true;
-                break;
-            }
-        }
+        let any = inner
+            .backend
+            .cases_of_record(rid)?
+            .iter()
+            .any(Case::is_open);
         open.push((*rid, any));
     }
     let mut held = inner.held.write().map_err(|_| StoreError::Lock)?;
@@ -93,38 +80,17 @@ impl Store {
 
     /// A case by id, in its latest state here.
     pub fn case(&self, id: &Uuid) -> Result<Option<Case>, StoreError> {
-        match self.inner.sled.objections.get(keys::case(id))? {
-            Some(v) => Ok(Some(decode(&v, "objection case")?)),
-            None => Ok(None),
-        }
+        self.inner.backend.case(id)
     }
 
     /// Every case known here, oldest first (ids are UUID v7).
     pub fn cases(&self) -> Result<Vec<Case>, StoreError> {
-        self.inner
-            .sled
-            .objections
-            .scan_prefix([keys::objections::CASE])
-            .map(|item| decode(&item?.1, "objection case"))
-            .collect()
+        self.inner.backend.cases()
     }
 
     /// The cases about one record.
     pub fn cases_of_record(&self, record: &Uuid) -> Result<Vec<Case>, StoreError> {
-        let mut prefix = vec![keys::objections::BY_RECORD];
-        prefix.extend_from_slice(record.as_bytes());
-        let mut out = Vec::new();
-        for item in self.inner.sled.objections.scan_prefix(&prefix) {
-            let (k, _) = item?;
-            let id = Uuid::from_slice(&k[17..]).map_err(|e| StoreError::Corrupt {
-                what: "objection index",
-                detail: e.to_string(),
-            })?;
-            if let Some(c) = self.case(&id)? {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        self.inner.backend.cases_of_record(record)
     }
 
     /// Keeps a case as filed (version 0) at a node that is not its owner, and queues the
@@ -187,8 +153,7 @@ impl Store {
             let mut monthly = super::census::MonthlyDelta::default();
             for record in &change.records {
                 let key = keys::natural(&record.content, &record.origin);
-                if let Some(v) = inner.sled.records.get(&key)? {
-                    let cur: Record = decode(&v, "record")?;
+                if let Some(cur) = inner.backend.record(&key)? {
                     figures.count(&cur, false);
                     // As `replay` counts it, so a replayed change counts the same.
                     if cur.path.len() == 1 {

@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::backend::{Commit, Heads, Reads};
-use super::codec::{decode, encode};
+use super::backend::{Backend, Commit, Heads, Reads};
+use super::codec::encode;
 use super::keys;
-use super::sled::{SledBackend, TREES};
+use super::sled::SledBackend;
 use super::{
     Change, CheckReport, Inner, Mark, SideOverlay, Store, StoreError, StoreOptions, Writer, census,
-    check, objections, redact, seq_of,
+    check, objections, redact,
 };
 use crate::domain::region::RegionCode;
 
@@ -60,28 +60,10 @@ impl Store {
         let (d, o) = (dir.to_path_buf(), options.clone());
         check::bounded(dir, options.open_timeout, move || {
             let started = std::time::Instant::now();
-            let db = open_db(&d, &o)?;
-            let trees = TREES.map(|name| db.open_tree(name));
-            let [
-                records,
-                changelog,
-                usage,
-                notices,
-                consents,
-                checkpoints,
-                objections,
-            ] = trees;
+            let backend = SledBackend::open(&d, &o)?;
             let mark = check::read_mark(&d)?;
             let opened_ms = started.elapsed().as_millis() as u64;
-            let mut report = check::run(&check::Trees {
-                records: &records?,
-                changelog: &changelog?,
-                usage: &usage?,
-                notices: &notices?,
-                consents: &consents?,
-                checkpoints: &checkpoints?,
-                objections: &objections?,
-            });
+            let mut report = backend.check();
             check::against_mark(&mut report, mark, &d);
             report.open_ms = opened_ms;
             report.check_ms = started.elapsed().as_millis() as u64 - report.open_ms;
@@ -97,13 +79,24 @@ impl Store {
         checked: Option<&RegionCode>,
     ) -> Result<Store, StoreError> {
         private_dir(dir)?;
-        let db = open_db(dir, options)?;
-        let sled = SledBackend::new(db, dir)?;
+        let backend = SledBackend::open(dir, options)?;
+        Store::on_backend(Box::new(backend), dir, options, checked)
+    }
+
+    /// A store over an open engine: the region and integrity checks when `checked` is
+    /// given, the writer's state from the engine, then replay. `dir` holds the store mark
+    /// (`check::Mark`) the check compares against.
+    pub(super) fn on_backend(
+        backend: Box<dyn Backend>,
+        dir: &Path,
+        options: &StoreOptions,
+        checked: Option<&RegionCode>,
+    ) -> Result<Store, StoreError> {
         if let Some(region) = checked {
-            region_is(&sled.records, region)?;
+            region_is(&*backend, region)?;
             let started = std::time::Instant::now();
             let mark = check::read_mark(dir)?;
-            let mut report = check::run(&sled.trees());
+            let mut report = backend.check();
             check::against_mark(&mut report, mark, dir);
             if !report.ok() {
                 let more = report.damage.len() as u64 + report.more - 1;
@@ -129,19 +122,17 @@ impl Store {
                 "store integrity checked"
             );
         }
-        let held = objections::load_held(&sled.objections)?;
+        let held = objections::load_held(&*backend)?;
         let Heads {
             next_change,
             next_usage,
             usage_head,
-        } = sled.heads()?;
-        let figures = match sled.records.get(keys::records::FIGURES)? {
-            Some(v) => decode(&v, "census figures")?,
-            None => crate::domain::census::Figures::default(),
-        };
+        } = backend.heads()?;
+        let figures = backend.figures()?;
+        let counted = figures.is_some();
         let store = Store {
             inner: std::sync::Arc::new(Inner {
-                sled,
+                backend,
                 held: std::sync::RwLock::new(held),
                 head: tokio::sync::watch::Sender::new(next_change - 1),
                 notices_changed: tokio::sync::watch::Sender::new(0),
@@ -149,7 +140,7 @@ impl Store {
                     next_change,
                     next_usage,
                     usage_head,
-                    figures,
+                    figures: figures.unwrap_or_default(),
                 }),
                 written: AtomicU64::new(0),
                 synced: Mutex::new(0),
@@ -160,19 +151,11 @@ impl Store {
             }),
         };
         // A store from before the census was kept: count what it holds, once.
-        if store
-            .inner
-            .sled
-            .records
-            .get(keys::records::FIGURES)?
-            .is_none()
-        {
+        if !counted {
             let figures = store.recount()?;
-            store
-                .inner
-                .sled
-                .records
-                .insert(keys::records::FIGURES, encode(&figures)?)?;
+            let mut commit = Commit::default();
+            commit.current.figures = Some(encode(&figures)?);
+            store.inner.backend.commit(commit)?;
             store
                 .inner
                 .writer
@@ -190,7 +173,7 @@ impl Store {
 
     /// The integrity check (see `check`) of the store as it stands.
     pub fn check(&self) -> CheckReport {
-        check::run(&self.inner.sled.trees())
+        self.inner.backend.check()
     }
 
     /// Records how far the store has come (`check::Mark`), for the next open's check.
@@ -224,37 +207,25 @@ impl Store {
     /// region: a data folder moved between configs would mix two nodes' records and
     /// usage logs.
     pub fn bind_region(&self, region: &RegionCode) -> Result<(), StoreError> {
-        if region_is(&self.inner.sled.records, region)? {
+        if region_is(&*self.inner.backend, region)? {
             return Ok(());
         }
-        self.inner
-            .sled
-            .records
-            .insert(keys::records::REGION, region.as_str().as_bytes())?;
+        let mut commit = Commit::default();
+        commit.current.region = Some(*region);
+        self.inner.backend.commit(commit)?;
         self.sync()
     }
 
     /// The region the store was bound to, if any.
     pub fn region(&self) -> Result<Option<RegionCode>, StoreError> {
-        match self.inner.sled.records.get(keys::records::REGION)? {
-            Some(v) => RegionCode::parse(&String::from_utf8_lossy(&v))
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    what: "region",
-                    detail: e.to_string(),
-                }),
-            None => Ok(None),
-        }
+        self.inner.backend.region()
     }
 
     /// Applies changelog entries after the records tree's `applied` mark. Each entry holds
     /// a full record version, so replay is idempotent: an entry never lowers a version.
     pub(super) fn replay(&self) -> Result<u64, StoreError> {
         let inner = &self.inner;
-        let applied = match inner.sled.records.get(keys::records::APPLIED)? {
-            Some(v) => seq_of(&v)?,
-            None => 0,
-        };
+        let applied = inner.backend.applied()?;
         let mut replayed = 0u64;
         for (seq, change) in self.changes_since(applied, usize::MAX)? {
             let record = match change {
@@ -272,7 +243,7 @@ impl Store {
                 }
             };
             let key = keys::natural(&record.content, &record.origin);
-            let current = inner.sled.record(&key)?;
+            let current = inner.backend.record(&key)?;
             let newer = current.as_ref().is_none_or(|c| c.version < record.version);
             let mut commit = Commit::default();
             if newer {
@@ -316,9 +287,6 @@ impl Store {
     }
 }
 
-/// Opens sled, waiting up to two seconds for the file lock: after a `Store` in this
-/// process is dropped, sled's background flusher can hold the lock a moment longer.
-/// Another process holding it is reported as such.
 /// Creates the data folder readable by this user alone, and closes an existing one that
 /// others could read: it holds a region's personal data and its usage log (R-SEC-1).
 pub(super) fn private_dir(dir: &Path) -> Result<(), StoreError> {
@@ -336,58 +304,13 @@ pub(super) fn private_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(super) fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
-    let config = sled::Config::new()
-        .path(dir)
-        .cache_capacity(options.cache_bytes)
-        .flush_every_ms(Some(5_000));
-    let mut waited = 0;
-    loop {
-        match config.open() {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if waited >= 20 {
-                    return Err(StoreError::Engine(format!(
-                        "{} is in use by another process (sled holds a lock on its db file)",
-                        dir.display()
-                    )));
-                }
-                waited += 1;
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            // sled checks its `conf` file's checksum and format; a damaged one reads as
-            // "unsupported" (or as a store from before sled 0.29).
-            Err(sled::Error::Unsupported(m)) => {
-                return Err(StoreError::Damaged {
-                    file: dir.join("conf").display().to_string(),
-                    detail: format!(
-                        "the storage engine cannot read it ({m}): damaged, or not written by \
-                         sled 0.34"
-                    ),
-                });
-            }
-            Err(sled::Error::Corruption { at, .. }) => {
-                return Err(StoreError::Damaged {
-                    file: dir.join("db").display().to_string(),
-                    detail: format!(
-                        "the storage engine found it corrupted{}",
-                        at.map(|a| format!(" at {a}")).unwrap_or_default()
-                    ),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Whether `records` is bound to `region` (`false`: bound to none yet); another
-/// region's folder is an error (see `bind_region`).
-pub(super) fn region_is(records: &sled::Tree, region: &RegionCode) -> Result<bool, StoreError> {
-    match records.get(keys::records::REGION)? {
-        Some(v) if v.as_ref() == region.as_str().as_bytes() => Ok(true),
-        Some(v) => Err(StoreError::Engine(format!(
-            "this data folder belongs to the node of region {}, not {region}",
-            String::from_utf8_lossy(&v)
+/// Whether `backend` is bound to `region` (`false`: bound to none yet); another
+/// region's store is an error (see `bind_region`).
+fn region_is(backend: &dyn Reads, region: &RegionCode) -> Result<bool, StoreError> {
+    match backend.region()? {
+        Some(r) if r == *region => Ok(true),
+        Some(r) => Err(StoreError::Engine(format!(
+            "this data folder belongs to the node of region {r}, not {region}"
         ))),
         None => Ok(false),
     }

@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::backend::Commit;
-use super::codec::{decode, encode};
-use super::keys;
+use super::codec::encode;
 use super::{Store, StoreError};
 use crate::domain::notice::Notice;
 use crate::domain::region::RegionCode;
@@ -68,8 +67,11 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut notices = 0;
         for Refused { kept, notice } in refused {
-            let key = keys::quarantine(&kept.child, kept.child_seq);
-            if !self.inner.sled.records.contains_key(key)? {
+            if !self
+                .inner
+                .backend
+                .is_quarantined(&kept.child, kept.child_seq)?
+            {
                 self.put_notice(&kept.child, &notice, commit)?;
                 notices += 1;
             }
@@ -85,55 +87,17 @@ impl Store {
     /// Every entry kept in quarantine, by child and sequence; at most `limit`, the
     /// latest first when there are more.
     pub fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>, StoreError> {
-        let mut out = Vec::new();
-        for item in self
-            .inner
-            .sled
-            .records
-            .scan_prefix([keys::records::QUARANTINE])
-            .rev()
-        {
-            if out.len() >= limit {
-                break;
-            }
-            out.push(decode::<Quarantined>(&item?.1, "quarantined entry")?);
-        }
-        out.reverse();
-        Ok(out)
+        self.inner.backend.quarantine(None, limit)
     }
 
     /// Every entry of `child` kept in quarantine, by sequence.
     pub fn quarantined_from(&self, child: &RegionCode) -> Result<Vec<Quarantined>, StoreError> {
-        let mut prefix = vec![keys::records::QUARANTINE];
-        prefix.extend_from_slice(child.as_str().as_bytes());
-        self.inner
-            .sled
-            .records
-            .scan_prefix(prefix)
-            .map(|item| decode::<Quarantined>(&item?.1, "quarantined entry"))
-            .collect()
+        self.inner.backend.quarantine(Some(child), usize::MAX)
     }
 
     /// How many entries of each child are kept in quarantine.
     pub fn quarantine_counts(&self) -> Result<BTreeMap<RegionCode, u64>, StoreError> {
-        let mut counts = BTreeMap::new();
-        for item in self
-            .inner
-            .sled
-            .records
-            .scan_prefix([keys::records::QUARANTINE])
-        {
-            let (key, _) = item?;
-            let region = std::str::from_utf8(key.get(1..7).unwrap_or_default())
-                .ok()
-                .and_then(|r| RegionCode::parse(r).ok())
-                .ok_or_else(|| StoreError::Corrupt {
-                    what: "quarantine key",
-                    detail: format!("{key:?}"),
-                })?;
-            *counts.entry(region).or_insert(0) += 1;
-        }
-        Ok(counts)
+        self.inner.backend.quarantine_counts()
     }
 }
 

@@ -4,9 +4,7 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use super::backend::Reads;
-use super::codec::decode;
-use super::keys;
+use super::backend::{NaturalKey, Reads};
 use super::{Change, Stats, Store, StoreError};
 use crate::domain::record::{Hash, Record};
 use crate::domain::usage::Chained;
@@ -18,42 +16,76 @@ impl Store {
 
     /// The current version of every record of one subject, in key order.
     pub fn records_of(&self, subject_id: &str) -> Result<Vec<Record>, StoreError> {
-        self.inner.sled.records_of(subject_id, None, usize::MAX)
+        self.inner.backend.records_of(subject_id, None, usize::MAX)
     }
 
     /// Calls `f` with the current version of every record held, in key order (a full
     /// scan: for the retention purge, not for hot paths).
     pub fn for_each_record(&self, mut f: impl FnMut(Record)) -> Result<(), StoreError> {
-        for item in self.inner.sled.records.scan_prefix([keys::records::RECORD]) {
-            let (_, v) = item?;
-            f(decode::<Record>(&v, "record")?);
+        let mut resume: Option<NaturalKey> = None;
+        loop {
+            let page = self.inner.backend.all_records(resume.as_deref(), PAGE)?;
+            let done = page.len() < PAGE;
+            for (key, record) in page {
+                f(record);
+                resume = Some(key);
+            }
+            if done {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// The current version of a record, by id.
     pub fn record(&self, id: &Uuid) -> Result<Option<Record>, StoreError> {
-        self.inner.sled.record_by_id(id)
+        self.inner.backend.record_by_id(id)
     }
 
     /// The storage engine behind this store, read-only, through the seam (see
     /// `backend`): writes go through `Store`'s writer only.
     pub fn backend(&self) -> &dyn Reads {
-        &self.inner.sled
+        &*self.inner.backend
     }
 
-    /// Makes every later commit stop, as a process crash would, after writing `trees`
-    /// of its per-tree batches (and every commit after it fail): for the conformance
+    /// Makes every later commit stop, as a process crash would, after writing `parts`
+    /// of its parts (`Backend::crash_commits_after`; and every commit after it fail): for the conformance
     /// suite's crash tests (`tests/store_conformance.rs`). The store is poisoned by the
     /// failed commit, as by any failed write; reopen it to recover.
     #[doc(hidden)]
-    pub fn crash_commits_after(&self, trees: usize) {
-        self.inner.sled.crash_after(trees);
+    pub fn crash_commits_after(&self, parts: usize) {
+        self.inner.backend.crash_commits_after(parts);
     }
 
     /// Usage entries after `after`, at most `limit`.
     pub fn usage_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError> {
-        self.inner.sled.usage(after, limit)
+        self.inner.backend.usage(after, limit)
+    }
+
+    /// Every usage entry as stored (undecoded), in sequence order, read a page at a
+    /// time.
+    pub(super) fn usage_rows(
+        &self,
+    ) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
+        let mut after = 0;
+        let mut page = std::collections::VecDeque::new();
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if page.is_empty() && !done {
+                match self.inner.backend.usage_rows(after, PAGE) {
+                    Ok(rows) => {
+                        done = rows.len() < PAGE;
+                        page.extend(rows);
+                    }
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
+            let (seq, v) = page.pop_front()?;
+            after = seq;
+            Some(Ok((seq, v)))
+        })
     }
 
     /// Changelog entries after `after`, at most `limit`, in sequence order.
@@ -62,18 +94,13 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Change)>, StoreError> {
-        self.inner.sled.changes(after, limit)
+        self.inner.backend.changes(after, limit)
     }
 
     /// Counts records by scanning; for status and tests, not for hot paths.
     pub fn stats(&self) -> Result<Stats, StoreError> {
         let w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-        let records = self
-            .inner
-            .sled
-            .records
-            .scan_prefix([keys::records::RECORD])
-            .count() as u64;
+        let records = self.inner.backend.record_count()?;
         Ok(Stats {
             records,
             last_change: w.next_change - 1,
@@ -86,27 +113,12 @@ impl Store {
     /// every use, refusals included, appends to it).
     pub fn fingerprint(&self) -> Result<Hash, StoreError> {
         let _w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        for tree in [
-            &self.inner.sled.records,
-            &self.inner.sled.changelog,
-            &self.inner.sled.consents,
-            &self.inner.sled.checkpoints,
-            &self.inner.sled.objections,
-        ] {
-            for item in tree.iter() {
-                let (k, v) = item?;
-                ctx.update(&(k.len() as u64).to_be_bytes());
-                ctx.update(&k);
-                ctx.update(&(v.len() as u64).to_be_bytes());
-                ctx.update(&v);
-            }
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        Ok(out)
+        self.inner.backend.fingerprint()
     }
 }
+
+/// Records read per page of a full scan.
+pub(super) const PAGE: usize = 1024;
 
 /// A record id as the node of `region` makes it for the version at `seq` (see `ids`), for
 /// tests that build records by hand.

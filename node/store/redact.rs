@@ -3,15 +3,14 @@
 //! end of its five years would still hold its fields in the versions before the purge.
 //!
 //! A version written with status deleted or expired and without fields queues its
-//! record (`x` id -> that version and status, in the records tree, in the same atomic
-//! batch). `Store::redact_queued` later finds the chunks holding earlier versions of
-//! queued records, rewrites those versions in place (same sequence and version, status
-//! and no fields, content hash recomputed; the chunk stays one value under its key),
-//! syncs, and only then drops the queue entries it read (compare-and-swap, so a record
-//! queued again meanwhile stays queued): a crash redoes it, and redoing changes nothing. The chunks are found without
-//! the writer lock and rewritten one at a time under it, so pushes wait for one chunk at
-//! most. A parent that syncs from the start later receives the redacted versions, which
-//! pass its checks as tombstones.
+//! record (id -> that version and status, `Current::redact_queue`, in the same commit).
+//! `Store::redact_queued` later finds the earlier versions of queued records, rewrites those versions in place (same sequence and version, status
+//! and no fields, content hash recomputed: `Backend::rewrite_changes`), syncs, and only
+//! then drops the queue entries it read (`Backend::release_redactions`, compare-and-swap,
+//! so a record queued again meanwhile stays queued): a crash redoes it, and redoing
+//! changes nothing. The versions are found without the writer lock and rewritten a page
+//! at a time under it, so pushes wait for one page at most. A parent that syncs from
+//! the start later receives the redacted versions, which pass its checks as tombstones.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -19,9 +18,12 @@ use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
-use super::keys;
-use super::{Change, Store, StoreError, chunk_value, decode_chunk, seq_of};
+use super::read::PAGE;
+use super::{Change, Store, StoreError};
 use crate::domain::record::{Record, Status};
+
+/// Changelog entries rewritten per hold of the writer lock.
+const REWRITE_PAGE: usize = 256;
 
 /// Whether `r` is a tombstone whose earlier versions must be redacted; its queue entry:
 /// the record's id and (version, status), encoded.
@@ -55,66 +57,43 @@ impl Store {
         if inner.poisoned.load(Ordering::SeqCst) {
             return Err(StoreError::Poisoned);
         }
+        let raw = inner.backend.redact_queue()?;
         let mut queued: HashMap<Uuid, (u64, Status)> = HashMap::new();
-        let mut raw = Vec::new();
-        for item in inner
-            .sled
-            .records
-            .scan_prefix([keys::records::REDACT_QUEUE])
-        {
-            let (k, v) = item?;
-            let id = Uuid::from_slice(&k[1..]).map_err(|e| StoreError::Corrupt {
-                what: "redaction queue",
-                detail: e.to_string(),
-            })?;
-            queued.insert(id, decode(&v, "redaction queue")?);
-            raw.push((k, v));
+        for (id, v) in &raw {
+            queued.insert(*id, decode(v, "redaction queue")?);
         }
         if queued.is_empty() {
             return Ok(0);
         }
-        let needs = |change: &Change| match change {
-            Change::Record(r) => queued
-                .get(&r.id)
-                .and_then(|(v, s)| redacted(r, *v, *s))
-                .is_some(),
-            _ => false,
-        };
-        let mut chunks = Vec::new();
-        for item in inner.sled.changelog.iter() {
-            let (k, v) = item?;
-            if decode_chunk(&v)?.iter().any(needs) {
-                chunks.push(seq_of(&k)?);
+        // The sequences to rewrite, found without the writer lock: a version once
+        // written changes only by redaction, and a newer tombstone is queued again.
+        let mut found = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = inner.backend.changes(after, PAGE)?;
+            let done = page.len() < PAGE;
+            for (seq, change) in page {
+                after = seq;
+                if let Change::Record(r) = &change
+                    && let Some(red) = queued.get(&r.id).and_then(|(v, s)| redacted(r, *v, *s))
+                {
+                    found.push((seq, red));
+                }
+            }
+            if done {
+                break;
             }
         }
-        let mut rewritten = 0;
-        for first in chunks {
+        let rewritten = found.len();
+        // A page at a time under the writer lock, so pushes wait for one page at most.
+        for group in found.chunks(REWRITE_PAGE) {
             let _w = inner.writer.lock().map_err(|_| StoreError::Lock)?;
-            let Some(v) = inner.sled.changelog.get(first.to_be_bytes())? else {
-                continue;
-            };
-            let mut written = Vec::new();
-            for change in decode_chunk(&v)? {
-                let change = match &change {
-                    Change::Record(r) => {
-                        match queued.get(&r.id).and_then(|(v, s)| redacted(r, *v, *s)) {
-                            Some(red) => {
-                                rewritten += 1;
-                                Change::Record(red)
-                            }
-                            None => change,
-                        }
-                    }
-                    _ => change,
-                };
-                written.push(change.tag_and_value()?);
+            let mut entries = Vec::with_capacity(group.len());
+            for (seq, red) in group {
+                let (tag, value) = Change::Record(red.clone()).tag_and_value()?;
+                entries.push((*seq, tag, value));
             }
-            // One value under the same key, even if it grew: a reader never sees a
-            // sequence twice.
-            inner
-                .sled
-                .changelog
-                .insert(first.to_be_bytes(), chunk_value(&written))?;
+            inner.backend.rewrite_changes(entries)?;
         }
         if let Err(e) = self.sync() {
             // As for every write: after a failed sync nothing more is acknowledged.
@@ -123,14 +102,9 @@ impl Store {
         }
         // Only the entries as read: a record queued again meanwhile (a later tombstone)
         // stays queued for the next run.
-        for (k, v) in raw {
-            let swapped = inner
-                .sled
-                .records
-                .compare_and_swap(k, Some(v), None::<&[u8]>)?;
-            if swapped.is_err() {
-                tracing::debug!("a record was queued again during redaction; next run");
-            }
+        let released = inner.backend.release_redactions(raw)?;
+        if released < queued.len() {
+            tracing::debug!("a record was queued again during redaction; next run");
         }
         if rewritten > 0 {
             tracing::info!(

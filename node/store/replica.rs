@@ -11,12 +11,12 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::backend::{ChangeRun, Commit, Reads};
+use super::backend::{ChangeRun, Commit};
 use super::codec::encode;
 use super::keys;
 use super::quarantine::ChildLog;
 use super::side::SideOverlay;
-use super::{Change, Store, StoreError, TAG_RECORD, Writer, seq_of};
+use super::{Change, Store, StoreError, TAG_RECORD, Writer};
 use crate::domain::record::Record;
 use crate::domain::region::RegionCode;
 use crate::domain::usage::UsageEntry;
@@ -126,7 +126,7 @@ impl Store {
             let key = keys::natural(&record.content, &record.origin);
             let existing = match overlay.get(&key) {
                 Some(r) => Some(r.clone()),
-                None => inner.sled.record(&key)?,
+                None => inner.backend.record(&key)?,
             };
             match &existing {
                 Some(cur) if cur.id != record.id => {
@@ -140,7 +140,7 @@ impl Store {
                 Some(_) => {}
                 None => {
                     // The id must not already name another record here.
-                    if let Some(other) = inner.sled.replica_key(&record.id)?
+                    if let Some(other) = inner.backend.replica_key(&record.id)?
                         && other != key
                     {
                         outcomes.push(ReplicaOutcome::Conflict {
@@ -199,9 +199,6 @@ impl Store {
 
     /// The last sequence of `child` applied here (0 before its first entry).
     pub fn cursor(&self, child: &RegionCode) -> Result<u64, StoreError> {
-        match self.inner.sled.records.get(keys::cursor(child))? {
-            Some(v) => seq_of(&v),
-            None => Ok(0),
-        }
+        self.inner.backend.cursor(child)
     }
 }

@@ -1,8 +1,8 @@
 //! Consents and usage-log checkpoints: changelog entries that are not records.
 //!
-//! Trees: `consents` holds `c` id -> the consent's latest state and `s` subject \0 id ->
-//! nothing (a subject's consents are one prefix scan); `checkpoints` holds `p` region
-//! sequence -> a node's signed checkpoint, this node's and those of the nodes below.
+//! A consent is stored in its latest state, indexed by subject; a checkpoint by node and
+//! sequence, this node's and those of the nodes below (`backend::ConsentRow`,
+//! `CheckpointRow`; sled's trees `consents` and `checkpoints`, keys in `keys`).
 //!
 //! Both are applied from the changelog like records: written after the changelog entry
 //! and before the records tree's `applied` mark, and applying one again changes nothing,
@@ -13,8 +13,7 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::backend::{CaseRow, ChangeRun, CheckpointRow, Commit, ConsentRow};
-use super::codec::{decode, encode};
-use super::keys;
+use super::codec::encode;
 use super::{Change, ReplicaOutcome, Store, StoreError};
 use crate::domain::case::Case;
 use crate::domain::consent::Consent;
@@ -27,7 +26,7 @@ use crate::domain::usage::{Chained, Checkpoint, UsageEntry};
 #[derive(Default)]
 pub(super) struct SideOverlay {
     consents: HashMap<Uuid, Consent>,
-    checkpoints: HashMap<Vec<u8>, Checkpoint>,
+    checkpoints: HashMap<(RegionCode, u64), Checkpoint>,
     cases: HashMap<Uuid, Case>,
     consent_rows: Vec<ConsentRow>,
     checkpoint_rows: Vec<CheckpointRow>,
@@ -101,13 +100,10 @@ impl Store {
                 }
             }
             Change::Checkpoint(cp) => {
-                let key = keys::checkpoint(&cp.node, cp.seq);
+                let key = (cp.node, cp.seq);
                 let current = match overlay.checkpoints.get(&key) {
                     Some(c) => Some(c.clone()),
-                    None => match self.inner.sled.checkpoints.get(&key)? {
-                        Some(v) => Some(decode::<Checkpoint>(&v, "checkpoint")?),
-                        None => None,
-                    },
+                    None => self.inner.backend.checkpoint(&cp.node, cp.seq)?,
                 };
                 match current {
                     Some(cur) if cur.head == cp.head => Ok(ReplicaOutcome::Unchanged),
@@ -165,47 +161,17 @@ impl Store {
 
     /// A consent by id, in its latest state here.
     pub fn consent(&self, id: &Uuid) -> Result<Option<Consent>, StoreError> {
-        match self.inner.sled.consents.get(keys::consent(id))? {
-            Some(v) => Ok(Some(decode(&v, "consent")?)),
-            None => Ok(None),
-        }
+        self.inner.backend.consent(id)
     }
 
     /// A subject's consents held here, oldest id first.
     pub fn consents_of(&self, subject_id: &str) -> Result<Vec<Consent>, StoreError> {
-        let prefix = keys::consents_of(subject_id);
-        let mut out = Vec::new();
-        for item in self.inner.sled.consents.scan_prefix(&prefix) {
-            let (k, _) = item?;
-            let id = Uuid::from_slice(&k[prefix.len()..]).map_err(|e| StoreError::Corrupt {
-                what: "consent index",
-                detail: e.to_string(),
-            })?;
-            match self.consent(&id)? {
-                Some(c) => out.push(c),
-                None => {
-                    return Err(StoreError::Corrupt {
-                        what: "consent index",
-                        detail: format!("consent {id} is indexed but missing"),
-                    });
-                }
-            }
-        }
-        Ok(out)
+        self.inner.backend.consents_of(subject_id)
     }
 
     /// Checkpoints held here: of one node, or of all, in (node, sequence) order.
     pub fn checkpoints(&self, node: Option<&RegionCode>) -> Result<Vec<Checkpoint>, StoreError> {
-        let prefix = match node {
-            Some(n) => keys::checkpoints_of(n),
-            None => vec![keys::checkpoints::CHECKPOINT],
-        };
-        self.inner
-            .sled
-            .checkpoints
-            .scan_prefix(prefix)
-            .map(|item| decode(&item?.1, "checkpoint"))
-            .collect()
+        self.inner.backend.checkpoints(node)
     }
 
     /// The usage log's last sequence and chain hash (0 and zeros when empty).
@@ -220,21 +186,6 @@ impl Store {
         subject: &str,
         limit: usize,
     ) -> Result<Vec<(u64, Chained)>, StoreError> {
-        let prefix = keys::usage_subject(subject);
-        let mut out = Vec::new();
-        for item in self.inner.sled.usage.scan_prefix(&prefix).take(limit) {
-            let (k, _) = item?;
-            // Exactly a sequence after the prefix: anything else is another subject's key.
-            let Ok(seq) = super::seq_of(&k[prefix.len()..]) else {
-                continue;
-            };
-            match self.inner.sled.usage.get(seq.to_be_bytes())? {
-                Some(v) => out.push((seq, decode::<Chained>(&v, "usage entry")?)),
-                // An index entry without its entry: the entry was removed. `audit
-                // verify` names the gap; history shows what is there.
-                None => continue,
-            }
-        }
-        Ok(out)
+        self.inner.backend.usage_of(subject, limit)
     }
 }

@@ -167,8 +167,7 @@ fn open_replays_a_changelog_tail() {
         };
         orphan = record.id;
         store
-            .inner
-            .sled
+            .sled()
             .changelog
             .insert(2u64.to_be_bytes(), encode(&vec![record]).unwrap())
             .unwrap();
@@ -217,7 +216,7 @@ fn chunks_split_and_ids_lead_back_to_records() {
     batch[10].fields.insert("facts".into(), "x".repeat(100_000));
     let applied = store.accept(batch, region(), 1, push_usage).unwrap();
     assert!(
-        store.inner.sled.changelog.len() > 2,
+        store.sled().changelog.len() > 2,
         "600 records of ~250 bytes and one of 100 KB make several chunks"
     );
     let changes = store.changes_since(0, usize::MAX).unwrap();
@@ -322,7 +321,7 @@ fn verify_names_a_changed_a_removed_and_a_rewritten_entry() {
         10
     );
 
-    let usage = &store.inner.sled.usage;
+    let usage = &store.sled().usage;
     let key = 4u64.to_be_bytes();
     let original = usage.get(key).unwrap().unwrap();
 
@@ -424,10 +423,9 @@ fn consents_and_checkpoints_survive_replay_and_a_withdrawal_is_never_undone() {
             ReplicaOutcome::Conflict { .. }
         ));
         // Lose the side trees' writes, as if the process died after the changelog.
-        store.inner.sled.consents.clear().unwrap();
+        store.sled().consents.clear().unwrap();
         store
-            .inner
-            .sled
+            .sled()
             .records
             .insert(keys::records::APPLIED, &0u64.to_be_bytes())
             .unwrap();
@@ -528,7 +526,7 @@ fn a_taken_case_and_its_suspension_survive_replay_together() {
             }],
             ..Default::default()
         };
-        backend::Backend::commit(&store.inner.sled, torn).unwrap();
+        backend::Backend::commit(store.sled(), torn).unwrap();
         store.sync().unwrap();
         assert!(!store.objection_open(&second.id));
     }
@@ -625,11 +623,10 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
 
     // A record's field changed in place: still decodes, no longer matches its hash.
     let key = keys::natural(&content(subjects[1], "R-1", "1.5"), &region());
-    let mut r: Record = decode(&store.inner.sled.records.get(&key).unwrap().unwrap(), "r").unwrap();
+    let mut r: Record = decode(&store.sled().records.get(&key).unwrap().unwrap(), "r").unwrap();
     r.content.fields.insert("fine_amount".into(), "9.5".into());
     store
-        .inner
-        .sled
+        .sled()
         .records
         .insert(&key, encode(&r).unwrap())
         .unwrap();
@@ -650,23 +647,21 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
     );
 
     // A chunk that no longer decodes, figures that differ, a usage entry changed.
-    let (k, v) = store.inner.sled.changelog.first().unwrap().unwrap();
+    let (k, v) = store.sled().changelog.first().unwrap().unwrap();
     let bad = v[..v.len() - 8].to_vec();
-    store.inner.sled.changelog.insert(&k, bad).unwrap();
+    store.sled().changelog.insert(&k, bad).unwrap();
     let mut figures = store.recount().unwrap();
     figures.total += 1;
     store
-        .inner
-        .sled
+        .sled()
         .records
         .insert(keys::records::FIGURES, encode(&figures).unwrap())
         .unwrap();
-    let (uk, uv) = store.inner.sled.usage.first().unwrap().unwrap();
+    let (uk, uv) = store.sled().usage.first().unwrap().unwrap();
     let mut chained: Chained = decode(&uv, "u").unwrap();
     chained.entry.count += 1;
     store
-        .inner
-        .sled
+        .sled()
         .usage
         .insert(&uk, encode(&chained).unwrap())
         .unwrap();
@@ -825,15 +820,13 @@ fn a_held_copy_that_cannot_be_read_is_an_error_not_absent_r_fed_1() {
     assert!(held.contains_key(&id));
     // The record and its changelog chunk damaged: neither reads.
     store
-        .inner
-        .sled
+        .sled()
         .records
         .insert(keys::natural(&c, &region()), &b"\x01garbage"[..])
         .unwrap();
-    let (k, v) = store.inner.sled.changelog.first().unwrap().unwrap();
+    let (k, v) = store.sled().changelog.first().unwrap().unwrap();
     store
-        .inner
-        .sled
+        .sled()
         .changelog
         .insert(&k, v[..v.len() - 8].to_vec())
         .unwrap();
@@ -879,8 +872,7 @@ fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     store.bind_region(&region()).unwrap();
     store
-        .inner
-        .sled
+        .sled()
         .records
         .insert(
             keys::natural(&content("91211382MA0000000X", "R-0", "1"), &region()),
@@ -918,7 +910,7 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
         .accept(vec![first.clone()], region(), 10, push_usage)
         .unwrap();
     let key = keys::natural(&first, &region());
-    let v1 = store.inner.sled.records.get(&key).unwrap().unwrap();
+    let v1 = store.sled().records.get(&key).unwrap().unwrap();
     store
         .accept(
             vec![content(subjects[0], "R-0", "2.5")],
@@ -933,10 +925,9 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
         .unwrap();
     assert!(store.check().ok(), "{:?}", store.check().damage);
 
-    store.inner.sled.records.insert(&key, v1).unwrap();
+    store.sled().records.insert(&key, v1).unwrap();
     store
-        .inner
-        .sled
+        .sled()
         .records
         .remove(keys::natural(&second, &region()))
         .unwrap();

@@ -8,7 +8,7 @@ use super::codec::encode;
 use super::keys;
 use uuid::Uuid;
 
-use super::backend::{Backend, ChangeRun, Commit, Reads, UsageRow};
+use super::backend::{ChangeRun, Commit, UsageRow};
 use super::{Applied, Store, StoreError, TAG_RECORD, Writer, census, objections};
 use crate::domain::record::{Content, Record, Status};
 use crate::domain::region::RegionCode;
@@ -100,7 +100,7 @@ impl Store {
             let key = keys::natural(&content, &origin);
             let existing = match overlay.get(&key) {
                 Some(r) => Some(r.clone()),
-                None => self.inner.sled.record(&key)?,
+                None => self.inner.backend.record(&key)?,
             };
             let hash = content.hash();
             let seq = next_change;
@@ -199,7 +199,7 @@ impl Store {
     /// objection holds of `cases_of`, the records whose cases it wrote.
     pub(super) fn commit(&self, commit: Commit, cases_of: HashSet<Uuid>) -> Result<(), StoreError> {
         if !commit.is_empty() {
-            self.inner.sled.commit(commit)?;
+            self.inner.backend.commit(commit)?;
         }
         objections::refresh_held(&self.inner, &cases_of)
     }
@@ -269,7 +269,7 @@ impl Store {
 
     /// How many times this store has synced to disk since it was opened.
     pub fn syncs(&self) -> u64 {
-        self.inner.sled.durability.syncs()
+        self.inner.backend.syncs()
     }
 
     /// Returns once write `number` is durable: at once if a sync that began after it
@@ -295,6 +295,6 @@ impl Store {
 
     /// Makes everything written so far durable. See the module doc.
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.inner.sled.sync()
+        self.inner.backend.sync()
     }
 }

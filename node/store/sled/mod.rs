@@ -5,16 +5,19 @@
 //! sled recovers a prefix of its log, so a crash leaves a prefix of that order: what the
 //! backend contract asks (`backend`), completed by replay at open.
 
+mod reads;
+
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::backend::{Backend, Commit, Heads, NoticeRow, Reads};
-use super::codec::decode;
+use super::backend::{Backend, Commit, NoticeRow};
 use super::durability::Durability;
-use super::{Change, StoreError, chunked, decode_chunk, keys, seq_of};
+use super::{
+    CheckReport, StoreError, StoreOptions, chunk_value, chunked, decode_chunk, keys, seq_of,
+};
+use crate::domain::record::Hash;
 use uuid::Uuid;
-
-use crate::domain::record::Record;
-use crate::domain::usage::Chained;
 
 /// The trees of one open sled database.
 pub struct SledBackend {
@@ -32,25 +35,15 @@ pub struct SledBackend {
     pub(in crate::store) objections: sled::Tree,
     pub(in crate::store) durability: Durability,
     /// Tree batches a commit may still write before it stops as a crash would
-    /// (`Store::crash_commits_after`); `usize::MAX`: never.
+    /// (`Backend::crash_commits_after`); `usize::MAX`: never.
     crash_after: AtomicUsize,
 }
 
-/// The names of the trees, in the order `check` reads them.
-pub(in crate::store) const TREES: [&str; 7] = [
-    "records",
-    "changelog",
-    "usage",
-    "notices",
-    "consents",
-    "checkpoints",
-    "objections",
-];
-
 impl SledBackend {
-    /// Opens the trees of `db` (creating missing ones) and the durability handles of its
-    /// folder.
-    pub(in crate::store) fn new(db: sled::Db, dir: &std::path::Path) -> Result<Self, StoreError> {
+    /// Opens the sled database in `dir` (creating it, and any missing tree), with the
+    /// durability handles of its folder.
+    pub(in crate::store) fn open(dir: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        let db = open_db(dir, options)?;
         Ok(SledBackend {
             records: db.open_tree("records")?,
             changelog: db.open_tree("changelog")?,
@@ -63,11 +56,6 @@ impl SledBackend {
             db,
             crash_after: AtomicUsize::new(usize::MAX),
         })
-    }
-
-    /// See `Store::crash_commits_after`.
-    pub(in crate::store) fn crash_after(&self, trees: usize) {
-        self.crash_after.store(trees, Ordering::SeqCst);
     }
 
     /// Before each tree batch of a commit: fails once the batches allowed by
@@ -134,6 +122,9 @@ impl Backend for SledBackend {
                     } => batch.insert(keys::outbox(&next_hop, &from, id), notice),
                     NoticeRow::Received { from, id, notice } => {
                         batch.insert(keys::inbox(&from, id), notice)
+                    }
+                    NoticeRow::Acked { next_hop, from, id } => {
+                        batch.remove(keys::outbox(&next_hop, &from, id))
                     }
                 }
             }
@@ -216,6 +207,12 @@ impl Backend for SledBackend {
             for (provider, period, value) in current.monthly {
                 batch.insert(keys::monthly(&provider, &period), value);
             }
+            for (child, report) in current.child_reports {
+                batch.insert(keys::child_report(&child), report);
+            }
+            if let Some(region) = current.region {
+                batch.insert(keys::records::REGION, region.as_str().as_bytes());
+            }
             self.next_tree()?;
             self.records.apply_batch(batch)?;
         }
@@ -228,139 +225,146 @@ impl Backend for SledBackend {
         self.db.flush()?;
         self.durability.sync()
     }
-}
 
-impl Reads for SledBackend {
-    fn heads(&self) -> Result<Heads, StoreError> {
-        let next_change = match self.changelog.last()? {
-            Some((k, v)) => seq_of(&k)? + decode_chunk(&v)?.len() as u64,
-            None => 1,
-        };
-        let (next_usage, usage_head) = match self
-            .usage
-            .range(..keys::usage::END)
-            .next_back()
-            .transpose()?
-        {
-            Some((k, v)) => (seq_of(&k)? + 1, decode::<Chained>(&v, "usage entry")?.hash),
-            None => (1, [0u8; 32]),
-        };
-        Ok(Heads {
-            next_change,
-            next_usage,
-            usage_head,
-        })
+    fn syncs(&self) -> u64 {
+        self.durability.syncs()
     }
 
-    fn record(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
-        match self.records.get(key)? {
-            Some(v) => Ok(Some(decode::<Record>(&v, "record")?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Through the replica index for a record applied from a child; else through the
-    /// sequence of its first version, which the id carries (`ids`).
-    fn record_by_id(&self, id: &Uuid) -> Result<Option<Record>, StoreError> {
-        if let Some(key) = self.records.get(keys::replica_id(id))? {
-            return match self.records.get(key)? {
-                Some(v) => Ok(Some(decode::<Record>(&v, "record")?)),
-                None => Err(StoreError::Corrupt {
-                    what: "replica index",
-                    detail: format!("record {id} is indexed but missing"),
-                }),
+    /// Each chunk holding a sequence of `entries` is read, the entries replaced, and
+    /// written back as one value under the same key, even if it grew: a reader never
+    /// sees a sequence twice.
+    fn rewrite_changes(&self, entries: Vec<(u64, u8, Vec<u8>)>) -> Result<(), StoreError> {
+        let mut by_chunk: BTreeMap<u64, Vec<(u64, u8, Vec<u8>)>> = BTreeMap::new();
+        for (seq, tag, value) in entries {
+            let Some(item) = self.changelog.range(..=seq.to_be_bytes()).next_back() else {
+                return Err(StoreError::Engine(format!(
+                    "changelog entry {seq} to rewrite is not stored"
+                )));
             };
+            by_chunk
+                .entry(seq_of(&item?.0)?)
+                .or_default()
+                .push((seq, tag, value));
         }
-        let Some((_, first)) = crate::domain::ids::locate(id) else {
-            return Ok(None);
-        };
-        let Some((_, Change::Record(first_version))) =
-            self.changes(first.saturating_sub(1), 1)?.into_iter().next()
-        else {
-            return Ok(None);
-        };
-        // A sequence from another origin's id points at some other record here.
-        if first_version.id != *id {
-            return Ok(None);
-        }
-        match self
-            .records
-            .get(keys::natural(&first_version.content, &first_version.origin))?
-        {
-            Some(v) => Ok(Some(decode::<Record>(&v, "record")?)),
-            None => Err(StoreError::Corrupt {
-                what: "records",
-                detail: format!("record {id} is in the changelog only"),
-            }),
-        }
-    }
-
-    fn replica_key(&self, id: &Uuid) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.records.get(keys::replica_id(id))?.map(|k| k.to_vec()))
-    }
-
-    fn records_of(
-        &self,
-        subject: &str,
-        resume: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Record>, StoreError> {
-        let prefix = keys::subject_records(subject);
-        let scan = match resume {
-            // Strictly after `resume`, inside the prefix (a key of another subject never
-            // sorts between: the NUL ends the subject).
-            Some(after) if after.starts_with(&prefix) => self
-                .records
-                .range::<&[u8], _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
-            Some(_) => return Ok(Vec::new()),
-            None => self.records.range::<&[u8], _>(prefix.as_slice()..),
-        };
-        let mut out = Vec::new();
-        for item in scan {
-            if out.len() == limit {
-                break;
+        for (first, replaced) in by_chunk {
+            let Some(v) = self.changelog.get(first.to_be_bytes())? else {
+                continue;
+            };
+            let mut written = Vec::new();
+            for change in decode_chunk(&v)? {
+                written.push(change.tag_and_value()?);
             }
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            out.push(decode::<Record>(&v, "record")?);
-        }
-        Ok(out)
-    }
-
-    fn changes(&self, after: u64, limit: usize) -> Result<Vec<(u64, Change)>, StoreError> {
-        let from = after.saturating_add(1);
-        // The chunk holding `from` starts at or before it.
-        let start = match self.changelog.range(..=from.to_be_bytes()).next_back() {
-            Some(item) => seq_of(&item?.0)?,
-            None => from,
-        };
-        let mut out = Vec::new();
-        for item in self.changelog.range(start.to_be_bytes()..) {
-            let (k, v) = item?;
-            let first = seq_of(&k)?;
-            for (i, change) in decode_chunk(&v)?.into_iter().enumerate() {
-                let seq = first + i as u64;
-                if seq >= from {
-                    if out.len() == limit {
-                        return Ok(out);
+            for (seq, tag, value) in replaced {
+                let i = (seq - first) as usize;
+                match written.get_mut(i) {
+                    Some(slot) => *slot = (tag, value),
+                    None => {
+                        return Err(StoreError::Engine(format!(
+                            "changelog entry {seq} to rewrite is not stored"
+                        )));
                     }
-                    out.push((seq, change));
                 }
             }
+            self.changelog
+                .insert(first.to_be_bytes(), chunk_value(&written))?;
         }
+        Ok(())
+    }
+
+    fn release_redactions(&self, done: Vec<(Uuid, Vec<u8>)>) -> Result<usize, StoreError> {
+        let mut released = 0;
+        for (id, value) in done {
+            let swapped = self.records.compare_and_swap(
+                keys::redact_queue(&id),
+                Some(value),
+                None::<&[u8]>,
+            )?;
+            if swapped.is_ok() {
+                released += 1;
+            }
+        }
+        Ok(released)
+    }
+
+    fn new_notice_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    fn check(&self) -> CheckReport {
+        super::check::run(&self.trees())
+    }
+
+    /// Over every key and value of every tree but `usage` and `notices`, in key order.
+    fn fingerprint(&self) -> Result<Hash, StoreError> {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        for tree in [
+            &self.records,
+            &self.changelog,
+            &self.consents,
+            &self.checkpoints,
+            &self.objections,
+        ] {
+            for item in tree.iter() {
+                let (k, v) = item?;
+                ctx.update(&(k.len() as u64).to_be_bytes());
+                ctx.update(&k);
+                ctx.update(&(v.len() as u64).to_be_bytes());
+                ctx.update(&v);
+            }
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
         Ok(out)
     }
 
-    fn usage(&self, after: u64, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError> {
-        self.usage
-            .range((after + 1).to_be_bytes().to_vec()..keys::usage::END.to_vec())
-            .take(limit)
-            .map(|item| {
-                let (k, v) = item?;
-                Ok((seq_of(&k)?, decode(&v, "usage entry")?))
-            })
-            .collect()
+    fn crash_commits_after(&self, parts: usize) {
+        self.crash_after.store(parts, Ordering::SeqCst);
+    }
+}
+
+/// Opens sled, waiting up to two seconds for the file lock: after a `Store` in this
+/// process is dropped, sled's background flusher can hold the lock a moment longer.
+/// Another process holding it is reported as such.
+fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new()
+        .path(dir)
+        .cache_capacity(options.cache_bytes)
+        .flush_every_ms(Some(5_000));
+    let mut waited = 0;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if waited >= 20 {
+                    return Err(StoreError::Engine(format!(
+                        "{} is in use by another process (sled holds a lock on its db file)",
+                        dir.display()
+                    )));
+                }
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            // sled checks its `conf` file's checksum and format; a damaged one reads as
+            // "unsupported" (or as a store from before sled 0.29).
+            Err(sled::Error::Unsupported(m)) => {
+                return Err(StoreError::Damaged {
+                    file: dir.join("conf").display().to_string(),
+                    detail: format!(
+                        "the storage engine cannot read it ({m}): damaged, or not written by \
+                         sled 0.34"
+                    ),
+                });
+            }
+            Err(sled::Error::Corruption { at, .. }) => {
+                return Err(StoreError::Damaged {
+                    file: dir.join("db").display().to_string(),
+                    detail: format!(
+                        "the storage engine found it corrupted{}",
+                        at.map(|a| format!(" at {a}")).unwrap_or_default()
+                    ),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
