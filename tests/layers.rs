@@ -369,3 +369,41 @@ fn the_check_sees_an_upward_import() {
     assert!(refs("use super::codec;", 2).is_empty());
     assert!(layer("domain") < layer("server"));
 }
+
+/// The sled crate is named only by the sled engine (`store/sled/`) and by its integrity
+/// check (`store/check.rs`, which walks sled's trees key by key): everything else in the
+/// store reaches storage through the seam (`store::backend`), so another engine plugs in
+/// beside sled without touching it.
+#[test]
+fn only_the_sled_engine_names_sled() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
+    let engine = root.join("store/sled");
+    let check = root.join("store/check.rs");
+    let mut files = Vec::new();
+    rs_files(&root, &mut files);
+    let mut found = Vec::new();
+    for path in files {
+        if path.starts_with(&engine) || path == check {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = code_part(line);
+            // The crate's paths, not the module `store::sled` (`super::sled::...`).
+            let names_crate = code.match_indices("sled::").any(|(at, _)| {
+                let before = &code[..at];
+                !["super::", "self::", "store::"]
+                    .iter()
+                    .any(|module| before.ends_with(module))
+            });
+            if names_crate {
+                found.push(format!("{}:{}", path.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "sled named outside its engine:\n{}",
+        found.join("\n")
+    );
+}

@@ -25,12 +25,14 @@ impl Change {
 }
 
 /// Splits the versions a batch wrote (each as `encode` made it for the records tree)
-/// into changelog chunks of at most `CHUNK_BYTES`, keyed by their first sequence.
+/// into changelog chunks of at most `CHUNK_BYTES`, each with its first sequence (its
+/// key).
 ///
 /// A chunk is what `encode(&Vec<Record>)` would make: the format byte, the count as a
 /// postcard varint, then each record's postcard bytes. Built from the bytes already
 /// encoded, so no record is serialised twice.
-pub(super) fn chunked(first_seq: u64, written: &[(u8, Vec<u8>)], batch: &mut sled::Batch) {
+pub(super) fn chunked(first_seq: u64, written: &[(u8, Vec<u8>)]) -> Vec<(u64, Vec<u8>)> {
+    let mut chunks = Vec::new();
     let mut start = 0usize;
     let mut chunk_start = first_seq;
     while start < written.len() {
@@ -41,10 +43,11 @@ pub(super) fn chunked(first_seq: u64, written: &[(u8, Vec<u8>)], batch: &mut sle
             end += 1;
         }
         let records = &written[start..end];
-        batch.insert(&chunk_start.to_be_bytes(), chunk_value(records));
+        chunks.push((chunk_start, chunk_value(records)));
         chunk_start += records.len() as u64;
         start = end;
     }
+    chunks
 }
 
 /// One chunk's value from entries encoded as `tag_and_value` makes them: the format byte,

@@ -170,19 +170,6 @@ impl StoreError {
     }
 }
 
-impl From<::sled::Error> for StoreError {
-    fn from(e: ::sled::Error) -> Self {
-        match e {
-            ::sled::Error::Io(io) => StoreError::Io(io),
-            ::sled::Error::Corruption { at, .. } => StoreError::EngineCorruption(match at {
-                Some(at) => format!("at {at}"),
-                None => "no position given".into(),
-            }),
-            other => StoreError::Engine(other.to_string()),
-        }
-    }
-}
-
 /// What happened to one accepted record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -374,7 +361,7 @@ mod tests;
 #[cfg(test)]
 impl Store {
     /// The sled engine under this store, for tests that damage its files.
-    fn sled(&self) -> &sled::SledBackend {
+    fn sled(&self) -> &self::sled::SledBackend {
         let engine: &dyn std::any::Any = &*self.inner.backend;
         engine
             .downcast_ref()

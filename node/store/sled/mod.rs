@@ -134,7 +134,9 @@ impl Backend for SledBackend {
         if !changes.is_empty() {
             let mut batch = sled::Batch::default();
             for run in &changes {
-                chunked(run.first, &run.entries, &mut batch);
+                for (first, chunk) in chunked(run.first, &run.entries) {
+                    batch.insert(&first.to_be_bytes(), chunk);
+                }
             }
             self.next_tree()?;
             self.changelog.apply_batch(batch)?;
@@ -365,6 +367,19 @@ fn open_db(dir: &Path, options: &StoreOptions) -> Result<sled::Db, StoreError> {
                 });
             }
             Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) => StoreError::Io(io),
+            sled::Error::Corruption { at, .. } => StoreError::EngineCorruption(match at {
+                Some(at) => format!("at {at}"),
+                None => "no position given".into(),
+            }),
+            other => StoreError::Engine(other.to_string()),
         }
     }
 }
