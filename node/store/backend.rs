@@ -44,9 +44,17 @@
 //! the start of the batch's transaction. A database `SEQUENCE` will not do: it leaves
 //! gaps on rollback and hands out numbers that commit out of order. The decision logic
 //! must run inside that transaction too, so two processes never both make version n+1.
-//! So the next step of this seam is a `begin` that returns the locked writer state
-//! (sled: the in-process mutex; PostgreSQL: the transaction holding the `heads` row)
-//! and a `commit` on it; see the module doc of `store` for what is done.
+//! So a shared-database engine adds a `begin` to this seam that returns the locked
+//! writer state (sled: the in-process mutex; PostgreSQL: the transaction holding the
+//! `heads` row) and a `commit` on it; with one process per store (sled, and a database
+//! used by one node) `Writer` is that lock, and `heads` is read once, at open.
+//!
+//! # Reads
+//!
+//! `Reads` returns domain values, decoded from the stored bytes (`codec`), and scans in
+//! the orders its methods name; an engine is free in how it finds them. The writer's
+//! own state (sequences, chain head, figures) is read once at open; the rest is read
+//! on demand. A read sees every commit that returned before it began.
 //!
 //! # Natural keys
 //!

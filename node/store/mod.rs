@@ -1,10 +1,11 @@
 //! The node's store (R-NODE-4): the decisions of every write, over a storage engine
-//! behind one seam (`backend`); sled 0.34.7 is the embedded one. Nothing outside this
-//! module sees a sled type.
+//! behind one seam (`backend`); sled 0.34.7 is the embedded one. Only the sled engine
+//! (`sled/`) and its integrity check (`check`) name a sled type (`tests/layers.rs`).
 //!
 //! # Layout
 //!
-//! Seven sled trees; `keys` builds every key of every tree (the on-disk format):
+//! sled's layout: seven trees; `keys` builds every key of every tree (the on-disk
+//! format):
 //! * `changelog`: every version of every record, consent, checkpoint and objection case,
 //!   in sequence order: the source of truth and the outbox the uplink streams upward.
 //!   Stored in chunks (`chunks`): key = the first sequence of the chunk (u64,
@@ -32,17 +33,13 @@
 //! Each batch becomes one typed `backend::Commit`, written by `Backend::commit` and made
 //! durable by `Backend::sync` (group commit in `write`); reads by key and ordered scans
 //! with a resume key go through its reading half, `backend::Reads`, the only part a
-//! holder of a `Store` sees (`Store::backend`): writes never bypass the writer. `sled` (`SledBackend`) is the first
-//! engine; `Inner` holds it by value, so a call through the seam is static, once per
-//! batch, never per record. `backend` documents the contract and how a database shared
-//! by several processes must allocate the changelog and usage sequences.
-//!
-//! Not yet through the seam (they read or write the sled trees directly, the next
-//! step): the redaction rewrite of changelog chunks, `bind_region`, `set_child_report`,
-//! `ack_notice`, notice ids (sled's `generate_id`), the census recount at open, the
-//! integrity check (`check`), `audit`, `fingerprint`, `stats`, and the reads of
-//! consents, cases, checkpoints, notices, quarantine, cursors and census snapshots.
-//! Once they are, `Inner` can hold a `Box<dyn Backend>` chosen by config.
+//! holder of a `Store` sees (`Store::backend`): writes never bypass the writer. `Inner`
+//! holds the engine as a `Box<dyn Backend>`; a call through the seam is once per batch
+//! or per read, never per record written. Every read and write of the store goes
+//! through it: the only other ways to an engine are its opening
+//! (`Store::on_backend` over any engine; `open` opens sled) and its own integrity check
+//! (`Backend::check`). `backend` documents the contract and how a database shared by
+//! several processes must allocate the changelog and usage sequences.
 //!
 //! # Writing and durability
 //!
@@ -59,12 +56,13 @@
 //!
 //! # Files
 //!
-//! * `backend`: the seam (the `Backend` trait and the typed `Commit`).
-//! * `sled/`: the sled engine behind it.
+//! * `backend`: the seam (the `Reads` and `Backend` traits and the typed `Commit`).
+//! * `sled/`: the sled engine behind it (`reads`: its half of `Reads`).
 //! * `open`: opening (checked, bounded), binding to a region, replay at open.
 //! * `write`: the write path: deciding a provider batch, usage append, group commit.
 //! * `chunks`: the changelog's chunk encoding (sled's layout of the changelog).
-//! * `read`: records by subject and by id, usage scans, counts, fingerprint.
+//! * `read`: records by subject and by id, full scans a page at a time, usage scans,
+//!   counts, fingerprint.
 //! * `call`: bounded calls for request handlers.
 //! * `replica`, `side`, `objections`, `notices`, `quarantine`, `redact`, `census`:
 //!   what a child's entries, consents and checkpoints, cases, notices, refused entries,
