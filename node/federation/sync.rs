@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::FederationService;
 use super::check::check_entry;
@@ -175,13 +175,7 @@ impl FederationService {
             raw.insert(seq, prost::Message::encode_to_vec(&entry));
             match self.check(entry, child, today, &known) {
                 Ok(r) => records.push((seq, r)),
-                Err(v) => refused.push(pb::EntryRefusal {
-                    seq,
-                    record_id,
-                    field: v.field,
-                    rule: v.rule.to_string(),
-                    message: v.message,
-                }),
+                Err(v) => refused.push(Refusal::from(v).for_entry(seq, record_id)),
             }
         }
         let (seqs, records): (Vec<u64>, Vec<_>) = records.into_iter().unzip();
@@ -312,23 +306,17 @@ impl FederationService {
                 // Kept without content (R-DATA-3, R-SEC-2): nothing to try again.
                 continue;
             }
-            let refusal = |field: String, rule: String, message: String| pb::EntryRefusal {
-                seq: q.child_seq,
-                record_id: q.label.clone(),
-                field,
-                rule,
-                message,
-            };
             let checked = match <pb::ChangeEntry as prost::Message>::decode(q.entry.as_slice()) {
                 Ok(wire) => self
                     .check(wire, child, today, &known)
-                    .map_err(|v| refusal(v.field, v.rule.to_string(), v.message)),
-                Err(e) => Err(refusal(
-                    "entry".into(),
-                    "R-FED-1".into(),
+                    .map_err(Refusal::from),
+                Err(e) => Err(Refusal::invalid(
+                    "entry",
+                    "R-FED-1",
                     format!("the kept entry cannot be read: {e}"),
                 )),
-            };
+            }
+            .map_err(|r| r.for_entry(q.child_seq, q.label.clone()));
             match checked {
                 Ok(change) => {
                     changes.push(change);
@@ -463,13 +451,7 @@ fn conflict_refusal(seq: u64, id: &str, existing: &uuid::Uuid) -> pb::EntryRefus
             "contradicts what this node holds: the same reference or id already names record {existing}"
         )
     };
-    pb::EntryRefusal {
-        seq,
-        record_id: id.to_string(),
-        field: "id".into(),
-        rule: "R-SEC-1".into(),
-        message,
-    }
+    Refusal::invalid("id", "R-SEC-1", message).for_entry(seq, id)
 }
 
 /// The refusals of the entries that passed the checks but contradict what this node
@@ -583,12 +565,12 @@ fn sync_usage(
     log.push(e);
     let conflicts_refused = self::conflicts(entries, outcomes);
     for r in refused.iter().chain(&conflicts_refused) {
-        log.push(UsageEntry::new(who, Action::Sync, "Sync", now).refused(
-            Code::InvalidArgument,
+        let logged = Refusal::invalid(
             &r.field,
             &r.rule,
-            &format!("entry {} ({}): {}", r.seq, r.record_id, r.message),
-        ));
+            format!("entry {} ({}): {}", r.seq, r.record_id, r.message),
+        );
+        log.push(logged.mark(UsageEntry::new(who, Action::Sync, "Sync", now)));
     }
     log
 }
@@ -630,13 +612,7 @@ mod tests {
     use crate::domain::region::RegionCode;
 
     fn refusal(field: &str, record_id: &str) -> pb::EntryRefusal {
-        pb::EntryRefusal {
-            seq: 7,
-            record_id: record_id.into(),
-            field: field.into(),
-            rule: "R-DATA-1".into(),
-            message: "is not a valid identifier".into(),
-        }
+        Refusal::invalid(field, "R-DATA-1", "is not a valid identifier").for_entry(7, record_id)
     }
 
     /// The quarantine keeps the refusal as it was sent, and the notice down to the child
