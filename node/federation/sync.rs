@@ -28,22 +28,28 @@ impl FederationService {
         &self,
         request: Request<Streaming<pb::SyncUp>>,
     ) -> Result<Response<ReceiverStream<Result<pb::SyncDown, Status>>>, Status> {
-        let caller = self.gate.admit(&request, Rpc::Sync, Action::Sync).await?;
-        let Some(child) = self.config.child(&caller.region).cloned() else {
+        let caller = self
+            .ctx
+            .gate
+            .admit(&request, Rpc::Sync, Action::Sync)
+            .await?;
+        let Some(child) = self.ctx.config.child(&caller.region).cloned() else {
             let refusal = Refusal::denied(
                 "R-FED-1",
                 format!(
                     "{} is not a configured child of {}",
-                    caller.region, self.config.region
+                    caller.region, self.ctx.config.region
                 ),
             );
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(&caller), "Sync", Action::Sync, refusal)
                 .await);
         };
         let serial = Gate::serial(&request).unwrap_or_default();
         let cursor = self
+            .ctx
             .store
             .cursor(&child.region)
             .map_err(|e| store_status(&e))?;
@@ -58,7 +64,7 @@ impl FederationService {
         self.seen(&child.region, |s| s.connected += 1);
         let service = self.clone();
         tokio::spawn(async move {
-            let mut notices = service.store.watch_notices();
+            let mut notices = service.ctx.store.watch_notices();
             let mut notices_waiting = true;
             let mut retry = tokio::time::interval(std::time::Duration::from_millis(200));
             let mut sent: std::collections::HashSet<(crate::domain::region::RegionCode, u64)> =
@@ -66,7 +72,7 @@ impl FederationService {
             loop {
                 tokio::select! {
                     // The child reconnects to the restarted node and resumes from its cursor.
-                    () = service.gate.stopping() => break,
+                    () = service.ctx.gate.stopping() => break,
                     msg = up.message() => {
                         let msg = match msg {
                             Ok(Some(msg)) => msg,
@@ -76,7 +82,7 @@ impl FederationService {
                                 break;
                             }
                         };
-                        if let Err(status) = service.gate.still_valid(&caller, &serial, "Sync", Action::Sync).await {
+                        if let Err(status) = service.ctx.gate.still_valid(&caller, &serial, "Sync", Action::Sync).await {
                             let _ = tx.send(Err(status)).await;
                             break;
                         }
@@ -93,15 +99,15 @@ impl FederationService {
                                 let mut report = crate::domain::census::PlatformReport::from_wire(&figures, 2);
                                 report.region = child.region.to_string();
                                 let region = child.region;
-                                if let Err(e) = service.store.call(move |s| s.set_child_report(&region, &report)).await {
+                                if let Err(e) = service.ctx.store.call(move |s| s.set_child_report(&region, &report)).await {
                                     tracing::error!(child = %child.region, error = %e, "cannot keep a census report");
                                 }
                             }
                             Some(pb::sync_up::Message::NoticeAck(ack)) => {
                                 let Ok(from) = crate::domain::region::RegionCode::parse(&ack.from_region) else { continue };
-                                let store = service.store.clone();
+                                let store = service.ctx.store.clone();
                                 let region = child.region;
-                                let _ = service.store.call(move |_| store.ack_notice(&region, &from, ack.id)).await;
+                                let _ = service.ctx.store.call(move |_| store.ack_notice(&region, &from, ack.id)).await;
                             }
                             None => {}
                         }
@@ -135,12 +141,13 @@ impl FederationService {
     ) -> Result<pb::Ack, Status> {
         self.seen(&child.region, |s| {
             s.reported_head = s.reported_head.max(batch.head);
-            s.last_seen_ms = self.config.clock.now_ms();
+            s.last_seen_ms = self.ctx.clock.now_ms();
         });
         let Some(last_seq) = batch.entries.iter().map(|e| e.seq).max() else {
             let region = child.region;
             return Ok(pb::Ack {
                 acked: self
+                    .ctx
                     .store
                     .call(move |s| s.cursor(&region))
                     .await
@@ -149,7 +156,7 @@ impl FederationService {
             });
         };
         // Dates a day ahead are allowed: the child's clock may be past midnight already.
-        let today = self.config.clock.today() + chrono::Days::new(1);
+        let today = self.ctx.clock.today() + chrono::Days::new(1);
         let mut records = Vec::with_capacity(batch.entries.len());
         let mut refused = Vec::new();
         // Each entry as the child sent it, by sequence: a refused one (or one that turns
@@ -161,6 +168,7 @@ impl FederationService {
         // "not held", it would skip the rule that a tombstone is never reopened. The child
         // resends it.
         let held = self
+            .ctx
             .store
             .call({
                 let ids = held_ids(batch.entries.iter());
@@ -184,13 +192,14 @@ impl FederationService {
             .zip(&records)
             .map(|(s, r)| (*s, r.label()))
             .collect();
-        let store = self.store.clone();
-        let (child_region, local) = (child.region, self.config.region);
+        let store = self.ctx.store.clone();
+        let (child_region, local) = (child.region, self.ctx.config.region);
         let who = caller.uri();
         let refused_for_log = refused.clone();
         let entries_for_log = entries.clone();
-        let now = self.config.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         let outcomes = self
+            .ctx
             .store
             .call(move |_| {
                 let ids = store.clone();
@@ -266,9 +275,9 @@ impl FederationService {
         check_entry(
             entry,
             child,
-            &self.config.region,
-            &self.validator,
-            &self.verifier,
+            &self.ctx.config.region,
+            &self.ctx.validator,
+            &self.ctx.verifier,
             today,
             known,
         )
@@ -279,7 +288,7 @@ impl FederationService {
         who: &str,
         child: &Child,
     ) -> Result<(u32, u32, Vec<pb::EntryRefusal>), Status> {
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let region = child.region;
         // The kept entries and the copies held of them, in one bounded call (R-SEC-1);
         // a read that fails ends the retry rather than read as "not held".
@@ -295,7 +304,7 @@ impl FederationService {
             })
             .await
             .map_err(|e| store_status(&e))?;
-        let today = self.config.clock.today() + chrono::Days::new(1);
+        let today = self.ctx.clock.today() + chrono::Days::new(1);
         let known = |id: &uuid::Uuid| held.get(id).cloned();
         // Entries that pass now (with what is kept of them, in case they conflict), and
         // those that still fail, with today's reason.
@@ -331,10 +340,15 @@ impl FederationService {
             .map(|(q, c)| (q.child_seq, c.label()))
             .collect();
         let still_refused: Vec<pb::EntryRefusal> = still.iter().map(|(_, r)| r.clone()).collect();
-        let (store, local, who) = (self.store.clone(), self.config.region, who.to_string());
+        let (store, local, who) = (
+            self.ctx.store.clone(),
+            self.ctx.config.region,
+            who.to_string(),
+        );
         let (entries_for_log, still_for_log) = (entries.clone(), still_refused.clone());
-        let now = self.config.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         let outcomes = self
+            .ctx
             .store
             .call(move |_| {
                 store.apply_from_child(region, local, changes, 0, now, |outcomes| {
@@ -393,16 +407,17 @@ impl FederationService {
         request: Request<pb::RetryQuarantineRequest>,
     ) -> Result<Response<pb::RetryQuarantineResult>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::RetryQuarantine, Action::Sync)
             .await?;
         let asked = request.into_inner().child_region;
         let children: Vec<Child> = if asked.trim().is_empty() {
-            self.config.children.clone()
+            self.ctx.config.children.clone()
         } else {
             let found = crate::domain::region::RegionCode::parse(asked.trim())
                 .ok()
-                .and_then(|r| self.config.child(&r).cloned());
+                .and_then(|r| self.ctx.config.child(&r).cloned());
             match found {
                 Some(c) => vec![c],
                 None => {
@@ -411,10 +426,11 @@ impl FederationService {
                         "R-FED-1",
                         format!(
                             "{asked:?} is not a configured child of {}",
-                            self.config.region
+                            self.ctx.config.region
                         ),
                     );
                     return Err(self
+                        .ctx
                         .gate
                         .refuse(Some(&caller), "RetryQuarantine", Action::Sync, refusal)
                         .await);
