@@ -142,8 +142,17 @@ async fn every_refusal_leaves_the_store_unchanged() {
 
     let base = natural_penalty();
     type Edit = fn(&mut credit_node::domain::record::Draft);
-    let cases: Vec<(&str, Edit, &str, &str, tonic::Code)> = vec![
-        (
+    type Case = (&'static str, Edit, &'static str, &'static str, tonic::Code);
+    // Bad input is InvalidArgument; a category the provider is not registered for is
+    // PermissionDenied.
+    fn invalid(name: &'static str, edit: Edit, field: &'static str, rule: &'static str) -> Case {
+        (name, edit, field, rule, tonic::Code::InvalidArgument)
+    }
+    fn denied(name: &'static str, edit: Edit, field: &'static str, rule: &'static str) -> Case {
+        (name, edit, field, rule, tonic::Code::PermissionDenied)
+    }
+    let cases: Vec<Case> = vec![
+        invalid(
             "wrong ID check character",
             |d| {
                 let last = if d.subject_id.ends_with('1') {
@@ -155,9 +164,8 @@ async fn every_refusal_leaves_the_store_unchanged() {
             },
             "subject_id",
             "R-DATA-1",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        invalid(
             "impossible birth date",
             |d| {
                 // 1990-02-30, with a correct check character for the body.
@@ -167,92 +175,80 @@ async fn every_refusal_leaves_the_store_unchanged() {
             },
             "subject_id",
             "R-DATA-1",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        invalid(
             "prohibited field (English)",
             |d| {
                 d.fields.insert("monthly_income".into(), "4500".into());
             },
             "fields.monthly_income",
             "R-DATA-3",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        invalid(
             "prohibited field (Chinese)",
             |d| {
                 d.fields.insert("婚姻状况".into(), "已婚".into());
             },
             "fields.婚姻状况",
             "R-DATA-3",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        invalid(
             "unknown category",
             |d| d.category = "lottery".into(),
             "category",
             "R-DATA-2",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        denied(
             "category not registered for this provider",
             |d| d.category = "power".into(),
             "category",
             "R-DATA-2",
-            tonic::Code::PermissionDenied,
         ),
-        (
+        denied(
             "unregistered category behind a full-width space",
             |d| d.category = "power\u{3000}".into(),
             "category",
             "R-DATA-2",
-            tonic::Code::PermissionDenied,
         ),
-        (
+        invalid(
             "subject kind the category does not allow",
             |d| d.category = "registration".into(),
             "category",
             "R-DATA-2",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        invalid(
             "missing required field",
             |d| {
                 d.fields.remove("decision_no");
             },
             "fields.decision_no",
             "R-DATA-2",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        invalid(
             "field not in the catalog",
             |d| {
                 d.fields.insert("colour".into(), "red".into());
             },
             "fields.colour",
             "R-DATA-2",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        invalid(
             "missing subject kind",
             |d| d.subject_kind = None,
             "subject_kind",
             "R-DATA-1",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        invalid(
             "occurred in the future",
             |d| d.occurred_on = "2999-01-01".into(),
             "occurred_on",
             "R-DATA-4",
-            tonic::Code::InvalidArgument,
         ),
-        (
+        invalid(
             "bad period",
             |d| d.period = "2026-13".into(),
             "period",
             "R-DATA-5",
-            tonic::Code::InvalidArgument,
         ),
     ];
     for (name, edit, field, rule, code) in cases {

@@ -46,6 +46,12 @@ struct Asked {
     consent_id: Option<uuid::Uuid>,
 }
 
+/// Whether `node`, the caller, forwards for `requester`: the requester is at the node's
+/// region or below it.
+fn forwards_for(node: &CallerId, requester: &CallerId) -> bool {
+    node.region == requester.region || node.region.contains(&requester.region)
+}
+
 fn basis_of(b: i32) -> Option<Basis> {
     match pb::LegalBasis::try_from(b).ok()? {
         pb::LegalBasis::Consent => Some(Basis::Consent),
@@ -149,6 +155,14 @@ impl AccessService {
             }
         };
         let legal_reference = req.legal_reference.trim().to_string();
+        // The self and statutory bases name what the query rests on (R-REL-3, R-REL-5).
+        let cited = |rule: &str, what: &str| {
+            if legal_reference.is_empty() {
+                Err(Refusal::invalid("legal_reference", rule, what))
+            } else {
+                Ok(())
+            }
+        };
         let mut consent = None;
         match basis {
             Basis::Consent => {
@@ -173,7 +187,7 @@ impl AccessService {
                 // The window's operator belongs to this node, or to a node below that
                 // forwarded the query.
                 let own_window = if caller.role == Role::Node {
-                    caller.region == requester.region || caller.region.contains(&requester.region)
+                    forwards_for(caller, &requester)
                 } else {
                     requester.region == self.ctx.config.region
                 };
@@ -186,19 +200,16 @@ impl AccessService {
                          window, who checks its identity",
                     ));
                 }
-                if legal_reference.is_empty() {
-                    return Err(Refusal::invalid(
-                        "legal_reference",
-                        "R-REL-3",
-                        "name the identity document or written authorisation checked",
-                    ));
-                }
+                cited(
+                    "R-REL-3",
+                    "name the identity document or written authorisation checked",
+                )?;
             }
             Basis::StatutoryDuty => {
                 // Registration and the government flag are checked where the provider is
                 // registered; a node forwarding for it vouches for that check.
                 let government = if caller.role == Role::Node {
-                    caller.region == requester.region || caller.region.contains(&requester.region)
+                    forwards_for(caller, &requester)
                 } else {
                     requester.region == self.ctx.config.region
                         && self
@@ -217,13 +228,7 @@ impl AccessService {
                          node, for their statutory duties",
                     ));
                 }
-                if legal_reference.is_empty() {
-                    return Err(Refusal::invalid(
-                        "legal_reference",
-                        "R-REL-5",
-                        "name the law or regulation that sets the duty",
-                    ));
-                }
+                cited("R-REL-5", "name the law or regulation that sets the duty")?;
             }
             Basis::Public => {}
         }

@@ -126,21 +126,75 @@ impl Content {
         }
     }
 
-    /// SHA-256 over a canonical encoding of the content. Field order is fixed by the
-    /// struct and the `BTreeMap`, so equal content always hashes equal.
+    /// SHA-256 over the canonical encoding of the content ([`Content::canonical`]), so
+    /// equal content always hashes equal on every node.
     pub fn hash(&self) -> Hash {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        // postcard is deterministic for these types (no HashMap, no floats).
-        match postcard::to_stdvec(self) {
-            Ok(bytes) => ctx.update(&bytes),
-            // Serialising plain owned data into a Vec cannot fail; hash the debug form
-            // rather than panic should that ever change.
-            Err(_) => ctx.update(format!("{self:?}").as_bytes()),
-        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, &self.canonical());
         let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
+        out.copy_from_slice(digest.as_ref());
         out
     }
+
+    /// The bytes the content hash covers: postcard's encoding of `Content`, written out
+    /// here so that making it has no step that can fail (serde's `Serialize` returns a
+    /// `Result`, and a hash must not fall back to anything). Fields go in declaration
+    /// order, the map in key order; the destructuring below makes a new field a compile
+    /// error until it is encoded. A test holds these bytes equal to postcard's, and the
+    /// golden content hash in `store::formats` pins them.
+    fn canonical(&self) -> Vec<u8> {
+        let Content {
+            subject: Subject { kind, id, name },
+            category,
+            provider_id,
+            provider_ref,
+            occurred_on,
+            ended_on,
+            period,
+            adverse,
+            disclosure,
+            fields,
+        } = self;
+        let mut out = Vec::with_capacity(256);
+        // postcard writes a unit variant as its index, in declaration order.
+        put_varint(&mut out, *kind as u64);
+        put_str(&mut out, id);
+        put_str(&mut out, name);
+        put_str(&mut out, category);
+        put_str(&mut out, provider_id);
+        put_str(&mut out, provider_ref);
+        put_str(&mut out, occurred_on);
+        match ended_on {
+            None => out.push(0),
+            Some(day) => {
+                out.push(1);
+                put_str(&mut out, day);
+            }
+        }
+        put_str(&mut out, period);
+        out.push(u8::from(*adverse));
+        put_varint(&mut out, *disclosure as u64);
+        put_varint(&mut out, fields.len() as u64);
+        for (key, value) in fields {
+            put_str(&mut out, key);
+            put_str(&mut out, value);
+        }
+        out
+    }
+}
+
+/// postcard's varint: LEB128, seven bits a byte, low bits first.
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// postcard's string: its length in bytes as a varint, then the UTF-8 bytes.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Masks an identifier for logs: keeps the first four and last four characters
@@ -197,6 +251,54 @@ pub fn next_version(cur: &Record, status: Status, reason: String, now_ms: i64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn content(ended_on: Option<String>, fields: BTreeMap<String, String>) -> Content {
+        Content {
+            subject: Subject {
+                kind: SubjectKind::Legal,
+                id: "91211382MA0Q9X8Y2K".into(),
+                name: "凌源市某某有限公司".repeat(9),
+            },
+            category: "admin_license".into(),
+            provider_id: "lingyuan-market".into(),
+            provider_ref: "X".repeat(300),
+            occurred_on: "2026-05-03".into(),
+            ended_on,
+            period: "2026-05".into(),
+            adverse: false,
+            disclosure: Disclosure::Consent,
+            fields,
+        }
+    }
+
+    /// The hand-written encoding is postcard's, byte for byte: the content hash of a
+    /// stored record does not change (the golden hash is pinned in `store::formats`).
+    /// Long strings take the varint past one byte.
+    #[test]
+    fn the_canonical_encoding_is_postcards() {
+        let many: BTreeMap<String, String> = (0..200)
+            .map(|i| (format!("k{i:03}"), "v".repeat(i)))
+            .collect();
+        for c in [
+            content(None, BTreeMap::new()),
+            content(Some("2026-06-01".into()), many),
+            Content {
+                subject: Subject {
+                    kind: SubjectKind::Natural,
+                    id: String::new(),
+                    name: String::new(),
+                },
+                adverse: true,
+                disclosure: Disclosure::Statutory,
+                ..content(
+                    Some(String::new()),
+                    BTreeMap::from([(String::new(), String::new())]),
+                )
+            },
+        ] {
+            assert_eq!(c.canonical(), postcard::to_stdvec(&c).unwrap());
+        }
+    }
 
     #[test]
     fn masks_keep_only_the_ends() {

@@ -254,12 +254,7 @@ fn rejected_outcome(index: usize, r: &Refusal) -> pb::RecordOutcome {
         outcome: pb::Outcome::Rejected as i32,
         record_id: String::new(),
         version: 0,
-        refusal: Some(pb::Refusal {
-            code: r.code as i32,
-            field: r.field.clone(),
-            rule: r.rule.clone(),
-            message: r.message.clone(),
-        }),
+        refusal: Some(r.for_record()),
     }
 }
 

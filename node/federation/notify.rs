@@ -22,25 +22,28 @@ impl FederationService {
         request: Request<pb::Notice>,
     ) -> Result<Response<pb::NotifyResult>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::Notify, Action::Notice)
             .await?;
         let mut wire = request.into_inner();
-        wire.from_region = self.config.region.to_string();
-        wire.created_at_ms = self.config.clock.now_ms();
+        wire.from_region = self.ctx.config.region.to_string();
+        wire.created_at_ms = self.ctx.clock.now_ms();
         let (mut notice, hop) = match self.notice_to_queue(&wire) {
             Ok(checked) => checked,
             Err(refusal) => {
                 return Err(self
+                    .ctx
                     .gate
                     .refuse(Some(&caller), "Notify", Action::Notice, refusal)
                     .await);
             }
         };
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let who = caller.uri();
-        let now = self.config.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         let notice = self
+            .ctx
             .store
             .call(move |_| {
                 notice.id = store.new_notice_id()?;
@@ -85,10 +88,11 @@ impl FederationService {
         }
         let notice = Notice::from_wire(wire)
             .map_err(|(field, why)| Refusal::invalid(field, "R-NODE-5", why))?;
-        let Some(hop) = next_hop(&self.config.children, &notice.target).map(|c| c.region) else {
+        let Some(hop) = next_hop(&self.ctx.config.children, &notice.target).map(|c| c.region)
+        else {
             let message = format!(
                 "{} is not below this node ({})",
-                notice.target, self.config.region
+                notice.target, self.ctx.config.region
             );
             return Err(Refusal::invalid("target_region", "R-NODE-5", message));
         };
@@ -106,9 +110,10 @@ impl FederationService {
         // Notices go down only as far as the stream has room: this task must get
         // back to reading the child's batches, or the child (whose acks queue
         // behind them) and this task would wait on each other for ever.
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let region = child.region;
         let pending = self
+            .ctx
             .store
             .call(move |_| store.pending_notices(&region))
             .await;

@@ -8,13 +8,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Uplink;
-use crate::config::Config;
-use crate::identity::signing::SignatureVerifier;
 use crate::pb;
-use crate::policy::Validator;
 use crate::rpc::Context;
-use crate::rpc::gate::Gate;
-use crate::store::Store;
 
 /// What a parent knows of each child's connection, for `status`.
 #[derive(Clone, Debug, Default)]
@@ -26,11 +21,7 @@ pub(super) struct ChildSeen {
 
 #[derive(Clone)]
 pub struct FederationService {
-    pub(super) config: Arc<Config>,
-    pub(super) store: Store,
-    pub(super) validator: Arc<Validator>,
-    pub(super) verifier: Arc<SignatureVerifier>,
-    pub(super) gate: Gate,
+    pub(super) ctx: Context,
     pub(super) uplink: Option<Uplink>,
     pub(super) children: Arc<Mutex<HashMap<crate::domain::region::RegionCode, ChildSeen>>>,
 }
@@ -38,11 +29,7 @@ pub struct FederationService {
 impl FederationService {
     pub fn new(node: &Context, uplink: Option<Uplink>) -> Self {
         FederationService {
-            config: node.config.clone(),
-            store: node.store.clone(),
-            validator: node.validator.clone(),
-            verifier: node.verifier.clone(),
-            gate: node.gate.clone(),
+            ctx: node.clone(),
             uplink,
             children: Arc::default(),
         }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::FederationService;
 use super::check::check_entry;
@@ -28,22 +28,28 @@ impl FederationService {
         &self,
         request: Request<Streaming<pb::SyncUp>>,
     ) -> Result<Response<ReceiverStream<Result<pb::SyncDown, Status>>>, Status> {
-        let caller = self.gate.admit(&request, Rpc::Sync, Action::Sync).await?;
-        let Some(child) = self.config.child(&caller.region).cloned() else {
+        let caller = self
+            .ctx
+            .gate
+            .admit(&request, Rpc::Sync, Action::Sync)
+            .await?;
+        let Some(child) = self.ctx.config.child(&caller.region).cloned() else {
             let refusal = Refusal::denied(
                 "R-FED-1",
                 format!(
                     "{} is not a configured child of {}",
-                    caller.region, self.config.region
+                    caller.region, self.ctx.config.region
                 ),
             );
             return Err(self
+                .ctx
                 .gate
                 .refuse(Some(&caller), "Sync", Action::Sync, refusal)
                 .await);
         };
         let serial = Gate::serial(&request).unwrap_or_default();
         let cursor = self
+            .ctx
             .store
             .cursor(&child.region)
             .map_err(|e| store_status(&e))?;
@@ -58,7 +64,7 @@ impl FederationService {
         self.seen(&child.region, |s| s.connected += 1);
         let service = self.clone();
         tokio::spawn(async move {
-            let mut notices = service.store.watch_notices();
+            let mut notices = service.ctx.store.watch_notices();
             let mut notices_waiting = true;
             let mut retry = tokio::time::interval(std::time::Duration::from_millis(200));
             let mut sent: std::collections::HashSet<(crate::domain::region::RegionCode, u64)> =
@@ -66,7 +72,7 @@ impl FederationService {
             loop {
                 tokio::select! {
                     // The child reconnects to the restarted node and resumes from its cursor.
-                    () = service.gate.stopping() => break,
+                    () = service.ctx.gate.stopping() => break,
                     msg = up.message() => {
                         let msg = match msg {
                             Ok(Some(msg)) => msg,
@@ -76,7 +82,7 @@ impl FederationService {
                                 break;
                             }
                         };
-                        if let Err(status) = service.gate.still_valid(&caller, &serial, "Sync", Action::Sync).await {
+                        if let Err(status) = service.ctx.gate.still_valid(&caller, &serial, "Sync", Action::Sync).await {
                             let _ = tx.send(Err(status)).await;
                             break;
                         }
@@ -93,15 +99,15 @@ impl FederationService {
                                 let mut report = crate::domain::census::PlatformReport::from_wire(&figures, 2);
                                 report.region = child.region.to_string();
                                 let region = child.region;
-                                if let Err(e) = service.store.call(move |s| s.set_child_report(&region, &report)).await {
+                                if let Err(e) = service.ctx.store.call(move |s| s.set_child_report(&region, &report)).await {
                                     tracing::error!(child = %child.region, error = %e, "cannot keep a census report");
                                 }
                             }
                             Some(pb::sync_up::Message::NoticeAck(ack)) => {
                                 let Ok(from) = crate::domain::region::RegionCode::parse(&ack.from_region) else { continue };
-                                let store = service.store.clone();
+                                let store = service.ctx.store.clone();
                                 let region = child.region;
-                                let _ = service.store.call(move |_| store.ack_notice(&region, &from, ack.id)).await;
+                                let _ = service.ctx.store.call(move |_| store.ack_notice(&region, &from, ack.id)).await;
                             }
                             None => {}
                         }
@@ -135,12 +141,13 @@ impl FederationService {
     ) -> Result<pb::Ack, Status> {
         self.seen(&child.region, |s| {
             s.reported_head = s.reported_head.max(batch.head);
-            s.last_seen_ms = self.config.clock.now_ms();
+            s.last_seen_ms = self.ctx.clock.now_ms();
         });
         let Some(last_seq) = batch.entries.iter().map(|e| e.seq).max() else {
             let region = child.region;
             return Ok(pb::Ack {
                 acked: self
+                    .ctx
                     .store
                     .call(move |s| s.cursor(&region))
                     .await
@@ -149,7 +156,7 @@ impl FederationService {
             });
         };
         // Dates a day ahead are allowed: the child's clock may be past midnight already.
-        let today = self.config.clock.today() + chrono::Days::new(1);
+        let today = self.ctx.clock.today() + chrono::Days::new(1);
         let mut records = Vec::with_capacity(batch.entries.len());
         let mut refused = Vec::new();
         // Each entry as the child sent it, by sequence: a refused one (or one that turns
@@ -161,6 +168,7 @@ impl FederationService {
         // "not held", it would skip the rule that a tombstone is never reopened. The child
         // resends it.
         let held = self
+            .ctx
             .store
             .call({
                 let ids = held_ids(batch.entries.iter());
@@ -175,13 +183,7 @@ impl FederationService {
             raw.insert(seq, prost::Message::encode_to_vec(&entry));
             match self.check(entry, child, today, &known) {
                 Ok(r) => records.push((seq, r)),
-                Err(v) => refused.push(pb::EntryRefusal {
-                    seq,
-                    record_id,
-                    field: v.field,
-                    rule: v.rule.to_string(),
-                    message: v.message,
-                }),
+                Err(v) => refused.push(Refusal::from(v).for_entry(seq, record_id)),
             }
         }
         let (seqs, records): (Vec<u64>, Vec<_>) = records.into_iter().unzip();
@@ -190,13 +192,14 @@ impl FederationService {
             .zip(&records)
             .map(|(s, r)| (*s, r.label()))
             .collect();
-        let store = self.store.clone();
-        let (child_region, local) = (child.region, self.config.region);
+        let store = self.ctx.store.clone();
+        let (child_region, local) = (child.region, self.ctx.config.region);
         let who = caller.uri();
         let refused_for_log = refused.clone();
         let entries_for_log = entries.clone();
-        let now = self.config.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         let outcomes = self
+            .ctx
             .store
             .call(move |_| {
                 let ids = store.clone();
@@ -272,9 +275,9 @@ impl FederationService {
         check_entry(
             entry,
             child,
-            &self.config.region,
-            &self.validator,
-            &self.verifier,
+            &self.ctx.config.region,
+            &self.ctx.validator,
+            &self.ctx.verifier,
             today,
             known,
         )
@@ -285,7 +288,7 @@ impl FederationService {
         who: &str,
         child: &Child,
     ) -> Result<(u32, u32, Vec<pb::EntryRefusal>), Status> {
-        let store = self.store.clone();
+        let store = self.ctx.store.clone();
         let region = child.region;
         // The kept entries and the copies held of them, in one bounded call (R-SEC-1);
         // a read that fails ends the retry rather than read as "not held".
@@ -301,7 +304,7 @@ impl FederationService {
             })
             .await
             .map_err(|e| store_status(&e))?;
-        let today = self.config.clock.today() + chrono::Days::new(1);
+        let today = self.ctx.clock.today() + chrono::Days::new(1);
         let known = |id: &uuid::Uuid| held.get(id).cloned();
         // Entries that pass now (with what is kept of them, in case they conflict), and
         // those that still fail, with today's reason.
@@ -312,23 +315,17 @@ impl FederationService {
                 // Kept without content (R-DATA-3, R-SEC-2): nothing to try again.
                 continue;
             }
-            let refusal = |field: String, rule: String, message: String| pb::EntryRefusal {
-                seq: q.child_seq,
-                record_id: q.label.clone(),
-                field,
-                rule,
-                message,
-            };
             let checked = match <pb::ChangeEntry as prost::Message>::decode(q.entry.as_slice()) {
                 Ok(wire) => self
                     .check(wire, child, today, &known)
-                    .map_err(|v| refusal(v.field, v.rule.to_string(), v.message)),
-                Err(e) => Err(refusal(
-                    "entry".into(),
-                    "R-FED-1".into(),
+                    .map_err(Refusal::from),
+                Err(e) => Err(Refusal::invalid(
+                    "entry",
+                    "R-FED-1",
                     format!("the kept entry cannot be read: {e}"),
                 )),
-            };
+            }
+            .map_err(|r| r.for_entry(q.child_seq, q.label.clone()));
             match checked {
                 Ok(change) => {
                     changes.push(change);
@@ -343,10 +340,15 @@ impl FederationService {
             .map(|(q, c)| (q.child_seq, c.label()))
             .collect();
         let still_refused: Vec<pb::EntryRefusal> = still.iter().map(|(_, r)| r.clone()).collect();
-        let (store, local, who) = (self.store.clone(), self.config.region, who.to_string());
+        let (store, local, who) = (
+            self.ctx.store.clone(),
+            self.ctx.config.region,
+            who.to_string(),
+        );
         let (entries_for_log, still_for_log) = (entries.clone(), still_refused.clone());
-        let now = self.config.clock.now_ms();
+        let now = self.ctx.clock.now_ms();
         let outcomes = self
+            .ctx
             .store
             .call(move |_| {
                 store.apply_from_child(region, local, changes, 0, now, |outcomes| {
@@ -405,16 +407,17 @@ impl FederationService {
         request: Request<pb::RetryQuarantineRequest>,
     ) -> Result<Response<pb::RetryQuarantineResult>, Status> {
         let caller = self
+            .ctx
             .gate
             .admit(&request, Rpc::RetryQuarantine, Action::Sync)
             .await?;
         let asked = request.into_inner().child_region;
         let children: Vec<Child> = if asked.trim().is_empty() {
-            self.config.children.clone()
+            self.ctx.config.children.clone()
         } else {
             let found = crate::domain::region::RegionCode::parse(asked.trim())
                 .ok()
-                .and_then(|r| self.config.child(&r).cloned());
+                .and_then(|r| self.ctx.config.child(&r).cloned());
             match found {
                 Some(c) => vec![c],
                 None => {
@@ -423,10 +426,11 @@ impl FederationService {
                         "R-FED-1",
                         format!(
                             "{asked:?} is not a configured child of {}",
-                            self.config.region
+                            self.ctx.config.region
                         ),
                     );
                     return Err(self
+                        .ctx
                         .gate
                         .refuse(Some(&caller), "RetryQuarantine", Action::Sync, refusal)
                         .await);
@@ -463,13 +467,7 @@ fn conflict_refusal(seq: u64, id: &str, existing: &uuid::Uuid) -> pb::EntryRefus
             "contradicts what this node holds: the same reference or id already names record {existing}"
         )
     };
-    pb::EntryRefusal {
-        seq,
-        record_id: id.to_string(),
-        field: "id".into(),
-        rule: "R-SEC-1".into(),
-        message,
-    }
+    Refusal::invalid("id", "R-SEC-1", message).for_entry(seq, id)
 }
 
 /// The refusals of the entries that passed the checks but contradict what this node
@@ -583,12 +581,12 @@ fn sync_usage(
     log.push(e);
     let conflicts_refused = self::conflicts(entries, outcomes);
     for r in refused.iter().chain(&conflicts_refused) {
-        log.push(UsageEntry::new(who, Action::Sync, "Sync", now).refused(
-            Code::InvalidArgument,
+        let logged = Refusal::invalid(
             &r.field,
             &r.rule,
-            &format!("entry {} ({}): {}", r.seq, r.record_id, r.message),
-        ));
+            format!("entry {} ({}): {}", r.seq, r.record_id, r.message),
+        );
+        log.push(logged.mark(UsageEntry::new(who, Action::Sync, "Sync", now)));
     }
     log
 }
@@ -630,13 +628,7 @@ mod tests {
     use crate::domain::region::RegionCode;
 
     fn refusal(field: &str, record_id: &str) -> pb::EntryRefusal {
-        pb::EntryRefusal {
-            seq: 7,
-            record_id: record_id.into(),
-            field: field.into(),
-            rule: "R-DATA-1".into(),
-            message: "is not a valid identifier".into(),
-        }
+        Refusal::invalid(field, "R-DATA-1", "is not a valid identifier").for_entry(7, record_id)
     }
 
     /// The quarantine keeps the refusal as it was sent, and the notice down to the child

@@ -24,7 +24,7 @@ impl ObjectionService {
             self.ctx.clock.today(),
             self.ctx.clock.now_ms(),
         );
-        let ids = match self
+        let ids = self
             .blocking(move |s| {
                 let ids = purge_expired(&s, local, today, now, dry_run)?;
                 if !dry_run {
@@ -32,11 +32,7 @@ impl ObjectionService {
                 }
                 Ok(ids)
             })
-            .await
-        {
-            Ok(ids) => ids,
-            Err(f) => return Err(self.fail(self.entry(&caller, "Purge"), f).await),
-        };
+            .await?;
         let mut e = UsageEntry::new(caller.uri(), Action::Purge, "Purge", now);
         e.count = ids.len() as u64;
         e.detail = if dry_run {

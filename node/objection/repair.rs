@@ -14,7 +14,6 @@ use crate::domain::usage::{Action, UsageEntry};
 use crate::pb;
 use crate::policy::publication::Publication;
 use crate::rpc::input;
-use crate::rpc::refusal::Refusal;
 use crate::store::OriginChange;
 
 /// The repaired version of record `id` (held here as `record`) and the usage entry, or
@@ -139,7 +138,7 @@ impl ObjectionService {
             let record = s.record(&id)?;
             let open = s.objection_open(&id);
             let repaired = repair(id, record, open, reason, &publication, &at);
-            Ok(repaired.map_err(Refusal::from).map(|(next, e)| {
+            Ok(repaired.map(|(next, e)| {
                 let out = next.clone();
                 let change = OriginChange {
                     records: vec![next],

@@ -35,7 +35,8 @@ pub struct ObjectionService {
     pub(super) ctx: Context,
 }
 
-/// A step that did not happen: refused (logged with its field and rule), or failed.
+/// A step that did not happen: refused (logged with its field and rule, `fail`), or
+/// failed (the store's status, passed on as it is).
 pub(super) enum Fail {
     Refused(Refusal),
     Failed(Status),
@@ -47,6 +48,20 @@ impl From<Refusal> for Fail {
     }
 }
 
+impl From<Refused> for Fail {
+    fn from(r: Refused) -> Fail {
+        Fail::Refused(r.into())
+    }
+}
+
+impl From<Status> for Fail {
+    fn from(status: Status) -> Fail {
+        Fail::Failed(status)
+    }
+}
+
+/// The one conversion of a step's refusal (a plain value: steps see no wire) into the
+/// caller's: its kind becomes the status code, field, rule and message are kept.
 impl From<Refused> for Refusal {
     fn from(r: Refused) -> Refusal {
         let code = match r.kind {
@@ -75,7 +90,7 @@ macro_rules! refuse_step {
     ($r:expr) => {
         match $r {
             Ok(v) => v,
-            Err(refusal) => return Ok(Err(Refusal::from(refusal))),
+            Err(refused) => return Ok(Err(refused)),
         }
     };
 }
@@ -114,7 +129,8 @@ impl ObjectionService {
         )
     }
 
-    /// Logs a refusal (or passes a failure on) and returns the caller's status.
+    /// Logs a refusal (`rpc::refusal::refuse`), or passes a failure on, and returns the
+    /// caller's status.
     pub(super) async fn fail(&self, entry: UsageEntry, fail: Fail) -> Status {
         match fail {
             Fail::Failed(status) => status,
@@ -134,29 +150,31 @@ impl ObjectionService {
         }
     }
 
+    /// Runs `f` on the store in one bounded call; a failure is the store's status.
     pub(super) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, Fail> {
+    ) -> Result<T, Status> {
         let store = self.ctx.store.clone();
         self.ctx
             .store
             .call(move |_| f(store))
             .await
-            .map_err(|e| Fail::Failed(store_status(&e)))
+            .map_err(|e| store_status(&e))
     }
 
-    /// Runs one step at the owner: `decide` sees the store under the writer lock.
+    /// Runs one step at the owner: `decide` sees the store under the writer lock and
+    /// returns what the step writes, or its refusal.
     pub(super) async fn step<T: Send + 'static>(
         &self,
-        decide: impl FnOnce(&Store) -> Result<Result<(OriginChange, T), Refusal>, StoreError>
+        decide: impl FnOnce(&Store) -> Result<Result<(OriginChange, T), Refused>, StoreError>
         + Send
         + 'static,
     ) -> Result<T, Fail> {
         let now = self.ctx.clock.now_ms();
-        self.blocking(move |s| s.origin_write(now, decide))
-            .await?
-            .map_err(Fail::Refused)
+        Ok(self
+            .blocking(move |s| s.origin_write(now, decide))
+            .await??)
     }
 
     /// The caller, this node and its clock, as a step sees them.
@@ -194,8 +212,7 @@ impl ObjectionService {
             reason,
             evidence,
         };
-        let case = steps::file(Uuid::now_v7(), filing, record.as_ref(), cases, &at)
-            .map_err(Refusal::from)?;
+        let case = steps::file(Uuid::now_v7(), filing, record.as_ref(), cases, &at)?;
         let (local, now) = (at.local, at.now_ms);
         if case.owner == local {
             let (kept, by) = (case.clone(), at.by);
@@ -243,7 +260,7 @@ impl ObjectionService {
         tracing::info!(case = %case.id, record = %id, subject = %mask_id(&case.subject_id),
             owner = %case.owner, "objection filed");
         let stored = self.blocking(move |s| s.case(&case.id)).await?;
-        stored.ok_or_else(|| Fail::Failed(Status::internal("the case was not kept")))
+        Ok(stored.ok_or_else(|| Status::internal("the case was not kept"))?)
     }
 
     async fn check_case(&self, caller: &CallerId, req: pb::CheckObjection) -> Result<Case, Fail> {
@@ -258,7 +275,7 @@ impl ObjectionService {
         self.step(move |s| {
             let case = refuse_step!(steps::owned_open(s.case(&id)?, &id, at.local));
             let next = steps::check(case, fault, note, &at);
-            Ok(next.map(written).map_err(Refusal::from))
+            Ok(next.map(written))
         })
         .await
     }
@@ -293,7 +310,7 @@ impl ObjectionService {
             let case = refuse_step!(steps::owned_open(s.case(&id)?, &id, at.local));
             let record = s.record(&case.record_id)?;
             let next = steps::reply(case, record.as_ref(), &provider, answer, text, &at);
-            Ok(next.map(written).map_err(Refusal::from))
+            Ok(next.map(written))
         })
         .await
     }
@@ -335,7 +352,7 @@ impl ObjectionService {
             let record = s.record(&case.record_id)?;
             let cases = s.cases_of_record(&case.record_id)?;
             let next = steps::resolve(case, record, &cases, resolve, &calendar, &validator, &at);
-            Ok(next.map(written).map_err(Refusal::from))
+            Ok(next.map(written))
         })
         .await
     }
@@ -427,10 +444,7 @@ impl pb::objections_server::Objections for ObjectionService {
             }
             Ok(out)
         });
-        let cases = match listed.await {
-            Ok(c) => c,
-            Err(f) => return Err(self.fail(self.entry(&caller, "List"), f).await),
-        };
+        let cases = listed.await?;
         let mut e = self.entry(&caller, "List");
         e.count = cases.len() as u64;
         e.detail = format!("listed {} objection cases", cases.len());

@@ -263,6 +263,13 @@ mod tests {
     use super::*;
     use crate::domain::consent::tests::terms;
     use crate::domain::signature::Signature;
+    use crate::policy::publication::tests::record;
+
+    /// `r` as a public release shows it (`mask_public` with the built-in catalog).
+    fn released(mut r: Record) -> Record {
+        mask_public(&mut r, &Catalog::builtin().unwrap());
+        r
+    }
 
     fn consent() -> Consent {
         let t = terms("211382");
@@ -342,7 +349,6 @@ mod tests {
 
     #[test]
     fn status_objection_retention_and_publication_each_withhold() {
-        use crate::policy::publication::tests::record;
         let p = Publication::builtin();
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let today = d("2026-11-28");
@@ -393,7 +399,6 @@ mod tests {
 
     #[test]
     fn public_release_masks_identifiers_in_free_text_and_withholds_remarks_r_rel_2() {
-        use crate::policy::publication::tests::record;
         let id = "211382198002290134";
         let text = format!("当事人王建国（身份证{id}，电话13812345678，卡号6222021234567890128）");
         let mut r = record(
@@ -414,8 +419,7 @@ mod tests {
         r.content.subject.id = id.into();
         r.content.subject.name = "王建国".into();
         r.content.provider_ref = format!("CF-{id}");
-        let catalog = Catalog::builtin().unwrap();
-        mask_public(&mut r, &catalog);
+        let r = released(r);
         let c = &r.content;
         let all = format!("{:?}", c);
         for secret in [id, "王建国", "13812345678", "6222021234567890128"] {
@@ -437,15 +441,13 @@ mod tests {
 
     #[test]
     fn a_legal_persons_public_record_keeps_its_names_but_not_a_persons_id_r_rel_2() {
-        use crate::policy::publication::tests::record;
         let mut r = record(
             SubjectKind::Legal,
             true,
             &[("facts", "法定代表人李四（211382198002290134）")],
         );
         r.content.subject.name = "凌源市某某有限公司".into();
-        let catalog = Catalog::builtin().unwrap();
-        mask_public(&mut r, &catalog);
+        let r = released(r);
         assert_eq!(r.content.subject.id, "91210000MA0TEST001");
         assert_eq!(r.content.subject.name, "凌源市某某有限公司");
         assert_eq!(
@@ -469,20 +471,20 @@ mod tests {
 
     #[test]
     fn a_released_number_holding_an_id_is_masked_r_rel_2() {
-        use crate::policy::publication::tests::record;
         for kind in [SubjectKind::Legal, SubjectKind::Natural] {
-            let mut r = record(kind, true, &[("fine_amount", "211382198002290134")]);
-            mask_public(&mut r, &Catalog::builtin().unwrap());
+            let r = released(record(kind, true, &[("fine_amount", "211382198002290134")]));
             assert_eq!(r.content.fields["fine_amount"], "2113**********0134");
         }
-        let mut r = record(SubjectKind::Natural, true, &[("fine_amount", "500000")]);
-        mask_public(&mut r, &Catalog::builtin().unwrap());
+        let r = released(record(
+            SubjectKind::Natural,
+            true,
+            &[("fine_amount", "500000")],
+        ));
         assert_eq!(r.content.fields["fine_amount"], "500000");
     }
 
     #[test]
     fn a_sole_trader_is_released_like_a_person_r_rel_2() {
-        use crate::policy::publication::tests::record;
         let mut r = record(
             SubjectKind::Legal,
             true,
@@ -491,7 +493,7 @@ mod tests {
         r.content.subject.id = "92211382MA0Y8L6X3K".into();
         r.content.subject.name = "凌海市王建国五金店".into();
         r.content.provider_ref = "CF-92211382MA0Y8L6X3K".into();
-        mask_public(&mut r, &Catalog::builtin().unwrap());
+        let r = released(r);
         let c = &r.content;
         assert_eq!(c.subject.id, mask_id("92211382MA0Y8L6X3K"));
         assert_eq!(c.subject.name, "凌********");

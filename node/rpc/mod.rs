@@ -20,8 +20,7 @@ use crate::rpc::gate::Gate;
 use crate::store::{Store, UsageLog};
 
 /// What every service takes from the node it serves in, built once by
-/// `server::Node::serve` (`Node::context`). Exchange, access, objection and census hold
-/// it whole; federation still keeps the parts it uses.
+/// `server::Node::serve` (`Node::context`). Every service holds it whole.
 #[derive(Clone)]
 pub struct Context {
     pub config: Arc<Config>,

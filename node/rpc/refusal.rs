@@ -1,11 +1,13 @@
 //! Refusals: what the caller and the usage log see of a refused call (`Refusal`, and
-//! `refuse`, the one path that logs one and answers the caller), and the mapping of
-//! library errors to `tonic::Status` with the right code and a message that names the
-//! field and the rule.
+//! `refuse`, the one path that logs one and answers the caller), the wire form of a
+//! refusal of one item of a batch (`Refusal::for_record`, `Refusal::for_entry`), and the
+//! mapping of library errors to `tonic::Status` with the right code and a message that
+//! names the field and the rule.
 
 use tonic::{Code, Status};
 
 use crate::domain::usage::UsageEntry;
+use crate::pb;
 use crate::policy::Violation;
 use crate::policy::authz::Denial;
 use crate::store::{StoreError, UsageLog};
@@ -63,6 +65,29 @@ impl Refusal {
     /// `entry` with this refusal as its outcome.
     pub fn mark(&self, entry: UsageEntry) -> UsageEntry {
         entry.refused(self.code, &self.field, &self.rule, &self.message)
+    }
+
+    /// This refusal of one record of a Push batch, as its outcome sends it.
+    pub fn for_record(&self) -> pb::Refusal {
+        pb::Refusal {
+            code: self.code as i32,
+            field: self.field.clone(),
+            rule: self.rule.clone(),
+            message: self.message.clone(),
+        }
+    }
+
+    /// This refusal of one entry of a child's batch (`seq`, named `record_id`), as the
+    /// Sync acknowledgement and RetryQuarantine send it (R-FED-1). The entry is refused,
+    /// not the call, so no code goes with it.
+    pub fn for_entry(self, seq: u64, record_id: impl Into<String>) -> pb::EntryRefusal {
+        pb::EntryRefusal {
+            seq,
+            record_id: record_id.into(),
+            field: self.field,
+            rule: self.rule,
+            message: self.message,
+        }
     }
 
     pub fn status(&self) -> Status {

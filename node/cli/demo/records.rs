@@ -75,33 +75,22 @@ pub(super) fn record_files(
         &generated(&["housing_fund"], 100, 22),
     )?;
 
-    Ok(vec![
-        Push {
-            region: LINGYUAN,
-            provider: lingyuan[0].clone(),
-            file: amr_sample,
-        },
-        Push {
-            region: LINGYUAN,
-            provider: lingyuan[1].clone(),
-            file: power_sample,
-        },
-        Push {
-            region: LINGYUAN,
-            provider: lingyuan[0].clone(),
-            file: amr_more,
-        },
-        Push {
-            region: CHAOYANG,
-            provider: chaoyang[0].clone(),
-            file: tax,
-        },
-        Push {
-            region: CHAOYANG,
-            provider: chaoyang[1].clone(),
-            file: hpf,
-        },
-    ])
+    // Who pushes which file where, in the order the demo pushes them.
+    let pushes = [
+        (LINGYUAN, &lingyuan[0], amr_sample),
+        (LINGYUAN, &lingyuan[1], power_sample),
+        (LINGYUAN, &lingyuan[0], amr_more),
+        (CHAOYANG, &chaoyang[0], tax),
+        (CHAOYANG, &chaoyang[1], hpf),
+    ];
+    Ok(pushes
+        .into_iter()
+        .map(|(region, provider, file)| Push {
+            region,
+            provider: provider.clone(),
+            file,
+        })
+        .collect())
 }
 
 /// The subject of the first record in a JSON-lines file.

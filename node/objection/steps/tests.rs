@@ -126,6 +126,34 @@ fn resolve_with(
     )
 }
 
+/// `case` resolved: upheld, the platform's fault.
+fn upheld(mut case: Case) -> Case {
+    case.resolution = Some(Resolution {
+        at_ms: 0,
+        by: BY.into(),
+        outcome: Outcome::Upheld,
+        fault: Fault::Platform,
+        reason: "r".into(),
+        record_version: 1,
+    });
+    case
+}
+
+/// The platform's own error resolved as `outcome` on 2026-06-03, the day after the
+/// check the tests make.
+fn platform_resolves(
+    case: Case,
+    record: Option<Record>,
+    outcome: Outcome,
+) -> Result<Next, Refused> {
+    resolve_with(
+        case,
+        record,
+        resolve_as(outcome, Fault::Platform),
+        "2026-06-03",
+    )
+}
+
 fn refusal<T: std::fmt::Debug>(r: Result<T, Refused>) -> (Kind, String, &'static str) {
     let r = r.unwrap_err();
     (r.kind, r.field, r.rule)
@@ -190,16 +218,7 @@ fn filing_is_refused_without_a_released_record_or_with_a_case_open() {
     assert_eq!(e.rule, "R-OBJ-3");
     assert!(e.message.contains(&open.id.to_string()), "{}", e.message);
     // A resolved case does not stand in the way of a new one.
-    let mut closed = open;
-    closed.resolution = Some(Resolution {
-        at_ms: 0,
-        by: BY.into(),
-        outcome: Outcome::Upheld,
-        fault: Fault::Platform,
-        reason: "r".into(),
-        record_version: 1,
-    });
-    assert!(go(Some(&r), vec![closed]).is_ok());
+    assert!(go(Some(&r), vec![upheld(open)]).is_ok());
 }
 
 #[test]
@@ -223,16 +242,7 @@ fn only_the_owner_changes_a_case_it_took_and_that_is_open() {
         "{}",
         e.message
     );
-    let mut resolved = taken("2026-06-01");
-    resolved.resolution = Some(Resolution {
-        at_ms: 0,
-        by: BY.into(),
-        outcome: Outcome::Upheld,
-        fault: Fault::Platform,
-        reason: "r".into(),
-        record_version: 1,
-    });
-    let e = owned_open(Some(resolved), &id, here).unwrap_err();
+    let e = owned_open(Some(upheld(taken("2026-06-01"))), &id, here).unwrap_err();
     assert!(e.message.ends_with("is already resolved"), "{}", e.message);
     assert_eq!(
         owned_open(Some(taken("2026-06-01")), &id, here).unwrap().id,
@@ -330,13 +340,7 @@ fn upheld_lifts_the_suspension_unless_another_case_is_open() {
     suspended.status = RecordStatus::Suspended;
     suspended.status_reason = "R-OBJ-3: objection open".into();
     let case = checked(taken("2026-06-01"), Fault::Platform, "2026-06-02");
-    let next = resolve_with(
-        case.clone(),
-        Some(suspended.clone()),
-        resolve_as(Outcome::Upheld, Fault::Platform),
-        "2026-06-03",
-    )
-    .unwrap();
+    let next = platform_resolves(case.clone(), Some(suspended.clone()), Outcome::Upheld).unwrap();
     let rec = next.record.as_ref().unwrap();
     assert_eq!((rec.version, rec.status), (3, RecordStatus::Active));
     assert_eq!(rec.status_reason, "");
@@ -367,13 +371,7 @@ fn upheld_lifts_the_suspension_unless_another_case_is_open() {
 #[test]
 fn deleted_leaves_a_tombstone_with_the_reason_and_no_fields() {
     let case = checked(taken("2026-06-01"), Fault::Platform, "2026-06-02");
-    let next = resolve_with(
-        case.clone(),
-        Some(record()),
-        resolve_as(Outcome::Deleted, Fault::Platform),
-        "2026-06-03",
-    )
-    .unwrap();
+    let next = platform_resolves(case.clone(), Some(record()), Outcome::Deleted).unwrap();
     let rec = next.record.unwrap();
     assert_eq!(rec.status, RecordStatus::Deleted);
     assert_eq!(
@@ -391,32 +389,20 @@ fn an_outcome_does_not_undo_a_repair_or_a_purge() {
     repaired.status = RecordStatus::Repaired;
     repaired.status_reason = "信用修复: x".into();
     let case = checked(taken("2026-06-01"), Fault::Platform, "2026-06-02");
-    let next = resolve_with(
-        case.clone(),
-        Some(repaired),
-        resolve_as(Outcome::Upheld, Fault::Platform),
-        "2026-06-03",
-    )
-    .unwrap();
+    let next = platform_resolves(case.clone(), Some(repaired), Outcome::Upheld).unwrap();
     assert!(next.record.is_none());
     let mut purged = record();
     purged.status = RecordStatus::Expired;
     assert_eq!(
-        refusal(resolve_with(
+        refusal(platform_resolves(
             case.clone(),
             Some(purged),
-            resolve_as(Outcome::Corrected, Fault::Platform),
-            "2026-06-03",
+            Outcome::Corrected
         )),
         precondition("outcome", "R-OBJ-3")
     );
     assert_eq!(
-        refusal(resolve_with(
-            case,
-            None,
-            resolve_as(Outcome::Upheld, Fault::Platform),
-            "2026-06-03",
-        )),
+        refusal(platform_resolves(case, None, Outcome::Upheld)),
         precondition("case_id", "R-OBJ-3")
     );
 }
@@ -426,11 +412,10 @@ fn a_correction_must_change_the_disputed_content() {
     let case = checked(taken("2026-06-01"), Fault::Platform, "2026-06-02");
     // Nothing pushed and no fields given.
     assert_eq!(
-        refusal(resolve_with(
+        refusal(platform_resolves(
             case.clone(),
             Some(record()),
-            resolve_as(Outcome::Corrected, Fault::Platform),
-            "2026-06-03",
+            Outcome::Corrected
         )),
         precondition("outcome", "R-OBJ-3")
     );
@@ -442,24 +427,13 @@ fn a_correction_must_change_the_disputed_content() {
         .insert("decision_no".into(), "凌市监罚〔2026〕2号".into());
     pushed.content_hash = pushed.content.hash();
     pushed.version = 2;
-    let next = resolve_with(
-        case.clone(),
-        Some(pushed.clone()),
-        resolve_as(Outcome::Corrected, Fault::Platform),
-        "2026-06-03",
-    )
-    .unwrap();
+    let next = platform_resolves(case.clone(), Some(pushed.clone()), Outcome::Corrected).unwrap();
     assert!(next.record.is_none());
     assert_eq!(next.case.resolution.unwrap().record_version, 2);
     let mut suspended = pushed;
     suspended.status = RecordStatus::Suspended;
-    let next = resolve_with(
-        case.clone(),
-        Some(suspended.clone()),
-        resolve_as(Outcome::Corrected, Fault::Platform),
-        "2026-06-03",
-    )
-    .unwrap();
+    let next =
+        platform_resolves(case.clone(), Some(suspended.clone()), Outcome::Corrected).unwrap();
     let rec = next.record.unwrap();
     assert_eq!((rec.version, rec.status), (3, RecordStatus::Active));
     assert_eq!(rec.content, suspended.content);

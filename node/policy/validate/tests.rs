@@ -61,6 +61,22 @@ fn recategorised(
     d
 }
 
+/// A person's electricity arrears: the power category's identifying fields and `more`.
+fn power_arrears_of_a_person(more: &[(&str, &str)]) -> Draft {
+    let mut d = recategorised(
+        penalty_on_person(),
+        "power",
+        Some(true),
+        &[
+            ("supplier", "国网朝阳供电公司"),
+            ("account_no", "0099"),
+            ("payment_status", "欠费"),
+        ],
+    );
+    d.fields.extend(fields(more));
+    d
+}
+
 /// A validator over a catalog of one category, `demo`, about `subjects` (a TOML array),
 /// with the fields `field_list` (a TOML array of inline tables).
 fn demo_validator(subjects: &str, field_list: &str) -> Validator {
@@ -97,6 +113,11 @@ fn assert_refused(draft: &Draft, field: &str, rule: &str) -> Violation {
     let v = refused(draft);
     assert_eq!((v.field.as_str(), v.rule), (field, rule), "{v}");
     v
+}
+
+/// `draft` is refused at `field` under `rule`, saying exactly `message`.
+fn assert_refused_saying(draft: &Draft, field: &str, rule: &str, message: &str) {
+    assert_eq!(assert_refused(draft, field, rule).message, message);
 }
 
 #[test]
@@ -165,8 +186,7 @@ fn the_first_failing_rule_wins() {
 fn r_data_2_unknown_category() {
     let mut d = penalty();
     d.category = "nope".into();
-    let v = assert_refused(&d, "category", "R-DATA-2");
-    assert_eq!(v.message, "unknown category \"nope\"");
+    assert_refused_saying(&d, "category", "R-DATA-2", "unknown category \"nope\"");
     d.category = "x".repeat(10_000);
     assert!(
         refused(&d).message.len() < 300,
@@ -178,10 +198,11 @@ fn r_data_2_unknown_category() {
 fn r_data_2_category_must_take_the_subject_kind() {
     let mut d = penalty_on_person();
     d.category = "registration".into();
-    let v = assert_refused(&d, "category", "R-DATA-2");
-    assert_eq!(
-        v.message,
-        "category registration does not take records about natural persons"
+    assert_refused_saying(
+        &d,
+        "category",
+        "R-DATA-2",
+        "category registration does not take records about natural persons",
     );
 }
 
@@ -230,10 +251,11 @@ fn r_data_1_subject_name() {
     d.subject_name = "公".repeat(200);
     assert!(validator().check(&d, "p1", today()).is_ok());
     d.subject_name = "公".repeat(201);
-    let v = assert_refused(&d, "subject_name", "R-DATA-1");
-    assert_eq!(
-        v.message,
-        "subject name is 201 characters, at most 200 allowed"
+    assert_refused_saying(
+        &d,
+        "subject_name",
+        "R-DATA-1",
+        "subject name is 201 characters, at most 200 allowed",
     );
 }
 
@@ -263,8 +285,12 @@ fn r_data_4_occurred_on() {
     }
     let mut d = penalty();
     d.occurred_on = "2024-06-11".into();
-    let v = assert_refused(&d, "occurred_on", "R-DATA-4");
-    assert_eq!(v.message, "2024-06-11 is after today (2024-06-10)");
+    assert_refused_saying(
+        &d,
+        "occurred_on",
+        "R-DATA-4",
+        "2024-06-11 is after today (2024-06-10)",
+    );
     d.occurred_on = "2024-06-10".into();
     d.period = "2024-06".into();
     assert!(validator().check(&d, "p1", today()).is_ok());
@@ -274,8 +300,12 @@ fn r_data_4_occurred_on() {
 fn r_data_4_ended_on() {
     let mut d = penalty();
     d.ended_on = Some("2024-05-19".into());
-    let v = assert_refused(&d, "ended_on", "R-DATA-4");
-    assert_eq!(v.message, "the end date is before occurred_on");
+    assert_refused_saying(
+        &d,
+        "ended_on",
+        "R-DATA-4",
+        "the end date is before occurred_on",
+    );
     for bad in ["2024-13-01", "2024-06-11"] {
         d.ended_on = Some(bad.into());
         assert_refused(&d, "ended_on", "R-DATA-4");
@@ -304,8 +334,12 @@ fn r_data_5_period() {
     }
     let mut d = penalty();
     d.period = "2024-07".into();
-    let v = assert_refused(&d, "period", "R-DATA-5");
-    assert_eq!(v.message, "2024-07 is after the current month");
+    assert_refused_saying(
+        &d,
+        "period",
+        "R-DATA-5",
+        "2024-07 is after the current month",
+    );
     d.period = "2024-06".into();
     assert!(validator().check(&d, "p1", today()).is_ok());
 }
@@ -371,10 +405,11 @@ fn r_data_3_a_legal_only_amount_is_accepted_for_a_legal_person() {
 fn r_data_2_unknown_field() {
     let mut d = penalty();
     d.fields.insert("colour".into(), "red".into());
-    let v = assert_refused(&d, "fields.colour", "R-DATA-2");
-    assert_eq!(
-        v.message,
-        "not in the catalog's field list for admin_penalty"
+    assert_refused_saying(
+        &d,
+        "fields.colour",
+        "R-DATA-2",
+        "not in the catalog's field list for admin_penalty",
     );
 }
 
@@ -396,10 +431,11 @@ fn r_data_2_too_many_fields() {
     for i in 0..60 {
         d.fields.insert(format!("extra_{i}"), "x".into());
     }
-    let v = assert_refused(&d, "fields", "R-DATA-2");
-    assert_eq!(
-        v.message,
-        "a record carries at most 64 fields, this one has 65"
+    assert_refused_saying(
+        &d,
+        "fields",
+        "R-DATA-2",
+        "a record carries at most 64 fields, this one has 65",
     );
 }
 
@@ -407,10 +443,11 @@ fn r_data_2_too_many_fields() {
 fn r_data_2_required_fields() {
     let mut d = penalty();
     d.fields.remove("decision_no");
-    let v = assert_refused(&d, "fields.decision_no", "R-DATA-2");
-    assert_eq!(
-        v.message,
-        "required field of admin_penalty is missing or blank"
+    assert_refused_saying(
+        &d,
+        "fields.decision_no",
+        "R-DATA-2",
+        "required field of admin_penalty is missing or blank",
     );
     let mut d = penalty();
     d.fields.insert("authority".into(), " \t".into());
@@ -556,26 +593,19 @@ fn r_data_2_adverse_flag() {
             ("arrears_amount", "326.40"),
         ],
     );
-    let v = assert_refused(&d, "adverse", "R-DATA-2");
-    assert_eq!(v.message, "adverse must be stated for this category");
+    assert_refused_saying(
+        &d,
+        "adverse",
+        "R-DATA-2",
+        "adverse must be stated for this category",
+    );
     d.adverse = Some(true);
     assert!(validator().check(&d, "p1", today()).unwrap().adverse);
 }
 
 #[test]
 fn r_data_3_utility_arrears_are_not_prohibited_for_persons() {
-    let d = recategorised(
-        penalty_on_person(),
-        "power",
-        Some(true),
-        &[
-            ("supplier", "国网朝阳供电公司"),
-            ("account_no", "0099"),
-            ("payment_status", "欠费"),
-            ("arrears_amount", "88.00"),
-            ("arrears_months", "3"),
-        ],
-    );
+    let d = power_arrears_of_a_person(&[("arrears_amount", "88.00"), ("arrears_months", "3")]);
     assert!(validator().check(&d, "p1", today()).is_ok());
 }
 
@@ -640,17 +670,7 @@ fn r_data_4_amounts_are_not_negative_unless_the_catalog_says_so() {
         let v = field_refused(name, value, "R-DATA-4");
         assert!(v.message.contains("negative"), "{}", v.message);
     }
-    let d = recategorised(
-        penalty_on_person(),
-        "power",
-        Some(true),
-        &[
-            ("supplier", "国网朝阳供电公司"),
-            ("account_no", "0099"),
-            ("payment_status", "欠费"),
-            ("arrears_months", "-3"),
-        ],
-    );
+    let d = power_arrears_of_a_person(&[("arrears_months", "-3")]);
     assert_refused(&d, "fields.arrears_months", "R-DATA-4");
 }
 
