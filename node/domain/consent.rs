@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::domain::region::RegionCode;
 use crate::domain::signature::Signature;
+use crate::domain::usage::EncodeError;
 
 /// Why the information is used (R-REL-6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -140,23 +141,32 @@ impl State {
 const TERMS_LABEL: &[u8] = b"credit-node consent v1\0";
 const WITHDRAWAL_LABEL: &[u8] = b"credit-node consent withdrawal v1\0";
 
-pub(crate) fn terms_message(terms: &Terms) -> Vec<u8> {
+/// The bytes a consent's signature covers: a label, then postcard's encoding of the
+/// terms (deterministic for these types). An encoding failure is an error: never sign
+/// or check a message that leaves the terms out.
+pub(crate) fn terms_message(terms: &Terms) -> Result<Vec<u8>, EncodeError> {
     let mut m = TERMS_LABEL.to_vec();
-    // postcard is deterministic for these types; serialising owned data cannot fail.
-    m.extend(postcard::to_stdvec(terms).unwrap_or_default());
-    m
+    m.extend(postcard::to_stdvec(terms)?);
+    Ok(m)
 }
 
+/// The bytes a withdrawal's signature covers (as `terms_message`).
 pub(crate) fn withdrawal_message(
     id: &Uuid,
     at_ms: i64,
     by: &str,
     reason: &str,
     node: &RegionCode,
-) -> Vec<u8> {
+) -> Result<Vec<u8>, EncodeError> {
     let mut m = WITHDRAWAL_LABEL.to_vec();
-    m.extend(postcard::to_stdvec(&(id, at_ms, by, reason, node.as_str())).unwrap_or_default());
-    m
+    m.extend(postcard::to_stdvec(&(
+        id,
+        at_ms,
+        by,
+        reason,
+        node.as_str(),
+    ))?);
+    Ok(m)
 }
 
 impl Consent {

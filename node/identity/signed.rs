@@ -12,7 +12,8 @@ use crate::identity::signing::{NodeSigner, SignError, SignatureVerifier, VerifyE
 impl Consent {
     /// Signs `terms` as the recording node.
     pub fn sign(terms: Terms, signer: &NodeSigner) -> Result<Consent, SignError> {
-        let signature = signer.sign(&terms_message(&terms))?;
+        let message = terms_message(&terms).map_err(|e| SignError::Encode(e.to_string()))?;
+        let signature = signer.sign(&message)?;
         let node = terms.node;
         Ok(Consent {
             terms,
@@ -31,13 +32,9 @@ impl Consent {
         at_ms: i64,
         signer: &NodeSigner,
     ) -> Result<(), SignError> {
-        let signature = signer.sign(&withdrawal_message(
-            &self.terms.id,
-            at_ms,
-            by,
-            reason,
-            &node,
-        ))?;
+        let message = withdrawal_message(&self.terms.id, at_ms, by, reason, &node)
+            .map_err(|e| SignError::Encode(e.to_string()))?;
+        let signature = signer.sign(&message)?;
         self.withdrawal = Some(Withdrawal {
             at_ms,
             by: by.to_string(),
@@ -51,15 +48,17 @@ impl Consent {
     /// Checks the signatures: the terms by the recording node, a withdrawal by the node
     /// that recorded it.
     pub fn verify(&self, verifier: &SignatureVerifier) -> Result<(), VerifyError> {
+        let encode = |e: crate::domain::usage::EncodeError| VerifyError::Encode(e.to_string());
         verifier.verify(
-            &terms_message(&self.terms),
+            &terms_message(&self.terms).map_err(encode)?,
             &self.signature,
             &self.terms.node,
             self.terms.recorded_at_ms,
         )?;
         if let Some(w) = &self.withdrawal {
             verifier.verify(
-                &withdrawal_message(&self.terms.id, w.at_ms, &w.by, &w.reason, &w.node),
+                &withdrawal_message(&self.terms.id, w.at_ms, &w.by, &w.reason, &w.node)
+                    .map_err(encode)?,
                 &w.signature,
                 &w.node,
                 w.at_ms,

@@ -43,6 +43,9 @@ pub enum SignError {
     Key(String),
     #[error("signing failed")]
     Sign,
+    /// The value to sign does not encode.
+    #[error("the content to sign does not encode: {0}")]
+    Encode(String),
 }
 
 /// Why a signature does not check out. Each names one check.
@@ -60,6 +63,9 @@ pub enum VerifyError {
     Signer { expected: RegionCode, found: String },
     #[error("the signature does not match the signed content")]
     Signature,
+    /// The signed value does not encode, so its signature cannot be checked.
+    #[error("the signed content does not encode: {0}")]
+    Encode(String),
 }
 
 enum Key {
