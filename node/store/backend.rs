@@ -24,9 +24,12 @@
 //!   `applied` mark (idempotently) to complete a batch cut short. A batch with a
 //!   changelog part is thus all or nothing after reopening, beside usage entries (which
 //!   may name a batch never acknowledged, as ARCHITECTURE.md says). A batch without one
-//!   (`keep_case`, `queue_notice`, `receive_notice`) is not replayed: it is safe by its
-//!   order alone (a notice is written before the case it carries, see
-//!   `objections.rs`), not all or nothing.
+//!   is not replayed: `keep_case`, `queue_notice` and `receive_notice` are safe by
+//!   their order alone (a notice is written before the case it carries, see
+//!   `objections.rs`), not all or nothing; `ack_notice`, `bind_region`,
+//!   `set_child_report` and the census recount at open write one part each.
+//! * `Store` makes one commit at a time: every commit is made under its writer lock,
+//!   but for the recount at open, before the store is shared.
 //! * `sync` is the durable acknowledgement: every commit that returned before it began
 //!   survives a power cut once it returns. Nothing is acknowledged to a caller before.
 //! * Scans are ordered and resumable: the changelog and the usage log by sequence
@@ -137,8 +140,9 @@ pub trait Reads: Send + Sync {
     /// index row whose entry is missing is skipped (`audit verify` names the gap).
     fn usage_of(&self, subject: &str, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError>;
 
-    /// The region the store is bound to (`Current::region`).
-    fn region(&self) -> Result<Option<RegionCode>, StoreError>;
+    /// The region code the store is bound to (`Current::region`), as written: a code
+    /// this build no longer takes is still named to the operator, not taken for damage.
+    fn region(&self) -> Result<Option<String>, StoreError>;
 
     /// The last changelog sequence the current state reflects (0: none).
     fn applied(&self) -> Result<u64, StoreError>;
@@ -246,8 +250,9 @@ pub trait Backend: Reads + std::any::Any {
     /// The engine's integrity check of everything it holds (R-SEC-1; see `check`).
     fn check(&self) -> CheckReport;
 
-    /// SHA-256 over everything stored but the usage log: equal before and after an
-    /// operation means the operation changed no data.
+    /// SHA-256 over everything stored but the usage log and the notices (queued and
+    /// received): equal before and after an operation means the operation changed no
+    /// data (every use appends to the usage log, and a refusal may queue a notice).
     fn fingerprint(&self) -> Result<Hash, StoreError>;
 
     /// Makes every later commit stop, as a process crash would, after writing `parts`

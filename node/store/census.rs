@@ -134,8 +134,17 @@ impl Store {
         child: &crate::domain::region::RegionCode,
         report: &crate::domain::census::PlatformReport,
     ) -> Result<(), StoreError> {
+        if self
+            .inner
+            .poisoned
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Poisoned);
+        }
         let mut commit = Commit::default();
         commit.current.child_reports.push((*child, encode(report)?));
+        // As the writer, like every commit (the engine sees one commit at a time).
+        let _w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
         self.inner.backend.commit(commit)
     }
 

@@ -35,10 +35,15 @@ pub(super) struct Durability {
 }
 
 impl Durability {
-    pub(super) fn new(dir: &Path) -> Result<Durability, StoreError> {
+    /// The handles of the store in `dir`. With `settle`, first makes durable whatever a
+    /// previous process left written but unsynced (before anything is served from it);
+    /// the offline check, which reads a copy, skips that.
+    pub(super) fn new(dir: &Path, settle: bool) -> Result<Durability, StoreError> {
         let db_file = File::open(dir.join("db"))?;
-        db_file.sync_all()?;
-        sync_dir(dir)?;
+        if settle {
+            db_file.sync_all()?;
+            sync_dir(dir)?;
+        }
         Ok(Durability {
             db_file,
             blobs: dir.join("blobs"),

@@ -33,7 +33,8 @@
 //! Each batch becomes one typed `backend::Commit`, written by `Backend::commit` and made
 //! durable by `Backend::sync` (group commit in `write`); reads by key and ordered scans
 //! with a resume key go through its reading half, `backend::Reads`, the only part a
-//! holder of a `Store` sees (`Store::backend`): writes never bypass the writer. `Inner`
+//! holder of a `Store` sees (`Store::backend`), so no holder writes around `Store`; and
+//! `Store` commits under its writer lock (but the census recount at open). `Inner`
 //! holds the engine as a `Box<dyn Backend>`; a call through the seam is once per batch
 //! or per read, never per record written. Every read and write of the store goes
 //! through it: the only other ways to an engine are its opening

@@ -60,7 +60,7 @@ impl Store {
         let (d, o) = (dir.to_path_buf(), options.clone());
         check::bounded(dir, options.open_timeout, move || {
             let started = std::time::Instant::now();
-            let backend = SledBackend::open(&d, &o)?;
+            let backend = SledBackend::open_to_check(&d, &o)?;
             let mark = check::read_mark(&d)?;
             let opened_ms = started.elapsed().as_millis() as u64;
             let mut report = backend.check();
@@ -210,15 +210,24 @@ impl Store {
         if region_is(&*self.inner.backend, region)? {
             return Ok(());
         }
-        let mut commit = Commit::default();
-        commit.current.region = Some(*region);
-        self.inner.backend.commit(commit)?;
-        self.sync()
+        self.write(|_| {
+            let mut commit = Commit::default();
+            commit.current.region = Some(*region);
+            self.commit(commit, std::collections::HashSet::new())
+        })
     }
 
     /// The region the store was bound to, if any.
     pub fn region(&self) -> Result<Option<RegionCode>, StoreError> {
-        self.inner.backend.region()
+        match self.inner.backend.region()? {
+            Some(code) => RegionCode::parse(&code)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    what: "region",
+                    detail: e.to_string(),
+                }),
+            None => Ok(None),
+        }
     }
 
     /// Applies changelog entries after the records tree's `applied` mark. Each entry holds
@@ -308,7 +317,7 @@ pub(super) fn private_dir(dir: &Path) -> Result<(), StoreError> {
 /// region's store is an error (see `bind_region`).
 fn region_is(backend: &dyn Reads, region: &RegionCode) -> Result<bool, StoreError> {
     match backend.region()? {
-        Some(r) if r == *region => Ok(true),
+        Some(r) if r == region.as_str() => Ok(true),
         Some(r) => Err(StoreError::Engine(format!(
             "this data folder belongs to the node of region {r}, not {region}"
         ))),

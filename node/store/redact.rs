@@ -8,8 +8,8 @@
 //! and no fields, content hash recomputed: `Backend::rewrite_changes`), syncs, and only
 //! then drops the queue entries it read (`Backend::release_redactions`, compare-and-swap,
 //! so a record queued again meanwhile stays queued): a crash redoes it, and redoing
-//! changes nothing. The versions are found without the writer lock and rewritten a page
-//! at a time under it, so pushes wait for one page at most. A parent that syncs from
+//! changes nothing. The changelog is read a page at a time without the writer lock, and
+//! each page's redactions are rewritten under it, so pushes wait for one page at most. A parent that syncs from
 //! the start later receives the redacted versions, which pass its checks as tombstones.
 
 use std::collections::HashMap;
@@ -21,9 +21,6 @@ use super::codec::{decode, encode};
 use super::read::PAGE;
 use super::{Change, Store, StoreError};
 use crate::domain::record::{Record, Status};
-
-/// Changelog entries rewritten per hold of the writer lock.
-const REWRITE_PAGE: usize = 256;
 
 /// Whether `r` is a tombstone whose earlier versions must be redacted; its queue entry:
 /// the record's id and (version, status), encoded.
@@ -65,35 +62,33 @@ impl Store {
         if queued.is_empty() {
             return Ok(0);
         }
-        // The sequences to rewrite, found without the writer lock: a version once
-        // written changes only by redaction, and a newer tombstone is queued again.
-        let mut found = Vec::new();
+        // The changelog is read a page at a time without the writer lock (a version
+        // once written changes only by redaction, which gives the same bytes again),
+        // and each page's redactions are written under it: pushes wait for one page's
+        // rewrite at most, and memory holds one page.
+        let mut rewritten = 0;
         let mut after = 0;
         loop {
             let page = inner.backend.changes(after, PAGE)?;
             let done = page.len() < PAGE;
+            let mut entries = Vec::new();
             for (seq, change) in page {
                 after = seq;
                 if let Change::Record(r) = &change
                     && let Some(red) = queued.get(&r.id).and_then(|(v, s)| redacted(r, *v, *s))
                 {
-                    found.push((seq, red));
+                    let (tag, value) = Change::Record(red).tag_and_value()?;
+                    entries.push((seq, tag, value));
                 }
+            }
+            if !entries.is_empty() {
+                rewritten += entries.len();
+                let _w = inner.writer.lock().map_err(|_| StoreError::Lock)?;
+                inner.backend.rewrite_changes(entries)?;
             }
             if done {
                 break;
             }
-        }
-        let rewritten = found.len();
-        // A page at a time under the writer lock, so pushes wait for one page at most.
-        for group in found.chunks(REWRITE_PAGE) {
-            let _w = inner.writer.lock().map_err(|_| StoreError::Lock)?;
-            let mut entries = Vec::with_capacity(group.len());
-            for (seq, red) in group {
-                let (tag, value) = Change::Record(red.clone()).tag_and_value()?;
-                entries.push((*seq, tag, value));
-            }
-            inner.backend.rewrite_changes(entries)?;
         }
         if let Err(e) = self.sync() {
             // As for every write: after a failed sync nothing more is acknowledged.

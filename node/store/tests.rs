@@ -898,6 +898,31 @@ fn another_regions_folder_is_refused_first_and_index_keys_are_masked_r_sec_1() {
     assert!(shown.contains("entry 7"), "{shown}");
 }
 
+/// A folder bound to a region code this build does not take (a province prefix since
+/// dropped, say) is refused as another region's, naming the code, not taken for damage.
+#[test]
+fn a_folder_bound_to_a_code_no_longer_taken_is_refused_by_name_not_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    store
+        .sled()
+        .records
+        .insert(keys::records::REGION, &b"991300"[..])
+        .unwrap();
+    store.sync().unwrap();
+    drop(store);
+    let err = match Store::open_checked(dir.path(), &StoreOptions::default(), &region()) {
+        Ok(_) => panic!("a folder of region 991300 opened"),
+        Err(e) => e,
+    };
+    assert!(!err.is_damage(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("belongs to the node of region 991300"),
+        "{err}"
+    );
+}
+
 /// The check compares each record with the changelog as it reads it (holding no records
 /// in memory): an older version put back in place of the current one, and a record gone
 /// from the records tree, are each named (R-SEC-1).

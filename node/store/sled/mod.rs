@@ -43,6 +43,20 @@ impl SledBackend {
     /// Opens the sled database in `dir` (creating it, and any missing tree), with the
     /// durability handles of its folder.
     pub(in crate::store) fn open(dir: &Path, options: &StoreOptions) -> Result<Self, StoreError> {
+        Self::open_with(dir, options, true)
+    }
+
+    /// As `open`, without first syncing what a previous process left unsynced: for the
+    /// offline check (`Store::check_dir`), which reads a copy and should not spend its
+    /// time bound on an fsync of it.
+    pub(in crate::store) fn open_to_check(
+        dir: &Path,
+        options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
+        Self::open_with(dir, options, false)
+    }
+
+    fn open_with(dir: &Path, options: &StoreOptions, settle: bool) -> Result<Self, StoreError> {
         let db = open_db(dir, options)?;
         Ok(SledBackend {
             records: db.open_tree("records")?,
@@ -52,7 +66,7 @@ impl SledBackend {
             consents: db.open_tree("consents")?,
             checkpoints: db.open_tree("checkpoints")?,
             objections: db.open_tree("objections")?,
-            durability: Durability::new(dir)?,
+            durability: Durability::new(dir, settle)?,
             db,
             crash_after: AtomicUsize::new(usize::MAX),
         })
@@ -61,17 +75,20 @@ impl SledBackend {
     /// Before each tree batch of a commit: fails once the batches allowed by
     /// `crash_after` are written, leaving what a process crash there leaves on disk.
     fn next_tree(&self) -> Result<(), StoreError> {
-        let left = self.crash_after.load(Ordering::SeqCst);
-        if left == usize::MAX {
-            return Ok(());
-        }
-        if left == 0 {
-            return Err(StoreError::Engine(
+        // One atomic step, so concurrent commits never share one allowed batch.
+        let taken = self
+            .crash_after
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
+                usize::MAX => Some(left),
+                0 => None,
+                _ => Some(left - 1),
+            });
+        match taken {
+            Ok(_) => Ok(()),
+            Err(_) => Err(StoreError::Engine(
                 "a simulated crash stopped this commit".into(),
-            ));
+            )),
         }
-        self.crash_after.store(left - 1, Ordering::SeqCst);
-        Ok(())
     }
 
     /// The trees for the integrity check.

@@ -201,16 +201,11 @@ impl Reads for SledBackend {
         Ok(out)
     }
 
-    fn region(&self) -> Result<Option<RegionCode>, StoreError> {
-        match self.records.get(keys::records::REGION)? {
-            Some(v) => RegionCode::parse(&String::from_utf8_lossy(&v))
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    what: "region",
-                    detail: e.to_string(),
-                }),
-            None => Ok(None),
-        }
+    fn region(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .records
+            .get(keys::records::REGION)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     fn applied(&self) -> Result<u64, StoreError> {
