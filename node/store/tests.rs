@@ -10,6 +10,24 @@ use crate::domain::record::{Disclosure, Subject, SubjectKind};
 use crate::domain::usage::Chained;
 use crate::domain::usage::{Action, UsageEntry};
 
+/// Accepts one record from this node's provider at `at_ms`, with its push usage entry.
+fn accept_one(
+    store: &Store,
+    subject: &str,
+    reference: &str,
+    amount: &str,
+    at_ms: i64,
+) -> Vec<Applied> {
+    store
+        .accept(
+            vec![content(subject, reference, amount)],
+            region(),
+            at_ms,
+            push_usage,
+        )
+        .unwrap()
+}
+
 fn content(subject: &str, reference: &str, amount: &str) -> Content {
     Content {
         subject: Subject {
@@ -48,40 +66,19 @@ fn push_usage(applied: &[Applied]) -> Vec<UsageEntry> {
 fn create_then_identical_then_changed() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    let a = store
-        .accept(
-            vec![content("91211382MA0000000X", "R-1", "1.5")],
-            region(),
-            10,
-            push_usage,
-        )
-        .unwrap();
+    let a = accept_one(&store, "91211382MA0000000X", "R-1", "1.5", 10);
     let Applied::Created { id, version: 1 } = a[0] else {
         panic!("{a:?}")
     };
     let before = store.fingerprint().unwrap();
-    let b = store
-        .accept(
-            vec![content("91211382MA0000000X", "R-1", "1.5")],
-            region(),
-            11,
-            push_usage,
-        )
-        .unwrap();
+    let b = accept_one(&store, "91211382MA0000000X", "R-1", "1.5", 11);
     assert_eq!(b[0], Applied::Unchanged { id, version: 1 });
     assert_eq!(
         store.fingerprint().unwrap(),
         before,
         "an identical re-push changes nothing"
     );
-    let c = store
-        .accept(
-            vec![content("91211382MA0000000X", "R-1", "2.0")],
-            region(),
-            12,
-            push_usage,
-        )
-        .unwrap();
+    let c = accept_one(&store, "91211382MA0000000X", "R-1", "2.0", 12);
     assert_eq!(c[0], Applied::NewVersion { id, version: 2 });
     let records = store.records_of("91211382MA0000000X").unwrap();
     assert_eq!(records.len(), 1);
@@ -150,9 +147,7 @@ fn open_replays_a_changelog_tail() {
     let orphan;
     {
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-        store
-            .accept(vec![content("S1", "R-1", "1")], region(), 1, push_usage)
-            .unwrap();
+        accept_one(&store, "S1", "R-1", "1", 1);
         // Simulate the crash: a changelog entry written without its records-tree write.
         let record = Record {
             id: crate::domain::ids::new_id(2, &region(), 2),
@@ -180,9 +175,7 @@ fn open_replays_a_changelog_tail() {
     );
     assert_eq!(store.stats().unwrap().records, 2);
     // The next write continues after the replayed sequence.
-    store
-        .accept(vec![content("S3", "R-3", "1")], region(), 3, push_usage)
-        .unwrap();
+    accept_one(&store, "S3", "R-3", "1", 3);
     assert_eq!(store.stats().unwrap().last_change, 3);
     drop(store);
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
@@ -254,13 +247,9 @@ fn every_write_is_synced_before_it_returns() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     let before = store.syncs();
-    store
-        .accept(vec![content("S1", "R-1", "1")], region(), 1, push_usage)
-        .unwrap();
+    accept_one(&store, "S1", "R-1", "1", 1);
     assert_eq!(store.syncs(), before + 1);
-    store
-        .accept(vec![content("S1", "R-1", "1")], region(), 1, push_usage)
-        .unwrap();
+    accept_one(&store, "S1", "R-1", "1", 1);
     assert_eq!(
         store.syncs(),
         before + 2,
@@ -605,24 +594,10 @@ fn the_integrity_check_names_each_kind_of_damage_r_sec_1() {
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     let subjects = ["91211382MA0000000X", "91211382MA0000001X"];
     for (i, s) in subjects.iter().enumerate() {
-        store
-            .accept(
-                vec![content(s, &format!("R-{i}"), "1.5")],
-                region(),
-                10,
-                push_usage,
-            )
-            .unwrap();
+        accept_one(&store, s, &format!("R-{i}"), "1.5", 10);
     }
     // A new version of the first, so the changelog holds two versions of one id.
-    store
-        .accept(
-            vec![content(subjects[0], "R-0", "2.5")],
-            region(),
-            11,
-            push_usage,
-        )
-        .unwrap();
+    accept_one(&store, subjects[0], "R-0", "2.5", 11);
     let clean = store.check();
     assert!(clean.ok(), "{:?}", clean.damage);
     assert_eq!((clean.records, clean.changes), (2, 3));
@@ -744,25 +719,11 @@ async fn a_stuck_call_that_panics_does_not_stall_the_store_for_good_r_sec_1() {
 fn a_poisoned_store_writes_no_mark_r_sec_1() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    store
-        .accept(
-            vec![content("91211382MA0000000X", "R-0", "1.5")],
-            region(),
-            10,
-            push_usage,
-        )
-        .unwrap();
+    accept_one(&store, "91211382MA0000000X", "R-0", "1.5", 10);
     store.write_mark().unwrap();
     let before = check::read_mark(dir.path()).unwrap().unwrap();
     // A write that reached sled but whose sync "failed".
-    store
-        .accept(
-            vec![content("91211382MA0000001X", "R-1", "1.5")],
-            region(),
-            11,
-            push_usage,
-        )
-        .unwrap();
+    accept_one(&store, "91211382MA0000001X", "R-1", "1.5", 11);
     store.inner.poisoned.store(true, Ordering::SeqCst);
     store.write_mark().unwrap();
     assert_eq!(check::read_mark(dir.path()).unwrap().unwrap(), before);
@@ -937,14 +898,7 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
         .unwrap();
     let key = keys::natural(&first, &region());
     let v1 = store.sled().records.get(&key).unwrap().unwrap();
-    store
-        .accept(
-            vec![content(subjects[0], "R-0", "2.5")],
-            region(),
-            11,
-            push_usage,
-        )
-        .unwrap();
+    accept_one(&store, subjects[0], "R-0", "2.5", 11);
     let second = content(subjects[1], "R-1", "1.5");
     store
         .accept(vec![second.clone()], region(), 12, push_usage)
