@@ -238,8 +238,9 @@ pub trait Backend: Reads + std::any::Any {
     /// The engine's integrity check of everything it holds (R-SEC-1; see `check`).
     fn check(&self) -> CheckReport;
 
-    /// SHA-256 over everything stored but the usage log: equal before and after an
-    /// operation means the operation changed no data.
+    /// SHA-256 over everything stored but the usage log and the notices (both written
+    /// by operations that change no data): equal before and after an operation means
+    /// the operation changed no data. Engines need not agree on the value.
     fn fingerprint(&self) -> Result<Hash, StoreError>;
 
     /// Makes every later commit stop, as a process crash would, after writing `parts`

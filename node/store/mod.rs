@@ -32,17 +32,18 @@
 //! Each batch becomes one typed `backend::Commit`, written by `Backend::commit` and made
 //! durable by `Backend::sync` (group commit in `write`); reads by key and ordered scans
 //! with a resume key go through its reading half, `backend::Reads`, the only part a
-//! holder of a `Store` sees (`Store::backend`): writes never bypass the writer. `sled` (`SledBackend`) is the first
-//! engine; `Inner` holds it by value, so a call through the seam is static, once per
-//! batch, never per record. `backend` documents the contract and how a database shared
-//! by several processes must allocate the changelog and usage sequences.
+//! holder of a `Store` sees (`Store::backend`): writes never bypass the writer.
+//! `Inner` holds the engine as a `Box<dyn Backend>`: one dynamic call per batch
+//! written, and per key or page read. `sled` (`SledBackend`) is the production engine; `memory`
+//! (`MemoryEngine`) keeps the same rows in ordered maps and is the conformance suite's
+//! reference (`tests/store_conformance.rs` runs every check on both). `backend`
+//! documents the contract and how a database shared by several processes must allocate
+//! the changelog and usage sequences.
 //!
-//! Not yet through the seam (they read or write the sled trees directly, the next
-//! step): the redaction rewrite of changelog chunks, `bind_region`, `set_child_report`,
-//! `ack_notice`, notice ids (sled's `generate_id`), the census recount at open, the
-//! integrity check (`check`), `audit`, `fingerprint`, `stats`, and the reads of
-//! consents, cases, checkpoints, notices, quarantine, cursors and census snapshots.
-//! Once they are, `Inner` can hold a `Box<dyn Backend>` chosen by config.
+//! Only the opening of an engine is not through the seam: `open`, `open_checked` and
+//! `check_dir` open sled in the data folder (its lock, its recovery, the check under a
+//! time bound); `Store::on_backend` builds a store over any engine, so a config choice
+//! of engine goes there.
 //!
 //! # Writing and durability
 //!
@@ -61,6 +62,8 @@
 //!
 //! * `backend`: the seam (the `Backend` trait and the typed `Commit`).
 //! * `sled/`: the sled engine behind it.
+//! * `memory`: an in-memory engine, the conformance suite's reference (not for
+//!   production; `Store::open_in_memory`).
 //! * `open`: opening (checked, bounded), binding to a region, replay at open.
 //! * `write`: the write path: deciding a provider batch, usage append, group commit.
 //! * `chunks`: the changelog's chunk encoding (sled's layout of the changelog).
@@ -84,6 +87,8 @@ mod durability;
 mod formats;
 pub mod fuzz;
 mod keys;
+#[doc(hidden)]
+pub mod memory;
 mod notices;
 mod objections;
 mod open;

@@ -10,7 +10,7 @@ use crate::domain::record::{Disclosure, Subject, SubjectKind};
 use crate::domain::usage::Chained;
 use crate::domain::usage::{Action, UsageEntry};
 
-fn content(subject: &str, reference: &str, amount: &str) -> Content {
+pub(super) fn content(subject: &str, reference: &str, amount: &str) -> Content {
     Content {
         subject: Subject {
             kind: SubjectKind::Legal,
@@ -29,11 +29,11 @@ fn content(subject: &str, reference: &str, amount: &str) -> Content {
     }
 }
 
-fn region() -> RegionCode {
+pub(super) fn region() -> RegionCode {
     RegionCode::parse("211382").unwrap()
 }
 
-fn push_usage(applied: &[Applied]) -> Vec<UsageEntry> {
+pub(super) fn push_usage(applied: &[Applied]) -> Vec<UsageEntry> {
     let mut e = UsageEntry::new(
         "credit://provider/211382/lingyuan-amr",
         Action::Push,
