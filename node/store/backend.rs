@@ -53,6 +53,10 @@
 //! `NaturalKey` is the canonical encoding of (subject, category, origin, provider,
 //! reference) that `keys::natural` makes: the parts joined by NUL after a `k`. None of
 //! the parts can hold a NUL, so a relational backend splits it into its columns.
+//! "Natural-key order" is the bytewise order of that encoding, which is the order of the
+//! parts compared bytewise in turn (a part that is a prefix of another sorts first): a
+//! relational backend orders its columns bytewise (PostgreSQL: `COLLATE "C"`), not by
+//! a locale's collation. Ids (UUIDs) and regions order bytewise too.
 
 use std::collections::BTreeMap;
 

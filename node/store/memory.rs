@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::NaiveDate;
@@ -43,6 +43,9 @@ use crate::domain::usage::{Chained, Checkpoint};
 #[derive(Clone, Default)]
 pub struct MemoryEngine {
     data: Arc<Mutex<Data>>,
+    /// A store is open on the data: one at a time, as sled allows one per folder, so a
+    /// test that reopens without dropping the crashed store fails on every engine.
+    open: Arc<AtomicBool>,
 }
 
 impl MemoryEngine {
@@ -51,13 +54,19 @@ impl MemoryEngine {
     }
 
     /// A backend over this data, as a freshly started process opens it (no simulated
-    /// crash pending, no syncs counted).
-    pub(super) fn backend(&self) -> MemoryBackend {
-        MemoryBackend {
+    /// crash pending, no syncs counted); refused while another is open.
+    pub(super) fn backend(&self) -> Result<MemoryBackend, StoreError> {
+        if self.open.swap(true, Ordering::SeqCst) {
+            return Err(StoreError::Engine(
+                "this in-memory store is open already (drop the other store first)".into(),
+            ));
+        }
+        Ok(MemoryBackend {
             data: Arc::clone(&self.data),
+            open: Arc::clone(&self.open),
             crash_after: AtomicUsize::new(usize::MAX),
             syncs: AtomicU64::new(0),
-        }
+        })
     }
 }
 
@@ -98,10 +107,18 @@ struct Data {
 /// One process's view of a `MemoryEngine`.
 pub(super) struct MemoryBackend {
     data: Arc<Mutex<Data>>,
+    /// Cleared when this backend is dropped (`MemoryEngine::open`).
+    open: Arc<AtomicBool>,
     /// Parts a commit may still write before it stops as a crash would
     /// (`Backend::crash_commits_after`); `usize::MAX`: never.
     crash_after: AtomicUsize,
     syncs: AtomicU64,
+}
+
+impl Drop for MemoryBackend {
+    fn drop(&mut self) {
+        self.open.store(false, Ordering::SeqCst);
+    }
 }
 
 impl MemoryBackend {
@@ -982,6 +999,10 @@ mod tests {
         assert!(report.ok(), "{:?}", report.damage);
         assert_eq!((report.records, report.changes), (2, 3));
         assert_eq!((report.usage_entries, report.applied), (2, 3));
+        assert!(
+            Store::open_in_memory(&engine, dir.path()).is_err(),
+            "open twice"
+        );
         drop(store);
         let pristine = engine.data.lock().unwrap().clone();
         let first_version = pristine.changelog[&1].1.clone();
@@ -1036,8 +1057,9 @@ mod tests {
             damage(&mut data);
             let damaged = MemoryEngine {
                 data: Arc::new(Mutex::new(data)),
+                ..MemoryEngine::default()
             };
-            let report = damaged.backend().check();
+            let report = damaged.backend().unwrap().check();
             assert!(
                 report.damage.iter().any(|d| d.problem.contains(expected)),
                 "{expected}: {:?}",
