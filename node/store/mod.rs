@@ -62,7 +62,7 @@
 //!
 //! * `backend`: the seam (the `Backend` trait and the typed `Commit`).
 //! * `sled/`: the sled engine behind it.
-//! * `memory`: an in-memory engine, the conformance suite's reference (not for
+//! * `memory/`: an in-memory engine, the conformance suite's reference (not for
 //!   production; `Store::open_in_memory`).
 //! * `open`: opening (checked, bounded), binding to a region, replay at open.
 //! * `write`: the write path: deciding a provider batch, usage append, group commit.
