@@ -1,14 +1,18 @@
 //! The conformance suite of the storage seam (`store::backend::Backend`): what every
 //! storage engine behind `Store` must do. Each check is a function of an `Engine` (how
 //! to open a store of that engine in a folder); `engines()` lists the engines, and each
-//! test runs its check on every one. sled is the first; a new backend adds itself to
+//! test runs its check on every one. sled is the production engine; the in-memory
+//! engine (`store::memory`) keeps the same rows in ordered maps, so a check that passes
+//! on both tests the contract, not sled's layout. A new backend adds itself to
 //! `engines()` and must pass every test unchanged.
 //!
 //! Covered: atomicity across a simulated crash (a commit stopped after each of its
 //! per-tree writes, then reopened: all of the batch or none of it), replay of changelog
 //! entries the current state lacks, idempotent replica apply, scan order and resume
-//! keys, redaction, the census recount against the kept counters, and the order that
-//! keeps a batch without a changelog part (a kept case and its notice) safe.
+//! keys, redaction, the census recount against the kept counters, the order that keeps
+//! a batch without a changelog part (a kept case and its notice) safe, the engine's
+//! integrity check after each of these, and every `Reads` answer alike on every engine
+//! after the same operations.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

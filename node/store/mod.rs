@@ -34,11 +34,11 @@
 //! with a resume key go through its reading half, `backend::Reads`, the only part a
 //! holder of a `Store` sees (`Store::backend`): writes never bypass the writer.
 //! `Inner` holds the engine as a `Box<dyn Backend>`: one dynamic call per batch
-//! written, and per key or page read. `sled` (`SledBackend`) is the production engine; `memory`
-//! (`MemoryEngine`) keeps the same rows in ordered maps and is the conformance suite's
-//! reference (`tests/store_conformance.rs` runs every check on both). `backend`
-//! documents the contract and how a database shared by several processes must allocate
-//! the changelog and usage sequences.
+//! written, and per key or page read. `sled` (`SledBackend`) is the production engine;
+//! `memory` (`MemoryEngine`) keeps the same rows in ordered maps and is the conformance
+//! suite's reference (`tests/store_conformance.rs` runs every check on both).
+//! `backend` documents the contract and how a database shared by several processes
+//! must allocate the changelog and usage sequences.
 //!
 //! Only the opening of an engine is not through the seam: `open`, `open_checked` and
 //! `check_dir` open sled in the data folder (its lock, its recovery, the check under a
