@@ -87,7 +87,11 @@ pub trait Reads: Send + Sync {
     /// The current version held under a natural key.
     fn record(&self, key: &[u8]) -> Result<Option<Record>, StoreError>;
 
-    /// The current version of a record, by id.
+    /// The current version of a record, by id. `Current::records` names rows by natural
+    /// key only: a record applied from a child is found through `Current::replica_ids`;
+    /// one originated here through the sequence its id carries (`domain::ids::locate`)
+    /// and the changelog entry there (sled and the memory engine do so), or through an
+    /// id index the engine builds from the decoded value.
     fn record_by_id(&self, id: &Uuid) -> Result<Option<Record>, StoreError>;
 
     /// The natural key a record applied from a child is indexed under, by id.
