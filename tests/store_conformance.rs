@@ -1,17 +1,22 @@
 //! The conformance suite of the storage seam (`store::backend::Backend`): what every
 //! storage engine behind `Store` must do. Each check is a function of an `Engine` (how
 //! to open a store of that engine in a folder); `engines()` lists the engines, and each
-//! test runs its check on every one. sled is the first; a new backend adds itself to
+//! test runs its check on every one. sled is the production engine; the in-memory
+//! engine (`store::memory`) keeps the same rows in ordered maps, so a check that passes
+//! on both tests the contract, not sled's layout. A new backend adds itself to
 //! `engines()` and must pass every test unchanged.
 //!
 //! Covered: atomicity across a simulated crash (a commit stopped after each of its
 //! per-tree writes, then reopened: all of the batch or none of it), replay of changelog
 //! entries the current state lacks, idempotent replica apply, scan order and resume
-//! keys, redaction, the census recount against the kept counters, and the order that
-//! keeps a batch without a changelog part (a kept case and its notice) safe.
+//! keys, redaction, the census recount against the kept counters, the order that keeps
+//! a batch without a changelog part (a kept case and its notice) safe, the engine's
+//! integrity check after each of these, and every `Reads` answer alike on every engine
+//! after the same operations.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use credit_node::domain::clock::Clock;
 use credit_node::domain::record::{
@@ -20,6 +25,7 @@ use credit_node::domain::record::{
 use credit_node::domain::region::RegionCode;
 use credit_node::domain::usage::{Action, UsageEntry};
 use credit_node::store::backend::{Reads, natural_key};
+use credit_node::store::memory::MemoryEngine;
 use credit_node::store::{
     Applied, Change, OriginChange, ReplicaOutcome, Store, StoreError, StoreOptions,
 };
@@ -35,11 +41,32 @@ struct Engine {
 }
 
 fn engines() -> Vec<Engine> {
-    vec![Engine {
-        name: "sled",
-        open: |dir| Store::open(dir, &StoreOptions::default()).unwrap(),
-        torn_writes: true,
-    }]
+    vec![
+        Engine {
+            name: "sled",
+            open: |dir| Store::open(dir, &StoreOptions::default()).unwrap(),
+            torn_writes: true,
+        },
+        Engine {
+            name: "memory",
+            open: |dir| Store::open_in_memory(&memory_engine(dir), dir).unwrap(),
+            // Each part of a commit is written on its own, as on sled.
+            torn_writes: true,
+        },
+    ]
+}
+
+/// The in-memory engine kept for `dir`: the same data each time a store of that folder
+/// is opened, as a restarted process finds its files.
+fn memory_engine(dir: &Path) -> MemoryEngine {
+    static ENGINES: OnceLock<Mutex<HashMap<PathBuf, MemoryEngine>>> = OnceLock::new();
+    ENGINES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(dir.to_path_buf())
+        .or_default()
+        .clone()
 }
 
 /// Runs `check` on every engine, each in a folder of its own.
@@ -116,6 +143,8 @@ fn consistent(store: &Store) {
     }
     assert_eq!(store.stats().unwrap().records, last.len() as u64);
     assert_eq!(store.figures().unwrap(), store.recount().unwrap());
+    let report = store.check();
+    assert!(report.ok(), "{:?}", report.damage);
 }
 
 /// A batch stopped after each of its per-tree writes but the last (this batch writes
@@ -719,4 +748,408 @@ fn census_recount_equals_the_kept_figures(engine: &Engine, dir: &Path) {
 #[test]
 fn census_figures_kept_incrementally_equal_a_full_recount() {
     on_every_engine(census_recount_equals_the_kept_figures);
+}
+
+/// The same operations on every engine: records pushed here and applied from a child
+/// (with a refused entry kept in quarantine), consents and a withdrawal, checkpoints, a
+/// case and its notice, notices received and acknowledged, a child's census report, a
+/// redaction, writes on two days. Returns the child's store too (kept open).
+fn the_same_operations(engine: &Engine, dir: &Path) -> Store {
+    use credit_node::domain::consent::{Consent, Purpose, Terms, Withdrawal};
+    use credit_node::domain::notice::{Notice, NoticeKind};
+    use credit_node::domain::signature::Signature;
+    use credit_node::domain::usage::Checkpoint;
+    use credit_node::store::{ChildLog, Quarantined, Refused};
+
+    let store = (engine.open)(&dir.join("city"));
+    let child = (engine.open)(&dir.join("child"));
+    store.bind_region(&city()).unwrap();
+    let day = |d: u32| Clock::on(chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap()).now_ms();
+    for (subject, refs) in [
+        ("91211382MA0000001", ["R-9", "R-1", "R-5"]),
+        ("91211382MA00000012", ["R-3", "R-2", "R-7"]),
+        ("91211382MA000000", ["R-4", "R-6", "R-8"]),
+    ] {
+        let batch = refs.iter().map(|r| content(subject, r, "1")).collect();
+        store.accept(batch, city(), day(17), push_usage).unwrap();
+    }
+    store
+        .accept(
+            vec![content("91211382MA0000001", "R-5", "2")],
+            city(),
+            day(18),
+            push_usage,
+        )
+        .unwrap();
+
+    // From the child: two records, and a third refused into quarantine.
+    child
+        .accept(
+            vec![content("C1", "R-1", "1"), content("C2", "R-2", "1")],
+            county(),
+            day(17),
+            push_usage,
+        )
+        .unwrap();
+    let entries: Vec<Change> = child
+        .changes_since(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    let record = entries[0].as_record().unwrap().clone();
+    let notice = |id: u64, from: RegionCode, target: RegionCode| Notice {
+        id,
+        kind: NoticeKind::Objection,
+        target,
+        record_id: record.id.to_string(),
+        subject_id: record.content.subject.id.clone(),
+        text: format!("notice {id}"),
+        from,
+        created_at_ms: day(18),
+        objection: None,
+    };
+    store
+        .apply_from_child(county(), city(), entries, 3, day(18), |_| {
+            Ok(ChildLog {
+                usage: Vec::new(),
+                refused: vec![Refused {
+                    kept: Quarantined {
+                        child: county(),
+                        child_seq: 3,
+                        label: "refused".into(),
+                        field: "fields".into(),
+                        rule: "R-DATA-3".into(),
+                        message: "not to be stored".into(),
+                        at_ms: day(18),
+                        entry: Vec::new(),
+                    },
+                    notice: notice(7, city(), county()),
+                }],
+                released: Vec::new(),
+            })
+        })
+        .unwrap();
+
+    // Consents (one withdrawn) and checkpoints.
+    let signature = Signature {
+        signature: vec![1, 2, 3],
+        cert: vec![4, 5, 6],
+    };
+    let consent = |n: u128, subject: &str| Consent {
+        terms: Terms {
+            id: uuid::Uuid::from_u128(n),
+            subject_id: subject.into(),
+            grantee: "credit://agency/211300/fgw".into(),
+            purpose: Purpose::Procurement,
+            purpose_text: "procurement".into(),
+            categories: vec!["admin_penalty".into()],
+            valid_from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            valid_until: chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+            evidence: format!("E-{n}"),
+            recorded_by: "credit://operator/211300/window-1".into(),
+            recorded_at_ms: day(18),
+            node: city(),
+        },
+        signature: signature.clone(),
+        withdrawal: None,
+        path: vec![city()],
+    };
+    for (n, subject) in [
+        (3, "91211382MA0000001"),
+        (1, "91211382MA0000001"),
+        (2, "S9"),
+    ] {
+        store
+            .append_local(Change::Consent(consent(n, subject)), Vec::new())
+            .unwrap();
+    }
+    let mut withdrawn = consent(1, "91211382MA0000001");
+    withdrawn.withdrawal = Some(Withdrawal {
+        at_ms: day(18),
+        by: "credit://operator/211300/window-1".into(),
+        reason: "withdrawn".into(),
+        node: city(),
+        signature: signature.clone(),
+    });
+    store
+        .append_local(Change::Consent(withdrawn), Vec::new())
+        .unwrap();
+    for (node, seq) in [(county(), 9), (city(), 2), (county(), 4)] {
+        let checkpoint = Checkpoint {
+            node,
+            seq,
+            head: [seq as u8; 32],
+            at_ms: day(18),
+            signature: signature.clone(),
+            path: vec![node],
+        };
+        store
+            .append_local(Change::Checkpoint(checkpoint), Vec::new())
+            .unwrap();
+    }
+
+    // A case kept with its notice; notices queued, acknowledged and received.
+    let case = credit_node::domain::case::Case {
+        id: uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+        record_id: record.id,
+        subject_id: record.content.subject.id.clone(),
+        owner: county(),
+        filed_at: city(),
+        filed_by: "credit://operator/211300/window-1".into(),
+        received_ms: day(18),
+        reason: "not mine".into(),
+        evidence: "E-1".into(),
+        record_version: record.version,
+        record_hash: record.content_hash,
+        version: 0,
+        checked: None,
+        reply: None,
+        resolution: None,
+        path: vec![city()],
+    };
+    let mut carried = notice(1, city(), county());
+    carried.objection = Some(case.clone());
+    store
+        .keep_case(&case, Some((&county(), &carried)), Vec::new())
+        .unwrap();
+    for id in [5, 2, 3] {
+        store
+            .queue_notice(&county(), &notice(id, city(), county()), Vec::new())
+            .unwrap();
+    }
+    assert!(store.ack_notice(&county(), &city(), 3).unwrap());
+    let province = RegionCode::parse("210000").unwrap();
+    for id in [4, 1] {
+        store
+            .receive_notice(&notice(id, province, city()), Vec::new())
+            .unwrap();
+    }
+    store
+        .set_child_report(
+            &county(),
+            &credit_node::domain::census::PlatformReport {
+                region: "211382".into(),
+                name: "凌源市".into(),
+                total: 2,
+                legal: 2,
+                at_ms: day(18),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
+    // A purge, its redaction, and a use logged against a subject.
+    let cur = store.records_of("91211382MA0000001").unwrap().remove(1);
+    let mut purged = next_version(&cur, Status::Expired, "R-SEC-2".into(), day(18));
+    purged.content.fields.clear();
+    purged.content_hash = purged.content.hash();
+    store
+        .origin_write(day(18), |_| {
+            Ok(Ok::<_, ()>((
+                OriginChange {
+                    records: vec![purged.clone()],
+                    ..Default::default()
+                },
+                (),
+            )))
+        })
+        .unwrap()
+        .unwrap();
+    store.redact_queued().unwrap();
+    let mut used = UsageEntry::new(
+        "credit://agency/211300/fgw",
+        Action::Query,
+        "Query",
+        day(18),
+    );
+    used.subject = Some("91211382MA0000001".into());
+    store.append_usage(vec![used]).unwrap();
+    drop(child);
+    store
+}
+
+/// Everything `Reads` answers about a store, by name.
+fn reads(store: &Store) -> Vec<(&'static str, String)> {
+    let b: &dyn Reads = store.backend();
+    let ids: Vec<uuid::Uuid> = versions(store).iter().map(|r| r.id).collect();
+    let subjects = [
+        "91211382MA0000001",
+        "91211382MA00000012",
+        "91211382MA000000",
+        "C1",
+        "S9",
+        "none",
+    ];
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+    let regions = [county(), city(), RegionCode::parse("210000").unwrap()];
+    let first_key = natural_key(&b.all_records(None, 1).unwrap()[0].1);
+    let case = uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+    vec![
+        ("heads", format!("{:?}", b.heads().unwrap())),
+        (
+            "records by key",
+            format!(
+                "{:?}",
+                b.all_records(None, usize::MAX)
+                    .unwrap()
+                    .iter()
+                    .map(|(k, _)| b.record(k).unwrap())
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "records by id",
+            format!(
+                "{:?}",
+                ids.iter()
+                    .map(|id| (b.record_by_id(id).unwrap(), b.replica_key(id).unwrap()))
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "records of",
+            format!(
+                "{:?}",
+                subjects
+                    .iter()
+                    .map(|s| (
+                        b.records_of(s, None, usize::MAX).unwrap(),
+                        b.records_of(s, None, 1).unwrap(),
+                    ))
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "all records",
+            format!(
+                "{:?} {:?} {}",
+                b.all_records(None, usize::MAX).unwrap(),
+                b.all_records(Some(&first_key), 2).unwrap(),
+                b.record_count().unwrap()
+            ),
+        ),
+        (
+            "changes",
+            format!(
+                "{:?} {:?}",
+                b.changes(0, usize::MAX).unwrap(),
+                b.changes(3, 4).unwrap()
+            ),
+        ),
+        (
+            "usage",
+            format!(
+                "{:?} {:?} {:?}",
+                b.usage_rows(0, usize::MAX).unwrap(),
+                b.usage(2, 3).unwrap(),
+                subjects
+                    .iter()
+                    .map(|s| b.usage_of(s, usize::MAX).unwrap())
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "marks",
+            format!(
+                "{:?} {} {:?} {:?}",
+                b.region().unwrap(),
+                b.applied().unwrap(),
+                regions.map(|r| b.cursor(&r).unwrap()),
+                b.last_day().unwrap()
+            ),
+        ),
+        (
+            "census",
+            format!(
+                "{:?} {:?} {:?} {:?}",
+                b.figures().unwrap(),
+                [day(16), day(17), day(18), day(19)].map(|d| b.figures_at(d).unwrap()),
+                ["2026-03", "2026-04"].map(|p| b.monthly("lingyuan-amr", p).unwrap()),
+                b.child_reports().unwrap()
+            ),
+        ),
+        (
+            "redaction queue",
+            format!("{:?}", b.redact_queue().unwrap()),
+        ),
+        (
+            "quarantine",
+            format!(
+                "{:?} {:?} {:?} {:?} {:?}",
+                b.quarantine(None, usize::MAX).unwrap(),
+                b.quarantine(Some(&county()), 1).unwrap(),
+                b.quarantine(Some(&city()), usize::MAX).unwrap(),
+                b.quarantine_counts().unwrap(),
+                [3, 4].map(|s| b.is_quarantined(&county(), s).unwrap())
+            ),
+        ),
+        (
+            "consents",
+            format!(
+                "{:?} {:?}",
+                (1..=4)
+                    .map(|n| b.consent(&uuid::Uuid::from_u128(n)).unwrap())
+                    .collect::<Vec<_>>(),
+                subjects.map(|s| b.consents_of(s).unwrap())
+            ),
+        ),
+        (
+            "checkpoints",
+            format!(
+                "{:?} {:?} {:?}",
+                b.checkpoints(None).unwrap(),
+                regions.map(|r| b.checkpoints(Some(&r)).unwrap()),
+                [(county(), 4), (county(), 5)].map(|(n, s)| b.checkpoint(&n, s).unwrap())
+            ),
+        ),
+        (
+            "cases",
+            format!(
+                "{:?} {:?} {:?}",
+                b.cases().unwrap(),
+                b.case(&case).unwrap(),
+                ids.iter()
+                    .map(|id| b.cases_of_record(id).unwrap())
+                    .collect::<Vec<_>>()
+            ),
+        ),
+        (
+            "notices",
+            format!(
+                "{:?} {:?} {:?} {:?}",
+                regions.map(|r| b.pending_notices(&r).unwrap()),
+                b.inbox().unwrap(),
+                [1, 2, 3, 5, 7].map(|id| b.notice_pending(&county(), &city(), id).unwrap()),
+                [1, 2, 4].map(|id| b
+                    .received(&RegionCode::parse("210000").unwrap(), id)
+                    .unwrap())
+            ),
+        ),
+    ]
+}
+
+/// The engines answer every read alike after the same operations, and again after a
+/// reopen; and their integrity checks pass.
+#[test]
+fn every_engine_reads_alike_after_the_same_operations() {
+    let mut seen: Option<(&'static str, Vec<(&'static str, String)>)> = None;
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = the_same_operations(&engine, dir.path());
+        let read = reads(&store);
+        let report = store.check();
+        assert!(report.ok(), "{}: {:?}", engine.name, report.damage);
+        drop(store);
+        let store = (engine.open)(&dir.path().join("city"));
+        assert_eq!(reads(&store), read, "{}: after a reopen", engine.name);
+        match &seen {
+            None => seen = Some((engine.name, read)),
+            Some((first, expected)) => {
+                for ((what, theirs), (_, ours)) in expected.iter().zip(&read) {
+                    assert_eq!(ours, theirs, "{what}: {} against {first}", engine.name);
+                }
+            }
+        }
+    }
 }

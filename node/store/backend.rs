@@ -64,6 +64,10 @@
 //! `NaturalKey` is the canonical encoding of (subject, category, origin, provider,
 //! reference) that `keys::natural` makes: the parts joined by NUL after a `k`. None of
 //! the parts can hold a NUL, so a relational backend splits it into its columns.
+//! "Natural-key order" is the bytewise order of that encoding, which is the order of the
+//! parts compared bytewise in turn (a part that is a prefix of another sorts first): a
+//! relational backend orders its columns bytewise (PostgreSQL: `COLLATE "C"`), not by
+//! a locale's collation. Ids (UUIDs) and regions order bytewise too.
 
 use std::collections::BTreeMap;
 
@@ -94,7 +98,11 @@ pub trait Reads: Send + Sync {
     /// The current version held under a natural key.
     fn record(&self, key: &[u8]) -> Result<Option<Record>, StoreError>;
 
-    /// The current version of a record, by id.
+    /// The current version of a record, by id. `Current::records` names rows by natural
+    /// key only: a record applied from a child is found through `Current::replica_ids`;
+    /// one originated here through the sequence its id carries (`domain::ids::locate`)
+    /// and the changelog entry there (sled and the memory engine do so), or through an
+    /// id index the engine builds from the decoded value.
     fn record_by_id(&self, id: &Uuid) -> Result<Option<Record>, StoreError>;
 
     /// The natural key a record applied from a child is indexed under, by id.
@@ -252,7 +260,8 @@ pub trait Backend: Reads + std::any::Any {
 
     /// SHA-256 over everything stored but the usage log and the notices (queued and
     /// received): equal before and after an operation means the operation changed no
-    /// data (every use appends to the usage log, and a refusal may queue a notice).
+    /// data (every use appends to the usage log, and a refusal may queue a notice). Engines
+    /// need not agree on the value.
     fn fingerprint(&self) -> Result<Hash, StoreError>;
 
     /// Makes every later commit stop, as a process crash would, after writing `parts`

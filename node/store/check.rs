@@ -17,6 +17,11 @@
 //!   subject-index entry names an entry that exists; consent and case indexes name a
 //!   consent or case that exists.
 //!
+//! The rules over what is read (`changelog_entry`, `current_record`,
+//! `current_against_changelog`, `UsageChain`) are shared with the in-memory engine
+//! (`memory`), which walks its own tables; the walk of sled's trees and their key shapes
+//! is sled's alone.
+//!
 //! sled has no checksums on every page it serves back (a flipped byte in a live value
 //! can come back as a silently different value), so these checks, not sled's own, are
 //! what catch most damage. sled can also panic or spin on a damaged page: callers run the
@@ -84,7 +89,12 @@ impl CheckReport {
         self.damage.is_empty()
     }
 
-    fn find(&mut self, tree: &'static str, key: impl Into<String>, problem: impl Into<String>) {
+    pub(super) fn find(
+        &mut self,
+        tree: &'static str,
+        key: impl Into<String>,
+        problem: impl Into<String>,
+    ) {
         if self.damage.len() < MAX_FINDINGS {
             self.damage.push(Damage {
                 tree,
@@ -207,7 +217,7 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
     // The changelog first: the latest version of each record id, for the records tree.
     // Kept small (a big store has millions of ids): the version, the first bytes of the
     // content hash, and whether the records tree was seen to hold it.
-    let mut latest: HashMap<Uuid, Latest> = HashMap::new();
+    let mut latest = LatestVersions::new();
     let mut next: Option<u64> = None;
     scan(&mut report, "changelog", t.changelog.iter(), |rep, k, v| {
         rep.chunks += 1;
@@ -249,24 +259,7 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
             return;
         }
         for (i, change) in changes.iter().enumerate() {
-            let seq = first + i as u64;
-            if let Change::Record(r) = change {
-                if !hash_ok(r) {
-                    rep.find(
-                        "changelog",
-                        format!("sequence {seq}"),
-                        format!(
-                            "record {} v{} does not match its content hash",
-                            r.id, r.version
-                        ),
-                    );
-                }
-                let e = latest.entry(r.id).or_default();
-                if r.version >= e.version {
-                    e.version = r.version;
-                    e.hash = short_hash(&r.content_hash);
-                }
-            }
+            changelog_entry(rep, first + i as u64, change, &mut latest);
         }
         rep.changes += changes.len() as u64;
         rep.last_change = first + changes.len() as u64 - 1;
@@ -287,28 +280,15 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
             return;
         };
         let problem: Option<String> = match prefix {
-            keys::records::RECORD => match decode::<Record>(v, "record") {
-                Ok(r) => {
-                    rep.records += 1;
-                    // The replay mark `a` sorts before the records (`k`), so it is read by
-                    // now. With a changelog tail not yet applied (replayed at open), the
-                    // records may lag the changelog.
-                    let caught_up = applied.unwrap_or(0) == last_change;
-                    let problem = if keys::natural(&r.content, &r.origin) != k {
-                        Some(format!("record {} is not under its own key", r.id))
-                    } else if !hash_ok(&r) {
-                        Some(format!(
-                            "record {} v{} does not match its content hash",
-                            r.id, r.version
-                        ))
-                    } else {
-                        against_changelog(&r, latest.get_mut(&r.id), caught_up)
-                    };
-                    figures.count(&r, true);
-                    problem
-                }
-                Err(e) => Some(e.to_string()),
-            },
+            // The replay mark `a` sorts before the records (`k`), so it is read by now.
+            keys::records::RECORD => current_record(
+                rep,
+                k,
+                v,
+                applied.unwrap_or(0) == last_change,
+                &mut latest,
+                &mut figures,
+            ),
             _ => {
                 rep.other += 1;
                 other_value(k, v, t.records, &mut stored_figures, &mut applied)
@@ -319,45 +299,13 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
         }
     });
     report.applied = applied.unwrap_or(0);
-    if report.applied > report.last_change {
-        report.find(
-            "records",
-            "key \"a\"",
-            format!(
-                "the records tree says it applied the changelog up to {}, but the changelog \
-                 ends at {}",
-                report.applied, report.last_change
-            ),
-        );
-    }
-    let caught_up = report.applied == report.last_change;
-    let unseen = latest.values().filter(|l| !l.seen).count();
-    if caught_up && (latest.len() as u64 != report.records || unseen > 0) {
-        report.find(
-            "records",
-            "all records",
-            format!(
-                "the changelog names {} records, the records tree holds {} ({unseen} of the \
-                 changelog's not held)",
-                latest.len(),
-                report.records
-            ),
-        );
-    }
-    match stored_figures {
-        Some(stored) if stored != figures => report.find(
-            "records",
-            "key \"n\"",
-            format!(
-                "the census figures (total {}) differ from a recount of the records (total {})",
-                stored.total, figures.total
-            ),
-        ),
-        None if report.records > 0 => {
-            // A store from before the census: `open` counts it once.
-        }
-        _ => {}
-    }
+    current_against_changelog(
+        &mut report,
+        &latest,
+        stored_figures,
+        &figures,
+        ("key \"a\"", "key \"n\""),
+    );
 
     usage(t.usage, &mut report);
     side_trees(t, &mut report);
@@ -366,7 +314,7 @@ pub(super) fn run(t: &Trees<'_>) -> CheckReport {
 
 /// The latest version of a record id in the changelog, as the check keeps it.
 #[derive(Default)]
-struct Latest {
+pub(super) struct Latest {
     version: u64,
     /// The first 8 bytes of the content hash: enough to tell damage from chance.
     hash: [u8; 8],
@@ -404,6 +352,183 @@ fn against_changelog(r: &Record, latest: Option<&mut Latest>, caught_up: bool) -
             }
         )
     })
+}
+
+/// The latest version of each record id in the changelog: what the current records are
+/// checked against. Kept small (a big store has millions of ids): the version, the first
+/// bytes of the content hash, and whether the current state was seen to hold it.
+pub(super) type LatestVersions = HashMap<Uuid, Latest>;
+
+/// One changelog entry at `seq`: a record version must match its content hash, and is
+/// noted in `latest`. (The rules of the check, shared by every engine; how an engine
+/// walks its rows is its own.)
+pub(super) fn changelog_entry(
+    rep: &mut CheckReport,
+    seq: u64,
+    change: &Change,
+    latest: &mut LatestVersions,
+) {
+    if let Change::Record(r) = change {
+        if !hash_ok(r) {
+            rep.find(
+                "changelog",
+                format!("sequence {seq}"),
+                format!(
+                    "record {} v{} does not match its content hash",
+                    r.id, r.version
+                ),
+            );
+        }
+        let e = latest.entry(r.id).or_default();
+        if r.version >= e.version {
+            e.version = r.version;
+            e.hash = short_hash(&r.content_hash);
+        }
+    }
+}
+
+/// One current record, stored as `v` under the natural key `key`: it decodes, sits under
+/// its own key, matches its content hash and agrees with the changelog (`latest`); it is
+/// counted into `figures` for the recount. `caught_up`: the current state has applied
+/// the whole changelog (with a tail not yet replayed, records may lag it). Returns the
+/// problem found, if any.
+pub(super) fn current_record(
+    rep: &mut CheckReport,
+    key: &[u8],
+    v: &[u8],
+    caught_up: bool,
+    latest: &mut LatestVersions,
+    figures: &mut crate::domain::census::Figures,
+) -> Option<String> {
+    let r = match decode::<Record>(v, "record") {
+        Ok(r) => r,
+        Err(e) => return Some(e.to_string()),
+    };
+    rep.records += 1;
+    let problem = if keys::natural(&r.content, &r.origin) != key {
+        Some(format!("record {} is not under its own key", r.id))
+    } else if !hash_ok(&r) {
+        Some(format!(
+            "record {} v{} does not match its content hash",
+            r.id, r.version
+        ))
+    } else {
+        against_changelog(&r, latest.get_mut(&r.id), caught_up)
+    };
+    figures.count(&r, true);
+    problem
+}
+
+/// After every current record was read: the replay mark (`report.applied`) is not ahead
+/// of the changelog; once caught up, the current state holds exactly the changelog's
+/// records; the stored census figures equal the recount `figures`. `at`: how the
+/// engine names where it keeps the replay mark and the figures.
+pub(super) fn current_against_changelog(
+    report: &mut CheckReport,
+    latest: &LatestVersions,
+    stored_figures: Option<crate::domain::census::Figures>,
+    figures: &crate::domain::census::Figures,
+    at: (&str, &str),
+) {
+    if report.applied > report.last_change {
+        report.find(
+            "records",
+            at.0,
+            format!(
+                "the records tree says it applied the changelog up to {}, but the changelog \
+                 ends at {}",
+                report.applied, report.last_change
+            ),
+        );
+    }
+    let caught_up = report.applied == report.last_change;
+    let unseen = latest.values().filter(|l| !l.seen).count();
+    if caught_up && (latest.len() as u64 != report.records || unseen > 0) {
+        report.find(
+            "records",
+            "all records",
+            format!(
+                "the changelog names {} records, the records tree holds {} ({unseen} of the \
+                 changelog's not held)",
+                latest.len(),
+                report.records
+            ),
+        );
+    }
+    match stored_figures {
+        Some(stored) if stored != *figures => report.find(
+            "records",
+            at.1,
+            format!(
+                "the census figures (total {}) differ from a recount of the records (total {})",
+                stored.total, figures.total
+            ),
+        ),
+        None if report.records > 0 => {
+            // A store from before the census: `open` counts it once.
+        }
+        _ => {}
+    }
+}
+
+/// The usage log read in sequence order: sequences from 1 without gap, each entry
+/// decoding, matching its hash and linking to the one before.
+pub(super) struct UsageChain {
+    expected: u64,
+    /// The hash the next entry must link to (`None` after a gap or damage: not checked).
+    prev: Option<Hash>,
+}
+
+impl Default for UsageChain {
+    fn default() -> Self {
+        UsageChain {
+            expected: 1,
+            prev: Some([0; 32]),
+        }
+    }
+}
+
+impl UsageChain {
+    /// The entry stored as `v` at `seq`; `at` names it in a finding.
+    pub(super) fn entry(&mut self, rep: &mut CheckReport, seq: u64, v: &[u8], at: &str) {
+        if seq != self.expected {
+            let problem = if seq > self.expected {
+                format!("entries {} to {} are missing", self.expected, seq - 1)
+            } else {
+                format!("an entry out of sequence (expected {})", self.expected)
+            };
+            rep.find("usage", at, problem);
+            self.prev = None;
+        }
+        self.expected = seq.saturating_add(1);
+        rep.usage_entries += 1;
+        match decode::<Chained>(v, "usage entry") {
+            Err(e) => {
+                rep.find("usage", at, e.to_string());
+                self.prev = None;
+            }
+            Ok(c) => {
+                match chain_hash(&c.prev_hash, &c.entry) {
+                    // The check reports, it does not fail: an entry that decodes but
+                    // cannot be hashed is one whose hash cannot be confirmed.
+                    Err(e) => rep.find("usage", at, StoreError::from(e).to_string()),
+                    Ok(hash) if hash != c.hash => {
+                        rep.find("usage", at, "the entry does not match its hash");
+                    }
+                    Ok(_) if self.prev.is_some_and(|p| p != c.prev_hash) => {
+                        rep.find("usage", at, "the entry does not link to the one before it")
+                    }
+                    Ok(_) => {}
+                }
+                self.prev = Some(c.hash);
+            }
+        }
+    }
+
+    /// The last sequence read.
+    pub(super) fn last(&self) -> u64 {
+        self.expected - 1
+    }
 }
 
 /// A records-tree value other than a current record; an index entry is looked up in
@@ -483,8 +608,7 @@ fn other_value(
 /// The usage log: sequences from 1 without gap, each entry decoding and linking to the
 /// one before; then the subject index.
 fn usage(tree: &sled::Tree, report: &mut CheckReport) {
-    let mut expected = 1u64;
-    let mut prev: Option<Hash> = Some([0; 32]);
+    let mut chain = UsageChain::default();
     scan(
         report,
         "usage",
@@ -494,43 +618,10 @@ fn usage(tree: &sled::Tree, report: &mut CheckReport) {
                 rep.find("usage", show_key(k), "a key that is not a sequence");
                 return;
             };
-            if seq != expected {
-                let problem = if seq > expected {
-                    format!("entries {expected} to {} are missing", seq - 1)
-                } else {
-                    format!("an entry out of sequence (expected {expected})")
-                };
-                rep.find("usage", show_key(k), problem);
-                prev = None;
-            }
-            expected = seq.saturating_add(1);
-            rep.usage_entries += 1;
-            match decode::<Chained>(v, "usage entry") {
-                Err(e) => {
-                    rep.find("usage", show_key(k), e.to_string());
-                    prev = None;
-                }
-                Ok(c) => {
-                    match chain_hash(&c.prev_hash, &c.entry) {
-                        // The check reports, it does not fail: an entry that decodes but
-                        // cannot be hashed is one whose hash cannot be confirmed.
-                        Err(e) => rep.find("usage", show_key(k), StoreError::from(e).to_string()),
-                        Ok(hash) if hash != c.hash => {
-                            rep.find("usage", show_key(k), "the entry does not match its hash");
-                        }
-                        Ok(_) if prev.is_some_and(|p| p != c.prev_hash) => rep.find(
-                            "usage",
-                            show_key(k),
-                            "the entry does not link to the one before it",
-                        ),
-                        Ok(_) => {}
-                    }
-                    prev = Some(c.hash);
-                }
-            }
+            chain.entry(rep, seq, v, &show_key(k));
         },
     );
-    let last = expected - 1;
+    let last = chain.last();
     scan(
         report,
         "usage",

@@ -64,6 +64,24 @@ pub(super) fn chunk_value(entries: &[(u8, Vec<u8>)]) -> Vec<u8> {
     value
 }
 
+/// One changelog entry from its variant tag and encoding, as `tag_and_value` makes them
+/// (`backend::ChangeRun`): for an engine that keeps each entry in a row of its own.
+pub(super) fn decode_change(tag: u8, value: &[u8]) -> Result<Change, StoreError> {
+    const WHAT: &str = "changelog entry";
+    Ok(match tag {
+        TAG_RECORD => Change::Record(decode(value, WHAT)?),
+        TAG_CONSENT => Change::Consent(decode(value, WHAT)?),
+        TAG_CHECKPOINT => Change::Checkpoint(decode(value, WHAT)?),
+        TAG_OBJECTION => Change::Objection(decode(value, WHAT)?),
+        other => {
+            return Err(StoreError::Corrupt {
+                what: WHAT,
+                detail: format!("unknown variant tag {other}"),
+            });
+        }
+    })
+}
+
 /// A changelog chunk: `CHANGES_FORMAT` holds `Change`s; chunks written before consents
 /// existed (`FORMAT`) hold records only.
 pub(super) fn decode_chunk(bytes: &[u8]) -> Result<Vec<Change>, StoreError> {

@@ -35,12 +35,17 @@
 //! with a resume key go through its reading half, `backend::Reads`, the only part a
 //! holder of a `Store` sees (`Store::backend`), so no holder writes around `Store`; and
 //! `Store` commits under its writer lock (but the census recount at open). `Inner`
-//! holds the engine as a `Box<dyn Backend>`; a call through the seam is once per batch
-//! or per read, never per record written. Every read and write of the store goes
-//! through it: the only other ways to an engine are its opening
-//! (`Store::on_backend` over any engine; `open` opens sled) and its own integrity check
-//! (`Backend::check`). `backend` documents the contract and how a database shared by
-//! several processes must allocate the changelog and usage sequences.
+//! holds the engine as a `Box<dyn Backend>`: one dynamic call per batch written, and
+//! per key or page read. `sled` (`SledBackend`) is the production engine; `memory`
+//! (`MemoryEngine`) keeps the same rows in ordered maps and is the conformance suite's
+//! reference (`tests/store_conformance.rs` runs every check on both). `backend`
+//! documents the contract and how a database shared by several processes must allocate
+//! the changelog and usage sequences.
+//!
+//! Every read and write of the store goes through the seam. Only the opening of an
+//! engine is not: `open`, `open_checked` and `check_dir` open sled in the data folder
+//! (its lock, its recovery, the check under a time bound); `Store::on_backend` builds a
+//! store over any engine, so a config choice of engine goes there.
 //!
 //! # Writing and durability
 //!
@@ -59,6 +64,8 @@
 //!
 //! * `backend`: the seam (the `Reads` and `Backend` traits and the typed `Commit`).
 //! * `sled/`: the sled engine behind it (`reads`: its half of `Reads`).
+//! * `memory/`: an in-memory engine, the conformance suite's reference (not for
+//!   production; `Store::open_in_memory`).
 //! * `open`: opening (checked, bounded), binding to a region, replay at open.
 //! * `write`: the write path: deciding a provider batch, usage append, group commit.
 //! * `chunks`: the changelog's chunk encoding (sled's layout of the changelog).
@@ -83,6 +90,8 @@ mod durability;
 mod formats;
 pub mod fuzz;
 mod keys;
+#[doc(hidden)]
+pub mod memory;
 mod notices;
 mod objections;
 mod open;

@@ -71,6 +71,25 @@ impl Store {
         })
     }
 
+    /// A store on the in-memory engine `engine` (`memory`): the conformance suite's
+    /// reference engine, not for production. `dir` holds only the store mark. Opening
+    /// again on the same engine after the store is dropped is a restart: it sees exactly
+    /// what was committed, and replays as `open` does. Refused while a store is open on
+    /// it (as sled refuses a second open of its folder).
+    #[doc(hidden)]
+    pub fn open_in_memory(
+        engine: &super::memory::MemoryEngine,
+        dir: &Path,
+    ) -> Result<Store, StoreError> {
+        private_dir(dir)?;
+        Store::on_backend(
+            Box::new(engine.backend()?),
+            dir,
+            &StoreOptions::default(),
+            None,
+        )
+    }
+
     /// `checked`: the region the node serves, to refuse another region's folder (before
     /// the integrity check reads it all) and then check the store.
     pub(super) fn open_with(

@@ -108,9 +108,10 @@ impl Store {
         })
     }
 
-    /// SHA-256 over every record and changelog entry: equal before and after an
-    /// operation means the operation changed no data (the usage log is left out, since
-    /// every use, refusals included, appends to it).
+    /// SHA-256 over every record, changelog entry and the state kept with them
+    /// (`Backend::fingerprint`): equal before and after an operation means the operation
+    /// changed no data (the usage log is left out, since every use, refusals included,
+    /// appends to it, and so are the notices).
     pub fn fingerprint(&self) -> Result<Hash, StoreError> {
         let _w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
         self.inner.backend.fingerprint()

@@ -28,7 +28,7 @@ fn accept_one(
         .unwrap()
 }
 
-fn content(subject: &str, reference: &str, amount: &str) -> Content {
+pub(super) fn content(subject: &str, reference: &str, amount: &str) -> Content {
     Content {
         subject: Subject {
             kind: SubjectKind::Legal,
@@ -47,11 +47,11 @@ fn content(subject: &str, reference: &str, amount: &str) -> Content {
     }
 }
 
-fn region() -> RegionCode {
+pub(super) fn region() -> RegionCode {
     RegionCode::parse("211382").unwrap()
 }
 
-fn push_usage(applied: &[Applied]) -> Vec<UsageEntry> {
+pub(super) fn push_usage(applied: &[Applied]) -> Vec<UsageEntry> {
     let mut e = UsageEntry::new(
         "credit://provider/211382/lingyuan-amr",
         Action::Push,
