@@ -91,6 +91,9 @@ impl Store {
         notice: &Notice,
         usage: Vec<UsageEntry>,
     ) -> Result<bool, StoreError> {
+        // A resend is usual (a parent retries until acknowledged): answered without the
+        // writer lock; the check that decides is made again under it, so two deliveries
+        // at once keep one notice and log one receipt.
         if self.inner.backend.received(&notice.from, notice.id)? {
             return Ok(false);
         }
@@ -100,12 +103,15 @@ impl Store {
             notice: encode(notice)?,
         };
         self.write(|w| {
+            if self.inner.backend.received(&notice.from, notice.id)? {
+                return Ok(false);
+            }
             let mut commit = Commit::default();
             self.write_usage(w, usage, &mut commit)?;
             commit.notices.push(row);
-            self.commit(commit, HashSet::new())
-        })?;
-        Ok(true)
+            self.commit(commit, HashSet::new())?;
+            Ok(true)
+        })
     }
 
     /// Notices received for this node.

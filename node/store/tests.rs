@@ -923,3 +923,57 @@ fn the_check_names_a_stale_and_a_missing_record_against_the_changelog_r_sec_1() 
         );
     }
 }
+
+/// A notice delivered twice at once is kept once, with one receipt in the usage log:
+/// whether it was already here is decided under the writer lock (R-FED-1).
+#[test]
+fn a_notice_delivered_twice_at_once_is_received_once() {
+    use crate::domain::notice::{Notice, NoticeKind};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    for id in 1..=20u64 {
+        let notice = Notice {
+            id,
+            kind: NoticeKind::ConsentWithdrawal,
+            target: region(),
+            record_id: String::new(),
+            subject_id: "211382199001010015".into(),
+            text: "withdrawn".into(),
+            from: RegionCode::parse("211300").unwrap(),
+            created_at_ms: 1,
+            objection: None,
+        };
+        let before = store.stats().unwrap().usage_entries;
+        let barrier = std::sync::Barrier::new(4);
+        let received: usize = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        let usage = vec![UsageEntry::new(
+                            "credit://node/211300",
+                            Action::Notice,
+                            "Notify",
+                            1,
+                        )];
+                        store.receive_notice(&notice, usage).unwrap()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| usize::from(t.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(
+            received, 1,
+            "notice {id}: taken as new by {received} deliveries"
+        );
+        assert_eq!(
+            store.stats().unwrap().usage_entries,
+            before + 1,
+            "notice {id}"
+        );
+    }
+    assert_eq!(store.inbox().unwrap().len(), 20);
+}

@@ -126,17 +126,19 @@ impl MemoryBackend {
     /// Before each part of a commit: fails once the parts allowed by `crash_after` are
     /// written (as sled's `next_tree`).
     fn next_part(&self) -> Result<(), StoreError> {
-        let left = self.crash_after.load(Ordering::SeqCst);
-        if left == usize::MAX {
-            return Ok(());
-        }
-        if left == 0 {
-            return Err(StoreError::Engine(
+        let taken = self
+            .crash_after
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
+                usize::MAX => Some(left),
+                0 => None,
+                _ => Some(left - 1),
+            });
+        match taken {
+            Ok(_) => Ok(()),
+            Err(_) => Err(StoreError::Engine(
                 "a simulated crash stopped this commit".into(),
-            ));
+            )),
         }
-        self.crash_after.store(left - 1, Ordering::SeqCst);
-        Ok(())
     }
 }
 
