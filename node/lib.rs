@@ -17,7 +17,8 @@
 //!   personal data, record validation, what a query releases and the masking of
 //!   identifiers in released text, and the role-to-RPC table.
 //! * `store` (L2): the store, every write's decisions above one storage seam
-//!   (`backend::Backend`, sled the first engine): current records by subject and
+//!   (`backend::Backend`; sled the production engine, an in-memory one the conformance
+//!   suite's reference): current records by subject and
 //!   natural key, the changelog of every version, the usage log, consents, checkpoints,
 //!   cases, notices, census figures, the quarantine of entries refused from children;
 //!   the integrity check run at every start, and `Store::call`, the bounded way request
