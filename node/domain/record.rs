@@ -126,7 +126,7 @@ impl Content {
         }
     }
 
-    /// SHA-256 over the canonical encoding of the content ([`Content::canonical`]), so
+    /// SHA-256 over the canonical encoding of the content (`Content::canonical`), so
     /// equal content always hashes equal on every node.
     pub fn hash(&self) -> Hash {
         let digest = ring::digest::digest(&ring::digest::SHA256, &self.canonical());
