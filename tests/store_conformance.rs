@@ -1153,3 +1153,83 @@ fn every_engine_reads_alike_after_the_same_operations() {
         }
     }
 }
+
+/// Scans with a limit keep the part their contract names: the quarantine its last
+/// entries, a subject's usage its first index rows, records and the changelog their
+/// first, each in order.
+fn scans_keep_the_part_their_limit_names(engine: &Engine, dir: &Path) {
+    use credit_node::store::{ChildLog, Quarantined, Refused};
+    let store = (engine.open)(dir);
+    store.bind_region(&city()).unwrap();
+    let kept = |seq: u64| Refused {
+        kept: Quarantined {
+            child: county(),
+            child_seq: seq,
+            label: format!("entry {seq}"),
+            field: "fields".into(),
+            rule: "R-DATA-3".into(),
+            message: "not to be stored".into(),
+            at_ms: at_ms(),
+            entry: Vec::new(),
+        },
+        notice: credit_node::domain::notice::Notice {
+            id: seq,
+            kind: credit_node::domain::notice::NoticeKind::EntryRefused,
+            target: county(),
+            record_id: format!("entry {seq}"),
+            subject_id: String::new(),
+            text: "refused".into(),
+            from: city(),
+            created_at_ms: at_ms(),
+            objection: None,
+        },
+    };
+    store
+        .apply_from_child(county(), city(), Vec::new(), 3, at_ms(), |_| {
+            Ok(ChildLog {
+                usage: Vec::new(),
+                refused: (1..=3).map(kept).collect(),
+                released: Vec::new(),
+            })
+        })
+        .unwrap();
+    let seqs = |limit| -> Vec<u64> {
+        store
+            .backend()
+            .quarantine(Some(&county()), limit)
+            .unwrap()
+            .iter()
+            .map(|q| q.child_seq)
+            .collect()
+    };
+    assert_eq!(seqs(2), [2, 3], "{}: the last two, in order", engine.name);
+    assert_eq!(seqs(usize::MAX), [1, 2, 3], "{}", engine.name);
+    assert_eq!(
+        store.quarantined(1).unwrap()[0].child_seq,
+        3,
+        "{}",
+        engine.name
+    );
+
+    let subject = "91211382MA0000009";
+    let used = |n: u64| {
+        let mut e = UsageEntry::new("credit://agency/bench", Action::Query, "Query", 1);
+        e.subject = Some(subject.into());
+        e.count = n;
+        e
+    };
+    store.append_usage(vec![used(1), used(2), used(3)]).unwrap();
+    let counts: Vec<u64> = store
+        .backend()
+        .usage_of(subject, 2)
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c.entry.count)
+        .collect();
+    assert_eq!(counts, [1, 2], "{}: the first two, in order", engine.name);
+}
+
+#[test]
+fn scans_with_a_limit_keep_the_part_their_contract_names() {
+    on_every_engine(scans_keep_the_part_their_limit_names);
+}

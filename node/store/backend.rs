@@ -29,7 +29,7 @@
 //!   `objections.rs`), not all or nothing; `ack_notice`, `bind_region`,
 //!   `set_child_report` and the census recount at open write one part each.
 //! * `Store` makes one commit at a time: every commit is made under its writer lock,
-//!   but for the recount at open, before the store is shared.
+//!   but for the replay and the census recount at open, before the store is shared.
 //! * `sync` is the durable acknowledgement: every commit that returned before it began
 //!   survives a power cut once it returns. Nothing is acknowledged to a caller before.
 //! * Scans are ordered and resumable: the changelog and the usage log by sequence
@@ -108,8 +108,9 @@ pub trait Reads: Send + Sync {
     /// The natural key a record applied from a child is indexed under, by id.
     fn replica_key(&self, id: &Uuid) -> Result<Option<NaturalKey>, StoreError>;
 
-    /// The current versions of one subject's records in natural-key order, after the
-    /// natural key `resume` (from the start when `None`), at most `limit`.
+    /// The current versions of one subject's records in natural-key order, strictly
+    /// after the natural key `resume` (from the start when `None`; nothing when `resume`
+    /// is not under this subject), at most `limit`.
     fn records_of(
         &self,
         subject: &str,
@@ -144,8 +145,9 @@ pub trait Reads: Send + Sync {
             .collect()
     }
 
-    /// The first `limit` usage entries indexed under `subject`, in sequence order. An
-    /// index row whose entry is missing is skipped (`audit verify` names the gap).
+    /// The usage entries indexed under `subject`, in sequence order, from the first
+    /// `limit` index rows: a row whose entry is missing is skipped, and counts toward
+    /// `limit` (`audit verify` names the gap).
     fn usage_of(&self, subject: &str, limit: usize) -> Result<Vec<(u64, Chained)>, StoreError>;
 
     /// The region code the store is bound to (`Current::region`), as written: a code

@@ -134,18 +134,18 @@ impl Store {
         child: &crate::domain::region::RegionCode,
         report: &crate::domain::census::PlatformReport,
     ) -> Result<(), StoreError> {
-        if self
-            .inner
-            .poisoned
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(StoreError::Poisoned);
-        }
+        use std::sync::atomic::Ordering;
         let mut commit = Commit::default();
         commit.current.child_reports.push((*child, encode(report)?));
-        // As the writer, like every commit (the engine sees one commit at a time).
+        // As the writer, like every commit (the engine sees one commit at a time); a
+        // failed one stops further writes, as any failed write does.
         let _w = self.inner.writer.lock().map_err(|_| StoreError::Lock)?;
-        self.inner.backend.commit(commit)
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            return Err(StoreError::Poisoned);
+        }
+        self.inner.backend.commit(commit).inspect_err(|_| {
+            self.inner.poisoned.store(true, Ordering::SeqCst);
+        })
     }
 
     /// The children's latest census reports.

@@ -489,35 +489,44 @@ impl Default for UsageChain {
 }
 
 impl UsageChain {
-    /// The entry stored as `v` at `seq`; `at` names it in a finding.
-    pub(super) fn entry(&mut self, rep: &mut CheckReport, seq: u64, v: &[u8], at: &str) {
+    /// The entry stored as `v` at `seq`; `at` names it in a finding (made only for one:
+    /// the check reads every entry at every start).
+    pub(super) fn entry(
+        &mut self,
+        rep: &mut CheckReport,
+        seq: u64,
+        v: &[u8],
+        at: impl Fn() -> String,
+    ) {
         if seq != self.expected {
             let problem = if seq > self.expected {
                 format!("entries {} to {} are missing", self.expected, seq - 1)
             } else {
                 format!("an entry out of sequence (expected {})", self.expected)
             };
-            rep.find("usage", at, problem);
+            rep.find("usage", at(), problem);
             self.prev = None;
         }
         self.expected = seq.saturating_add(1);
         rep.usage_entries += 1;
         match decode::<Chained>(v, "usage entry") {
             Err(e) => {
-                rep.find("usage", at, e.to_string());
+                rep.find("usage", at(), e.to_string());
                 self.prev = None;
             }
             Ok(c) => {
                 match chain_hash(&c.prev_hash, &c.entry) {
                     // The check reports, it does not fail: an entry that decodes but
                     // cannot be hashed is one whose hash cannot be confirmed.
-                    Err(e) => rep.find("usage", at, StoreError::from(e).to_string()),
+                    Err(e) => rep.find("usage", at(), StoreError::from(e).to_string()),
                     Ok(hash) if hash != c.hash => {
-                        rep.find("usage", at, "the entry does not match its hash");
+                        rep.find("usage", at(), "the entry does not match its hash");
                     }
-                    Ok(_) if self.prev.is_some_and(|p| p != c.prev_hash) => {
-                        rep.find("usage", at, "the entry does not link to the one before it")
-                    }
+                    Ok(_) if self.prev.is_some_and(|p| p != c.prev_hash) => rep.find(
+                        "usage",
+                        at(),
+                        "the entry does not link to the one before it",
+                    ),
                     Ok(_) => {}
                 }
                 self.prev = Some(c.hash);
@@ -618,7 +627,7 @@ fn usage(tree: &sled::Tree, report: &mut CheckReport) {
                 rep.find("usage", show_key(k), "a key that is not a sequence");
                 return;
             };
-            chain.entry(rep, seq, v, &show_key(k));
+            chain.entry(rep, seq, v, || show_key(k));
         },
     );
     let last = chain.last();

@@ -34,9 +34,9 @@
 //! durable by `Backend::sync` (group commit in `write`); reads by key and ordered scans
 //! with a resume key go through its reading half, `backend::Reads`, the only part a
 //! holder of a `Store` sees (`Store::backend`), so no holder writes around `Store`; and
-//! `Store` commits under its writer lock (but the census recount at open). `Inner`
-//! holds the engine as a `Box<dyn Backend>`: one dynamic call per batch written, and
-//! per key or page read. `sled` (`SledBackend`) is the production engine; `memory`
+//! `Store` commits under its writer lock (but the replay and the census recount at
+//! open). `Inner` holds the engine as a `Box<dyn Backend>`: one dynamic call per batch
+//! written, and per key or page read. `sled` (`SledBackend`) is the production engine; `memory`
 //! (`MemoryEngine`) keeps the same rows in ordered maps and is the conformance suite's
 //! reference (`tests/store_conformance.rs` runs every check on both). `backend`
 //! documents the contract and how a database shared by several processes must allocate

@@ -230,6 +230,10 @@ impl Store {
             return Ok(());
         }
         self.write(|_| {
+            // Again under the lock: two binds at once must not both write.
+            if region_is(&*self.inner.backend, region)? {
+                return Ok(());
+            }
             let mut commit = Commit::default();
             commit.current.region = Some(*region);
             self.commit(commit, std::collections::HashSet::new())

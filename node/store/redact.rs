@@ -84,11 +84,21 @@ impl Store {
             if !entries.is_empty() {
                 rewritten += entries.len();
                 let _w = inner.writer.lock().map_err(|_| StoreError::Lock)?;
-                inner.backend.rewrite_changes(entries)?;
+                // A write that failed meanwhile stops this one too, as it stops all.
+                if inner.poisoned.load(Ordering::SeqCst) {
+                    return Err(StoreError::Poisoned);
+                }
+                if let Err(e) = inner.backend.rewrite_changes(entries) {
+                    inner.poisoned.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
             }
             if done {
                 break;
             }
+        }
+        if inner.poisoned.load(Ordering::SeqCst) {
+            return Err(StoreError::Poisoned);
         }
         if let Err(e) = self.sync() {
             // As for every write: after a failed sync nothing more is acknowledged.

@@ -32,7 +32,9 @@ impl Data {
             // One row per entry: each is its own "chunk" in the report.
             rep.chunks += 1;
             rep.changes += 1;
-            if seq != rep.last_change + 1 {
+            if seq <= rep.last_change {
+                rep.find("changelog", seq_at(seq), "an entry out of sequence");
+            } else if seq != rep.last_change + 1 {
                 rep.find(
                     "changelog",
                     seq_at(seq),
@@ -75,7 +77,7 @@ impl Data {
 
         let mut chain = UsageChain::default();
         for (&seq, v) in &self.usage {
-            chain.entry(&mut rep, seq, v, &seq_at(seq));
+            chain.entry(&mut rep, seq, v, || seq_at(seq));
         }
         for (subject, seq) in &self.usage_index {
             rep.usage_index += 1;

@@ -48,7 +48,8 @@ impl SledBackend {
 
     /// As `open`, without first syncing what a previous process left unsynced: for the
     /// offline check (`Store::check_dir`), which reads a copy and should not spend its
-    /// time bound on an fsync of it.
+    /// time bound on an fsync of it (with `--in-place`, the folder itself: the node that
+    /// next opens it settles it then).
     pub(in crate::store) fn open_to_check(
         dir: &Path,
         options: &StoreOptions,
@@ -267,7 +268,9 @@ impl Backend for SledBackend {
         }
         for (first, replaced) in by_chunk {
             let Some(v) = self.changelog.get(first.to_be_bytes())? else {
-                continue;
+                return Err(StoreError::Engine(format!(
+                    "the changelog chunk at {first} to rewrite is gone"
+                )));
             };
             let mut written = Vec::new();
             for change in decode_chunk(&v)? {
