@@ -977,3 +977,38 @@ fn a_notice_delivered_twice_at_once_is_received_once() {
     }
     assert_eq!(store.inbox().unwrap().len(), 20);
 }
+
+/// Releasing the redaction queue drops only the entries still as they were read: a
+/// record queued again meanwhile (a later tombstone) stays queued for the next run, on
+/// every engine (R-SEC-2).
+#[test]
+fn a_record_queued_again_during_a_redaction_stays_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = memory::MemoryEngine::new();
+    let engines: Vec<(&str, Box<dyn backend::Backend>)> = vec![
+        (
+            "sled",
+            Box::new(sled::SledBackend::open(dir.path(), &StoreOptions::default()).unwrap()),
+        ),
+        ("memory", Box::new(memory.backend().unwrap())),
+    ];
+    let id = uuid::Uuid::from_u128(7);
+    let queued = |version: u64| encode(&(version, Status::Expired)).unwrap();
+    for (name, engine) in engines {
+        let queue = |value: Vec<u8>| {
+            let mut commit = backend::Commit::default();
+            commit.current.redact_queue.push((id, value));
+            engine.commit(commit).unwrap();
+        };
+        queue(queued(2));
+        let read = engine.redact_queue().unwrap();
+        assert_eq!(read, [(id, queued(2))], "{name}");
+        // A later tombstone of the same record, between the read and the release.
+        queue(queued(3));
+        assert_eq!(engine.release_redactions(read).unwrap(), 0, "{name}");
+        assert_eq!(engine.redact_queue().unwrap(), [(id, queued(3))], "{name}");
+        let read = engine.redact_queue().unwrap();
+        assert_eq!(engine.release_redactions(read).unwrap(), 1, "{name}");
+        assert!(engine.redact_queue().unwrap().is_empty(), "{name}");
+    }
+}
