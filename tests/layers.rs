@@ -396,7 +396,11 @@ fn only_the_sled_engine_names_sled() {
                     .iter()
                     .any(|module| before.ends_with(module))
             });
-            if names_crate {
+            // Or a rename of the crate (`use sled as store;`).
+            let renames_crate = ["use sled ", "use sled;", "extern crate sled"]
+                .iter()
+                .any(|form| code.trim_start().starts_with(form));
+            if names_crate || renames_crate {
                 found.push(format!("{}:{}", path.display(), n + 1));
             }
         }

@@ -988,7 +988,7 @@ fn a_record_queued_again_during_a_redaction_stays_queued() {
     let engines: Vec<(&str, Box<dyn backend::Backend>)> = vec![
         (
             "sled",
-            Box::new(sled::SledBackend::open(dir.path(), &StoreOptions::default()).unwrap()),
+            Box::new(super::sled::SledBackend::open(dir.path(), &StoreOptions::default()).unwrap()),
         ),
         ("memory", Box::new(memory.backend().unwrap())),
     ];
