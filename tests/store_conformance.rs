@@ -110,6 +110,28 @@ fn content(subject: &str, reference: &str, amount: &str) -> Content {
     }
 }
 
+/// Accepts one record from the county's provider at `at_ms()`.
+fn accept_one(store: &Store, subject: &str, reference: &str, amount: &str) -> Vec<Applied> {
+    store
+        .accept(
+            vec![content(subject, reference, amount)],
+            county(),
+            at_ms(),
+            push_usage,
+        )
+        .unwrap()
+}
+
+/// Every changelog entry of `store`, in sequence order.
+fn all_changes(store: &Store) -> Vec<Change> {
+    store
+        .changes_since(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect()
+}
+
 fn push_usage(applied: &[Applied]) -> Vec<UsageEntry> {
     let mut e = UsageEntry::new(
         "credit://provider/211382/lingyuan-amr",
@@ -217,14 +239,7 @@ fn atomic_across_a_crash(engine: &Engine, dir: &Path) {
         }
         assert!(store.records_of("S4").unwrap().is_empty());
         // Writes go on, without a gap or a repeat in the sequence.
-        store
-            .accept(
-                vec![content("S5", "R-5", "1")],
-                county(),
-                at_ms(),
-                push_usage,
-            )
-            .unwrap();
+        accept_one(&store, "S5", "R-5", "1");
         let seqs: Vec<u64> = store
             .changes_since(0, usize::MAX)
             .unwrap()
@@ -307,20 +322,8 @@ fn open_replays_what_the_current_state_lacks() {
 /// be there without the case (the resend after the crash keeps it).
 fn kept_case_lands_with_its_notice(engine: &Engine, dir: &Path) {
     let child = (engine.open)(&dir.join("child"));
-    child
-        .accept(
-            vec![content("K1", "R-1", "1")],
-            county(),
-            at_ms(),
-            push_usage,
-        )
-        .unwrap();
-    let entries: Vec<Change> = child
-        .changes_since(0, usize::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
+    accept_one(&child, "K1", "R-1", "1");
+    let entries: Vec<Change> = all_changes(&child);
     let record = entries[0].as_record().unwrap().clone();
     let case = credit_node::domain::case::Case {
         id: uuid::Uuid::now_v7(),
@@ -411,28 +414,9 @@ fn a_kept_case_never_lands_without_its_notice() {
 fn replica_apply_is_idempotent(engine: &Engine, dir: &Path) {
     let child = (engine.open)(&dir.join("child"));
     let parent = (engine.open)(&dir.join("parent"));
-    child
-        .accept(
-            vec![content("C1", "R-1", "1")],
-            county(),
-            at_ms(),
-            push_usage,
-        )
-        .unwrap();
-    child
-        .accept(
-            vec![content("C1", "R-1", "2")],
-            county(),
-            at_ms(),
-            push_usage,
-        )
-        .unwrap();
-    let sent: Vec<Change> = child
-        .changes_since(0, usize::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
+    accept_one(&child, "C1", "R-1", "1");
+    accept_one(&child, "C1", "R-1", "2");
+    let sent: Vec<Change> = all_changes(&child);
     let apply = |entries: Vec<Change>, last: u64| {
         parent
             .apply_replicas(county(), city(), entries, last, at_ms(), |_| Vec::new())
@@ -791,12 +775,7 @@ fn the_same_operations(engine: &Engine, dir: &Path) -> Store {
             push_usage,
         )
         .unwrap();
-    let entries: Vec<Change> = child
-        .changes_since(0, usize::MAX)
-        .unwrap()
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
+    let entries: Vec<Change> = all_changes(&child);
     let record = entries[0].as_record().unwrap().clone();
     let notice = |id: u64, from: RegionCode, target: RegionCode| Notice {
         id,

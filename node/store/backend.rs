@@ -425,3 +425,35 @@ pub struct CaseRow {
     pub record: Option<Uuid>,
     pub case: Vec<u8>,
 }
+
+/// The simulated crash of `Backend::crash_commits_after`, as an engine keeps it: how
+/// many parts commits may still write (`usize::MAX`: no crash armed).
+pub(in crate::store) struct CrashHook(std::sync::atomic::AtomicUsize);
+
+impl Default for CrashHook {
+    fn default() -> Self {
+        CrashHook(std::sync::atomic::AtomicUsize::new(usize::MAX))
+    }
+}
+
+impl CrashHook {
+    /// Lets commits write `parts` more parts, then stop.
+    pub(in crate::store) fn arm(&self, parts: usize) {
+        self.0.store(parts, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Before each part of a commit: fails once the parts allowed are written, leaving
+    /// what a process crash there leaves. One atomic step, so concurrent commits never
+    /// share one allowed part.
+    pub(in crate::store) fn next_part(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0
+            .fetch_update(SeqCst, SeqCst, |left| match left {
+                usize::MAX => Some(left),
+                0 => None,
+                _ => Some(left - 1),
+            })
+            .map(|_| ())
+            .map_err(|_| StoreError::Engine("a simulated crash stopped this commit".into()))
+    }
+}

@@ -23,13 +23,13 @@ mod check;
 mod reads;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::backend::{Backend, Commit, NaturalKey, NoticeRow};
+use super::backend::{Backend, Commit, CrashHook, NaturalKey, NoticeRow};
 use super::codec::decode;
 use super::{CheckReport, StoreError};
 use crate::domain::record::Hash;
@@ -61,7 +61,7 @@ impl MemoryEngine {
         Ok(MemoryBackend {
             data: Arc::clone(&self.data),
             open: Arc::clone(&self.open),
-            crash_after: AtomicUsize::new(usize::MAX),
+            crash: CrashHook::default(),
             syncs: AtomicU64::new(0),
         })
     }
@@ -106,9 +106,8 @@ pub(super) struct MemoryBackend {
     data: Arc<Mutex<Data>>,
     /// Cleared when this backend is dropped (`MemoryEngine::open`).
     open: Arc<AtomicBool>,
-    /// Parts a commit may still write before it stops as a crash would
-    /// (`Backend::crash_commits_after`); `usize::MAX`: never.
-    crash_after: AtomicUsize,
+    /// The simulated crash (`Backend::crash_commits_after`).
+    crash: CrashHook,
     syncs: AtomicU64,
 }
 
@@ -121,24 +120,6 @@ impl Drop for MemoryBackend {
 impl MemoryBackend {
     fn data(&self) -> Result<MutexGuard<'_, Data>, StoreError> {
         self.data.lock().map_err(|_| StoreError::Lock)
-    }
-
-    /// Before each part of a commit: fails once the parts allowed by `crash_after` are
-    /// written (as sled's `next_tree`).
-    fn next_part(&self) -> Result<(), StoreError> {
-        let taken = self
-            .crash_after
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
-                usize::MAX => Some(left),
-                0 => None,
-                _ => Some(left - 1),
-            });
-        match taken {
-            Ok(_) => Ok(()),
-            Err(_) => Err(StoreError::Engine(
-                "a simulated crash stopped this commit".into(),
-            )),
-        }
     }
 }
 
@@ -165,7 +146,7 @@ impl Backend for MemoryBackend {
         } = commit;
         let mut data = self.data()?;
         if !usage.is_empty() {
-            self.next_part()?;
+            self.crash.next_part()?;
             for row in usage {
                 if let Some(subject) = row.subject {
                     data.usage_index.insert((subject, row.seq));
@@ -174,7 +155,7 @@ impl Backend for MemoryBackend {
             }
         }
         if !notices.is_empty() {
-            self.next_part()?;
+            self.crash.next_part()?;
             for row in notices {
                 match row {
                     NoticeRow::Queued {
@@ -195,7 +176,7 @@ impl Backend for MemoryBackend {
             }
         }
         if !changes.is_empty() {
-            self.next_part()?;
+            self.crash.next_part()?;
             for run in changes {
                 for (i, entry) in run.entries.into_iter().enumerate() {
                     data.changelog.insert(run.first + i as u64, entry);
@@ -203,7 +184,7 @@ impl Backend for MemoryBackend {
             }
         }
         if !consents.is_empty() {
-            self.next_part()?;
+            self.crash.next_part()?;
             for row in consents {
                 if let Some(subject) = row.subject {
                     data.consents_by_subject.insert((subject, row.id));
@@ -212,13 +193,13 @@ impl Backend for MemoryBackend {
             }
         }
         if !checkpoints.is_empty() {
-            self.next_part()?;
+            self.crash.next_part()?;
             for row in checkpoints {
                 data.checkpoints.insert((row.node, row.seq), row.checkpoint);
             }
         }
         if !cases.is_empty() {
-            self.next_part()?;
+            self.crash.next_part()?;
             for row in cases {
                 if let Some(record) = row.record {
                     data.cases_by_record.insert((record, row.id));
@@ -227,7 +208,7 @@ impl Backend for MemoryBackend {
             }
         }
         if !current.is_empty() {
-            self.next_part()?;
+            self.crash.next_part()?;
             data.replica_ids.extend(current.replica_ids);
             data.redact_queue.extend(current.redact_queue);
             data.records.extend(current.records);
@@ -325,6 +306,6 @@ impl Backend for MemoryBackend {
     }
 
     fn crash_commits_after(&self, parts: usize) {
-        self.crash_after.store(parts, Ordering::SeqCst);
+        self.crash.arm(parts);
     }
 }

@@ -9,9 +9,8 @@ mod reads;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::backend::{Backend, Commit, NoticeRow};
+use super::backend::{Backend, Commit, CrashHook, NoticeRow};
 use super::durability::Durability;
 use super::{
     CheckReport, StoreError, StoreOptions, chunk_value, chunked, decode_chunk, keys, seq_of,
@@ -34,9 +33,8 @@ pub struct SledBackend {
     /// Objection cases (see `objections`).
     pub(in crate::store) objections: sled::Tree,
     pub(in crate::store) durability: Durability,
-    /// Tree batches a commit may still write before it stops as a crash would
-    /// (`Backend::crash_commits_after`); `usize::MAX`: never.
-    crash_after: AtomicUsize,
+    /// The simulated crash (`Backend::crash_commits_after`); a part is a tree batch.
+    crash: CrashHook,
 }
 
 impl SledBackend {
@@ -69,27 +67,8 @@ impl SledBackend {
             objections: db.open_tree("objections")?,
             durability: Durability::new(dir, settle)?,
             db,
-            crash_after: AtomicUsize::new(usize::MAX),
+            crash: CrashHook::default(),
         })
-    }
-
-    /// Before each tree batch of a commit: fails once the batches allowed by
-    /// `crash_after` are written, leaving what a process crash there leaves on disk.
-    fn next_tree(&self) -> Result<(), StoreError> {
-        // One atomic step, so concurrent commits never share one allowed batch.
-        let taken = self
-            .crash_after
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| match left {
-                usize::MAX => Some(left),
-                0 => None,
-                _ => Some(left - 1),
-            });
-        match taken {
-            Ok(_) => Ok(()),
-            Err(_) => Err(StoreError::Engine(
-                "a simulated crash stopped this commit".into(),
-            )),
-        }
     }
 
     /// The trees for the integrity check.
@@ -125,7 +104,7 @@ impl Backend for SledBackend {
                 }
                 batch.insert(&row.seq.to_be_bytes(), row.entry);
             }
-            self.next_tree()?;
+            self.crash.next_part()?;
             self.usage.apply_batch(batch)?;
         }
         if !notices.is_empty() {
@@ -146,7 +125,7 @@ impl Backend for SledBackend {
                     }
                 }
             }
-            self.next_tree()?;
+            self.crash.next_part()?;
             self.notices.apply_batch(batch)?;
         }
         if !changes.is_empty() {
@@ -156,7 +135,7 @@ impl Backend for SledBackend {
                     batch.insert(&first.to_be_bytes(), chunk);
                 }
             }
-            self.next_tree()?;
+            self.crash.next_part()?;
             self.changelog.apply_batch(batch)?;
         }
         if !consents.is_empty() {
@@ -169,7 +148,7 @@ impl Backend for SledBackend {
                 }
                 batch.insert(&keys::consent(&row.id), row.consent);
             }
-            self.next_tree()?;
+            self.crash.next_part()?;
             self.consents.apply_batch(batch)?;
         }
         if !checkpoints.is_empty() {
@@ -177,7 +156,7 @@ impl Backend for SledBackend {
             for row in checkpoints {
                 batch.insert(keys::checkpoint(&row.node, row.seq), row.checkpoint);
             }
-            self.next_tree()?;
+            self.crash.next_part()?;
             self.checkpoints.apply_batch(batch)?;
         }
         if !cases.is_empty() {
@@ -188,7 +167,7 @@ impl Backend for SledBackend {
                 }
                 batch.insert(&keys::case(&row.id), row.case);
             }
-            self.next_tree()?;
+            self.crash.next_part()?;
             self.objections.apply_batch(batch)?;
         }
         if !current.is_empty() {
@@ -233,7 +212,7 @@ impl Backend for SledBackend {
             if let Some(region) = current.region {
                 batch.insert(keys::records::REGION, region.as_str().as_bytes());
             }
-            self.next_tree()?;
+            self.crash.next_part()?;
             self.records.apply_batch(batch)?;
         }
         Ok(())
@@ -340,7 +319,7 @@ impl Backend for SledBackend {
     }
 
     fn crash_commits_after(&self, parts: usize) {
-        self.crash_after.store(parts, Ordering::SeqCst);
+        self.crash.arm(parts);
     }
 }
 
