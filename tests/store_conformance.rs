@@ -122,6 +122,23 @@ fn accept_one(store: &Store, subject: &str, reference: &str, amount: &str) -> Ve
         .unwrap()
 }
 
+/// Writes new versions of records originated here, as the origin does (a purge, a
+/// correction).
+fn write_as_origin(store: &Store, at_ms: i64, records: Vec<Record>) {
+    store
+        .origin_write(at_ms, |_| {
+            Ok(Ok::<_, ()>((
+                OriginChange {
+                    records,
+                    ..Default::default()
+                },
+                (),
+            )))
+        })
+        .unwrap()
+        .unwrap();
+}
+
 /// Every changelog entry of `store`, in sequence order.
 fn all_changes(store: &Store) -> Vec<Change> {
     store
@@ -560,18 +577,7 @@ fn redaction_removes_the_fields_of_earlier_versions(engine: &Engine, dir: &Path)
     let mut purged = next_version(&cur, Status::Expired, "R-SEC-2".into(), 4);
     purged.content.fields.clear();
     purged.content_hash = purged.content.hash();
-    store
-        .origin_write(4, |_| {
-            Ok(Ok::<_, ()>((
-                OriginChange {
-                    records: vec![purged.clone()],
-                    ..Default::default()
-                },
-                (),
-            )))
-        })
-        .unwrap()
-        .unwrap();
+    write_as_origin(&store, 4, vec![purged.clone()]);
     assert_eq!(store.redact_queued().unwrap(), 2);
     let versions: Vec<Record> = versions(&store)
         .into_iter()
@@ -923,18 +929,7 @@ fn the_same_operations(engine: &Engine, dir: &Path) -> Store {
     let mut purged = next_version(&cur, Status::Expired, "R-SEC-2".into(), day(18));
     purged.content.fields.clear();
     purged.content_hash = purged.content.hash();
-    store
-        .origin_write(day(18), |_| {
-            Ok(Ok::<_, ()>((
-                OriginChange {
-                    records: vec![purged.clone()],
-                    ..Default::default()
-                },
-                (),
-            )))
-        })
-        .unwrap()
-        .unwrap();
+    write_as_origin(&store, day(18), vec![purged.clone()]);
     store.redact_queued().unwrap();
     let mut used = UsageEntry::new(
         "credit://agency/211300/fgw",
