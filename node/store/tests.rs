@@ -1012,3 +1012,40 @@ fn a_record_queued_again_during_a_redaction_stays_queued() {
         assert!(engine.redact_queue().unwrap().is_empty(), "{name}");
     }
 }
+
+/// A record whose commit has written the changelog but not yet the records tree (a
+/// reader between the two tree batches; here a commit stopped there) is not found by
+/// id, not reported as damage; missing after the applied mark has passed it, it is
+/// damage (R-SEC-1).
+#[test]
+fn a_record_in_the_changelog_alone_is_in_flight_until_the_applied_mark_passes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    accept_one(&store, "91211382MA0000000X", "R-0", "1.5", 10);
+    // Usage and changelog parts written, the records tree's not.
+    store.crash_commits_after(2);
+    assert!(
+        store
+            .accept(
+                vec![content("91211382MA0000001X", "R-1", "1.5")],
+                region(),
+                11,
+                push_usage,
+            )
+            .is_err()
+    );
+    let changes = store.changes_since(0, usize::MAX).unwrap();
+    assert_eq!(changes.len(), 2);
+    let in_flight = changes[1].1.as_record().unwrap().id;
+    assert_eq!(store.record(&in_flight).unwrap(), None);
+
+    // The first record, with the applied mark past it, gone from the records tree.
+    let first = changes[0].1.as_record().unwrap().clone();
+    store
+        .sled()
+        .records
+        .remove(keys::natural(&first.content, &first.origin))
+        .unwrap();
+    let err = store.record(&first.id).unwrap_err();
+    assert!(err.is_damage(), "{err}");
+}
